@@ -1,0 +1,52 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import SQLite from 'better-sqlite3';
+import { Kysely, Migrator, SqliteDialect, type Migration, type MigrationProvider } from 'kysely';
+
+/** A migration contributed by a domain. Names are global and sort in the order they must run. */
+export interface NamedMigration extends Migration {
+  /** e.g. `2026-11-24-01-projects`: date first so that domains interleave in time order. */
+  name: string;
+}
+
+export interface OpenDatabaseOptions {
+  /** Path of the SQLite file; created with its folder if missing. */
+  file: string;
+  /**
+   * `normal` (default): a transaction survives a killed process (WAL), not always a power loss.
+   * `full`: fsync at each commit; survives a power loss, costs a disk flush per transition.
+   */
+  durability?: 'normal' | 'full';
+}
+
+/**
+ * Opens the metadata database. SQLite is the embedded default; every query goes
+ * through Kysely so that a PostgreSQL dialect can be added without rewriting queries.
+ */
+export function openDatabase<DB>(options: OpenDatabaseOptions): Kysely<DB> {
+  mkdirSync(dirname(options.file), { recursive: true });
+  const sqlite = new SQLite(options.file);
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma(`synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
+  sqlite.pragma('foreign_keys = ON');
+  sqlite.pragma('busy_timeout = 5000');
+  return new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
+}
+
+/** Runs every migration not yet applied, in name order. Throws with the failing migration's name. */
+export async function migrate(db: Kysely<unknown>, migrations: NamedMigration[]): Promise<void> {
+  const names = new Set<string>();
+  for (const m of migrations) {
+    if (names.has(m.name)) throw new Error(`two migrations are named "${m.name}"; migration names must be unique`);
+    names.add(m.name);
+  }
+  const provider: MigrationProvider = {
+    getMigrations: async () => Object.fromEntries(migrations.map((m) => [m.name, { up: m.up, down: m.down }])),
+  };
+  const migrator = new Migrator({ db, provider });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error');
+    throw new Error(`database migration ${failed ? `"${failed.migrationName}" ` : ''}failed`, { cause: error });
+  }
+}

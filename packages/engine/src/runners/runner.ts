@@ -1,0 +1,64 @@
+import type { TaskSpec } from '@tessera/model';
+
+/** Everything a runner needs to start one try of one task. */
+export interface TaskLaunch {
+  /** Unique per try: `<runId>/<taskId>/<attempt>.<try>`. Runners tag what they start with it. */
+  key: string;
+  runId: string;
+  taskId: string;
+  dagId: string;
+  task: TaskSpec;
+  /** Host path of the run's workflow dir. */
+  workflowDir: string;
+  /** Folder of the extension the workflow came from (working directory of process tasks). */
+  extensionDir: string | undefined;
+  /** Host path of the file that receives the task's stdout and stderr. */
+  logFile: string;
+  /** The operator-contract environment, for a task that sees the workflow dir at `workflowDir`. */
+  env(workflowDir: string): Record<string, string>;
+}
+
+/** How one try ended, as the runner saw it. */
+export interface TaskOutcome {
+  state: 'success' | 'failed' | 'skipped';
+  exitCode?: number;
+  /** Human-readable reason for a failure, e.g. "out of memory (limit 64 MB)". */
+  reason?: string;
+  /** Set when the runner knows the kernel killed the task for memory. */
+  oomKilled?: boolean;
+}
+
+/** A started try. */
+export interface TaskExecution {
+  /** Opaque id to find the try again after a restart (pid, container id); stored in the DB. */
+  handle: string;
+  /** Settles when the try ends, however it ends. Never rejects. */
+  done: Promise<TaskOutcome>;
+}
+
+/**
+ * One interface for every way of executing a task: local processes, the Docker
+ * engine, built-in operators, Kubernetes pods. Every runner passes the shared
+ * conformance suite in runner-conformance.ts.
+ */
+export interface Runner {
+  /** `process`, `docker`, `builtin`, ... */
+  readonly name: string;
+  /** Whether this runner can run the task; runners are asked in order of preference. */
+  supports(task: TaskSpec): boolean;
+  /** Starts a try. Rejects only if it could not be started at all. */
+  start(launch: TaskLaunch): Promise<TaskExecution>;
+  /** Stops a running try (its `done` then settles). Idempotent; stopping an ended try is a no-op. */
+  stop(handle: string): Promise<void>;
+  /**
+   * After a server restart, for a try that was running: re-attach if the runner
+   * can (a container that still runs, or one that ended and still holds its
+   * exit code); otherwise make sure nothing of it still runs and return undefined,
+   * so that the scheduler runs it again.
+   */
+  recover(launch: TaskLaunch, handle: string | undefined): Promise<TaskExecution | undefined>;
+  /** Stops and removes anything this runner started for this Tessera home whose key is not in `keep`. */
+  sweep(keep: ReadonlySet<string>): Promise<number>;
+  /** Releases the runner's resources (does not stop tasks). */
+  close(): Promise<void>;
+}

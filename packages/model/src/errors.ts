@@ -1,0 +1,58 @@
+/**
+ * One error base for the whole platform. Every error carries a stable `code`
+ * (listed in {@link ERROR_CODES} and documented in docs/reference/errors.md),
+ * the HTTP status it maps to, and whose fault it is:
+ * - `user`: the request or input is wrong; retrying the same thing will fail again.
+ * - `operational`: something outside us failed (disk, Docker engine); a retry may help.
+ * - `bug`: an invariant of ours broke.
+ */
+export type ErrorKind = 'user' | 'operational' | 'bug';
+
+export const ERROR_CODES = {
+  TESSERA_INVALID_SPEC: { status: 400, kind: 'user', summary: 'A DAG spec is invalid (schema, cycle, unknown upstream, duplicate task id).' },
+  TESSERA_INVALID_FORM: { status: 400, kind: 'user', summary: 'A workflow_form or data_form value does not match the workflow\'s form schema.' },
+  TESSERA_INVALID_REQUEST: { status: 400, kind: 'user', summary: 'An API request body or parameter is malformed.' },
+  TESSERA_INVALID_MANIFEST: { status: 400, kind: 'user', summary: 'An extension manifest (tessera-extension.json) is invalid.' },
+  TESSERA_NOT_FOUND: { status: 404, kind: 'user', summary: 'The named project, workflow, job, run or task does not exist.' },
+  TESSERA_CONFLICT: { status: 409, kind: 'user', summary: 'The request conflicts with the current state (name taken, run not retryable).' },
+  TESSERA_NO_RUNNER: { status: 422, kind: 'user', summary: 'No runner can execute a task (for example it needs a Docker engine and none is reachable).' },
+  TESSERA_RESOURCES_NEVER_FIT: { status: 422, kind: 'user', summary: 'A task requests more RAM or GPU memory than its pool will ever have.' },
+  TESSERA_CONFIG: { status: 500, kind: 'user', summary: 'A configuration value (environment variable) is invalid.' },
+  TESSERA_RUNNER_FAILED: { status: 502, kind: 'operational', summary: 'A runner could not start, watch or stop a task.' },
+  TESSERA_SERVER_UNREACHABLE: { status: 503, kind: 'operational', summary: 'The CLI could not reach the Tessera server.' },
+  TESSERA_INTERNAL: { status: 500, kind: 'bug', summary: 'An unexpected internal error.' },
+} as const satisfies Record<string, { status: number; kind: ErrorKind; summary: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** A detail of an error: which field or task is at fault, and what is wrong with it. */
+export interface ErrorDetail {
+  /** JSON-pointer-like path or task id, e.g. `workflow_form.threshold` or `tasks[2] (id "segment")`. */
+  where: string;
+  message: string;
+}
+
+export class TesseraError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly kind: ErrorKind;
+  readonly details: ErrorDetail[];
+
+  constructor(code: ErrorCode, message: string, options: { details?: ErrorDetail[]; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'TesseraError';
+    this.code = code;
+    this.status = ERROR_CODES[code].status;
+    this.kind = ERROR_CODES[code].kind;
+    this.details = options.details ?? [];
+  }
+
+  /** The JSON body the HTTP API answers with. */
+  toJSON(): { error: { code: ErrorCode; message: string; details: ErrorDetail[] } } {
+    return { error: { code: this.code, message: this.message, details: this.details } };
+  }
+}
+
+export function notFound(what: string, name: string): TesseraError {
+  return new TesseraError('TESSERA_NOT_FOUND', `${what} "${name}" does not exist`);
+}

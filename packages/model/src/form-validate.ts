@@ -1,0 +1,42 @@
+import type { DagSpec } from './dag-spec.schema.ts';
+import { TesseraError } from './errors.ts';
+import { ajvErrorsToDetails, createAjv, type ValidateFunction } from './json-validator.ts';
+
+const ajv = createAjv({ useDefaults: true });
+const cache = new WeakMap<object, ValidateFunction>();
+
+function compiled(schema: Record<string, unknown>): ValidateFunction {
+  let fn = cache.get(schema);
+  if (!fn) {
+    fn = ajv.compile(schema);
+    cache.set(schema, fn);
+  }
+  return fn;
+}
+
+/**
+ * Validates form values against a workflow's form schema, filling defaults.
+ * Throws TESSERA_INVALID_FORM naming each field at fault, e.g. `workflow_form.threshold: must be <= 1`.
+ */
+export function validateForm(
+  spec: Pick<DagSpec, 'id' | 'workflow_form' | 'data_form'>,
+  form: 'workflow_form' | 'data_form',
+  value: unknown,
+): Record<string, unknown> {
+  const v = structuredClone(value ?? {}) as Record<string, unknown>;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    throw new TesseraError('TESSERA_INVALID_FORM', `${form} of workflow "${spec.id}" must be a JSON object`, {
+      details: [{ where: form, message: 'must be an object' }],
+    });
+  }
+  const fn = compiled(spec[form]);
+  if (!fn(v)) {
+    const details = ajvErrorsToDetails(fn.errors, form);
+    throw new TesseraError(
+      'TESSERA_INVALID_FORM',
+      `invalid ${form} for workflow "${spec.id}": ${details.map((d) => `${d.where} ${d.message}`).join('; ')}`,
+      { details },
+    );
+  }
+  return v;
+}

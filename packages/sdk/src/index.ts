@@ -1,0 +1,2 @@
+export * from './workflow.ts';
+export type { DagSpec, TaskSpec, TriggerRule } from '@tessera/model';

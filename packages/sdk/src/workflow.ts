@@ -1,0 +1,169 @@
+import {
+  DAG_SPEC_VERSION,
+  validateDagSpec,
+  type DagSpec,
+  type TaskSpec,
+  type TriggerRule,
+} from '@tessera/model';
+
+/** Resource requests of an operator. Unset means "no request" (0). */
+export interface OperatorResources {
+  /** RAM in MB; becomes the memory limit of a container. Counted against the RAM pool. */
+  ramMb?: number;
+  /** CPU in millicores (1000 = one core). */
+  cpuMillicores?: number;
+  /** GPU memory in MB. Counted against the GPU pool. */
+  gpuMemMb?: number;
+}
+
+/** Everything that defines an operator, independent of where it sits in a DAG. */
+export interface OperatorDefinition {
+  /** Operator name; the task id is `name` or `name-parallelId`. */
+  name: string;
+  title?: string;
+  /** Run as a container (Docker engine, Kubernetes). */
+  container?: { image: string; command?: string[]; args?: string[] };
+  /** Run as a local process, with the extension folder as working directory. Used when no container runner is there. */
+  process?: { command: string[]; files?: string[] };
+  /** A built-in platform operator, by name. */
+  builtin?: string;
+  builtinParams?: Record<string, unknown>;
+  env?: Record<string, string>;
+  /** `batch_element` (default): one output dir per series under batch/<series>/; `batch`: one for the run. */
+  level?: 'batch_element' | 'batch';
+  /** Output directory name (OPERATOR_OUT_DIR); defaults to the task id. */
+  outputDir?: string;
+  retries?: number;
+  /** Seconds before the first retry. */
+  retryDelay?: number;
+  retryBackoff?: 'fixed' | 'exponential';
+  /** Upper bound of the retry delay in seconds (with exponential backoff). */
+  maxRetryDelay?: number;
+  /** Execution timeout in seconds. */
+  timeout?: number;
+  resources?: OperatorResources;
+}
+
+export interface Operator {
+  readonly kind: 'tessera.operator';
+  readonly definition: Readonly<OperatorDefinition>;
+}
+
+/** Defines a reusable operator. */
+export function defineOperator(definition: OperatorDefinition): Operator {
+  return { kind: 'tessera.operator', definition: { ...definition } };
+}
+
+/** A task placed in a workflow; pass it as an upstream or input of other tasks. */
+export interface TaskRef {
+  readonly id: string;
+  readonly outputDir: string;
+}
+
+export interface TaskOptions {
+  /** Lets one operator appear several times in a DAG; the task id becomes `name-parallelId`. */
+  parallelId?: string;
+  /** Tasks this one waits for. */
+  upstream?: TaskRef[];
+  /** Sets OPERATOR_IN_DIR to that task's output dir, and makes it an upstream. */
+  input?: TaskRef;
+  /** Input dir name when it is not produced by a task of this DAG (e.g. files placed by a data operator). */
+  inputDir?: string;
+  triggerRule?: TriggerRule;
+  /** Overrides and additions to the operator's env. */
+  env?: Record<string, string>;
+  /** Overrides of the operator's settings for this task. */
+  overrides?: Partial<Omit<OperatorDefinition, 'name'>>;
+}
+
+export interface WorkflowOptions {
+  id: string;
+  title?: string;
+  description?: string;
+  /** JSON Schema of the workflow's parameters (the UI form, conf.workflow_form). */
+  workflowForm?: Record<string, unknown>;
+  /** JSON Schema of which data the workflow runs on (conf.data_form). */
+  dataForm?: Record<string, unknown>;
+  /** Remove the workflow dir when a run succeeds. */
+  cleanWorkflowDir?: boolean;
+}
+
+/** The default data form: a dataset name or a list of series UIDs, as in Kaapana. */
+export const DEFAULT_DATA_FORM: Record<string, unknown> = {
+  type: 'object',
+  properties: {
+    dataset_name: { type: 'string', title: 'Dataset' },
+    dataset_limit: { type: 'integer', minimum: 1, title: 'At most this many series' },
+    identifiers: { type: 'array', items: { type: 'string', minLength: 1 }, title: 'Series Instance UIDs' },
+  },
+  additionalProperties: false,
+};
+
+const EMPTY_FORM: Record<string, unknown> = { type: 'object', properties: {}, additionalProperties: true };
+
+/** A workflow under construction. `toDagSpec()` compiles and validates it. */
+export class Workflow {
+  readonly kind = 'tessera.workflow';
+  readonly options: WorkflowOptions;
+  readonly #tasks: TaskSpec[] = [];
+
+  constructor(options: WorkflowOptions) {
+    this.options = options;
+  }
+
+  /** Places an operator in the DAG and returns a reference to the new task. */
+  task(operator: Operator, options: TaskOptions = {}): TaskRef {
+    const d = { ...operator.definition, ...options.overrides };
+    const id = options.parallelId ? `${d.name}-${options.parallelId}` : d.name;
+    const upstream = [...(options.upstream ?? []).map((t) => t.id)];
+    if (options.input && !upstream.includes(options.input.id)) upstream.push(options.input.id);
+    const outputDir = d.outputDir ?? id;
+    const spec: TaskSpec = {
+      id,
+      operator: d.name,
+      ...(options.parallelId ? { parallel_id: options.parallelId } : {}),
+      ...(d.title ? { title: d.title } : {}),
+      upstream,
+      trigger_rule: options.triggerRule ?? 'all_success',
+      level: d.level ?? 'batch_element',
+      ...(options.input ? { input_dir: options.input.outputDir } : options.inputDir ? { input_dir: options.inputDir } : {}),
+      output_dir: outputDir,
+      ...(d.container ? { container: { ...d.container } } : {}),
+      ...(d.process ? { process: { ...d.process } } : {}),
+      ...(d.builtin ? { builtin: d.builtin } : {}),
+      ...(d.builtinParams ? { builtin_params: { ...d.builtinParams } } : {}),
+      env: { ...d.env, ...options.env },
+      retries: d.retries ?? 0,
+      retry_delay_s: d.retryDelay ?? 0,
+      retry_backoff: d.retryBackoff ?? 'fixed',
+      ...(d.maxRetryDelay !== undefined ? { max_retry_delay_s: d.maxRetryDelay } : {}),
+      ...(d.timeout !== undefined ? { timeout_s: d.timeout } : {}),
+      resources: {
+        ...(d.resources?.ramMb !== undefined ? { ram_mb: d.resources.ramMb } : {}),
+        ...(d.resources?.cpuMillicores !== undefined ? { cpu_millicores: d.resources.cpuMillicores } : {}),
+        ...(d.resources?.gpuMemMb !== undefined ? { gpu_mem_mb: d.resources.gpuMemMb } : {}),
+      },
+    };
+    this.#tasks.push(spec);
+    return { id, outputDir };
+  }
+
+  /** Compiles to the DAG spec the engine runs; throws TESSERA_INVALID_SPEC naming the task at fault. */
+  toDagSpec(): DagSpec {
+    return validateDagSpec({
+      spec_version: DAG_SPEC_VERSION,
+      id: this.options.id,
+      ...(this.options.title ? { title: this.options.title } : {}),
+      ...(this.options.description ? { description: this.options.description } : {}),
+      workflow_form: this.options.workflowForm ?? EMPTY_FORM,
+      data_form: this.options.dataForm ?? DEFAULT_DATA_FORM,
+      clean_workflow_dir: this.options.cleanWorkflowDir ?? false,
+      tasks: this.#tasks,
+    });
+  }
+}
+
+/** Starts a workflow definition. */
+export function defineWorkflow(options: WorkflowOptions): Workflow {
+  return new Workflow(options);
+}
