@@ -44,6 +44,12 @@ export interface TaskExecution {
 export interface Runner {
   /** `process`, `docker`, `builtin`, ... */
   readonly name: string;
+  /**
+   * True when tasks keep running while the server is down and can be re-attached
+   * (containers). The scheduler leaves such tasks running on a graceful shutdown
+   * and stops the others (local processes), which then run again at the next start.
+   */
+  readonly survivesRestart?: boolean;
   /** Whether this runner can run the task; runners are asked in order of preference. */
   supports(task: TaskSpec): boolean;
   /** Starts a try. Rejects only if it could not be started at all. */

@@ -1,0 +1,64 @@
+import { request } from 'node:http';
+
+/** Where the Docker engine listens when neither an option nor DOCKER_HOST says otherwise. */
+export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
+
+/** The result of {@link detectDocker}. */
+export type DockerDetection =
+  | { available: true; version: string; socketPath: string }
+  | { available: false; reason: string };
+
+/**
+ * The unix socket of the Docker engine: the explicit path, else DOCKER_HOST
+ * (only `unix://` is supported), else /var/run/docker.sock.
+ * Throws for a DOCKER_HOST that is not a unix socket.
+ */
+export function dockerSocketPath(socketPath?: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (socketPath) return socketPath;
+  const host = env.DOCKER_HOST;
+  if (!host) return DEFAULT_DOCKER_SOCKET;
+  if (host.startsWith('unix://') && host.length > 'unix://'.length) return host.slice('unix://'.length);
+  throw new Error(`DOCKER_HOST=${host} is not supported: Tessera talks to the Docker engine over a unix socket (unix:///path/to/docker.sock)`);
+}
+
+/**
+ * Whether a Docker engine answers, and its version. One request with a short
+ * timeout, so that callers can probe at startup without slowing it down.
+ */
+export async function detectDocker(options: { socketPath?: string; timeoutMs?: number } = {}): Promise<DockerDetection> {
+  let socketPath: string;
+  try {
+    socketPath = dockerSocketPath(options.socketPath);
+  } catch (err) {
+    return { available: false, reason: (err as Error).message };
+  }
+  const timeoutMs = options.timeoutMs ?? 1000;
+  return new Promise((resolve) => {
+    const fail = (why: string): void =>
+      resolve({ available: false, reason: `no Docker engine answers at unix://${socketPath}: ${why}` });
+    const req = request({ socketPath, path: '/version', method: 'GET', timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', (err) => fail(err.message));
+      res.on('end', () => {
+        if (res.statusCode !== 200) return fail(`HTTP ${res.statusCode ?? '?'} from /version`);
+        try {
+          const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { Version?: unknown };
+          resolve({ available: true, version: String(body.Version ?? 'unknown'), socketPath });
+        } catch {
+          fail('the answer to /version is not JSON (is this a Docker engine?)');
+        }
+      });
+    });
+    req.on('timeout', () => {
+      req.destroy();
+      fail(`no answer within ${timeoutMs} ms`);
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') fail('the socket does not exist (is dockerd running?)');
+      else if (err.code === 'EACCES') fail('permission denied on the socket (is this user in the docker group?)');
+      else fail(err.message);
+    });
+    req.end();
+  });
+}

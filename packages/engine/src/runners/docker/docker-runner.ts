@@ -1,0 +1,295 @@
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { posix } from 'node:path';
+import Dockerode from 'dockerode';
+import type { TaskSpec } from '@tessera/model';
+import { CONTAINER_DATA_ROOT } from '../../operator-contract.ts';
+import { outcomeFromExit } from '../exit-status.ts';
+import type { Runner, TaskExecution, TaskLaunch, TaskOutcome } from '../runner.ts';
+import { dockerSocketPath } from './docker-detect.ts';
+
+/** Options of {@link DockerRunner}. */
+export interface DockerRunnerOptions {
+  /** Identifies this Tessera home, so that sweeps never touch another instance's containers. */
+  homeId: string;
+  /** A ready client (tests, other transports); by default one for `socketPath`. */
+  docker?: Dockerode;
+  /** Unix socket of the engine; default DOCKER_HOST (unix:// only), else /var/run/docker.sock. */
+  socketPath?: string;
+  /** Seconds between SIGTERM and SIGKILL when a task is stopped (default 10, Docker's own). */
+  killGraceSeconds?: number;
+}
+
+/** Labels put on every container, to find it again after a restart and to sweep. */
+export const DOCKER_LABELS = {
+  home: 'tessera.home',
+  key: 'tessera.key',
+  run: 'tessera.run',
+  task: 'tessera.task',
+} as const;
+
+/** How long to wait for the tail of the output once the container has exited. */
+const DRAIN_MS = 2000;
+
+interface DockerError extends Error {
+  statusCode?: number;
+  json?: { message?: string } | null;
+}
+
+/**
+ * Runs each try of a task as one Docker container, the way Kaapana runs its
+ * processing containers: the run's workflow dir bind-mounted at
+ * /kaapana/mounted/data/<runId>, the operator contract in the environment,
+ * resources.ram_mb as a hard memory limit (no swap) and cpu_millicores as
+ * CPU shares. Output is demultiplexed into the task's log file as it comes.
+ * Containers are labeled with the home and the try's key, and removed once
+ * their outcome and logs are collected.
+ *
+ * CPU shares (cpu_millicores * 1024 / 1000, as the kubelet computes them) are a
+ * relative weight under contention, not a cap: a request, like on Kubernetes.
+ */
+export class DockerRunner implements Runner {
+  readonly name = 'docker';
+  readonly #docker: Dockerode;
+  readonly #homeId: string;
+  readonly #grace: number;
+  readonly #where: string;
+  /** Containers that stop() is stopping, so that their outcome says so. */
+  readonly #stopping = new Set<string>();
+
+  constructor(options: DockerRunnerOptions) {
+    this.#homeId = options.homeId;
+    this.#grace = options.killGraceSeconds ?? 10;
+    if (options.docker) {
+      this.#docker = options.docker;
+      const modem = options.docker.modem as { socketPath?: unknown };
+      this.#where = typeof modem.socketPath === 'string' ? `unix://${modem.socketPath}` : 'the configured Docker engine';
+    } else {
+      const socketPath = dockerSocketPath(options.socketPath);
+      this.#docker = new Dockerode({ socketPath });
+      this.#where = `unix://${socketPath}`;
+    }
+  }
+
+  supports(task: TaskSpec): boolean {
+    return task.container !== undefined;
+  }
+
+  async start(launch: TaskLaunch): Promise<TaskExecution> {
+    const spec = launch.task.container;
+    if (!spec) throw new Error(`task "${launch.taskId}" has no container`);
+    // Opened first so that a missing log dir rejects start() before anything runs.
+    const log = openSync(launch.logFile, 'a');
+    const failed = (reason: string): TaskExecution => {
+      writeLine(log, `tessera: ${reason}`);
+      closeSync(log);
+      return { handle: '', done: Promise.resolve({ state: 'failed', reason }) };
+    };
+
+    let container: Dockerode.Container;
+    try {
+      // No image inspect first: a 404 from create says the same, one round trip sooner.
+      container = await this.#docker.createContainer(this.#createOptions(launch, spec));
+    } catch (err) {
+      const e = err as DockerError;
+      if (e.statusCode === 404) {
+        return failed(`image "${spec.image}" is not on the Docker engine at ${this.#where}; build or load it there (Tessera does not pull images)`);
+      }
+      return failed(`could not create a container of image "${spec.image}" on ${this.#where}: ${dockerMessage(e)}`);
+    }
+
+    let stream: NodeJS.ReadableStream | undefined;
+    try {
+      // Attached before start, so that not a byte of early output is lost.
+      stream = await container.attach({ stream: true, stdout: true, stderr: true });
+      await container.start();
+    } catch (err) {
+      (stream as { destroy?: () => void } | undefined)?.destroy?.();
+      await this.#remove(container.id);
+      return failed(`could not start the container of image "${spec.image}": ${dockerMessage(err as DockerError)}`);
+    }
+    return { handle: container.id, done: this.#follow(container.id, stream, log, launch) };
+  }
+
+  async stop(handle: string): Promise<void> {
+    if (!handle) return;
+    this.#stopping.add(handle);
+    try {
+      await this.#docker.getContainer(handle).stop({ t: this.#grace });
+    } catch (err) {
+      // 304: already stopped, 404: already gone; both fine for an idempotent stop.
+      const code = (err as DockerError).statusCode;
+      if (code !== 304 && code !== 404) throw err;
+    }
+    await this.#remove(handle);
+  }
+
+  async recover(launch: TaskLaunch, handle: string | undefined): Promise<TaskExecution | undefined> {
+    const found = await this.#docker.listContainers({
+      all: true,
+      filters: { label: [`${DOCKER_LABELS.home}=${this.#homeId}`, `${DOCKER_LABELS.key}=${launch.key}`] },
+    });
+    // Prefer the container the database knows; any other one for this key is a stray.
+    found.sort((a, b) => Number(b.Id === handle) - Number(a.Id === handle));
+    const [first, ...strays] = found;
+    await Promise.all(strays.map((c) => this.#remove(c.Id)));
+    if (!first) return undefined;
+    // Never started (the server died between create and start): run the try again.
+    if (first.State === 'created' || first.State === 'dead' || first.State === 'removing') {
+      await this.#remove(first.Id);
+      return undefined;
+    }
+    let stream: NodeJS.ReadableStream;
+    try {
+      // With follow, the engine sends everything logged so far, then what comes.
+      stream = await this.#docker.getContainer(first.Id).logs({ follow: true, stdout: true, stderr: true });
+    } catch (err) {
+      if ((err as DockerError).statusCode === 404) return undefined;
+      throw err;
+    }
+    // Rewritten, not appended: the engine's copy is complete, ours may stop short.
+    const log = openSync(launch.logFile, 'w');
+    return { handle: first.Id, done: this.#follow(first.Id, stream, log, launch) };
+  }
+
+  async sweep(keep: ReadonlySet<string>): Promise<number> {
+    const mine = await this.#docker.listContainers({ all: true, filters: { label: [`${DOCKER_LABELS.home}=${this.#homeId}`] } });
+    const stale = mine.filter((c) => !keep.has(c.Labels[DOCKER_LABELS.key] ?? ''));
+    await Promise.all(stale.map((c) => this.#remove(c.Id)));
+    return stale.length;
+  }
+
+  async close(): Promise<void> {
+    // Nothing to release: requests are one-off and running tasks keep running.
+  }
+
+  #createOptions(launch: TaskLaunch, spec: NonNullable<TaskSpec['container']>): Dockerode.ContainerCreateOptions {
+    const dataDir = posix.join(CONTAINER_DATA_ROOT, launch.runId);
+    const ramMb = launch.task.resources?.ram_mb;
+    const millicores = launch.task.resources?.cpu_millicores;
+    const hostConfig: Dockerode.HostConfig = {
+      // Mounts, not Binds: a host path containing ':' would break the Binds syntax.
+      Mounts: [{ Type: 'bind', Source: launch.workflowDir, Target: dataDir }],
+    };
+    if (ramMb) {
+      // Equal limits: no swap, so that over-use ends in an OOM kill we can report.
+      hostConfig.Memory = ramMb * 1024 * 1024;
+      hostConfig.MemorySwap = ramMb * 1024 * 1024;
+    }
+    if (millicores) hostConfig.CpuShares = Math.max(2, Math.round((millicores * 1024) / 1000));
+    return {
+      Image: spec.image,
+      ...(spec.command ? { Entrypoint: spec.command } : {}),
+      ...(spec.args ? { Cmd: spec.args } : {}),
+      Env: Object.entries(launch.env(dataDir)).map(([k, v]) => `${k}=${v}`),
+      Labels: {
+        [DOCKER_LABELS.home]: this.#homeId,
+        [DOCKER_LABELS.key]: launch.key,
+        [DOCKER_LABELS.run]: launch.runId,
+        [DOCKER_LABELS.task]: launch.taskId,
+      },
+      HostConfig: hostConfig,
+    };
+  }
+
+  /** Copies the output into the log, waits for the exit, collects the outcome and removes the container. Never rejects. */
+  async #follow(id: string, stream: NodeJS.ReadableStream, log: number, launch: TaskLaunch): Promise<TaskOutcome> {
+    const copy = demuxInto(stream, log);
+    const container = this.#docker.getContainer(id);
+    let outcome: TaskOutcome;
+    try {
+      const status = (await container.wait()) as { StatusCode: number };
+      outcome = outcomeFromExit(status.StatusCode, null);
+      const ramMb = launch.task.resources?.ram_mb;
+      // Only a failed, memory-limited container can have been OOM-killed: spare the inspect otherwise.
+      if (ramMb && outcome.state === 'failed') {
+        const info = await container.inspect().catch(() => undefined);
+        if (info?.State.OOMKilled) {
+          outcome = {
+            ...outcome,
+            oomKilled: true,
+            reason: `out of memory: the container exceeded its memory limit of ${ramMb} MB (resources.ram_mb)`,
+          };
+        }
+      }
+      if (this.#stopping.has(id) && outcome.state !== 'success') {
+        outcome = { ...outcome, state: 'failed', reason: `stopped by Tessera (exit code ${status.StatusCode})` };
+      }
+    } catch (err) {
+      outcome = { state: 'failed', reason: `lost track of container ${id.slice(0, 12)}: ${dockerMessage(err as DockerError)}` };
+    }
+    await Promise.race([copy.drained, new Promise((r) => setTimeout(r, DRAIN_MS).unref())]);
+    copy.detach();
+    if (outcome.state !== 'success' && outcome.reason && (outcome.oomKilled || this.#stopping.has(id))) {
+      writeLine(log, `tessera: ${outcome.reason}`);
+    }
+    closeSync(log);
+    await this.#remove(id).catch(() => undefined);
+    this.#stopping.delete(id);
+    return outcome;
+  }
+
+  /** Force-removes a container; resolves once it is gone, whoever removes it. */
+  async #remove(id: string): Promise<void> {
+    const container = this.#docker.getContainer(id);
+    try {
+      await container.remove({ force: true, v: true });
+    } catch (err) {
+      const code = (err as DockerError).statusCode;
+      if (code === 404) return;
+      // 409: another call is removing it; wait for that to finish.
+      if (code === 409) {
+        await container.wait({ condition: 'removed' }).catch(() => undefined);
+        return;
+      }
+      throw err;
+    }
+  }
+}
+
+function dockerMessage(err: DockerError): string {
+  return (err.json?.message ?? err.message).trim();
+}
+
+function writeLine(fd: number, text: string): void {
+  try {
+    writeSync(fd, `${text}\n`);
+  } catch {
+    // A log that cannot be written must not hide the outcome.
+  }
+}
+
+/**
+ * Writes the payloads of Docker's multiplexed stream (8-byte header: stream
+ * type, 3 zero bytes, big-endian length) to fd; stdout and stderr share the log.
+ */
+function demuxInto(stream: NodeJS.ReadableStream, fd: number): { drained: Promise<void>; detach: () => void } {
+  let pending = Buffer.alloc(0);
+  let attached = true;
+  stream.on('data', (chunk: Buffer) => {
+    // Once detached the fd is closed and its number may already belong to another file.
+    if (!attached) return;
+    pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+    let offset = 0;
+    while (pending.length - offset >= 8) {
+      const size = pending.readUInt32BE(offset + 4);
+      if (pending.length - offset - 8 < size) break;
+      try {
+        writeSync(fd, pending, offset + 8, size);
+      } catch {
+        // Keep reading, so that the container is never blocked on a full pipe.
+      }
+      offset += 8 + size;
+    }
+    pending = pending.subarray(offset);
+  });
+  const drained = new Promise<void>((resolve) => {
+    stream.once('end', resolve);
+    stream.once('close', resolve);
+    stream.once('error', () => resolve());
+  });
+  const detach = (): void => {
+    attached = false;
+    (stream as { destroy?: () => void }).destroy?.();
+  };
+  return { drained, detach };
+}

@@ -1,0 +1,53 @@
+import type { DagSpec, TaskSpec } from '@tessera/model';
+import type { RunConf } from '../operator-contract.ts';
+import type { RunRow, TaskRow } from '../store/workflow-tables.ts';
+
+/** A run the scheduler is driving, held in memory next to its DB rows. */
+export interface LiveRun {
+  row: RunRow;
+  spec: DagSpec;
+  conf: RunConf;
+  identifiers: string[];
+  tasks: Map<string, TaskRow>;
+  specs: Map<string, TaskSpec>;
+  downstream: Map<string, string[]>;
+  /** Tasks not yet in a terminal state; the run ends when it reaches 0. */
+  pending: number;
+}
+
+/** A task try that a runner is executing. */
+export interface LiveTask {
+  run: LiveRun;
+  taskId: string;
+  key: string;
+  runnerName: string;
+  handle: string | undefined;
+  /** Why the scheduler stopped it, if it did. */
+  stopReason: 'cancel' | 'timeout' | 'shutdown' | undefined;
+  timer: NodeJS.Timeout | undefined;
+}
+
+export function buildLiveRun(row: RunRow, taskRows: TaskRow[]): LiveRun {
+  const spec = JSON.parse(row.spec) as DagSpec;
+  const conf = JSON.parse(row.conf) as RunConf;
+  const specs = new Map(spec.tasks.map((t) => [t.id, t]));
+  const downstream = new Map<string, string[]>(spec.tasks.map((t) => [t.id, []]));
+  for (const t of spec.tasks) for (const u of t.upstream) downstream.get(u)!.push(t.id);
+  const tasks = new Map(taskRows.map((t) => [t.task_id, t]));
+  let pending = 0;
+  for (const t of taskRows) if (!isTerminal(t.state)) pending++;
+  return { row, spec, conf, identifiers: conf.data_form.identifiers ?? [], tasks, specs, downstream, pending };
+}
+
+export function taskKey(runId: string, taskId: string): string {
+  return `${runId}/${taskId}`;
+}
+
+export function tryKey(run: LiveRun, task: TaskRow): string {
+  return `${run.row.id}/${task.task_id}/${task.attempt}.${task.try_number}`;
+}
+
+const TERMINAL = new Set(['success', 'failed', 'upstream_failed', 'skipped', 'canceled']);
+export function isTerminal(state: string): boolean {
+  return TERMINAL.has(state);
+}

@@ -1,0 +1,23 @@
+import { rm } from 'node:fs/promises';
+import type { WorkflowStore } from '../store/workflow-store.ts';
+
+export interface RetentionPolicy {
+  /** Days a successful or canceled run's workflow dir is kept. */
+  days: number;
+  /** Days a failed run's workflow dir is kept (longer, for debugging). */
+  failedDays: number;
+}
+
+const DAY = 24 * 60 * 60 * 1000;
+
+/** Removes the workflow dirs of ended runs older than the policy. Logs are kept. Returns the runs cleaned. */
+export async function removeExpiredWorkflowDirs(store: WorkflowStore, policy: RetentionPolicy, now = Date.now()): Promise<string[]> {
+  const rows = await store.expiredWorkflowDirs({ success: now - policy.days * DAY, failed: now - policy.failedDays * DAY });
+  const removed: string[] = [];
+  for (const row of rows) {
+    await rm(row.workflow_dir, { recursive: true, force: true });
+    await store.write({ runs: [{ runId: row.id, patch: { dir_removed_at: now } }] });
+    removed.push(row.id);
+  }
+  return removed;
+}

@@ -1,0 +1,133 @@
+import type { Kysely } from '@tessera/db';
+import type { RunState } from '@tessera/model';
+import type { JobRow, RunRow, TaskRow, WorkflowTables } from './workflow-tables.ts';
+
+export type TaskPatch = Partial<Omit<TaskRow, 'run_id' | 'task_id'>>;
+export type RunPatch = Partial<Omit<RunRow, 'id'>>;
+
+/** One batch of state transitions, written in one transaction. */
+export interface Transition {
+  tasks?: { runId: string; taskId: string; patch: TaskPatch }[];
+  runs?: { runId: string; patch: RunPatch }[];
+}
+
+export interface RunFilter {
+  projectId?: string;
+  jobId?: string;
+  workflowId?: string;
+  states?: RunState[];
+  limit?: number;
+  offset?: number;
+}
+
+/** Storage of the workflows domain: jobs, runs and tasks. */
+export class WorkflowStore {
+  readonly db: Kysely<WorkflowTables>;
+
+  constructor(db: Kysely<WorkflowTables>) {
+    this.db = db;
+  }
+
+  async insertJob(job: JobRow, runs: RunRow[], tasks: TaskRow[]): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx.insertInto('jobs').values(job).execute();
+      for (let i = 0; i < runs.length; i += 200) await trx.insertInto('runs').values(runs.slice(i, i + 200)).execute();
+      // SQLite allows 32,766 bound values per statement; a task row has 16.
+      for (let i = 0; i < tasks.length; i += 1000) await trx.insertInto('tasks').values(tasks.slice(i, i + 1000)).execute();
+    });
+  }
+
+  /** Writes a batch of transitions; a single row update skips the transaction round trips. */
+  async write(t: Transition): Promise<void> {
+    const count = (t.tasks?.length ?? 0) + (t.runs?.length ?? 0);
+    if (count === 0) return;
+    if (count === 1) {
+      await this.#apply(this.db, t);
+      return;
+    }
+    await this.db.transaction().execute((trx) => this.#apply(trx, t));
+  }
+
+  async #apply(db: Kysely<WorkflowTables>, t: Transition): Promise<void> {
+    for (const { runId, taskId, patch } of t.tasks ?? []) {
+      await db.updateTable('tasks').set(patch).where('run_id', '=', runId).where('task_id', '=', taskId).execute();
+    }
+    for (const { runId, patch } of t.runs ?? []) {
+      await db.updateTable('runs').set(patch).where('id', '=', runId).execute();
+    }
+  }
+
+  async getRun(id: string): Promise<RunRow | undefined> {
+    return this.db.selectFrom('runs').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  async getTasks(runId: string): Promise<TaskRow[]> {
+    return this.db.selectFrom('tasks').selectAll().where('run_id', '=', runId).orderBy('position').execute();
+  }
+
+  async getJob(id: string): Promise<JobRow | undefined> {
+    return this.db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  async listRuns(filter: RunFilter): Promise<{ runs: RunRow[]; total: number }> {
+    let q = this.db.selectFrom('runs');
+    if (filter.projectId) q = q.where('project_id', '=', filter.projectId);
+    if (filter.jobId) q = q.where('job_id', '=', filter.jobId);
+    if (filter.workflowId) q = q.where('workflow_id', '=', filter.workflowId);
+    if (filter.states && filter.states.length > 0) q = q.where('state', 'in', filter.states);
+    const total = await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const runs = await q
+      .selectAll()
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(filter.limit ?? 50)
+      .offset(filter.offset ?? 0)
+      .execute();
+    return { runs, total: Number(total.n) };
+  }
+
+  async listJobs(filter: { projectId?: string; limit?: number; offset?: number }): Promise<{ jobs: JobRow[]; total: number }> {
+    let q = this.db.selectFrom('jobs');
+    if (filter.projectId) q = q.where('project_id', '=', filter.projectId);
+    const total = await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const jobs = await q.selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc').limit(filter.limit ?? 50).offset(filter.offset ?? 0).execute();
+    return { jobs, total: Number(total.n) };
+  }
+
+  /** Counts of task states per run, for listings. */
+  async taskCounts(runIds: string[]): Promise<Map<string, Record<string, number>>> {
+    const out = new Map<string, Record<string, number>>();
+    if (runIds.length === 0) return out;
+    const rows = await this.db
+      .selectFrom('tasks')
+      .select(['run_id', 'state', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('run_id', 'in', runIds)
+      .groupBy(['run_id', 'state'])
+      .execute();
+    for (const r of rows) {
+      const counts = out.get(r.run_id) ?? {};
+      counts[r.state] = Number(r.n);
+      out.set(r.run_id, counts);
+    }
+    return out;
+  }
+
+  async activeRuns(): Promise<RunRow[]> {
+    return this.db.selectFrom('runs').selectAll().where('state', 'in', ['queued', 'running']).orderBy('created_at').execute();
+  }
+
+  /** Ended runs whose workflow dir is still there and older than the cutoffs. */
+  async expiredWorkflowDirs(cutoff: { success: number; failed: number }): Promise<RunRow[]> {
+    return this.db
+      .selectFrom('runs')
+      .selectAll()
+      .where('dir_removed_at', 'is', null)
+      .where((eb) =>
+        eb.or([
+          eb.and([eb('state', 'in', ['success', 'canceled']), eb('ended_at', '<', cutoff.success)]),
+          eb.and([eb('state', '=', 'failed'), eb('ended_at', '<', cutoff.failed)]),
+        ]),
+      )
+      .execute();
+  }
+}

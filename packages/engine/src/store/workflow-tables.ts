@@ -1,0 +1,60 @@
+import type { RunState, TaskState } from '@tessera/model';
+
+/** Tables owned by the workflows domain. Times are milliseconds since the epoch. */
+export interface JobsTable {
+  id: string;
+  project_id: string;
+  workflow_id: string;
+  conf: string;
+  created_at: number;
+}
+
+export interface RunsTable {
+  id: string;
+  job_id: string;
+  project_id: string;
+  workflow_id: string;
+  /** The DAG spec as it was when the run was triggered (JSON). */
+  spec: string;
+  /** conf/conf.json of the run (JSON). */
+  conf: string;
+  extension_dir: string | null;
+  workflow_dir: string;
+  state: RunState;
+  attempt: number;
+  reason: string | null;
+  created_at: number;
+  started_at: number | null;
+  ended_at: number | null;
+  dir_removed_at: number | null;
+}
+
+export interface TasksTable {
+  run_id: string;
+  task_id: string;
+  /** Position in the spec, to list tasks in DAG order. */
+  position: number;
+  state: TaskState;
+  try_number: number;
+  /** The run attempt this task last ran in. */
+  attempt: number;
+  runner: string | null;
+  handle: string | null;
+  exit_code: number | null;
+  reason: string | null;
+  oom_killed: number;
+  queued_at: number | null;
+  started_at: number | null;
+  ended_at: number | null;
+  next_try_at: number | null;
+}
+
+export interface WorkflowTables {
+  jobs: JobsTable;
+  runs: RunsTable;
+  tasks: TasksTable;
+}
+
+export type RunRow = RunsTable;
+export type TaskRow = TasksTable;
+export type JobRow = JobsTable;
