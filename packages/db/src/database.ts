@@ -50,3 +50,11 @@ export async function migrate(db: Kysely<unknown>, migrations: NamedMigration[])
     throw new Error(`database migration ${failed ? `"${failed.migrationName}" ` : ''}failed`, { cause: error });
   }
 }
+
+/**
+ * A domain's view of the shared database: the same connection, typed with only
+ * the tables that domain owns (Kysely's DB type is invariant, hence the cast).
+ */
+export function domainView<Tables>(db: Kysely<never> | Kysely<unknown> | Kysely<object>): Kysely<Tables> {
+  return db as unknown as Kysely<Tables>;
+}

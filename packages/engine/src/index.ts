@@ -9,3 +9,5 @@ export * from './scheduler/retention.ts';
 export * from './store/workflow-store.ts';
 export * from './store/workflow-tables.ts';
 export * from './store/workflow-migrations.ts';
+export * from './runners/docker/docker-runner.ts';
+export * from './runners/docker/docker-detect.ts';

@@ -1,0 +1,25 @@
+import { Type, type Static } from '@sinclair/typebox';
+
+/** File name of the manifest at the root of an extension folder. */
+export const MANIFEST_FILE = 'tessera-extension.json';
+
+/**
+ * The minimal extension manifest: enough to load workflows from a folder. The
+ * full package format (catalog, versions, application extensions) extends it.
+ */
+export const ExtensionManifestSchema = Type.Object(
+  {
+    name: Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$', description: 'Unique name: lower-case letters, digits and "-".' }),
+    version: Type.String({ pattern: '^\\d+\\.\\d+\\.\\d+([-+][0-9A-Za-z.-]+)?$', description: 'Semantic version, e.g. "1.2.0".' }),
+    kind: Type.Union([Type.Literal('workflow')], { description: '"workflow" (application extensions come later).' }),
+    title: Type.Optional(Type.String()),
+    description: Type.Optional(Type.String()),
+    workflows: Type.Array(Type.String({ minLength: 1 }), {
+      minItems: 1,
+      description: 'Workflow modules (.ts/.js, default export of @tessera/sdk defineWorkflow) or compiled DAG specs (.json), relative to the folder.',
+    }),
+  },
+  { additionalProperties: false, $id: 'https://tessera.dev/schemas/extension-manifest-v1.json' },
+);
+
+export type ExtensionManifest = Static<typeof ExtensionManifestSchema>;

@@ -1,0 +1,168 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import { domainView, migrate, openDatabase, type Kysely } from '@tessera/db';
+import {
+  BuiltinRunner,
+  CORE_BUILTINS,
+  DagScheduler,
+  DockerRunner,
+  ProcessRunner,
+  WorkflowStore,
+  detectDocker,
+  removeExpiredWorkflowDirs,
+  workflowMigrations,
+  type Runner,
+  type WorkflowTables,
+} from '@tessera/engine';
+import { WorkflowRegistry } from '@tessera/extensions';
+import type { ServerConfig } from './config.ts';
+import { ErrorResponse } from './http/common.schema.ts';
+import { installErrorHandler } from './http/error-handler.ts';
+import { projectMigrations, ProjectStore, type ProjectTables } from './projects/project-store.ts';
+import { projectRoutes } from './projects/project-routes.ts';
+import { workflowRoutes } from './workflows/workflow-routes.ts';
+
+export const VERSION = '0.1.0';
+
+/** What the server found to run tasks with, for the banner and /api/health. */
+export interface RunnerReport {
+  name: string;
+  detail: string;
+}
+
+export interface Tessera {
+  app: FastifyInstance;
+  config: ServerConfig;
+  scheduler: DagScheduler;
+  registry: WorkflowRegistry;
+  projects: ProjectStore;
+  runners: RunnerReport[];
+  /** Why an expected runner is missing (e.g. no Docker engine). */
+  runnerNotes: string[];
+  /** Listens on the configured host and port; returns the base URL. */
+  listen: () => Promise<string>;
+  close: () => Promise<void>;
+}
+
+/**
+ * The composition root: opens the DB, runs every domain's migrations, finds the
+ * runners, resumes the scheduler, and mounts one plugin per domain.
+ */
+export async function createTessera(config: ServerConfig): Promise<Tessera> {
+  mkdirSync(config.home, { recursive: true });
+  mkdirSync(join(config.home, 'extensions'), { recursive: true });
+  const db = openDatabase<object>({ file: join(config.home, 'tessera.db'), durability: config.dbDurability });
+  await migrate(db as Kysely<unknown>, [...projectMigrations, ...workflowMigrations]);
+  const projects = new ProjectStore(domainView<ProjectTables>(db));
+  await projects.ensureDefault();
+
+  // Processes and containers are tagged with this, so a sweep never touches another home's tasks.
+  const homeId = createHash('sha256').update(config.home).digest('hex').slice(0, 16);
+  const { runners, reports, notes } = await findRunners(config, homeId);
+
+  const registry = new WorkflowRegistry({ roots: config.extensionRoots });
+  const loaded = await registry.reload();
+
+  const app = Fastify({
+    logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
+    logController: new LogController({ disableRequestLogging: true }),
+    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, useDefaults: true, allErrors: true } },
+  });
+  let publicUrl = config.publicUrl ?? `http://${config.host}:${config.port}`;
+  const scheduler = new DagScheduler({
+    store: new WorkflowStore(domainView<WorkflowTables>(db)),
+    home: config.home,
+    runners,
+    limits: { parallelism: config.parallelism, ramMb: config.ramPoolMb, gpuMemMb: config.gpuPoolMb },
+    services: { get TESSERA_API_URL() { return publicUrl; } } as Record<string, string>,
+    log: (m) => app.log.error(m),
+  });
+  const recovery = await scheduler.start();
+  if (recovery.resumedRuns > 0 || recovery.swept > 0) {
+    app.log.info(recovery, 'resumed the runs that were active when the server stopped');
+  }
+  for (const p of loaded.problems) app.log.warn(`extension ${p.dir} not loaded: ${p.message}`);
+
+  const retention = { days: config.retentionDays, failedDays: config.failedRetentionDays };
+  const sweepDirs = (): void => {
+    removeExpiredWorkflowDirs(scheduler.store, retention).catch((err) => app.log.error({ err }, 'workflow dir retention failed'));
+  };
+  sweepDirs();
+  const retentionTimer = setInterval(sweepDirs, 60 * 60 * 1000);
+  retentionTimer.unref();
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Tessera API', version: VERSION, description: 'Workflows, runs, projects. Errors are `{ error: { code, message, details } }`.' },
+      tags: [{ name: 'platform' }, { name: 'projects' }, { name: 'workflows' }],
+    },
+  });
+  app.addSchema(ErrorResponse);
+  installErrorHandler(app);
+
+  app.get('/api/health', { schema: { tags: ['platform'], summary: 'Readiness and what the server runs with' } }, async () => ({
+    status: 'ok',
+    version: VERSION,
+    home: config.home,
+    runners: reports,
+    runner_notes: notes,
+    workflows: registry.list().length,
+    scheduler: { ...scheduler.usage(), limits: scheduler.limits },
+  }));
+  app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  await app.register(projectRoutes, { projects });
+  await app.register(workflowRoutes, { scheduler, registry, projects });
+
+  return {
+    app,
+    config,
+    scheduler,
+    registry,
+    projects,
+    runners: reports,
+    runnerNotes: notes,
+    listen: async () => {
+      await app.listen({ port: config.port, host: config.host });
+      const address = app.server.address();
+      const port = typeof address === 'object' && address ? address.port : config.port;
+      const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+      publicUrl = config.publicUrl ?? `http://${host}:${port}`;
+      return `http://${host}:${port}`;
+    },
+    close: async () => {
+      clearInterval(retentionTimer);
+      await app.close();
+      await scheduler.close();
+      for (const r of runners) await r.close();
+      await db.destroy();
+    },
+  };
+}
+
+async function findRunners(config: ServerConfig, homeId: string): Promise<{ runners: Runner[]; reports: RunnerReport[]; notes: string[] }> {
+  const runners: Runner[] = [new BuiltinRunner(CORE_BUILTINS)];
+  const reports: RunnerReport[] = [{ name: 'builtin', detail: `built-in operators: ${Object.keys(CORE_BUILTINS).join(', ')}` }];
+  const notes: string[] = [];
+  const wanted = config.runners === 'auto' ? ['docker', 'process'] : config.runners;
+  // Containers first: an operator with an image runs in its container when an engine is there.
+  if (wanted.includes('docker')) {
+    const docker = await detectDocker({ socketPath: config.dockerSocket });
+    if (docker.available) {
+      runners.push(new DockerRunner({ homeId, socketPath: docker.socketPath }));
+      reports.push({ name: 'docker', detail: `Docker ${docker.version} at unix://${docker.socketPath}` });
+    } else if (config.runners !== 'auto') {
+      throw new Error(`TESSERA_RUNNERS asks for docker, but ${docker.reason}`);
+    } else {
+      notes.push(`no container runner: ${docker.reason}. Operators that only have an image will fail; start Docker or set DOCKER_HOST.`);
+    }
+  }
+  if (wanted.includes('process')) {
+    runners.push(new ProcessRunner({ homeId }));
+    reports.push({ name: 'process', detail: 'local processes' });
+  }
+  return { runners, reports, notes };
+}

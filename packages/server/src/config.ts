@@ -1,0 +1,105 @@
+import { totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TesseraError } from '@tessera/model';
+
+/** The server's configuration, read once from the environment at start and validated. */
+export interface ServerConfig {
+  /** HTTP port (PORT, default 8080; 0 picks a free port). */
+  port: number;
+  /** Address to bind (HOST, default 127.0.0.1: nothing is exposed until login exists). */
+  host: string;
+  /** All state: DB, workflow dirs, logs, user extensions (TESSERA_HOME, default ./.tessera). */
+  home: string;
+  /** Folders whose sub-folders are extensions (TESSERA_EXTENSIONS_DIRS, ":"-separated; default: the repository's extensions/ and <home>/extensions). */
+  extensionRoots: string[];
+  /** Tasks running at once (TESSERA_PARALLELISM, default 16). */
+  parallelism: number;
+  /** RAM pool in MB (TESSERA_RAM_POOL_MB, default 80% of the machine's memory). */
+  ramPoolMb: number;
+  /** GPU memory pool in MB (TESSERA_GPU_POOL_MB, default 0: no GPU). */
+  gpuPoolMb: number;
+  /** Days a workflow dir is kept after a successful or canceled run (TESSERA_RETENTION_DAYS, default 7). */
+  retentionDays: number;
+  /** Days a failed run's workflow dir is kept (TESSERA_FAILED_RETENTION_DAYS, default 30). */
+  failedRetentionDays: number;
+  /** `normal` or `full` (fsync every commit) (TESSERA_DB_DURABILITY, default normal). */
+  dbDurability: 'normal' | 'full';
+  /** Which runners to use (TESSERA_RUNNERS: "auto" (default), or a list such as "process" or "docker,process"). */
+  runners: 'auto' | ('process' | 'docker')[];
+  /** Docker engine socket (DOCKER_HOST unix://..., default /var/run/docker.sock). */
+  dockerSocket: string | undefined;
+  /** Public URL of this server given to tasks as TESSERA_API_URL (TESSERA_PUBLIC_URL, default http://<host>:<port>). */
+  publicUrl: string | undefined;
+  /** Log level for the HTTP server (TESSERA_LOG_LEVEL: info, warn, error, silent; default info). */
+  logLevel: 'info' | 'warn' | 'error' | 'silent';
+}
+
+/** The repository's built-in extensions folder. */
+export const BUILTIN_EXTENSIONS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../../extensions');
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const problems: string[] = [];
+  const int = (name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      problems.push(`${name}="${raw}" must be an integer from ${min} to ${max}`);
+      return fallback;
+    }
+    return n;
+  };
+  const num = (name: string, fallback: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n < 0) {
+      problems.push(`${name}="${raw}" must be a number >= 0`);
+      return fallback;
+    }
+    return n;
+  };
+  const home = resolve(env.TESSERA_HOME || '.tessera');
+  const durability = env.TESSERA_DB_DURABILITY || 'normal';
+  if (durability !== 'normal' && durability !== 'full') problems.push(`TESSERA_DB_DURABILITY="${durability}" must be "normal" or "full"`);
+  const runnersRaw = (env.TESSERA_RUNNERS || 'auto').trim();
+  let runners: ServerConfig['runners'] = 'auto';
+  if (runnersRaw !== 'auto') {
+    const list = runnersRaw.split(',').map((s) => s.trim());
+    const bad = list.filter((r) => r !== 'process' && r !== 'docker');
+    if (bad.length > 0) problems.push(`TESSERA_RUNNERS="${runnersRaw}": unknown runner ${bad.join(', ')}; use "auto" or a list of process, docker`);
+    runners = list.filter((r): r is 'process' | 'docker' => r === 'process' || r === 'docker');
+  }
+  let dockerSocket: string | undefined;
+  if (env.DOCKER_HOST) {
+    if (env.DOCKER_HOST.startsWith('unix://')) dockerSocket = env.DOCKER_HOST.slice('unix://'.length);
+    else problems.push(`DOCKER_HOST="${env.DOCKER_HOST}": only unix:// sockets are supported`);
+  }
+  const logLevel = (env.TESSERA_LOG_LEVEL || 'info') as ServerConfig['logLevel'];
+  if (!['info', 'warn', 'error', 'silent'].includes(logLevel)) problems.push(`TESSERA_LOG_LEVEL="${logLevel}" must be info, warn, error or silent`);
+  const config: ServerConfig = {
+    port: int('PORT', 8080, 0, 65535),
+    host: env.HOST || '127.0.0.1',
+    home,
+    extensionRoots: env.TESSERA_EXTENSIONS_DIRS
+      ? env.TESSERA_EXTENSIONS_DIRS.split(':').filter(Boolean).map((p) => resolve(p))
+      : [BUILTIN_EXTENSIONS_DIR, join(home, 'extensions')],
+    parallelism: int('TESSERA_PARALLELISM', 16, 1, 10_000),
+    ramPoolMb: int('TESSERA_RAM_POOL_MB', Math.floor((totalmem() / 1024 / 1024) * 0.8), 1),
+    gpuPoolMb: int('TESSERA_GPU_POOL_MB', 0, 0),
+    retentionDays: num('TESSERA_RETENTION_DAYS', 7),
+    failedRetentionDays: num('TESSERA_FAILED_RETENTION_DAYS', 30),
+    dbDurability: durability === 'full' ? 'full' : 'normal',
+    runners,
+    dockerSocket,
+    publicUrl: env.TESSERA_PUBLIC_URL || undefined,
+    logLevel,
+  };
+  if (problems.length > 0) {
+    throw new TesseraError('TESSERA_CONFIG', `invalid configuration: ${problems.join('; ')}`, {
+      details: problems.map((p) => ({ where: p.split('=')[0]!, message: p })),
+    });
+  }
+  return config;
+}

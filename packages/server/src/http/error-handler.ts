@@ -1,0 +1,39 @@
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { TesseraError } from '@tessera/model';
+
+/** Answers every error with `{ error: { code, message, details } }` and the right status. */
+export function installErrorHandler(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError | TesseraError | Error, request, reply) => {
+    if (err instanceof TesseraError) {
+      if (err.kind !== 'user') request.log.error({ err }, err.message);
+      return reply.status(err.status).send(err.toJSON());
+    }
+    const fe = err as FastifyError;
+    if (fe.validation) {
+      const details = fe.validation.map((v) => {
+        const path = (v.instancePath || '').split('/').filter(Boolean).join('.');
+        const missing = (v.params as { missingProperty?: string }).missingProperty;
+        const extra = (v.params as { additionalProperty?: string }).additionalProperty;
+        const where = [fe.validationContext, path, missing ?? extra].filter(Boolean).join('.');
+        return { where, message: extra ? 'is not a known property' : (v.message ?? 'is invalid') };
+      });
+      return reply.status(400).send({
+        error: {
+          code: 'TESSERA_INVALID_REQUEST',
+          message: `invalid request: ${details.map((d) => `${d.where} ${d.message}`).join('; ')}`,
+          details,
+        },
+      });
+    }
+    if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
+      return reply.status(fe.statusCode).send({ error: { code: 'TESSERA_INVALID_REQUEST', message: fe.message, details: [] } });
+    }
+    request.log.error({ err }, 'unexpected error');
+    return reply.status(500).send({ error: { code: 'TESSERA_INTERNAL', message: `internal error: ${err.message}`, details: [] } });
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply.status(404).send({
+      error: { code: 'TESSERA_NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}; see /api/openapi.json`, details: [] },
+    }),
+  );
+}

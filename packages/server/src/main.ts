@@ -1,0 +1,46 @@
+import { TesseraError } from '@tessera/model';
+import { createTessera } from './app.ts';
+import { loadConfig } from './config.ts';
+
+/** `npm start`: one process serving the UI, API and DICOM; state under TESSERA_HOME. */
+export async function main(): Promise<void> {
+  let tessera;
+  try {
+    tessera = await createTessera(loadConfig());
+  } catch (err) {
+    console.error(`tessera: could not start: ${err instanceof TesseraError || err instanceof Error ? err.message : String(err)}`);
+    if (err instanceof Error && err.cause) console.error(`  cause: ${(err.cause as Error).message ?? String(err.cause)}`);
+    process.exit(1);
+  }
+  let url: string;
+  try {
+    url = await tessera.listen();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const hint = code === 'EADDRINUSE' ? ` (port ${tessera.config.port} is taken: stop the other server or set PORT)` : '';
+    console.error(`tessera: could not listen on ${tessera.config.host}:${tessera.config.port}: ${(err as Error).message}${hint}`);
+    await tessera.close();
+    process.exit(1);
+  }
+  const c = tessera.config;
+  const lines = [
+    `Tessera ${'0.1.0'} ready at ${url}`,
+    `  home:      ${c.home}`,
+    `  runners:   ${tessera.runners.map((r) => `${r.name} (${r.detail})`).join(', ')}`,
+    ...tessera.runnerNotes.map((n) => `  note:      ${n}`),
+    `  workflows: ${tessera.registry.list().map((w) => w.spec.id).join(', ') || 'none'}`,
+    ...tessera.registry.problems().map((p) => `  problem:   ${p.dir}: ${p.message}`),
+    `  try:       npx tessera run hello-world`,
+  ];
+  console.log(lines.join('\n'));
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`tessera: ${signal} received, stopping (running containers keep running and are re-attached at the next start)`);
+    await tessera.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}

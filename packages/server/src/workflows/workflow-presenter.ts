@@ -1,0 +1,91 @@
+import type { JobRow, RunRow, TaskRow } from '@tessera/engine';
+import type { DagSpec } from '@tessera/model';
+import type { LoadedWorkflow } from '@tessera/extensions';
+import { iso } from '../http/common.schema.ts';
+
+/** How runs, jobs, tasks and workflows look in the HTTP API. */
+export function workflowJson(wf: LoadedWorkflow) {
+  const { spec } = wf;
+  return {
+    id: spec.id,
+    title: spec.title ?? spec.id,
+    description: spec.description ?? '',
+    extension: { name: wf.extension.name, version: wf.extension.version },
+    workflow_form: spec.workflow_form,
+    data_form: spec.data_form,
+    tasks: spec.tasks.map((t) => ({
+      id: t.id,
+      operator: t.operator,
+      upstream: t.upstream,
+      trigger_rule: t.trigger_rule,
+      runs_as: t.builtin ? 'builtin' : t.container && t.process ? 'container or process' : t.container ? 'container' : 'process',
+    })),
+  };
+}
+
+export function taskJson(runId: string, t: TaskRow) {
+  return {
+    id: t.task_id,
+    state: t.state,
+    try_number: t.try_number,
+    attempt: t.attempt,
+    runner: t.runner,
+    exit_code: t.exit_code,
+    reason: t.reason,
+    oom_killed: t.oom_killed === 1,
+    queued_at: iso(t.queued_at),
+    started_at: iso(t.started_at),
+    ended_at: iso(t.ended_at),
+    next_try_at: iso(t.next_try_at),
+    log_url: t.try_number > 0 ? `/api/runs/${runId}/tasks/${t.task_id}/log` : null,
+  };
+}
+
+const DONE = new Set(['success', 'failed', 'upstream_failed', 'skipped', 'canceled']);
+
+export function progressOf(counts: Record<string, number>) {
+  let total = 0;
+  let done = 0;
+  for (const [state, n] of Object.entries(counts)) {
+    total += n;
+    if (DONE.has(state)) done += n;
+  }
+  return { total, done, counts };
+}
+
+export function runJson(r: RunRow, project: string, counts: Record<string, number>, tasks?: TaskRow[]) {
+  const spec = tasks ? (JSON.parse(r.spec) as DagSpec) : undefined;
+  return {
+    id: r.id,
+    job_id: r.job_id,
+    project,
+    workflow: r.workflow_id,
+    state: r.state,
+    attempt: r.attempt,
+    reason: r.reason,
+    created_at: iso(r.created_at),
+    started_at: iso(r.started_at),
+    ended_at: iso(r.ended_at),
+    workflow_dir: r.dir_removed_at === null ? r.workflow_dir : null,
+    workflow_dir_removed_at: iso(r.dir_removed_at),
+    progress: progressOf(counts),
+    ...(tasks
+      ? {
+          conf: JSON.parse(r.conf) as unknown,
+          tasks: tasks.map((t) => ({ ...taskJson(r.id, t), upstream: spec!.tasks[t.position]?.upstream ?? [] })),
+        }
+      : {}),
+  };
+}
+
+export function jobJson(j: JobRow, project: string, runs: ReturnType<typeof runJson>[]) {
+  const states = runs.map((r) => r.state);
+  const state = states.some((s) => s === 'running' || s === 'queued')
+    ? 'running'
+    : states.some((s) => s === 'failed')
+      ? 'failed'
+      : states.some((s) => s === 'canceled')
+        ? 'canceled'
+        : 'success';
+  return { id: j.id, project, workflow: j.workflow_id, state, created_at: iso(j.created_at), conf: JSON.parse(j.conf) as unknown, runs };
+}
