@@ -1,0 +1,140 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { ApiClient, CliError } from './api-client.ts';
+import type { JobJson, Page, ProjectJson, RunJson, WorkflowJson } from './api-types.ts';
+import { logsCommand } from './commands/logs-command.ts';
+import { runCommand } from './commands/run-command.ts';
+import { duration, printJson, table } from './output.ts';
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a whole number');
+  return n;
+}
+
+/** Builds the `tessera` command line. Each action returns the process exit code. */
+export function buildProgram(): Command {
+  const program = new Command('tessera')
+    .description('Tessera: develop, deploy and run medical-imaging extensions. Talks to a Tessera server over HTTP.')
+    .addOption(new Option('--url <url>', 'server URL').env('TESSERA_URL').default('http://localhost:8080'))
+    .addOption(new Option('--project <name>', 'project to work in').env('TESSERA_PROJECT').default('admin'))
+    .showHelpAfterError('(run with --help for usage)');
+  const api = (): ApiClient => new ApiClient(program.opts<{ url: string }>().url);
+  const project = (): string => program.opts<{ project: string }>().project;
+  let exitCode = 0;
+  const act = <A extends unknown[]>(fn: (...args: A) => Promise<number | void>) =>
+    async (...args: A): Promise<void> => {
+      exitCode = (await fn(...args)) ?? 0;
+    };
+
+  const projects = program.command('projects').description('list projects, or create one').option('--json', 'print JSON')
+    .action(act(async (o: { json?: boolean }) => {
+      const { items } = await api().get<{ items: ProjectJson[] }>('/api/projects');
+      if (o.json) return printJson(items);
+      console.log(table(['NAME', 'CREATED', 'DESCRIPTION'], items.map((p) => [p.name, p.created_at, p.description])));
+    }));
+  projects.command('create <name>').description('create a project').option('--description <text>').option('--json', 'print JSON')
+    .action(act(async (name: string, o: { description?: string; json?: boolean }) => {
+      const p = await api().post<ProjectJson>('/api/projects', { name, ...(o.description ? { description: o.description } : {}) });
+      if (o.json) return printJson(p);
+      console.log(`created project ${p.name}`);
+    }));
+
+  program.command('workflows').description('list the workflows you can run').option('--json', 'print JSON')
+    .action(act(async (o: { json?: boolean }) => {
+      const { items, problems } = await api().get<{ items: WorkflowJson[]; problems: { dir: string; message: string }[] }>('/api/workflows');
+      if (o.json) return printJson(items);
+      console.log(table(['WORKFLOW', 'EXTENSION', 'TASKS', 'PARAMETERS', 'TITLE'], items.map((w) => [
+        w.id,
+        `${w.extension.name}@${w.extension.version}`,
+        w.tasks.length,
+        Object.keys((w.workflow_form.properties ?? {}) as object).join(',') || '-',
+        w.title,
+      ])));
+      for (const p of problems) console.error(`warning: extension ${p.dir} was not loaded: ${p.message}`);
+    }));
+
+  program.command('run <workflow>').description('run a workflow and watch it; exits non-zero when a run fails')
+    .option('-f, --form <key=value...>', 'a workflow_form parameter (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--dataset <name>', 'run on the series of a dataset')
+    .option('--series <uids>', 'run on these SeriesInstanceUIDs (comma-separated)')
+    .option('--limit <n>', 'at most n series of the dataset', positiveInt)
+    .option('--single-execution', 'one run per series')
+    .option('--no-wait', 'return once the job is created')
+    .option('--json', 'print the job as JSON at the end')
+    .action(act(async (workflow: string, o: { form: string[]; dataset?: string; series?: string; limit?: number; singleExecution?: boolean; wait: boolean; json?: boolean }) =>
+      runCommand(api(), workflow, { ...o, project: project() })));
+
+  program.command('runs').description('list runs, newest first')
+    .option('--state <states>', 'only these states (comma-separated: queued,running,success,failed,canceled)')
+    .option('--workflow <id>', 'only runs of this workflow')
+    .option('--job <id>', 'only runs of this job')
+    .option('--all-projects', 'runs of every project')
+    .option('--limit <n>', 'how many', positiveInt, 20)
+    .option('--offset <n>', 'skip this many', positiveInt, 0)
+    .option('--json', 'print JSON')
+    .action(act(async (o: { state?: string; workflow?: string; job?: string; allProjects?: boolean; limit: number; offset: number; json?: boolean }) => {
+      const page = await api().get<Page<RunJson>>('/api/runs', {
+        project: o.allProjects ? undefined : project(), state: o.state, workflow: o.workflow, job: o.job, limit: o.limit, offset: o.offset,
+      });
+      if (o.json) return printJson(page);
+      console.log(table(['RUN', 'WORKFLOW', 'STATE', 'TASKS', 'STARTED', 'DURATION', 'PROJECT'], page.items.map((r) => [
+        r.id, r.workflow, r.state, `${r.progress.done}/${r.progress.total}`, r.started_at, duration(r.started_at, r.ended_at), r.project,
+      ])));
+      if (page.total > o.offset + page.items.length) console.error(`(${page.total} runs in all; see more with --offset ${o.offset + page.items.length})`);
+    }));
+
+  program.command('show <run>').description('a run with its tasks, their states and reasons').option('--json', 'print JSON')
+    .action(act(async (runId: string, o: { json?: boolean }) => {
+      const r = await api().get<RunJson>(`/api/runs/${encodeURIComponent(runId)}`);
+      if (o.json) return printJson(r);
+      console.log(`${r.id}  ${r.workflow}  ${r.state}  attempt ${r.attempt}  project ${r.project}`);
+      if (r.reason) console.log(`reason:  ${r.reason}`);
+      if (r.workflow_dir) console.log(`outputs: ${r.workflow_dir}`);
+      console.log(table(['TASK', 'STATE', 'TRY', 'RUNNER', 'EXIT', 'DURATION', 'REASON'], (r.tasks ?? []).map((t) => [
+        t.id, t.state, t.try_number, t.runner, t.exit_code, duration(t.started_at, t.ended_at), t.reason,
+      ])));
+    }));
+
+  program.command('logs <run> [task]').description("print a task's log (or every task's), --follow to stream it live")
+    .option('--follow', 'keep streaming until the task (or run) ends')
+    .option('--try <n>', 'a given try of the task', positiveInt)
+    .option('--attempt <n>', 'a given attempt of the run', positiveInt)
+    .action(act(async (run: string, task: string | undefined, o: { follow?: boolean; try?: number; attempt?: number }) => logsCommand(api(), run, task, o)));
+
+  program.command('cancel <id>').description('cancel a run (r-...) or a whole job (j-...)')
+    .action(act(async (id: string) => {
+      if (id.startsWith('j-')) {
+        const job = await api().post<JobJson>(`/api/jobs/${encodeURIComponent(id)}/cancel`);
+        console.log(`job ${job.id}: ${job.runs.map((r) => `${r.id} ${r.state}`).join(', ')}`);
+      } else {
+        const run = await api().post<RunJson>(`/api/runs/${encodeURIComponent(id)}/cancel`);
+        console.log(`run ${run.id}: ${run.state}`);
+      }
+    }));
+
+  program.command('retry <run>').description('retry a failed or canceled run: failed tasks run again, successful ones are kept')
+    .action(act(async (id: string) => {
+      const run = await api().post<RunJson>(`/api/runs/${encodeURIComponent(id)}/retry`);
+      console.log(`run ${run.id}: attempt ${run.attempt} ${run.state}; follow it with: tessera logs ${run.id} --follow`);
+    }));
+
+  program.hook('postAction', () => {
+    process.exitCode = exitCode;
+  });
+  return program;
+}
+
+/** Entry point of bin/tessera.mjs. */
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CliError) {
+      console.error(`error: ${err.message}`);
+      for (const d of err.details) console.error(`  ${d.where}: ${d.message}`);
+      process.exitCode = err.exitCode;
+      return;
+    }
+    throw err;
+  }
+}
