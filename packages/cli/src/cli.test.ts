@@ -1,0 +1,107 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestServer, writeShellExtension, type TestServer } from '../../server/src/__fixtures__/test-server.ts';
+import { REPO_ROOT } from '../../server/src/__fixtures__/server-process.ts';
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startTestServer();
+  await writeShellExtension(server.extRoot, 'cli-fixtures', [
+    { id: 'fails', tasks: [{ id: 'boom', sh: 'echo "something broke" >&2; exit 4' }] },
+    {
+      id: 'typed',
+      workflow_form: {
+        type: 'object',
+        properties: { threshold: { type: 'number' }, enabled: { type: 'boolean' }, labels: { type: 'array', items: { type: 'string' } } },
+        additionalProperties: false,
+      },
+      tasks: [{ id: 'echo', sh: 'echo "$THRESHOLD $ENABLED $LABELS"' }],
+    },
+  ]);
+  await server.call('POST', '/api/workflows/reload');
+});
+afterAll(async () => {
+  await server?.close();
+});
+
+/** Runs the real `tessera` bin as a user would, inside the repository. */
+function tessera(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(REPO_ROOT, 'bin/tessera.mjs'), ...args], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, TESSERA_URL: server.url, ...env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+describe('tessera CLI against a real server', () => {
+  it('runs hello-world, waits with progress, and exits 0', async () => {
+    const r = await tessera(['run', 'hello-world', '--form', 'message=Servus', '--form', 'repeat=3']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/4\/4 tasks done, success/);
+    expect(r.stdout).toMatch(/^ok\s+r-/m);
+    const runId = /(r-[a-z0-9]+-[0-9a-f]+)/.exec(r.stdout)![1]!;
+    const logs = await tessera(['logs', runId, 'transform-upper']);
+    expect(logs.stdout).toContain('transform (upper): SERVUS');
+    const all = await tessera(['logs', runId]);
+    expect(all.stdout).toContain('==> summarize (success, try 1) <==');
+    const follow = await tessera(['logs', runId, '--follow']);
+    expect(follow.stdout).toMatch(/^transform-reverse \| transform \(reverse\): suvreS$/m);
+  });
+
+  it('exits non-zero when a run fails and says where to look', async () => {
+    const r = await tessera(['run', 'fails']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('FAILED');
+    expect(r.stdout).toContain('task "boom" failed: exited with code 4');
+    expect(r.stdout).toMatch(/logs:\s+tessera logs r-/);
+    const runId = /(r-[a-z0-9]+-[0-9a-f]+)/.exec(r.stdout)![1]!;
+    const show = await tessera(['show', runId]);
+    expect(show.stdout).toMatch(/boom\s+failed\s+1\s+process\s+4/);
+    const logs = await tessera(['logs', runId, 'boom']);
+    expect(logs.stdout).toContain('something broke');
+  });
+
+  it('types --form values by the workflow form and rejects unknown or bad ones', async () => {
+    const ok = await tessera(['run', 'typed', '-f', 'threshold=0.25', '-f', 'enabled=yes', '-f', 'labels=lung,liver', '--json']);
+    expect(ok.code, ok.stderr).toBe(0);
+    const job = JSON.parse(ok.stdout);
+    expect(job.conf.workflow_form).toEqual({ threshold: 0.25, enabled: true, labels: ['lung', 'liver'] });
+    const logs = await tessera(['logs', job.runs[0].id, 'echo']);
+    expect(logs.stdout.trim()).toBe("0.25 True ['lung', 'liver']");
+    const bad = await tessera(['run', 'typed', '-f', 'threshold=high']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('"threshold" must be a number');
+    const unknown = await tessera(['run', 'typed', '-f', 'treshold=1']);
+    expect(unknown.stderr).toContain('the workflow has no parameter "treshold"; its parameters are threshold, enabled, labels');
+  });
+
+  it('lists as tables and as JSON, per project', async () => {
+    const created = await tessera(['projects', 'create', 'cli-test']);
+    expect(created.code).toBe(0);
+    const projects = JSON.parse((await tessera(['projects', '--json'])).stdout);
+    expect(projects.map((p: { name: string }) => p.name)).toContain('cli-test');
+    const wfs = await tessera(['workflows']);
+    expect(wfs.stdout).toMatch(/^hello-world\s+hello-world@0\.1\.0\s+4\s+message,repeat/m);
+    const none = JSON.parse((await tessera(['runs', '--json', '--project', 'cli-test'])).stdout);
+    expect(none.total).toBe(0);
+    const some = JSON.parse((await tessera(['runs', '--json'])).stdout);
+    expect(some.total).toBeGreaterThan(0);
+    const cancel = await tessera(['cancel', 'r-does-not-exist']);
+    expect(cancel.code).toBe(1);
+    expect(cancel.stderr).toContain('run "r-does-not-exist" does not exist');
+  });
+
+  it('explains how to start the server when none answers', async () => {
+    const r = await tessera(['runs'], { TESSERA_URL: 'http://127.0.0.1:9' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('cannot reach the Tessera server at http://127.0.0.1:9');
+    expect(r.stderr).toContain('npm start');
+  });
+});
