@@ -15,11 +15,7 @@ export const ERROR_CODES = {
   TESSERA_INVALID_MANIFEST: { status: 400, kind: 'user', summary: 'An extension manifest (tessera-extension.json) is invalid.' },
   TESSERA_NOT_FOUND: { status: 404, kind: 'user', summary: 'The named project, workflow, job, run or task does not exist.' },
   TESSERA_CONFLICT: { status: 409, kind: 'user', summary: 'The request conflicts with the current state (name taken, run not retryable).' },
-  TESSERA_NO_RUNNER: { status: 422, kind: 'user', summary: 'No runner can execute a task (for example it needs a Docker engine and none is reachable).' },
-  TESSERA_RESOURCES_NEVER_FIT: { status: 422, kind: 'user', summary: 'A task requests more RAM or GPU memory than its pool will ever have.' },
   TESSERA_CONFIG: { status: 500, kind: 'user', summary: 'A configuration value (environment variable) is invalid.' },
-  TESSERA_RUNNER_FAILED: { status: 502, kind: 'operational', summary: 'A runner could not start, watch or stop a task.' },
-  TESSERA_SERVER_UNREACHABLE: { status: 503, kind: 'operational', summary: 'The CLI could not reach the Tessera server.' },
   TESSERA_INTERNAL: { status: 500, kind: 'bug', summary: 'An unexpected internal error.' },
 } as const satisfies Record<string, { status: number; kind: ErrorKind; summary: string }>;
 
