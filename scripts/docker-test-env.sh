@@ -32,6 +32,7 @@ die() { log "error: $*"; exit 1; }
 missing=()
 [ -x "$DOCKERD" ] && [ -x "$DOCKER" ] || missing+=(docker.io)
 [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
+command -v flock >/dev/null && command -v setsid >/dev/null || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   apt-get update -qq >&2

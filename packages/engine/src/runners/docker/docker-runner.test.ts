@@ -42,7 +42,6 @@ describe('docker runner prerequisites', () => {
 
 async function leftovers(key: string): Promise<number> {
   const list = await docker!.listContainers({ all: true, filters: { label: [`${DOCKER_LABELS.key}=${key}`] } });
-  if (list.length) console.error("LEFTOVER", key, JSON.stringify(list.map((c) => [c.State, c.Status])));
   return list.length;
 }
 

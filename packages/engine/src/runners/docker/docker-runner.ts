@@ -49,12 +49,15 @@ interface DockerError extends Error {
  */
 export class DockerRunner implements Runner {
   readonly name = 'docker';
+  readonly survivesRestart = true;
   readonly #docker: Dockerode;
   readonly #homeId: string;
   readonly #grace: number;
   readonly #where: string;
   /** Containers that stop() is stopping, so that their outcome says so. */
   readonly #stopping = new Set<string>();
+  /** Containers whose outcome this runner is collecting. */
+  readonly #followed = new Set<string>();
 
   constructor(options: DockerRunnerOptions) {
     this.#homeId = options.homeId;
@@ -104,7 +107,7 @@ export class DockerRunner implements Runner {
       await container.start();
     } catch (err) {
       (stream as { destroy?: () => void } | undefined)?.destroy?.();
-      await this.#remove(container.id);
+      await this.#remove(container.id).catch(() => undefined);
       return failed(`could not start the container of image "${spec.image}": ${dockerMessage(err as DockerError)}`);
     }
     return { handle: container.id, done: this.#follow(container.id, stream, log, launch) };
@@ -120,7 +123,11 @@ export class DockerRunner implements Runner {
       const code = (err as DockerError).statusCode;
       if (code !== 304 && code !== 404) throw err;
     }
-    await this.#remove(handle);
+    try {
+      await this.#remove(handle);
+    } finally {
+      if (!this.#followed.has(handle)) this.#stopping.delete(handle);
+    }
   }
 
   async recover(launch: TaskLaunch, handle: string | undefined): Promise<TaskExecution | undefined> {
@@ -193,6 +200,7 @@ export class DockerRunner implements Runner {
 
   /** Copies the output into the log, waits for the exit, collects the outcome and removes the container. Never rejects. */
   async #follow(id: string, stream: NodeJS.ReadableStream, log: number, launch: TaskLaunch): Promise<TaskOutcome> {
+    this.#followed.add(id);
     const copy = demuxInto(stream, log);
     const container = this.#docker.getContainer(id);
     let outcome: TaskOutcome;
@@ -225,6 +233,7 @@ export class DockerRunner implements Runner {
     closeSync(log);
     await this.#remove(id).catch(() => undefined);
     this.#stopping.delete(id);
+    this.#followed.delete(id);
     return outcome;
   }
 
@@ -263,7 +272,7 @@ function writeLine(fd: number, text: string): void {
  * type, 3 zero bytes, big-endian length) to fd; stdout and stderr share the log.
  */
 function demuxInto(stream: NodeJS.ReadableStream, fd: number): { drained: Promise<void>; detach: () => void } {
-  let pending = Buffer.alloc(0);
+  let pending: Buffer = Buffer.alloc(0);
   let attached = true;
   stream.on('data', (chunk: Buffer) => {
     // Once detached the fd is closed and its number may already belong to another file.
