@@ -46,7 +46,7 @@ describe('tessera CLI against a real server', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/4\/4 tasks done, success/);
     expect(r.stdout).toMatch(/^ok\s+r-/m);
-    const runId = /(r-[a-z0-9]+-[0-9a-f]+)/.exec(r.stdout)![1]!;
+    const runId = /(r-[a-z0-9]+-[0-9a-z]+)/.exec(r.stdout)![1]!;
     const logs = await tessera(['logs', runId, 'transform-upper']);
     expect(logs.stdout).toContain('transform (upper): SERVUS');
     const all = await tessera(['logs', runId]);
@@ -61,7 +61,7 @@ describe('tessera CLI against a real server', () => {
     expect(r.stdout).toContain('FAILED');
     expect(r.stdout).toContain('task "boom" failed: exited with code 4');
     expect(r.stdout).toMatch(/logs:\s+tessera logs r-/);
-    const runId = /(r-[a-z0-9]+-[0-9a-f]+)/.exec(r.stdout)![1]!;
+    const runId = /(r-[a-z0-9]+-[0-9a-z]+)/.exec(r.stdout)![1]!;
     const show = await tessera(['show', runId]);
     expect(show.stdout).toMatch(/boom\s+failed\s+1\s+process\s+4/);
     const logs = await tessera(['logs', runId, 'boom']);

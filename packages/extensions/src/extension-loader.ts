@@ -1,11 +1,13 @@
 import { existsSync } from 'node:fs';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
+import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { TesseraError, ajvErrorsToDetails, createAjv, validateDagSpec, type DagSpec } from '@tessera/model';
 import { ExtensionManifestSchema, MANIFEST_FILE, type ExtensionManifest } from './extension-manifest.schema.ts';
 
 const validateManifest = createAjv().compile(ExtensionManifestSchema);
+const requireCache = createRequire(import.meta.url).cache;
 
 /** A workflow loaded from an extension folder. */
 export interface LoadedWorkflow {
@@ -57,11 +59,18 @@ export async function loadExtensionFolder(dir: string): Promise<LoadedExtension>
 export async function loadWorkflowFile(file: string): Promise<DagSpec> {
   if (!existsSync(file)) throw new Error(`file not found: ${file}`);
   if (file.endsWith('.json')) return validateDagSpec(JSON.parse(await readFile(file, 'utf8')));
-  // The mtime in the URL makes a changed module load anew instead of from the module cache.
+  // The mtime in the URL makes a changed ES module load anew instead of from the module
+  // cache; a .ts file outside a "type": "module" package loads as CommonJS, whose cache
+  // is keyed by path, so drop it there too. Modules it imports in turn stay cached
+  // until the server restarts.
   const { mtimeMs } = await stat(file);
+  delete requireCache[file];
   const mod = (await import(`${pathToFileURL(file).href}?v=${mtimeMs}`)) as { default?: unknown };
   const exported = mod.default as { toDagSpec?: () => unknown } | undefined;
   if (exported === undefined) throw new Error('the module has no default export; export default defineWorkflow(...)');
+  if (typeof exported === 'function') {
+    throw new Error('the default export is a function; export the workflow itself: export default defineWorkflow(...)');
+  }
   return typeof exported.toDagSpec === 'function' ? validateDagSpec(exported.toDagSpec()) : validateDagSpec(exported);
 }
 

@@ -21,6 +21,11 @@ export const TRIGGER_RULES = [
 ] as const;
 export type TriggerRule = (typeof TRIGGER_RULES)[number];
 
+/** A string enum as JSON Schema `enum`, so that a wrong value gets one error listing the allowed ones. */
+function StringEnum<T extends readonly string[]>(values: T, options: { default?: T[number]; description?: string } = {}) {
+  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
+}
+
 const Identifier = Type.String({
   pattern: '^[a-z0-9]([a-z0-9._-]{0,98}[a-z0-9])?$',
   description: 'lower-case letters, digits, ".", "_" and "-", starting and ending with a letter or digit, at most 100 characters',
@@ -69,11 +74,8 @@ export const TaskSpecSchema = Type.Object(
     parallel_id: Type.Optional(Identifier),
     title: Type.Optional(Type.String()),
     upstream: Type.Array(Identifier, { default: [] }),
-    trigger_rule: Type.Union(
-      TRIGGER_RULES.map((r) => Type.Literal(r)),
-      { default: 'all_success' },
-    ),
-    level: Type.Union([Type.Literal('batch_element'), Type.Literal('batch')], {
+    trigger_rule: StringEnum(TRIGGER_RULES, { default: 'all_success' }),
+    level: StringEnum(['batch_element', 'batch'] as const, {
       default: 'batch_element',
       description: 'batch_element: outputs under batch/<series>/<output_dir>; batch: under <output_dir> of the run.',
     }),
@@ -86,7 +88,7 @@ export const TaskSpecSchema = Type.Object(
     env: Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String(), { default: {} }),
     retries: Type.Integer({ minimum: 0, maximum: 100, default: 0 }),
     retry_delay_s: Type.Number({ minimum: 0, default: 0 }),
-    retry_backoff: Type.Union([Type.Literal('fixed'), Type.Literal('exponential')], { default: 'fixed' }),
+    retry_backoff: StringEnum(['fixed', 'exponential'] as const, { default: 'fixed' }),
     max_retry_delay_s: Type.Optional(Type.Number({ minimum: 0 })),
     timeout_s: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
     resources: Type.Optional(ResourcesSchema),

@@ -1,10 +1,9 @@
 import { DagSpecSchema, type DagSpec, type TaskSpec } from './dag-spec.schema.ts';
 import { TesseraError, type ErrorDetail } from './errors.ts';
-import { ajvErrorsToDetails, createAjv } from './json-validator.ts';
+import { ajvErrorsToDetails, compileFormSchema, createAjv } from './json-validator.ts';
 
 const ajv = createAjv({ useDefaults: true });
 const validateSchema = ajv.compile(DagSpecSchema);
-const formAjv = createAjv();
 
 /**
  * Validates an untrusted DAG spec and returns it with defaults filled in.
@@ -108,7 +107,7 @@ function checkForms(spec: DagSpec): ErrorDetail[] {
   const details: ErrorDetail[] = [];
   for (const form of ['workflow_form', 'data_form'] as const) {
     try {
-      formAjv.compile(spec[form]);
+      compileFormSchema(spec[form], { useDefaults: false });
     } catch (err) {
       details.push({ where: form, message: `is not a valid JSON Schema: ${(err as Error).message}` });
     }

@@ -1,18 +1,6 @@
 import type { DagSpec } from './dag-spec.schema.ts';
 import { TesseraError } from './errors.ts';
-import { ajvErrorsToDetails, createAjv, type ValidateFunction } from './json-validator.ts';
-
-const ajv = createAjv({ useDefaults: true });
-const cache = new WeakMap<object, ValidateFunction>();
-
-function compiled(schema: Record<string, unknown>): ValidateFunction {
-  let fn = cache.get(schema);
-  if (!fn) {
-    fn = ajv.compile(schema);
-    cache.set(schema, fn);
-  }
-  return fn;
-}
+import { ajvErrorsToDetails, compileFormSchema } from './json-validator.ts';
 
 /**
  * Validates form values against a workflow's form schema, filling defaults.
@@ -29,7 +17,12 @@ export function validateForm(
       details: [{ where: form, message: 'must be an object' }],
     });
   }
-  const fn = compiled(spec[form]);
+  let fn;
+  try {
+    fn = compileFormSchema(spec[form], { useDefaults: true });
+  } catch (err) {
+    throw new TesseraError('TESSERA_INVALID_SPEC', `${form} of workflow "${spec.id}" is not a valid JSON Schema: ${(err as Error).message}`, { cause: err });
+  }
   if (!fn(v)) {
     const details = ajvErrorsToDetails(fn.errors, form);
     throw new TesseraError(

@@ -1,10 +1,12 @@
 import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv';
+import Ajv2020Module from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import type { ErrorDetail } from './errors.ts';
 
 // ajv and ajv-formats are CommonJS with a default export.
 const Ajv = AjvModule.default ?? AjvModule;
 const addFormats = addFormatsModule.default ?? addFormatsModule;
+const Ajv2020 = Ajv2020Module.default ?? Ajv2020Module;
 
 /** Creates an Ajv instance configured the way every Tessera boundary validates JSON. */
 export function createAjv(options: { useDefaults?: boolean } = {}): InstanceType<typeof Ajv> {
@@ -50,3 +52,33 @@ export function ajvErrorsToDetails(
 }
 
 export type { ValidateFunction };
+
+const formAjvs = new Map<string, InstanceType<typeof Ajv>>();
+const formCache = new WeakMap<object, Map<string, ValidateFunction>>();
+
+/**
+ * Compiles a form's JSON Schema (draft-07 by default; draft 2020-12 when its
+ * `$schema` says so), cached per schema object. A schema with an `$id` can be
+ * compiled again (after a reload) without Ajv's "already exists" error.
+ */
+export function compileFormSchema(schema: Record<string, unknown>, options: { useDefaults: boolean }): ValidateFunction {
+  const draft = typeof schema.$schema === 'string' && schema.$schema.includes('2020-12') ? '2020' : '07';
+  const key = `${draft}:${options.useDefaults}`;
+  let perSchema = formCache.get(schema);
+  const cached = perSchema?.get(key);
+  if (cached) return cached;
+  let ajv = formAjvs.get(key);
+  if (!ajv) {
+    ajv = draft === '2020' ? new Ajv2020({ allErrors: true, strict: false, useDefaults: options.useDefaults }) : createAjv({ useDefaults: options.useDefaults });
+    if (draft === '2020') addFormats(ajv);
+    formAjvs.set(key, ajv);
+  }
+  if (typeof schema.$id === 'string') ajv.removeSchema(schema.$id);
+  const fn = ajv.compile(schema);
+  if (!perSchema) {
+    perSchema = new Map();
+    formCache.set(schema, perSchema);
+  }
+  perSchema.set(key, fn);
+  return fn;
+}

@@ -25,8 +25,9 @@ function pythonNumber(n: number): string {
   if (Number.isNaN(n)) return 'nan';
   if (!Number.isFinite(n)) return n > 0 ? 'inf' : '-inf';
   if (Number.isInteger(n)) return String(n);
-  const s = String(n);
-  // Python writes 1e-05 where JavaScript writes 1e-5, and 1e+16 for 1e+16.
+  // Python's float repr switches to exponent form below 1e-4 (JavaScript only below 1e-6)
+  // and writes at least two exponent digits: 1e-05, 1.2e-07.
+  const s = Math.abs(n) < 1e-4 ? n.toExponential() : String(n);
   return s.replace(/e([+-])(\d)$/, 'e$10$2');
 }
 

@@ -31,8 +31,9 @@ export type TriggerDecision = 'wait' | 'run' | 'skip' | 'upstream_failed';
 
 /**
  * Airflow's trigger rules. `failed` counts `failed`, `upstream_failed` and `canceled`
- * upstreams. Rules that can decide before every upstream is done (one_success,
- * one_failed) do so, like Airflow; the others wait for all upstreams.
+ * upstreams. Rules decide as early as Airflow does: one_success and one_failed at the
+ * first matching upstream, all_success at the first failed or skipped one, `always`
+ * at once; the others wait for all upstreams.
  */
 export function evaluateTriggerRule(rule: TriggerRule, upstreamStates: readonly TaskState[]): TriggerDecision {
   let success = 0;
@@ -47,22 +48,23 @@ export function evaluateTriggerRule(rule: TriggerRule, upstreamStates: readonly 
     else failed++;
   }
   const all = upstreamStates.length;
+  // As in Airflow, a task without upstreams runs whatever its rule, and `always` ignores upstreams.
+  if (all === 0 || rule === 'always') return 'run';
   const allDone = done === all;
   switch (rule) {
     case 'all_success':
       if (failed > 0) return 'upstream_failed';
-      if (!allDone) return 'wait';
-      return skipped > 0 ? 'skip' : 'run';
+      if (skipped > 0) return 'skip';
+      return allDone ? 'run' : 'wait';
     case 'all_failed':
       if (success > 0 || skipped > 0) return 'skip';
       return allDone ? 'run' : 'wait';
     case 'all_done':
-    case 'always':
       return allDone ? 'run' : 'wait';
     case 'one_success':
       if (success > 0) return 'run';
       if (!allDone) return 'wait';
-      return all === 0 ? 'run' : failed > 0 ? 'upstream_failed' : 'skip';
+      return failed > 0 ? 'upstream_failed' : 'skip';
     case 'one_failed':
       if (failed > 0) return 'run';
       return allDone ? 'skip' : 'wait';
@@ -72,7 +74,7 @@ export function evaluateTriggerRule(rule: TriggerRule, upstreamStates: readonly 
     case 'none_failed_min_one_success':
       if (failed > 0) return 'upstream_failed';
       if (!allDone) return 'wait';
-      return success > 0 || all === 0 ? 'run' : 'skip';
+      return success > 0 ? 'run' : 'skip';
     case 'none_skipped':
       if (skipped > 0) return 'skip';
       return allDone ? 'run' : 'wait';

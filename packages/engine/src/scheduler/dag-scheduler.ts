@@ -217,7 +217,7 @@ export class DagScheduler extends EventEmitter {
     if (run.row.state !== 'queued' || this.#closing) return; // canceled while its dir was prepared
     const t: Transition = { runs: [{ runId: run.row.id, patch: { state: 'running', started_at: run.row.started_at ?? Date.now() } }] };
     Object.assign(run.row, t.runs![0]!.patch);
-    const roots = run.spec.tasks.filter((s) => s.upstream.length === 0 && run.tasks.get(s.id)!.state === 'scheduled');
+    const roots = run.spec.tasks.filter((s) => (s.upstream.length === 0 || s.trigger_rule === 'always') && run.tasks.get(s.id)!.state === 'scheduled');
     const queued = this.#decide(run, roots.map((s) => s.id), t, 'self');
     await this.#commit(t);
     this.emit('run', run.row);
@@ -664,7 +664,7 @@ export class DagScheduler extends EventEmitter {
       // Tasks whose upstreams ended while decisions were not yet written.
       const t: Transition = {};
       const ended = [...run.tasks.values()].filter((x) => isTerminal(x.state)).map((x) => x.task_id);
-      const roots = run.spec.tasks.filter((s) => s.upstream.length === 0).map((s) => s.id);
+      const roots = run.spec.tasks.filter((s) => s.upstream.length === 0 || s.trigger_rule === 'always').map((s) => s.id);
       const queued = [...this.#decide(run, roots, t, 'self'), ...this.#decide(run, ended, t, 'downstream')];
       await this.#commit(t);
       this.#afterDecisions(run, queued, t);

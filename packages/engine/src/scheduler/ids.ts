@@ -1,6 +1,16 @@
 import { randomBytes } from 'node:crypto';
 
-/** Time-sortable, URL-safe ids such as `r-mi3k2x1a-4f9c2b`: prefix, ms timestamp in base 36, 6 random hex digits. */
+let lastMs = 0;
+let seq = 0;
+
+/**
+ * Sortable, URL-safe ids such as `r-mwucl8qz-0003a1f2`: prefix, ms timestamp in base 36,
+ * then a per-millisecond sequence (so ids made in the same ms sort in creation order)
+ * and 4 random hex digits (so two processes never collide).
+ */
 export function newId(prefix: 'j' | 'r'): string {
-  return `${prefix}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+  const now = Date.now();
+  seq = now === lastMs ? seq + 1 : 0;
+  lastMs = now;
+  return `${prefix}-${now.toString(36)}-${seq.toString(36).padStart(4, '0')}${randomBytes(2).toString('hex')}`;
 }

@@ -42,3 +42,40 @@ export function killGroup(pid: number, signal: NodeJS.Signals): void {
     if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
   }
 }
+
+/** Fields of /proc/<pid>/stat after the command name: [0] state, [2] process group. */
+function statFields(pid: number | string): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a process exists and is not a zombie (a zombie has exited; only its parent's wait is missing). */
+export function isAlive(pid: number): boolean {
+  const f = statFields(pid);
+  return f !== undefined && f[0] !== 'Z' && f[0] !== 'X';
+}
+
+/** Live processes of a process group. */
+export function groupMembers(pgid: number): number[] {
+  const members: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const f = statFields(entry);
+    if (f && f[2] === String(pgid) && f[0] !== 'Z' && f[0] !== 'X') members.push(Number(entry));
+  }
+  return members;
+}
+
+/** Resolves true once `check` returns true, polling every 10 ms; false after `timeoutMs`. */
+export async function pollUntil(check: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return true;
+}

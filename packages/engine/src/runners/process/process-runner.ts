@@ -3,7 +3,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import type { TaskSpec } from '@tessera/model';
 import { outcomeFromExit } from '../exit-status.ts';
 import type { Runner, TaskExecution, TaskLaunch, TaskOutcome } from '../runner.ts';
-import { findProcessesByEnv, killGroup, processStartTime } from './proc-table.ts';
+import { findProcessesByEnv, groupMembers, isAlive, killGroup, pollUntil, processStartTime } from './proc-table.ts';
 
 export interface ProcessRunnerOptions {
   /** Identifies this Tessera home, so that sweeps never touch another instance's processes. */
@@ -89,43 +89,40 @@ export class ProcessRunner implements Runner {
     return { handle, done };
   }
 
+  /**
+   * SIGTERM to the task's process group, SIGKILL to what is left after the grace
+   * period; resolves only once no process of the group is alive, so that a stopped
+   * task never runs beside its next try.
+   */
   async stop(handle: string): Promise<void> {
-    const pid = this.#alivePid(handle);
-    if (pid === undefined) return;
-    killGroup(pid, 'SIGTERM');
-    const live = this.#children.get(handle);
-    const child = live && live.exitCode === null && live.signalCode === null ? live : undefined;
-    const exited = child
-      ? new Promise<void>((resolve) => child.once('exit', () => resolve()))
-      : Promise.resolve();
-    const timer = setTimeout(() => {
-      if (this.#alivePid(handle) !== undefined) killGroup(pid, 'SIGKILL');
-    }, this.#options.killGraceSeconds * 1000);
-    timer.unref();
-    if (!child) {
-      // Not our child (after a restart): wait for it to go away by polling /proc.
-      while (this.#alivePid(handle) !== undefined) await new Promise((r) => setTimeout(r, 50));
-      clearTimeout(timer);
-      return;
+    const pgid = Number(handle.split(':')[0]);
+    if (!Number.isInteger(pgid) || pgid <= 0) return;
+    // A leader with another start time is a reused pid: its group is not ours.
+    if (this.#alivePid(handle) === undefined && !this.#children.has(handle)) {
+      if (isAlive(pgid)) return;
     }
-    await exited;
-    clearTimeout(timer);
-    // The leader has exited; kill whatever it left behind in its group.
-    killGroup(pid, 'SIGKILL');
+    if (groupMembers(pgid).length === 0) return;
+    killGroup(pgid, 'SIGTERM');
+    const gone = await pollUntil(() => groupMembers(pgid).length === 0, this.#options.killGraceSeconds * 1000);
+    if (gone) return;
+    killGroup(pgid, 'SIGKILL');
+    if (!(await pollUntil(() => groupMembers(pgid).length === 0, 10_000))) {
+      throw new Error(`processes of task group ${pgid} survived SIGKILL: ${groupMembers(pgid).join(', ')}`);
+    }
   }
 
   /** A local process cannot be re-attached: stop what is left of the try so that it runs again. */
   async recover(launch: TaskLaunch, handle: string | undefined): Promise<TaskExecution | undefined> {
     if (handle) await this.stop(handle);
-    for (const p of findProcessesByEnv(KEY_VAR)) {
-      if (p.value === launch.key) killGroup(p.pid, 'SIGKILL');
-    }
+    const left = findProcessesByEnv(KEY_VAR).filter((p) => p.value === launch.key).map((p) => p.pid);
+    for (const pid of left) killGroup(pid, 'SIGKILL');
+    await pollUntil(() => left.every((pid) => !isAlive(pid)), 10_000);
     return undefined;
   }
 
   async sweep(keep: ReadonlySet<string>): Promise<number> {
     const mine = new Set(findProcessesByEnv(HOME_VAR).filter((p) => p.value === this.#options.homeId).map((p) => p.pid));
-    let stopped = 0;
+    const killed: number[] = [];
     for (const p of findProcessesByEnv(KEY_VAR)) {
       if (mine.has(p.pid) && !keep.has(p.value)) {
         killGroup(p.pid, 'SIGKILL');
@@ -134,10 +131,11 @@ export class ProcessRunner implements Runner {
         } catch {
           // already gone
         }
-        stopped++;
+        killed.push(p.pid);
       }
     }
-    return stopped;
+    await pollUntil(() => killed.every((pid) => !isAlive(pid)), 10_000);
+    return killed.length;
   }
 
   async close(): Promise<void> {
