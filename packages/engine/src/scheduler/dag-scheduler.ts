@@ -16,7 +16,7 @@ import type { Runner, TaskExecution, TaskLaunch, TaskOutcome } from '../runners/
 import type { TaskPatch, Transition, WorkflowStore } from '../store/workflow-store.ts';
 import type { JobRow, RunRow, TaskRow } from '../store/workflow-tables.ts';
 import { newId } from './ids.ts';
-import { buildLiveRun, isTerminal, taskKey, tryKey, type LiveRun, type LiveTask } from './live-run.ts';
+import { buildLiveRun, isTerminal, newLiveTask, taskKey, tryKey, type LiveRun, type LiveTask } from './live-run.ts';
 import { ResourcePool, type PoolLimits } from './resource-pool.ts';
 
 /** A workflow as the scheduler receives it: the validated spec and the folder it came from. */
@@ -361,7 +361,7 @@ export class DagScheduler extends EventEmitter {
       },
       t,
     );
-    const live: LiveTask = { run, taskId, key: tryKey(run, row), runnerName: runner.name, handle: undefined, stopReason: undefined, timer: undefined };
+    const live = newLiveTask({ run, taskId, key: tryKey(run, row), runnerName: runner.name, handle: undefined });
     this.#running.set(k, live);
     await this.#commit(t);
     this.emit('task', run.row.id, row);
@@ -416,6 +416,14 @@ export class DagScheduler extends EventEmitter {
   }
 
   async #onTaskDone(live: LiveTask, outcome: TaskOutcome): Promise<void> {
+    try {
+      await this.#handleOutcome(live, outcome);
+    } finally {
+      live.settle();
+    }
+  }
+
+  async #handleOutcome(live: LiveTask, outcome: TaskOutcome): Promise<void> {
     const { run, taskId } = live;
     const k = taskKey(run.row.id, taskId);
     if (this.#running.get(k) !== live) return;
@@ -542,9 +550,11 @@ export class DagScheduler extends EventEmitter {
       }
     }
     await this.#endRun(run, 'canceled', reason);
+    // A try still starting has no handle yet: #watch stops it as soon as it has one.
     await Promise.all(
       toStop.map(async (live) => {
         if (live.handle !== undefined) await this.#runnerByName(live.runnerName)?.stop(live.handle);
+        await live.settled;
       }),
     );
     return run.row;
@@ -636,7 +646,7 @@ export class DagScheduler extends EventEmitter {
         if (runner && exec) {
           keep.add(launch.key);
           this.#pool.acquire(run.specs.get(id)!);
-          const live: LiveTask = { run, taskId: id, key: launch.key, runnerName: runner.name, handle: exec.handle, stopReason: undefined, timer: undefined };
+          const live = newLiveTask({ run, taskId: id, key: launch.key, runnerName: runner.name, handle: exec.handle });
           this.#running.set(taskKey(row.id, id), live);
           this.#watch(live, exec, task.started_at ?? Date.now());
           reattached++;

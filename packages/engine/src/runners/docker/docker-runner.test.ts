@@ -1,38 +1,17 @@
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateDagSpec, type TaskSpec } from '@tessera/model';
 import { contractEnv, prepareOutputDirs, prepareWorkflowDir, type RunConf } from '../../operator-contract.ts';
+import { BASE_IMAGE, OPERATOR_IMAGE, docker, dockerProblem, skipDocker } from '../../__fixtures__/docker-env.ts';
 import { runnerConformance } from '../runner-conformance.ts';
 import type { TaskLaunch } from '../runner.ts';
-import { detectDocker } from './docker-detect.ts';
 import { DOCKER_LABELS, DockerRunner } from './docker-runner.ts';
 
-// Images built by scripts/docker-test-env.sh: tests never build (too slow for a test timeout).
-const BASE_IMAGE = 'tessera-test/python:bookworm';
-const OPERATOR_IMAGE = 'tessera-test/kaapana-operator:1';
-const SETUP = 'eval "$(scripts/docker-test-env.sh | tail -1)"';
-const inCI = process.env.CI === 'true';
+const skip = skipDocker;
+const problem = dockerProblem;
 const homeId = `test-${process.pid}`;
-
-const detected = await detectDocker();
-const docker = detected.available ? new Dockerode({ socketPath: detected.socketPath }) : undefined;
-const missingImages: string[] = [];
-if (docker) {
-  for (const image of [BASE_IMAGE, OPERATOR_IMAGE]) {
-    if (!(await docker.getImage(image).inspect().then(() => true, () => false))) missingImages.push(image);
-  }
-}
-const problem = !detected.available
-  ? `${detected.reason}. Start one with the test images (as root): ${SETUP}`
-  : missingImages.length
-    ? `the Docker engine at unix://${detected.socketPath} lacks ${missingImages.join(', ')}; build them with: ${SETUP}`
-    : undefined;
-// In CI a missing engine is a failure, never a silent skip.
-const skip = problem !== undefined && !inCI;
-if (skip) console.warn(`docker runner tests skipped: ${problem}`);
 
 describe('docker runner prerequisites', () => {
   it.skipIf(skip)('has a Docker engine with the test images', () => {
