@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { BASE_IMAGE, containersFor, dockerSocket, skipDocker } from '../../engine/src/__fixtures__/docker-env.ts';
 import { findProcessesByEnv } from '../../engine/src/runners/process/proc-table.ts';
 import { waitFor, writeShellExtension } from './__fixtures__/test-server.ts';
 import { killHard, startServerProcess, type ServerProcess } from './__fixtures__/server-process.ts';
@@ -95,5 +96,38 @@ describe('crash safety (kill -9 of a real server process)', () => {
       return r.state === 'success' ? r : undefined;
     });
     expect(run.tasks[0].try_number).toBe(1);
+  });
+
+  it.skipIf(skipDocker)('re-attaches a container task after kill -9 and runs it only once', { timeout: 90_000 }, async () => {
+    expect(dockerSocket, 'a Docker engine with the test images (scripts/docker-test-env.sh)').toBeDefined();
+    home = await mkdtemp(join(tmpdir(), 'tessera-crash-docker-'));
+    const ext = join(home, 'ext');
+    await writeShellExtension(ext, 'crash-docker', [{
+      id: 'crash-docker',
+      tasks: [
+        { id: 'work', container: { image: BASE_IMAGE, command: ['sh', '-c', 'echo started >> "$WORKFLOW_DIR/count"; sleep 4; echo "work done"'] } },
+        { id: 'after', upstream: ['work'], container: { image: BASE_IMAGE, command: ['sh', '-c', 'echo after >> "$WORKFLOW_DIR/count"'] } },
+      ],
+    }]);
+    const env = { TESSERA_HOME: join(home, 'home'), TESSERA_EXTENSIONS_DIRS: ext, TESSERA_RUNNERS: 'docker,process', DOCKER_HOST: `unix://${dockerSocket}` };
+    const a = await startServerProcess(env);
+    servers.push(a);
+    const job = await json(`${a.url}/api/jobs`, { method: 'POST', body: JSON.stringify({ workflow: 'crash-docker' }) });
+    const runId: string = job.runs[0].id;
+    await waitFor(async () => (await json(`${a.url}/api/runs/${runId}`)).tasks[0].state === 'running' && (await containersFor(runId)) > 0, 20_000, 'container running');
+    await killHard(a);
+    expect(await containersFor(runId)).toBe(1); // the container outlives the server
+    const b = await startServerProcess(env);
+    servers.push(b);
+    const run = await waitFor(async () => {
+      const r = await json(`${b.url}/api/runs/${runId}`);
+      return ['success', 'failed', 'canceled'].includes(r.state) ? r : undefined;
+    }, 40_000, 'run to end after restart');
+    expect(run.state).toBe('success');
+    expect(run.tasks.map((t: { try_number: number; runner: string }) => [t.try_number, t.runner])).toEqual([[1, 'docker'], [1, 'docker']]);
+    expect((await readFile(join(run.workflow_dir, 'count'), 'utf8')).trim().split('\n')).toEqual(['started', 'after']);
+    const log = await (await fetch(`${b.url}/api/runs/${runId}/tasks/work/log`)).text();
+    expect(log).toContain('work done');
+    expect(await containersFor(runId)).toBe(0);
   });
 });
