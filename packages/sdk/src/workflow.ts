@@ -94,7 +94,11 @@ export const DEFAULT_DATA_FORM: Record<string, unknown> = {
   properties: {
     dataset_name: { type: 'string', title: 'Dataset' },
     dataset_limit: { type: 'integer', minimum: 1, title: 'At most this many series' },
-    identifiers: { type: 'array', items: { type: 'string', minLength: 1 }, title: 'Series Instance UIDs' },
+    identifiers: {
+      type: 'array',
+      items: { type: 'string', pattern: '^[0-9]+(\\.[0-9]+)*$', maxLength: 64 },
+      title: 'Series Instance UIDs',
+    },
   },
   additionalProperties: false,
 };

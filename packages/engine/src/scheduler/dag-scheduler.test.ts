@@ -213,6 +213,12 @@ describe('DagScheduler', () => {
     expect((err as TesseraError).details).toEqual([{ where: 'workflow_form.threshold', message: 'must be <= 1' }]);
     const missing = await engine.scheduler.trigger({ project: PROJECT, workflow: { spec }, conf: { workflow_form: {} } }).catch((e: TesseraError) => e);
     expect((missing as TesseraError).details[0]).toEqual({ where: 'workflow_form.threshold', message: 'is required' });
+    const traversal = await engine.scheduler
+      .trigger({ project: PROJECT, workflow: { spec: shellDag('ids', [{ id: 'a', sh: 'true' }]) }, conf: { data_form: { identifiers: ['1.2.3', '../../etc'] } } })
+      .catch((e: TesseraError) => e);
+    expect((traversal as TesseraError).details).toEqual([
+      { where: 'data_form.identifiers[1]', message: '"../../etc" is not a DICOM UID (digits and dots, at most 64 characters)' },
+    ]);
     expect((await engine.scheduler.store.listRuns({})).total).toBe(0);
   });
 

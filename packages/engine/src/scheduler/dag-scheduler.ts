@@ -135,6 +135,11 @@ export class DagScheduler extends EventEmitter {
     if (singleRaw !== undefined) workflowForm.single_execution = singleRaw;
     const dataForm = validateForm(spec, 'data_form', input.conf?.data_form ?? {});
     const identifiers = await this.#resolve({ project: input.project, dataForm });
+    // Identifiers become directory names (batch/<uid>): only DICOM UIDs get there.
+    const badIds = identifiers.flatMap((uid, i) => (isDicomUid(uid) ? [] : [{ where: `data_form.identifiers[${i}]`, message: `"${String(uid).slice(0, 80)}" is not a DICOM UID (digits and dots, at most 64 characters)` }]));
+    if (badIds.length > 0) {
+      throw new TesseraError('TESSERA_INVALID_FORM', `invalid series identifiers: ${badIds.map((d) => `${d.where} ${d.message}`).join('; ')}`, { details: badIds });
+    }
     const single = singleRaw === true;
     if (single && identifiers.length === 0) {
       throw new TesseraError('TESSERA_INVALID_FORM', 'single_execution needs series to fan out over, but data_form selects none', {
@@ -743,6 +748,13 @@ function newTaskRow(runId: string, taskId: string, position: number): TaskRow {
     ended_at: null,
     next_try_at: null,
   };
+}
+
+const DICOM_UID = /^[0-9]+(\.[0-9]+)*$/;
+
+/** A DICOM UID: digits and dots, at most 64 characters (PS3.5 9.1). */
+export function isDicomUid(value: unknown): value is string {
+  return typeof value === 'string' && value.length <= 64 && DICOM_UID.test(value);
 }
 
 /** Delay before retry number `tryNumber` (1-based count of tries so far). */
