@@ -30,7 +30,31 @@ export function openDatabase<DB>(options: OpenDatabaseOptions): Kysely<DB> {
   sqlite.pragma(`synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
-  return new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return new Kysely<DB>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+}
+
+/**
+ * Kysely prepares every query anew; SQLite's prepare is a large share of a state
+ * transition's cost. The scheduler sends the same few statements over and over, so
+ * prepared statements are kept by their SQL text (bounded, oldest dropped first).
+ */
+function withStatementCache(sqlite: SQLite.Database, max = 256): { close(): void; prepare(sql: string): SQLite.Statement } {
+  const cache = new Map<string, SQLite.Statement>();
+  return {
+    close: () => {
+      cache.clear();
+      sqlite.close();
+    },
+    prepare: (sql: string) => {
+      let stmt = cache.get(sql);
+      if (!stmt) {
+        stmt = sqlite.prepare(sql);
+        if (cache.size >= max) cache.delete(cache.keys().next().value!);
+        cache.set(sql, stmt);
+      }
+      return stmt;
+    },
+  };
 }
 
 /** Runs every migration not yet applied, in name order. Throws with the failing migration's name. */

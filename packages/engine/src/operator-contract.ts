@@ -1,3 +1,4 @@
+import { mkdirSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pythonStr, type TaskSpec } from '@tessera/model';
@@ -59,11 +60,17 @@ export async function prepareWorkflowDir(workflowDir: string, conf: RunConf): Pr
   }
 }
 
-/** Creates the output dirs a task writes to, before it starts. */
-export async function prepareOutputDirs(workflowDir: string, task: TaskSpec, identifiers: readonly string[]): Promise<void> {
-  if (task.level === 'batch') {
-    await mkdir(join(workflowDir, task.output_dir), { recursive: true });
-    return;
+/**
+ * Creates the output dirs a task writes to, before it starts. Synchronous on
+ * purpose: a few mkdir calls cost less than a hop through the thread pool, which
+ * waits behind every other file operation of a busy server. `made` remembers the
+ * dirs already there (a retry, or tasks sharing an output dir).
+ */
+export function prepareOutputDirs(workflowDir: string, task: TaskSpec, identifiers: readonly string[], made?: Set<string>): void {
+  const dirs = task.level === 'batch' ? [join(workflowDir, task.output_dir)] : identifiers.map((uid) => join(workflowDir, BATCH_NAME, uid, task.output_dir));
+  for (const dir of dirs) {
+    if (made?.has(dir)) continue;
+    mkdirSync(dir, { recursive: true });
+    made?.add(dir);
   }
-  await Promise.all(identifiers.map((uid) => mkdir(join(workflowDir, BATCH_NAME, uid, task.output_dir), { recursive: true })));
 }

@@ -31,20 +31,26 @@ export async function createTestEngine(
   const homeId = `test-${home}`;
   let db = openDatabase<WorkflowTables>({ file: join(home, 'tessera.db') });
   await migrate(db as Kysely<unknown>, workflowMigrations);
-  const make = (): DagScheduler =>
-    new DagScheduler({
+  let runners: Runner[] = [];
+  const make = (): DagScheduler => {
+    runners = options.runners?.(homeId) ?? [new BuiltinRunner(CORE_BUILTINS), new ProcessRunner({ homeId, killGraceSeconds: 1 })];
+    return new DagScheduler({
       store: new WorkflowStore(db),
       home,
-      runners: options.runners?.(homeId) ?? [new BuiltinRunner(CORE_BUILTINS), new ProcessRunner({ homeId, killGraceSeconds: 1 })],
+      runners,
       limits: { parallelism: 8, ramMb: 16_000, gpuMemMb: 0, ...options.limits },
       ...options.extra,
     });
+  };
   const engine: TestEngine = {
     home,
     db,
     scheduler: make(),
     restart: async ({ graceful = true } = {}) => {
-      if (graceful) await engine.scheduler.close();
+      if (graceful) {
+        await engine.scheduler.close();
+        for (const r of runners) await r.close();
+      }
       engine.scheduler.removeAllListeners();
       await db.destroy();
       db = openDatabase<WorkflowTables>({ file: join(home, 'tessera.db') });
@@ -55,6 +61,7 @@ export async function createTestEngine(
     },
     close: async () => {
       await engine.scheduler.close();
+      for (const r of runners) await r.close();
       await db.destroy();
       await rm(home, { recursive: true, force: true });
     },

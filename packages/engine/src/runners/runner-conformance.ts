@@ -56,7 +56,7 @@ export function runnerConformance(name: string, options: RunnerConformanceOption
         project_form: { id: 'p1', name: 'admin' },
       };
       await prepareWorkflowDir(workflowDir, conf);
-      await prepareOutputDirs(workflowDir, task, conf.data_form.identifiers ?? []);
+      prepareOutputDirs(workflowDir, task, conf.data_form.identifiers ?? []);
       await mkdir(join(dir, 'logs'), { recursive: true });
       return {
         key: `${runId}/op/1.1`,

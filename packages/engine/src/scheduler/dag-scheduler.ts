@@ -61,6 +61,11 @@ interface QueueEntry {
   taskId: string;
 }
 
+interface Claimed {
+  live: LiveTask;
+  runner: Runner;
+}
+
 const TERMINAL_RUN: ReadonlySet<RunState> = new Set(['success', 'failed', 'canceled']);
 
 /**
@@ -81,6 +86,9 @@ export class DagScheduler extends EventEmitter {
   readonly #rerun = new Set<string>();
   #closing = false;
   readonly #pending = new Set<Promise<void>>();
+  /** Writes that are not on the critical path (handles); they go with the next commit. */
+  #deferred: NonNullable<Transition['tasks']> = [];
+  #flushScheduled = false;
 
   constructor(options: SchedulerOptions) {
     super();
@@ -312,68 +320,113 @@ export class DagScheduler extends EventEmitter {
     (t.runs ??= []).push({ runId: run.row.id, patch });
   }
 
-  /** Acts on committed decisions: announces them, queues tasks, ends the run if it is done. */
+  /**
+   * Queues the tasks that became `queued` and claims what fits now into the same
+   * transition, so that a task's end and the start of the next one are one commit.
+   * Returns the claimed tries, to start once `t` is committed.
+   */
+  #queueAndClaim(run: LiveRun, queued: string[], t: Transition): Claimed[] {
+    for (const id of queued) this.#queue.push({ run, taskId: id });
+    return this.#claim(t);
+  }
+
+  /** Acts on a committed transition: announces it, starts claimed tries, ends the run if it is done. */
+  #afterCommit(run: LiveRun, t: Transition, claimed: Claimed[]): void {
+    this.#announce(t, run);
+    this.#startClaimed(claimed);
+    if (TERMINAL_RUN.has(run.row.state)) this.#finishRun(run);
+  }
+
   #afterDecisions(run: LiveRun, queued: string[], t: Transition): void {
-    for (const c of t.tasks ?? []) this.emit('task', run.row.id, run.tasks.get(c.taskId));
+    // Used where `t` is already committed: claim in a transition of its own.
+    this.#announce(t, run);
     for (const id of queued) this.#queue.push({ run, taskId: id });
     if (TERMINAL_RUN.has(run.row.state)) this.#finishRun(run);
     this.#dispatch();
   }
 
+  /** Emits a `task` event for each task row a committed transition changed. */
+  #announce(t: Transition, run: LiveRun): void {
+    for (const c of t.tasks ?? []) {
+      const row = (c.runId === run.row.id ? run : this.#runs.get(c.runId))?.tasks.get(c.taskId);
+      if (row) this.emit('task', c.runId, row);
+    }
+  }
+
   // ---------------------------------------------------------------- dispatch
 
+  /** Claims and starts what fits now, in a transition of its own. */
   #dispatch(): void {
-    if (this.#closing || this.#queue.length === 0 || !this.#pool.hasFreeSlot()) return;
+    const t: Transition = {};
+    const claimed = this.#claim(t);
+    if (claimed.length === 0) return;
+    this.#background(
+      this.#commit(t).then(() => {
+        for (const c of claimed) this.emit('task', c.live.run.row.id, c.live.run.tasks.get(c.live.taskId));
+        this.#startClaimed(claimed);
+      }),
+    );
+  }
+
+  /**
+   * Takes queued tasks that fit the slots and pools now (FIFO, smaller ones may pass
+   * a big one that waits) and patches them to `running` in `t`.
+   */
+  #claim(t: Transition): Claimed[] {
+    if (this.#closing || this.#queue.length === 0 || !this.#pool.hasFreeSlot()) return [];
     const rest: QueueEntry[] = [];
-    const start: { run: LiveRun; taskId: string; runner: Runner }[] = [];
+    const claimed: Claimed[] = [];
     for (const entry of this.#queue) {
-      const row = entry.run.tasks.get(entry.taskId)!;
+      const { run, taskId } = entry;
+      const row = run.tasks.get(taskId)!;
       if (row.state !== 'queued') continue; // canceled while waiting
-      const spec = entry.run.specs.get(entry.taskId)!;
-      if (!this.#pool.fitsNow(spec)) {
+      const spec = run.specs.get(taskId)!;
+      if (!this.#pool.hasFreeSlot() || !this.#pool.fitsNow(spec)) {
         rest.push(entry);
         continue;
       }
       const runner = this.#runnerFor(spec)!;
       this.#pool.acquire(spec);
-      start.push({ ...entry, runner });
+      const k = taskKey(run.row.id, taskId);
+      const rerun = this.#rerun.delete(k);
+      this.#patchTask(
+        run,
+        taskId,
+        {
+          state: 'running',
+          try_number: rerun ? Math.max(row.try_number, 1) : row.try_number + 1,
+          attempt: run.row.attempt,
+          runner: runner.name,
+          handle: null,
+          exit_code: null,
+          reason: null,
+          oom_killed: 0,
+          started_at: Date.now(),
+          ended_at: null,
+          next_try_at: null,
+        },
+        t,
+      );
+      const live = newLiveTask({ run, taskId, key: tryKey(run, row), runnerName: runner.name, handle: undefined });
+      this.#running.set(k, live);
+      claimed.push({ live, runner });
     }
     this.#queue = rest;
-    for (const s of start) this.#background(this.#launch(s.run, s.taskId, s.runner));
+    return claimed;
   }
 
-  async #launch(run: LiveRun, taskId: string, runner: Runner): Promise<void> {
+  #startClaimed(claimed: Claimed[]): void {
+    for (const c of claimed) this.#background(this.#startTry(c.live, c.runner));
+  }
+
+  /** Starts a claimed try whose `running` state is committed. */
+  async #startTry(live: LiveTask, runner: Runner): Promise<void> {
+    const { run, taskId } = live;
     const row = run.tasks.get(taskId)!;
-    const spec = run.specs.get(taskId)!;
-    const k = taskKey(run.row.id, taskId);
-    const rerun = this.#rerun.delete(k);
-    const t: Transition = {};
-    this.#patchTask(
-      run,
-      taskId,
-      {
-        state: 'running',
-        try_number: rerun ? Math.max(row.try_number, 1) : row.try_number + 1,
-        attempt: run.row.attempt,
-        runner: runner.name,
-        handle: null,
-        exit_code: null,
-        reason: null,
-        oom_killed: 0,
-        started_at: Date.now(),
-        ended_at: null,
-        next_try_at: null,
-      },
-      t,
-    );
-    const live = newLiveTask({ run, taskId, key: tryKey(run, row), runnerName: runner.name, handle: undefined });
-    this.#running.set(k, live);
-    await this.#commit(t);
-    this.emit('task', run.row.id, row);
     if (this.#closing) return; // stays `running` in the DB: it runs at the next start
     let exec: TaskExecution;
     try {
-      await prepareOutputDirs(run.row.workflow_dir, spec, run.identifiers);
+      prepareOutputDirs(run.row.workflow_dir, run.specs.get(taskId)!, run.identifiers, run.madeDirs);
       exec = await runner.start(this.#launchFor(run, row));
     } catch (err) {
       const reason = `${runner.name} runner could not start the task: ${(err as Error).message}`;
@@ -384,7 +437,9 @@ export class DagScheduler extends EventEmitter {
     this.#watch(live, exec, Date.now());
     if (exec.handle) {
       row.handle = exec.handle;
-      await this.#commit({ tasks: [{ runId: run.row.id, taskId, patch: { handle: exec.handle } }] });
+      // Not on the critical path: recovery also finds a try by its key, so the handle rides along with the next commit.
+      this.#deferred.push({ runId: run.row.id, taskId, patch: { handle: exec.handle } });
+      this.#scheduleDeferredFlush();
     }
   }
 
@@ -462,8 +517,9 @@ export class DagScheduler extends EventEmitter {
     } else {
       this.#patchTask(run, taskId, { ...base, state, reason }, t);
       queued = this.#decide(run, [taskId], t, 'downstream');
+      const claimed = this.#queueAndClaim(run, queued, t);
       await this.#commit(t);
-      this.#afterDecisions(run, queued, t);
+      this.#afterCommit(run, t, claimed);
       return;
     }
     this.#dispatch();
@@ -697,6 +753,8 @@ export class DagScheduler extends EventEmitter {
     this.#closing = true;
     for (const timer of this.#retryTimers.values()) clearTimeout(timer);
     this.#retryTimers.clear();
+    // Tries being started must get their handle before they can be stopped.
+    await Promise.allSettled([...this.#pending]);
     const stops: Promise<void>[] = [];
     for (const live of this.#running.values()) {
       if (live.timer) clearTimeout(live.timer);
@@ -707,6 +765,7 @@ export class DagScheduler extends EventEmitter {
     }
     await Promise.allSettled(stops);
     await Promise.allSettled([...this.#pending]);
+    if (this.#deferred.length > 0) await this.#commit({});
   }
 
   /** Runs work the caller does not wait for, so that close() can wait for it. */
@@ -720,7 +779,20 @@ export class DagScheduler extends EventEmitter {
   }
 
   async #commit(t: Transition): Promise<void> {
+    if (this.#deferred.length > 0) {
+      t.tasks = [...this.#deferred, ...(t.tasks ?? [])];
+      this.#deferred = [];
+    }
     await this.#o.store.write(t);
+  }
+
+  #scheduleDeferredFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      if (this.#deferred.length > 0) this.#background(this.#commit({}));
+    });
   }
 
   #fatal(err: unknown): void {

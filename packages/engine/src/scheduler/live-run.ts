@@ -13,6 +13,8 @@ export interface LiveRun {
   downstream: Map<string, string[]>;
   /** Tasks not yet in a terminal state; the run ends when it reaches 0. */
   pending: number;
+  /** Output dirs already created in this run's workflow dir. */
+  madeDirs: Set<string>;
 }
 
 /** A task try that a runner is executing. */
@@ -45,7 +47,7 @@ export function buildLiveRun(row: RunRow, taskRows: TaskRow[]): LiveRun {
   const tasks = new Map(taskRows.map((t) => [t.task_id, t]));
   let pending = 0;
   for (const t of taskRows) if (!isTerminal(t.state)) pending++;
-  return { row, spec, conf, identifiers: conf.data_form.identifiers ?? [], tasks, specs, downstream, pending };
+  return { row, spec, conf, identifiers: conf.data_form.identifiers ?? [], tasks, specs, downstream, pending, madeDirs: new Set() };
 }
 
 export function taskKey(runId: string, taskId: string): string {

@@ -60,7 +60,7 @@ describe.skipIf(skip)('docker runner', () => {
       const workflowDir = join(dir, runId);
       const conf: RunConf = { workflow_form: form, data_form: { identifiers: ['1.2.3.4', '1.2.3.5'] }, project_form: { id: 'p1', name: 'admin' } };
       await prepareWorkflowDir(workflowDir, conf);
-      await prepareOutputDirs(workflowDir, t, conf.data_form.identifiers ?? []);
+      prepareOutputDirs(workflowDir, t, conf.data_form.identifiers ?? []);
       await mkdir(join(dir, 'logs'), { recursive: true });
       return {
         key: `${runId}/op/1.1`,

@@ -1,38 +1,73 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { appendFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { availableParallelism } from 'node:os';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import type { TaskSpec } from '@tessera/model';
 import { outcomeFromExit } from '../exit-status.ts';
 import type { Runner, TaskExecution, TaskLaunch, TaskOutcome } from '../runner.ts';
-import { findProcessesByEnv, groupMembers, isAlive, killGroup, pollUntil, processStartTime } from './proc-table.ts';
+import { findProcessesByEnv, groupMembers, isAlive, killGroup, pollUntil } from './proc-table.ts';
 
 export interface ProcessRunnerOptions {
   /** Identifies this Tessera home, so that sweeps never touch another instance's processes. */
   homeId: string;
   /** Seconds between SIGTERM and SIGKILL when a task is stopped. */
   killGraceSeconds?: number;
-  /** Variables of the server's environment passed on to tasks (default: PATH, HOME, LANG, TZ, TMPDIR). */
+  /** Variables of the server's environment passed on to tasks (default: PATH, HOME, LANG, LC_ALL, TZ, TMPDIR). */
   inheritEnv?: string[];
+  /** Launcher processes that start tasks in parallel (default: 2, or 1 on a single core). */
+  launchers?: number;
 }
 
 const KEY_VAR = 'TESSERA_TASK_KEY';
 const HOME_VAR = 'TESSERA_HOME_ID';
+const LAUNCHER = join(dirname(fileURLToPath(import.meta.url)), 'process-launcher.mjs');
+
+type LauncherEvent =
+  | { ev: 'started'; id: number; pid: number }
+  | { ev: 'error'; id: number; message: string; code?: string }
+  | { ev: 'exit'; id: number; code: number | null; signal: string | null };
+
+interface Launcher {
+  child: ChildProcess;
+  /** Tries this launcher started (or is starting) that have not ended. */
+  pending: Set<number>;
+}
+
+interface Pending {
+  launcher: Launcher;
+  command: string[];
+  logFile: string;
+  started: (pid: number | undefined, error?: string) => void;
+  done: (outcome: TaskOutcome) => void;
+  pid?: number;
+}
 
 /**
  * Runs tasks as local processes, each in its own process group, with the
- * extension folder as working directory and stdout/stderr written straight
- * to the task's log file (no copy through the server).
+ * extension folder as working directory and stdout/stderr written straight to
+ * the task's log file. The processes are started by a small launcher process
+ * (process-launcher.mjs, ADR 5) so that a start costs what a shell loop pays.
  */
 export class ProcessRunner implements Runner {
   readonly name = 'process';
   readonly #options: Required<ProcessRunnerOptions>;
-  readonly #children = new Map<string, ChildProcess>();
+  readonly #pending = new Map<number, Pending>();
+  /** pid (the handle) -> launcher id of the tries running now. */
+  readonly #running = new Map<number, number>();
+  readonly #launchers: (Launcher | undefined)[];
+  #nextId = 0;
+  #closed = false;
 
   constructor(options: ProcessRunnerOptions) {
     this.#options = {
       killGraceSeconds: 3,
       inheritEnv: ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR'],
+      launchers: Math.min(2, availableParallelism()),
       ...options,
     };
+    this.#launchers = new Array<Launcher | undefined>(Math.max(1, this.#options.launchers)).fill(undefined);
   }
 
   supports(task: TaskSpec): boolean {
@@ -47,46 +82,39 @@ export class ProcessRunner implements Runner {
       const v = process.env[name];
       if (v !== undefined) env[name] = v;
     }
-    Object.assign(env, launch.env(launch.workflowDir), {
-      [KEY_VAR]: launch.key,
-      [HOME_VAR]: this.#options.homeId,
-    });
+    Object.assign(env, launch.env(launch.workflowDir), { [KEY_VAR]: launch.key, [HOME_VAR]: this.#options.homeId });
     if (launch.extensionDir) env.EXTENSION_DIR = launch.extensionDir;
-    const log = openSync(launch.logFile, 'a');
-    let child: ChildProcess;
-    try {
-      child = spawn(command[0]!, command.slice(1), {
-        cwd: launch.extensionDir ?? launch.workflowDir,
-        env,
-        stdio: ['ignore', log, log],
-        detached: true,
-      });
-    } catch (err) {
-      writeSync(log, `tessera: could not start ${JSON.stringify(command)}: ${(err as Error).message}\n`);
-      closeSync(log);
-      return { handle: '', done: Promise.resolve({ state: 'failed', reason: `could not start: ${(err as Error).message}` }) };
-    }
-    const done = new Promise<TaskOutcome>((resolve) => {
-      child.once('error', (err: NodeJS.ErrnoException) => {
-        const hint = err.code === 'ENOENT' ? ` (is "${command[0]}" installed and on PATH?)` : '';
-        const reason = `could not start ${JSON.stringify(command[0])}: ${err.message}${hint}`;
-        try {
-          writeSync(log, `tessera: ${reason}\n`);
-        } finally {
-          closeSync(log);
-        }
-        resolve({ state: 'failed', reason });
-      });
-      child.once('exit', (code, signal) => {
-        if (child.pid !== undefined) closeSync(log);
-        this.#children.delete(handle);
-        resolve(outcomeFromExit(code, signal));
-      });
+
+    const id = ++this.#nextId;
+    let resolveDone!: (o: TaskOutcome) => void;
+    const done = new Promise<TaskOutcome>((r) => (resolveDone = r));
+    const pid = await new Promise<number | undefined>((resolveStarted, rejectStarted) => {
+      const launcher = this.#pickLauncher();
+      const pending: Pending = {
+        launcher,
+        command,
+        logFile: launch.logFile,
+        started: (p, error) => {
+          if (error === undefined) return resolveStarted(p);
+          const hint = /ENOENT/.test(error) ? ` (is "${command[0]}" installed and on PATH?)` : '';
+          const reason = `could not start ${JSON.stringify(command[0])}: ${error}${hint}`;
+          this.#forget(id);
+          void appendFile(launch.logFile, `tessera: ${reason}\n`).finally(() => resolveDone({ state: 'failed', reason }));
+          resolveStarted(undefined);
+        },
+        done: resolveDone,
+      };
+      this.#pending.set(id, pending);
+      launcher.pending.add(id);
+      holdLoop(launcher);
+      try {
+        launcher.child.stdin!.write(`${JSON.stringify({ op: 'spawn', id, argv: command, cwd: launch.extensionDir ?? launch.workflowDir, env, log: launch.logFile })}\n`);
+      } catch (err) {
+        this.#forget(id);
+        rejectStarted(err);
+      }
     });
-    const pid = child.pid;
-    const handle = pid === undefined ? '' : `${pid}:${processStartTime(pid) ?? '?'}`;
-    if (pid !== undefined) this.#children.set(handle, child);
-    return { handle, done };
+    return { handle: pid === undefined ? '' : String(pid), done };
   }
 
   /**
@@ -96,26 +124,28 @@ export class ProcessRunner implements Runner {
    */
   async stop(handle: string): Promise<void> {
     const pgid = Number(handle.split(':')[0]);
-    if (!Number.isInteger(pgid) || pgid <= 0) return;
-    // A leader with another start time is a reused pid: its group is not ours.
-    if (this.#alivePid(handle) === undefined && !this.#children.has(handle)) {
-      if (isAlive(pgid)) return;
-    }
+    // Only tries of this runner: after a restart, recover() finds processes by their key instead.
+    if (!Number.isInteger(pgid) || pgid <= 0 || !this.#running.has(pgid)) return;
     if (groupMembers(pgid).length === 0) return;
     killGroup(pgid, 'SIGTERM');
-    const gone = await pollUntil(() => groupMembers(pgid).length === 0, this.#options.killGraceSeconds * 1000);
-    if (gone) return;
+    if (await pollUntil(() => groupMembers(pgid).length === 0, this.#options.killGraceSeconds * 1000)) return;
     killGroup(pgid, 'SIGKILL');
     if (!(await pollUntil(() => groupMembers(pgid).length === 0, 10_000))) {
       throw new Error(`processes of task group ${pgid} survived SIGKILL: ${groupMembers(pgid).join(', ')}`);
     }
   }
 
-  /** A local process cannot be re-attached: stop what is left of the try so that it runs again. */
-  async recover(launch: TaskLaunch, handle: string | undefined): Promise<TaskExecution | undefined> {
-    if (handle) await this.stop(handle);
+  /** A local process cannot be re-attached: stop what is left of the try (found by its key) so that it runs again. */
+  async recover(launch: TaskLaunch): Promise<TaskExecution | undefined> {
     const left = findProcessesByEnv(KEY_VAR).filter((p) => p.value === launch.key).map((p) => p.pid);
-    for (const pid of left) killGroup(pid, 'SIGKILL');
+    for (const pid of left) {
+      killGroup(pid, 'SIGKILL');
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
     await pollUntil(() => left.every((pid) => !isAlive(pid)), 10_000);
     return undefined;
   }
@@ -138,17 +168,91 @@ export class ProcessRunner implements Runner {
     return killed.length;
   }
 
+  /** Ends the launchers; running tasks keep running (the scheduler stops them first when it must). */
   async close(): Promise<void> {
-    this.#children.clear();
+    this.#closed = true;
+    await Promise.all(
+      this.#launchers.map(async (l, i) => {
+        this.#launchers[i] = undefined;
+        if (!l || l.child.exitCode !== null || l.child.signalCode !== null) return;
+        const exited = new Promise((r) => l.child.once('exit', r));
+        l.child.stdin!.end();
+        await exited;
+      }),
+    );
   }
 
-  #alivePid(handle: string): number | undefined {
-    const [pidText, start] = handle.split(':');
-    const pid = Number(pidText);
-    if (!Number.isInteger(pid) || pid <= 0) return undefined;
-    const now = processStartTime(pid);
-    // A different start time means the pid was reused by another process.
-    if (now === undefined || (start !== '?' && now !== start)) return undefined;
-    return pid;
+  /** The launcher with the fewest tries in flight, started on first use. */
+  #pickLauncher(): Launcher {
+    if (this.#closed) throw new Error('the process runner is closed');
+    let best = 0;
+    for (let i = 0; i < this.#launchers.length; i++) {
+      const l = this.#launchers[i];
+      if (!l) {
+        best = i;
+        break;
+      }
+      if (l.pending.size < this.#launchers[best]!.pending.size) best = i;
+    }
+    return (this.#launchers[best] ??= this.#startLauncher(best));
+  }
+
+  #startLauncher(slot: number): Launcher {
+    const child = spawn(process.execPath, [LAUNCHER], { stdio: ['pipe', 'pipe', 'inherit'], env: { PATH: process.env.PATH ?? '' } });
+    const launcher: Launcher = { child, pending: new Set() };
+    createInterface({ input: child.stdout! }).on('line', (line) => this.#onEvent(JSON.parse(line) as LauncherEvent));
+    child.once('exit', (code, signal) => this.#onLauncherExit(slot, launcher, code, signal));
+    child.stdin!.on('error', () => undefined); // a dead launcher is handled by its exit event
+    return launcher;
+  }
+
+  #forget(id: number): void {
+    const p = this.#pending.get(id);
+    if (!p) return;
+    this.#pending.delete(id);
+    p.launcher.pending.delete(id);
+    if (p.pid !== undefined) this.#running.delete(p.pid);
+    holdLoop(p.launcher);
+  }
+
+  #onEvent(e: LauncherEvent): void {
+    const p = this.#pending.get(e.id);
+    if (!p) return;
+    if (e.ev === 'started') {
+      p.pid = e.pid;
+      this.#running.set(e.pid, e.id);
+      p.started(e.pid);
+    } else if (e.ev === 'error') {
+      p.started(undefined, e.message);
+    } else {
+      this.#forget(e.id);
+      p.done(outcomeFromExit(e.code, e.signal));
+    }
+  }
+
+  /** A launcher died while the server runs: its tries can no longer be watched, so stop them and fail them (retries apply). */
+  #onLauncherExit(slot: number, launcher: Launcher, code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.#launchers[slot] === launcher) this.#launchers[slot] = undefined;
+    if (this.#closed) return;
+    const reason = `the process launcher exited unexpectedly (${signal ?? `code ${code}`}); the task was stopped`;
+    for (const id of [...launcher.pending]) {
+      const p = this.#pending.get(id)!;
+      this.#forget(id);
+      if (p.pid !== undefined) killGroup(p.pid, 'SIGKILL');
+      p.started(undefined, reason);
+      p.done({ state: 'failed', reason });
+    }
+  }
+}
+
+/**
+ * A launcher keeps Node's event loop alive only while it runs tasks: a script
+ * using the engine exits when its work is done; a server stays up anyway.
+ */
+function holdLoop(l: Launcher): void {
+  const hold = l.pending.size > 0;
+  for (const h of [l.child, l.child.stdin, l.child.stdout] as ({ ref?: () => void; unref?: () => void } | null)[]) {
+    if (hold) h?.ref?.();
+    else h?.unref?.();
   }
 }
