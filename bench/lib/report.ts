@@ -1,0 +1,160 @@
+import { median, millis, percentile, ratio, seconds } from './stats.ts';
+import type { Measurement, System } from './systems.ts';
+import { taskCount, type Case } from './workloads.ts';
+
+/** Every measurement of the run: case id -> system id -> one entry per repetition. */
+export type Results = Map<string, Map<string, Measurement[]>>;
+
+export const GOALS = {
+  handoffP50Ms: 1,
+  handoffP95Ms: 3,
+  /** Tessera's wall time at most this share of the better peer's. */
+  peerShare: 0.25,
+  /** ... and at most this multiple of the shell loop's. */
+  floorMultiple: 1.5,
+};
+
+export interface Figures {
+  /** Median wall time per system (ms); Tessera's client view under "tessera", its server view under "tessera-server". */
+  wall: Map<string, number>;
+  runs: Map<string, number>;
+  failures: Map<string, string>;
+}
+
+export function figures(results: Results, c: Case): Figures {
+  const wall = new Map<string, number>();
+  const runs = new Map<string, number>();
+  const failures = new Map<string, string>();
+  for (const [system, list] of results.get(c.id) ?? []) {
+    const ok = list.filter((m) => m.ok);
+    runs.set(system, ok.length);
+    const bad = list.find((m) => !m.ok);
+    if (bad) failures.set(system, bad.error ?? 'failed');
+    if (ok.length === 0) continue;
+    wall.set(system, median(ok.map((m) => m.ms)));
+    if (system === 'tessera') wall.set('tessera-server', median(ok.map((m) => m.serverMs ?? Number.NaN)));
+  }
+  return { wall, runs, failures };
+}
+
+function betterPeer(f: Figures): number {
+  const peers = ['snakemake', 'cwltool'].map((s) => f.wall.get(s)).filter((v): v is number => v !== undefined);
+  return peers.length > 0 ? Math.min(...peers) : Number.NaN;
+}
+
+/** Systems that did not run, with why: "not installed", "not run (--only)", ... */
+export type Absent = ReadonlyMap<string, string>;
+
+function cell(f: Figures, system: string, absent: Absent): string {
+  const why = absent.get(system === 'tessera-server' ? 'tessera' : system);
+  if (why) return why;
+  const ms = f.wall.get(system);
+  const key = system === 'tessera-server' ? 'tessera' : system;
+  if (ms === undefined) return f.failures.has(key) ? 'failed' : 'n/a';
+  return `${seconds(ms)} s (${f.runs.get(key) ?? 0})`;
+}
+
+/** Wall-time table as Markdown: median seconds with the number of runs in parentheses. */
+export function wallTable(cases: readonly Case[], results: Results, absent: Absent): string {
+  const rows = [
+    '| workload | tasks | shell loop (floor) | Tessera, server | Tessera, client | Snakemake | cwltool | Tessera / better peer (server, client) | Tessera / shell (server, client) |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const c of cases) {
+    const f = figures(results, c);
+    const peer = betterPeer(f);
+    const shell = f.wall.get('shell') ?? Number.NaN;
+    const server = f.wall.get('tessera-server') ?? Number.NaN;
+    const client = f.wall.get('tessera') ?? Number.NaN;
+    rows.push(
+      `| ${describe(c)} | ${taskCount(c)} | ${cell(f, 'shell', absent)} | ${cell(f, 'tessera-server', absent)} | ${cell(f, 'tessera', absent)} | ${cell(f, 'snakemake', absent)} | ${cell(f, 'cwltool', absent)} | ${ratio(server, peer)}, ${ratio(client, peer)} | ${ratio(server, shell)}, ${ratio(client, shell)} |`,
+    );
+  }
+  return rows.join('\n');
+}
+
+export function describe(c: Case): string {
+  const what = c.shape === 'chain' ? `${c.size}-task chain` : `1 -> ${c.size} -> 1 fan`;
+  return c.task === 'stamp' ? `${what} (stamp task)` : what;
+}
+
+export interface Handoff {
+  gapP50: number;
+  gapP95: number;
+  p50: number;
+  p95: number;
+  gaps: number;
+}
+
+/**
+ * Hand-off = gap between consecutive task starts minus the shell loop's median
+ * gap for the same commands: what remains is the time a system adds between
+ * one task's end and the next one's start.
+ */
+export function handoffs(results: Results, c: Case): Map<string, Handoff> {
+  const bySystem = results.get(c.id) ?? new Map<string, Measurement[]>();
+  const pooled = (system: string): number[] => (bySystem.get(system) ?? []).filter((m) => m.ok).flatMap((m) => m.gaps ?? []);
+  const floor = median(pooled('shell'));
+  const out = new Map<string, Handoff>();
+  for (const system of bySystem.keys()) {
+    const gaps = pooled(system);
+    if (gaps.length === 0) continue;
+    const gapP50 = percentile(gaps, 50);
+    const gapP95 = percentile(gaps, 95);
+    out.set(system, { gapP50, gapP95, p50: gapP50 - floor, p95: gapP95 - floor, gaps: gaps.length });
+  }
+  return out;
+}
+
+export function handoffTable(c: Case, results: Results, systems: readonly System[], absent: Absent): string {
+  const h = handoffs(results, c);
+  const rows = [
+    `| system | start-to-start gap p50 | gap p95 | hand-off p50 | hand-off p95 | gaps measured |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const s of systems) {
+    const why = absent.get(s.id);
+    if (why) {
+      rows.push(`| ${s.label} | ${why} | | | | |`);
+      continue;
+    }
+    const x = h.get(s.id);
+    if (!x) {
+      rows.push(`| ${s.label} | failed | | | | |`);
+      continue;
+    }
+    const handoff = s.id === 'shell' ? ['0 (reference)', '—'] : [msText(x.p50), msText(x.p95)];
+    rows.push(`| ${s.label} | ${msText(x.gapP50)} | ${msText(x.gapP95)} | ${handoff[0]} | ${handoff[1]} | ${x.gaps} |`);
+  }
+  return rows.join('\n');
+}
+
+/** One line per goal, "met" or "missed" with the factor it is off by. */
+export function goalLines(wallCases: readonly Case[], handoffCase: Case | undefined, results: Results): string[] {
+  const lines: string[] = [];
+  const verdict = (value: number, limit: number, unit: string): string =>
+    !Number.isFinite(value) ? 'not measured' : value <= limit ? `met (${fmt(value, unit)} <= ${fmt(limit, unit)})` : `MISSED (${fmt(value, unit)} > ${fmt(limit, unit)}, ${(value / limit).toFixed(1)}x over)`;
+  if (handoffCase) {
+    const t = handoffs(results, handoffCase).get('tessera');
+    lines.push(`- Hand-off p50 <= ${GOALS.handoffP50Ms} ms: ${verdict(t?.p50 ?? Number.NaN, GOALS.handoffP50Ms, 'ms')}`);
+    lines.push(`- Hand-off p95 <= ${GOALS.handoffP95Ms} ms: ${verdict(t?.p95 ?? Number.NaN, GOALS.handoffP95Ms, 'ms')}`);
+  }
+  for (const c of wallCases) {
+    const f = figures(results, c);
+    const peer = betterPeer(f);
+    const shell = f.wall.get('shell') ?? Number.NaN;
+    for (const [view, key] of [['server', 'tessera-server'], ['client', 'tessera']] as const) {
+      const v = f.wall.get(key) ?? Number.NaN;
+      lines.push(`- ${describe(c)}, ${view}: <= 1/4 of the better peer: ${verdict(v / peer, GOALS.peerShare, 'x')}; <= 1.5x the shell loop: ${verdict(v / shell, GOALS.floorMultiple, 'x')}`);
+    }
+  }
+  return lines;
+}
+
+function msText(v: number): string {
+  return Number.isFinite(v) ? `${millis(v)} ms` : 'n/a';
+}
+
+function fmt(v: number, unit: string): string {
+  return unit === 'x' ? `${v.toFixed(2)}x` : `${v.toFixed(2)} ${unit}`;
+}
