@@ -132,13 +132,18 @@ async function runCase(c: Case, print = true): Promise<void> {
   console.log(`  commits write ${(commits.reduce((a, s) => a + (s.rows ?? 0), 0) / n).toFixed(2)} rows per task`);
   for (const k of kinds) {
     const list = spans.filter((s) => s.what === k);
+    if (list.length === 0) {
+      // Since ADR 5 the log file is opened and the process spawned in the launcher process, not here.
+      console.log(`  ${k.padEnd(13)} not in this process (done by the process launcher)`);
+      continue;
+    }
     const durations = list.map((s) => s.end - s.start);
     const head = `  ${k.padEnd(13)} ${(list.length / n).toFixed(2)} calls per task, latency p50 ${fmt(median(durations))}, p95 ${fmt(percentile(durations, 95))}`;
     // Sync calls block the event loop, so their sum is a share of the wall time; async ones overlap, and a sum would mean nothing.
     const sync = k === 'spawn' || k === 'openSync';
     console.log(sync ? `${head}; ${fmt(sum(list) / n)} per task blocking the event loop, ${((sum(list) / wall) * 100).toFixed(0)}% of the wall time` : head);
   }
-  if (c.shape !== 'chain') return;
+  if (c.shape !== 'chain' || spawns.size === 0) return; // the hand-off window needs spawns seen in this process
   // Critical path of a chain: previous task's exit -> this task's spawn. Attribute what ran inside that window.
   const gaps: number[] = [];
   const inside = new Map<string, number[]>();
