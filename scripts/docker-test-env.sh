@@ -47,24 +47,47 @@ flock 9
 export DOCKER_HOST=unix://$SOCK
 engine_up() { timeout 5 "$DOCKER" version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
-if engine_up; then
-  log "dockerd already answers on $SOCK"
-else
-  if [ -f "$DIR/dockerd.pid" ] && kill -0 "$(cat "$DIR/dockerd.pid")" 2>/dev/null; then
-    die "dockerd (pid $(cat "$DIR/dockerd.pid")) holds $DIR but does not answer on $SOCK; see $DIR/dockerd.log"
+if ! engine_up; then
+  if [ -f "$DIR/dockerd.pid" ]; then
+    old_pid=$(cat "$DIR/dockerd.pid")
+    # A dockerd of ours that is still starting or just dying gets a few seconds to decide;
+    # a pid file whose process is gone, or is not dockerd (pid reused), is stale.
+    for _ in $(seq 1 50); do
+      grep -qs dockerd "/proc/$old_pid/cmdline" || break
+      engine_up && break
+      sleep 0.2
+    done
+    if ! engine_up && grep -qs dockerd "/proc/$old_pid/cmdline"; then
+      die "dockerd (pid $old_pid) holds $DIR but does not answer on $SOCK; see $DIR/dockerd.log"
+    fi
   fi
-  rm -f "$SOCK" "$DIR/dockerd.pid"
-  log "starting dockerd (data root $DIR/root, log $DIR/dockerd.log)"
-  # setsid + closed fds: dockerd must outlive this script and must not hold the
-  # caller's $(...) pipe or our lock open.
-  setsid "$DOCKERD" --data-root "$DIR/root" --exec-root "$DIR/exec" -H "unix://$SOCK" \
-    --pidfile "$DIR/dockerd.pid" </dev/null >>"$DIR/dockerd.log" 2>&1 9>&- &
-  for _ in $(seq 1 150); do
-    engine_up && break
-    kill -0 $! 2>/dev/null || { tail -20 "$DIR/dockerd.log" >&2; die "dockerd exited during startup"; }
+fi
+if engine_up; then
+  log "dockerd answers on $SOCK"
+else
+  start_dockerd() {
+    # A dockerd killed hard (the end of a session) leaves its containerd and runtime
+    # state behind; both belong to no running daemon now and would block a new one.
+    pkill -9 -f "containerd --config $DIR/exec/" 2>/dev/null || true
     sleep 0.2
-  done
-  engine_up || { tail -20 "$DIR/dockerd.log" >&2; die "dockerd did not answer within 30 s"; }
+    rm -rf "$DIR/exec" "$SOCK" "$DIR/dockerd.pid"
+    log "starting dockerd (data root $DIR/root, log $DIR/dockerd.log)"
+    # setsid + closed fds: dockerd must outlive this script and must not hold the
+    # caller's $(...) pipe or our lock open.
+    setsid "$DOCKERD" --data-root "$DIR/root" --exec-root "$DIR/exec" -H "unix://$SOCK" \
+      --pidfile "$DIR/dockerd.pid" </dev/null >>"$DIR/dockerd.log" 2>&1 9>&- &
+    local pid=$!
+    for _ in $(seq 1 150); do
+      engine_up && return 0
+      kill -0 "$pid" 2>/dev/null || { tail -5 "$DIR/dockerd.log" >&2; log "dockerd exited during startup"; return 1; }
+      sleep 0.2
+    done
+    tail -5 "$DIR/dockerd.log" >&2
+    log "dockerd did not answer within 30 s"
+    kill -9 "$pid" 2>/dev/null || true
+    return 1
+  }
+  start_dockerd || { log "trying once more"; start_dockerd; } || die "could not start dockerd; see $DIR/dockerd.log"
   log "dockerd $("$DOCKER" version --format '{{.Server.Version}}') is up"
 fi
 
