@@ -36,13 +36,15 @@ function specError(wf: Workflow): TesseraError {
 }
 
 describe('defineWorkflow: compiling to the DAG spec', () => {
-  it('compiles the workflow header, with the default data form and a permissive workflow form', () => {
+  it('compiles the workflow header, with the default data form and a workflow form that takes no parameters', () => {
     const wf = defineWorkflow({ id: 'liver-seg', title: 'Liver', description: 'Segments livers' });
     wf.task(report);
     const spec = wf.toDagSpec();
     expect(spec).toMatchObject({ spec_version: 1, id: 'liver-seg', title: 'Liver', description: 'Segments livers', clean_workflow_dir: false });
     expect(spec.data_form).toEqual(DEFAULT_DATA_FORM);
-    expect(validateForm(spec, 'workflow_form', { anything: 1 })).toEqual({ anything: 1 });
+    expect(validateForm(spec, 'workflow_form', {})).toEqual({});
+    // Without a declared form, a parameter is a typo, not a value to pass on as an env var.
+    expect(() => validateForm(spec, 'workflow_form', { anything: 1 })).toThrow(/workflow_form.anything is not a known property/);
     expect(validateForm(spec, 'data_form', { dataset_name: 'ct', dataset_limit: 2 })).toEqual({ dataset_name: 'ct', dataset_limit: 2 });
     expect(() => validateForm(spec, 'data_form', { dataset_limit: 0 })).toThrow(/data_form\.dataset_limit/);
   });

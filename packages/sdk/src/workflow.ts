@@ -103,7 +103,7 @@ export const DEFAULT_DATA_FORM: Record<string, unknown> = {
   additionalProperties: false,
 };
 
-const EMPTY_FORM: Record<string, unknown> = { type: 'object', properties: {}, additionalProperties: true };
+const EMPTY_FORM: Record<string, unknown> = { type: 'object', properties: {}, additionalProperties: false };
 
 /** A workflow under construction. `toDagSpec()` compiles and validates it. */
 export class Workflow {

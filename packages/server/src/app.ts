@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
@@ -54,6 +54,9 @@ export interface Tessera {
 export async function createTessera(config: ServerConfig): Promise<Tessera> {
   mkdirSync(config.home, { recursive: true });
   mkdirSync(join(config.home, 'extensions'), { recursive: true });
+  // Recovery stops whatever runs under this home that it does not know: a second
+  // server on the same home would kill the first one's tasks.
+  const releaseHome = lockHome(config.home);
   const db = openDatabase<object>({ file: join(config.home, 'tessera.db'), durability: config.dbDurability });
   await migrate(db as Kysely<unknown>, [...projectMigrations, ...workflowMigrations]);
   const projects = new ProjectStore(domainView<ProjectTables>(db));
@@ -69,6 +72,8 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   const app = Fastify({
     logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
     logController: new LogController({ disableRequestLogging: true }),
+    // A followed log streams until its task ends: closing must not wait for it.
+    forceCloseConnections: true,
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, useDefaults: true, allErrors: true } },
   });
   let publicUrl = config.publicUrl ?? `http://${config.host}:${config.port}`;
@@ -88,7 +93,9 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
 
   const retention = { days: config.retentionDays, failedDays: config.failedRetentionDays };
   const sweepDirs = (): void => {
-    removeExpiredWorkflowDirs(scheduler.store, retention).catch((err) => app.log.error({ err }, 'workflow dir retention failed'));
+    removeExpiredWorkflowDirs(scheduler.store, retention, Date.now(), (runId, err) =>
+      app.log.warn(`could not remove the workflow dir of run ${runId} (retention): ${err.message}`),
+    ).catch((err) => app.log.error({ err }, 'workflow dir retention failed'));
   };
   sweepDirs();
   const retentionTimer = setInterval(sweepDirs, 60 * 60 * 1000);
@@ -139,6 +146,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
       await scheduler.close();
       for (const r of runners) await r.close();
       await db.destroy();
+      releaseHome();
     },
   };
 }
@@ -165,4 +173,44 @@ async function findRunners(config: ServerConfig, homeId: string): Promise<{ runn
     reports.push({ name: 'process', detail: 'local processes' });
   }
   return { runners, reports, notes };
+}
+
+/**
+ * Takes `<home>/server.pid` for this process. Another live Tessera server holding it
+ * stops this start with a message; a file left by a dead one is taken over.
+ */
+function lockHome(home: string): () => void {
+  const file = join(home, 'server.pid');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(file, String(process.pid), { flag: 'wx' });
+      return () => {
+        try {
+          if (readFileSync(file, 'utf8') === String(process.pid)) unlinkSync(file);
+        } catch {
+          // already gone
+        }
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number(readFileSync(file, 'utf8'));
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+        throw new Error(
+          `another Tessera server (pid ${pid}) uses ${home}; stop it first, or give this one another TESSERA_HOME ` +
+            `(if pid ${pid} is not a Tessera server, delete ${file})`,
+        );
+      }
+      unlinkSync(file); // left by a server that is gone
+    }
+  }
+  throw new Error(`could not take ${file}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

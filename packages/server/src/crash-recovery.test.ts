@@ -130,4 +130,26 @@ describe('crash safety (kill -9 of a real server process)', () => {
     expect(log).toContain('work done');
     expect(await containersFor(runId)).toBe(0);
   });
+
+  it('refuses a second server on the same home instead of stopping the first one\'s tasks', { timeout: 60_000 }, async () => {
+    home = await mkdtemp(join(tmpdir(), 'tessera-twice-'));
+    const ext = join(home, 'ext');
+    await writeShellExtension(ext, 'busy', [{ id: 'busy', tasks: [{ id: 'work', sh: 'sleep 2; echo done' }] }]);
+    const env = { TESSERA_HOME: join(home, 'home'), TESSERA_EXTENSIONS_DIRS: ext, TESSERA_RUNNERS: 'process' };
+    const a = await startServerProcess(env);
+    servers.push(a);
+    const job = await json(`${a.url}/api/jobs`, { method: 'POST', body: JSON.stringify({ workflow: 'busy' }) });
+    const runId = job.runs[0].id;
+    await waitFor(async () => (await json(`${a.url}/api/runs/${runId}`)).tasks[0].state === 'running');
+    const second = await startServerProcess(env).then(
+      () => 'started',
+      (err: Error) => err.message,
+    );
+    expect(second).toContain('another Tessera server');
+    const run = await waitFor(async () => {
+      const r = await json(`${a.url}/api/runs/${runId}`);
+      return r.state === 'success' ? r : undefined;
+    });
+    expect(run.tasks[0].try_number).toBe(1);
+  });
 });

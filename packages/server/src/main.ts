@@ -33,6 +33,11 @@ export async function main(): Promise<void> {
     `  try:       npx tessera run hello-world`,
   ];
   console.log(lines.join('\n'));
+  tessera.scheduler.on('fatal', () => {
+    // Memory and DB may disagree now; a new start recovers from the DB.
+    console.error('tessera: the scheduler hit an unrecoverable error (see above); exiting so that a restart recovers from the database');
+    process.exit(1);
+  });
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;

@@ -273,6 +273,52 @@ describe('DagScheduler', () => {
     expect(run.state).toBe('success');
     expect(tasks[2]!.runner).toBe('builtin');
   });
+
+  it('after a restart without the runner a task needs, fails that task with the reason instead of stalling', async () => {
+    engine = await createTestEngine();
+    const spec = shellDag('lost-runner', [{ id: 'work', sh: 'sleep 30' }, { id: 'after', upstream: ['work'], sh: 'true' }]);
+    const { runs } = await engine.scheduler.trigger({ project: PROJECT, workflow: { spec } });
+    const runId = runs[0]!.id;
+    await waitFor(async () => (await engine.scheduler.store.getTasks(runId))[0]!.state === 'running');
+    // Restart with only built-in operators: the process runner is gone.
+    engine.scheduler.removeAllListeners();
+    await engine.scheduler.close();
+    const { BuiltinRunner: Builtin } = await import('../runners/builtin/builtin-runner.ts');
+    const { DagScheduler } = await import('./dag-scheduler.ts');
+    const { WorkflowStore } = await import('../store/workflow-store.ts');
+    const restarted = new DagScheduler({ store: new WorkflowStore(engine.db), home: engine.home, runners: [new Builtin({})], limits: { parallelism: 4, ramMb: 1000, gpuMemMb: 0 } });
+    await restarted.start();
+    const run = await restarted.waitForRun(runId);
+    const tasks = await restarted.store.getTasks(runId);
+    expect(run.state).toBe('failed');
+    expect(tasks.map((t) => t.state)).toEqual(['failed', 'upstream_failed']);
+    expect(tasks[0]!.reason).toContain('cannot run here');
+    await restarted.close();
+    // The old try still runs (no runner here could stop it): end it for the next tests.
+    for (const p of findProcessesByEnv('TESSERA_TASK_KEY').filter((x) => x.value.startsWith(runId))) process.kill(p.pid, 'SIGKILL');
+  });
+
+  it('refuses workflow_form keys that would set reserved environment variables of the tasks', async () => {
+    engine = await createTestEngine();
+    const spec = shellDag('env', [{ id: 'a', sh: 'true' }], { workflow_form: { type: 'object' } });
+    const err = (await engine.scheduler
+      .trigger({ project: PROJECT, workflow: { spec }, conf: { workflow_form: { node_options: '--require x', path: '/tmp', ok_name: 1 } } })
+      .catch((e: unknown) => e)) as TesseraError;
+    expect(err.code).toBe('TESSERA_INVALID_FORM');
+    expect(err.details.map((d) => d.where)).toEqual(['workflow_form.node_options', 'workflow_form.path']);
+    expect(err.details[0]!.message).toContain('NODE_OPTIONS');
+  });
+
+  it('lets only one of two concurrent retries of a run through', async () => {
+    engine = await createTestEngine();
+    const { run } = await runToEnd(shellDag('twice', [{ id: 'a', sh: `test -f ${engine.home}/ok` }]));
+    await writeFile(join(engine.home, 'ok'), '');
+    const results = await Promise.allSettled([engine.scheduler.retryRun(run.id), engine.scheduler.retryRun(run.id)]);
+    expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+    expect(((results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason as TesseraError).code).toBe('TESSERA_CONFLICT');
+    expect((await engine.scheduler.waitForRun(run.id)).state).toBe('success');
+    expect(engine.scheduler.usage().running).toBe(0);
+  });
 });
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {

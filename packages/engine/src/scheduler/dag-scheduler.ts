@@ -85,6 +85,9 @@ export class DagScheduler extends EventEmitter {
   /** Recovered tries that must run again without using up a retry. */
   readonly #rerun = new Set<string>();
   #closing = false;
+  #recovering = false;
+  /** Runs whose retry is being set up (a second retry request must fail, not run tasks twice). */
+  readonly #retrying = new Set<string>();
   readonly #pending = new Set<Promise<void>>();
   /** Writes that are not on the critical path (handles); they go with the next commit. */
   #deferred: NonNullable<Transition['tasks']> = [];
@@ -140,6 +143,13 @@ export class DagScheduler extends EventEmitter {
       });
     }
     const workflowForm = validateForm(spec, 'workflow_form', params);
+    const badKeys = Object.keys(workflowForm).flatMap((key) => {
+      const why = unsafeEnvName(key);
+      return why ? [{ where: `workflow_form.${key}`, message: why }] : [];
+    });
+    if (badKeys.length > 0) {
+      throw new TesseraError('TESSERA_INVALID_FORM', `invalid workflow_form: ${badKeys.map((d) => `${d.where} ${d.message}`).join('; ')}`, { details: badKeys });
+    }
     if (singleRaw !== undefined) workflowForm.single_execution = singleRaw;
     const dataForm = validateForm(spec, 'data_form', input.conf?.data_form ?? {});
     const identifiers = await this.#resolve({ project: input.project, dataForm });
@@ -230,8 +240,8 @@ export class DagScheduler extends EventEmitter {
     if (run.row.state !== 'queued' || this.#closing) return; // canceled while its dir was prepared
     const t: Transition = { runs: [{ runId: run.row.id, patch: { state: 'running', started_at: run.row.started_at ?? Date.now() } }] };
     Object.assign(run.row, t.runs![0]!.patch);
-    const roots = run.spec.tasks.filter((s) => (s.upstream.length === 0 || s.trigger_rule === 'always') && run.tasks.get(s.id)!.state === 'scheduled');
-    const queued = this.#decide(run, roots.map((s) => s.id), t, 'self');
+    // Every scheduled task, not only roots: after an interrupted retry, tasks whose upstreams succeeded long ago wait here.
+    const queued = this.#decide(run, [...run.tasks.keys()], t, 'self');
     await this.#commit(t);
     this.emit('run', run.row);
     this.#afterDecisions(run, queued, t);
@@ -334,7 +344,16 @@ export class DagScheduler extends EventEmitter {
   #afterCommit(run: LiveRun, t: Transition, claimed: Claimed[]): void {
     this.#announce(t, run);
     this.#startClaimed(claimed);
+    this.#finishEnded(run, t);
+  }
+
+  /** Finishes the runs a committed transition ended (a claim may fail tasks of other runs). */
+  #finishEnded(run: LiveRun, t: Transition): void {
     if (TERMINAL_RUN.has(run.row.state)) this.#finishRun(run);
+    for (const r of t.runs ?? []) {
+      const other = this.#runs.get(r.runId);
+      if (other && TERMINAL_RUN.has(other.row.state)) this.#finishRun(other);
+    }
   }
 
   #afterDecisions(run: LiveRun, queued: string[], t: Transition): void {
@@ -359,11 +378,18 @@ export class DagScheduler extends EventEmitter {
   #dispatch(): void {
     const t: Transition = {};
     const claimed = this.#claim(t);
-    if (claimed.length === 0) return;
+    if (claimed.length === 0 && (t.tasks ?? []).length === 0) return;
     this.#background(
       this.#commit(t).then(() => {
-        for (const c of claimed) this.emit('task', c.live.run.row.id, c.live.run.tasks.get(c.live.taskId));
+        for (const c of t.tasks ?? []) {
+          const row = this.#runs.get(c.runId)?.tasks.get(c.taskId);
+          if (row) this.emit('task', c.runId, row);
+        }
         this.#startClaimed(claimed);
+        for (const r of t.runs ?? []) {
+          const ended = this.#runs.get(r.runId);
+          if (ended && TERMINAL_RUN.has(ended.row.state)) this.#finishRun(ended);
+        }
       }),
     );
   }
@@ -373,7 +399,7 @@ export class DagScheduler extends EventEmitter {
    * a big one that waits) and patches them to `running` in `t`.
    */
   #claim(t: Transition): Claimed[] {
-    if (this.#closing || this.#queue.length === 0 || !this.#pool.hasFreeSlot()) return [];
+    if (this.#closing || this.#recovering || this.#queue.length === 0 || !this.#pool.hasFreeSlot()) return [];
     const rest: QueueEntry[] = [];
     const claimed: Claimed[] = [];
     for (const entry of this.#queue) {
@@ -381,11 +407,18 @@ export class DagScheduler extends EventEmitter {
       const row = run.tasks.get(taskId)!;
       if (row.state !== 'queued') continue; // canceled while waiting
       const spec = run.specs.get(taskId)!;
-      if (!this.#pool.hasFreeSlot() || !this.#pool.fitsNow(spec)) {
+      // Checked when the task was queued, but runners and pools may differ after a restart.
+      const runner = this.#runnerFor(spec);
+      const blocker = this.#pool.neverFits(spec) ?? (runner ? undefined : this.#noRunnerReason(spec));
+      if (blocker) {
+        this.#patchTask(run, taskId, { state: 'failed', reason: blocker, ended_at: Date.now() }, t);
+        this.#decide(run, [taskId], t, 'downstream').forEach((id) => rest.push({ run, taskId: id }));
+        continue;
+      }
+      if (!runner || !this.#pool.hasFreeSlot() || !this.#pool.fitsNow(spec)) {
         rest.push(entry);
         continue;
       }
-      const runner = this.#runnerFor(spec)!;
       this.#pool.acquire(spec);
       const k = taskKey(run.row.id, taskId);
       const rerun = this.#rerun.delete(k);
@@ -424,6 +457,10 @@ export class DagScheduler extends EventEmitter {
     const { run, taskId } = live;
     const row = run.tasks.get(taskId)!;
     if (this.#closing) return; // stays `running` in the DB: it runs at the next start
+    if (live.stopReason || row.state !== 'running') {
+      await this.#onTaskDone(live, { state: 'failed', reason: 'stopped before it started' });
+      return;
+    }
     let exec: TaskExecution;
     try {
       prepareOutputDirs(run.row.workflow_dir, run.specs.get(taskId)!, run.identifiers, run.madeDirs);
@@ -448,7 +485,9 @@ export class DagScheduler extends EventEmitter {
     live.handle = exec.handle;
     const spec = live.run.specs.get(live.taskId)!;
     const runner = this.#runnerByName(live.runnerName)!;
-    if (live.stopReason) void runner.stop(exec.handle);
+    if (live.stopReason) {
+      void runner.stop(exec.handle).catch((err) => this.#o.log?.(`could not stop task ${live.key}: ${(err as Error).message}`));
+    }
     else if (spec.timeout_s !== undefined) {
       const left = Math.max(0, spec.timeout_s * 1000 - (Date.now() - startedAt));
       live.timer = setTimeout(() => {
@@ -486,11 +525,18 @@ export class DagScheduler extends EventEmitter {
   async #handleOutcome(live: LiveTask, outcome: TaskOutcome): Promise<void> {
     const { run, taskId } = live;
     const k = taskKey(run.row.id, taskId);
-    if (this.#running.get(k) !== live) return;
-    this.#running.delete(k);
-    if (live.timer) clearTimeout(live.timer);
     const spec = run.specs.get(taskId)!;
-    this.#pool.release(spec);
+    if (live.timer) clearTimeout(live.timer);
+    // Every try releases what it acquired, even one that is no longer the task's current try.
+    if (!live.released) {
+      live.released = true;
+      this.#pool.release(spec);
+    }
+    if (this.#running.get(k) !== live) {
+      this.#dispatch();
+      return;
+    }
+    this.#running.delete(k);
     const row = run.tasks.get(taskId)!;
     if (this.#closing && live.stopReason === 'shutdown') return; // stays `running` in the DB: rerun at next start
     if (isTerminal(row.state)) {
@@ -570,18 +616,22 @@ export class DagScheduler extends EventEmitter {
 
   /** Resolves with the run's row once it has ended (success, failed or canceled). */
   async waitForRun(runId: string): Promise<RunRow> {
-    const row = await this.#o.store.getRun(runId);
-    if (!row) throw new TesseraError('TESSERA_NOT_FOUND', `run "${runId}" does not exist`);
-    if (TERMINAL_RUN.has(row.state) && !this.#runs.has(runId)) return row;
-    return new Promise((resolve) => {
-      const onRun = (r: RunRow): void => {
-        if (r.id === runId && TERMINAL_RUN.has(r.state) && !this.#runs.has(runId)) {
-          this.off('run', onRun);
-          resolve(r);
-        }
+    let onRun: ((r: RunRow) => void) | undefined;
+    // Listen before reading, so that an end between the read and the listener is not missed.
+    const ended = new Promise<RunRow>((resolve) => {
+      onRun = (r: RunRow): void => {
+        if (r.id === runId && TERMINAL_RUN.has(r.state) && !this.#runs.has(runId)) resolve(r);
       };
       this.on('run', onRun);
     });
+    try {
+      const row = await this.#o.store.getRun(runId);
+      if (!row) throw new TesseraError('TESSERA_NOT_FOUND', `run "${runId}" does not exist`);
+      if (TERMINAL_RUN.has(row.state) && !this.#runs.has(runId)) return row;
+      return await ended;
+    } finally {
+      this.off('run', onRun!);
+    }
   }
 
   // ---------------------------------------------------------------- cancel and retry
@@ -589,7 +639,8 @@ export class DagScheduler extends EventEmitter {
   /** Cancels a run: pending tasks become `canceled`, running ones are stopped. */
   async cancelRun(runId: string): Promise<RunRow> {
     const run = this.#runs.get(runId);
-    if (!run) {
+    if (!run || TERMINAL_RUN.has(run.row.state)) {
+      if (run) return run.row; // its end is being written: nothing to cancel
       const row = await this.#o.store.getRun(runId);
       if (!row) throw new TesseraError('TESSERA_NOT_FOUND', `run "${runId}" does not exist`);
       return row; // already ended: nothing to cancel
@@ -635,50 +686,54 @@ export class DagScheduler extends EventEmitter {
    * run again; successful tasks keep their results.
    */
   async retryRun(runId: string): Promise<RunRow> {
-    if (this.#runs.has(runId)) throw new TesseraError('TESSERA_CONFLICT', `run "${runId}" is still active; only a failed or canceled run can be retried`);
-    const row = await this.#o.store.getRun(runId);
-    if (!row) throw new TesseraError('TESSERA_NOT_FOUND', `run "${runId}" does not exist`);
-    if (row.state !== 'failed' && row.state !== 'canceled') {
-      throw new TesseraError('TESSERA_CONFLICT', `run "${runId}" is ${row.state}; only a failed or canceled run can be retried`);
+    if (this.#runs.has(runId) || this.#retrying.has(runId)) {
+      throw new TesseraError('TESSERA_CONFLICT', `run "${runId}" is still active; only a failed or canceled run can be retried`);
     }
-    if (row.dir_removed_at !== null) {
-      throw new TesseraError('TESSERA_CONFLICT', `run "${runId}" cannot be retried: its workflow dir was removed by the retention policy`);
+    if ([...this.#running.values()].some((l) => l.run.row.id === runId)) {
+      throw new TesseraError('TESSERA_CONFLICT', `run "${runId}" still has tasks being stopped; retry it in a few seconds`);
     }
-    const run = buildLiveRun(row, await this.#o.store.getTasks(runId));
-    const reset = new Set<string>();
-    for (const [id, r] of run.tasks) if (r.state === 'failed' || r.state === 'upstream_failed' || r.state === 'canceled') reset.add(id);
-    const walk = [...reset];
-    while (walk.length > 0) {
-      for (const d of run.downstream.get(walk.pop()!) ?? []) {
-        if (!reset.has(d) && run.tasks.get(d)!.state === 'skipped') {
-          reset.add(d);
-          walk.push(d);
+    this.#retrying.add(runId);
+    try {
+      const row = await this.#o.store.getRun(runId);
+      if (!row) throw new TesseraError('TESSERA_NOT_FOUND', `run "${runId}" does not exist`);
+      if (row.state !== 'failed' && row.state !== 'canceled') {
+        throw new TesseraError('TESSERA_CONFLICT', `run "${runId}" is ${row.state}; only a failed or canceled run can be retried`);
+      }
+      if (row.dir_removed_at !== null) {
+        throw new TesseraError('TESSERA_CONFLICT', `run "${runId}" cannot be retried: its workflow dir was removed by the retention policy`);
+      }
+      const run = buildLiveRun(row, await this.#o.store.getTasks(runId));
+      const reset = new Set<string>();
+      for (const [id, r] of run.tasks) if (r.state === 'failed' || r.state === 'upstream_failed' || r.state === 'canceled') reset.add(id);
+      const walk = [...reset];
+      while (walk.length > 0) {
+        for (const d of run.downstream.get(walk.pop()!) ?? []) {
+          if (!reset.has(d) && run.tasks.get(d)!.state === 'skipped') {
+            reset.add(d);
+            walk.push(d);
+          }
         }
       }
+      mkdirSync(join(this.#o.home, 'logs', runId), { recursive: true });
+      const attempt = row.attempt + 1;
+      // One transition: the reset, the run running again, and the first decisions.
+      const t: Transition = {};
+      for (const id of reset) {
+        this.#patchTask(run, id, { state: 'scheduled', try_number: 0, attempt, reason: null, exit_code: null, handle: null, started_at: null, ended_at: null, queued_at: null, next_try_at: null, oom_killed: 0 }, t);
+      }
+      const runPatch = { state: 'running' as RunState, attempt, reason: null, ended_at: null };
+      Object.assign(run.row, runPatch);
+      (t.runs ??= []).push({ runId, patch: runPatch });
+      this.#runs.set(runId, run);
+      const queued = this.#decide(run, [...reset], t, 'self');
+      const claimed = this.#queueAndClaim(run, queued, t);
+      await this.#commit(t);
+      this.emit('run', run.row);
+      this.#afterCommit(run, t, claimed);
+      return run.row;
+    } finally {
+      this.#retrying.delete(runId);
     }
-    const attempt = row.attempt + 1;
-    const t: Transition = {};
-    for (const id of reset) {
-      this.#patchTask(run, id, { state: 'scheduled', try_number: 0, attempt, reason: null, exit_code: null, handle: null, started_at: null, ended_at: null, queued_at: null, next_try_at: null, oom_killed: 0 }, t);
-    }
-    const runPatch = { state: 'queued' as RunState, attempt, reason: null, ended_at: null };
-    Object.assign(run.row, runPatch);
-    (t.runs ??= []).push({ runId, patch: runPatch });
-    await this.#commit(t);
-    this.#runs.set(runId, run);
-    this.emit('run', run.row);
-    await this.#startRunRetry(run, [...reset]);
-    return run.row;
-  }
-
-  async #startRunRetry(run: LiveRun, reset: string[]): Promise<void> {
-    mkdirSync(join(this.#o.home, 'logs', run.row.id), { recursive: true });
-    const t: Transition = { runs: [{ runId: run.row.id, patch: { state: 'running' } }] };
-    run.row.state = 'running';
-    const queued = this.#decide(run, reset, t, 'self');
-    await this.#commit(t);
-    this.emit('run', run.row);
-    this.#afterDecisions(run, queued, t);
   }
 
   // ---------------------------------------------------------------- recovery and shutdown
@@ -689,18 +744,24 @@ export class DagScheduler extends EventEmitter {
    * runner still runs that no task owns.
    */
   async start(): Promise<{ resumedRuns: number; reattached: number; rerun: number; swept: number }> {
+    // Nothing is claimed and no outcome is handled until recovery is over: a re-attached
+    // try that already ended must not start its downstream tasks while other tries are
+    // still being recovered (and their leftovers swept).
+    this.#recovering = true;
     const rows = await this.#o.store.activeRuns();
-    let reattached = 0;
     let rerun = 0;
     const keep = new Set<string>();
     const resumed: LiveRun[] = [];
+    const reattached: { live: LiveTask; exec: TaskExecution; startedAt: number }[] = [];
     for (const row of rows) {
       const run = buildLiveRun(row, await this.#o.store.getTasks(row.id));
       this.#runs.set(row.id, run);
       resumed.push(run);
+      mkdirSync(join(this.#o.home, 'logs', row.id), { recursive: true });
       if (row.state === 'queued') continue;
-      for (const [id, task] of run.tasks) {
-        if (task.state !== 'running') continue;
+      const runningNow = [...run.tasks.values()].filter((t) => t.state === 'running');
+      for (const task of runningNow) {
+        const id = task.task_id;
         const runner = this.#runnerByName(task.runner ?? '');
         const launch = this.#launchFor(run, task);
         const exec = runner ? await runner.recover(launch, task.handle ?? undefined) : undefined;
@@ -709,8 +770,7 @@ export class DagScheduler extends EventEmitter {
           this.#pool.acquire(run.specs.get(id)!);
           const live = newLiveTask({ run, taskId: id, key: launch.key, runnerName: runner.name, handle: exec.handle });
           this.#running.set(taskKey(row.id, id), live);
-          this.#watch(live, exec, task.started_at ?? Date.now());
-          reattached++;
+          reattached.push({ live, exec, startedAt: task.started_at ?? Date.now() });
         } else {
           await appendFile(launch.logFile, '\ntessera: the server stopped while this task ran; running it again\n').catch(() => undefined);
           const t: Transition = {};
@@ -723,6 +783,8 @@ export class DagScheduler extends EventEmitter {
     }
     let swept = 0;
     for (const r of this.#o.runners) swept += await r.sweep(keep);
+    this.#recovering = false;
+    for (const r of reattached) this.#watch(r.live, r.exec, r.startedAt);
     for (const run of resumed) {
       if (run.row.state === 'queued') {
         this.#background(this.#startRun(run));
@@ -734,14 +796,12 @@ export class DagScheduler extends EventEmitter {
       }
       // Tasks whose upstreams ended while decisions were not yet written.
       const t: Transition = {};
-      const ended = [...run.tasks.values()].filter((x) => isTerminal(x.state)).map((x) => x.task_id);
-      const roots = run.spec.tasks.filter((s) => s.upstream.length === 0 || s.trigger_rule === 'always').map((s) => s.id);
-      const queued = [...this.#decide(run, roots, t, 'self'), ...this.#decide(run, ended, t, 'downstream')];
+      const queued = this.#decide(run, [...run.tasks.keys()], t, 'self');
       await this.#commit(t);
       this.#afterDecisions(run, queued, t);
     }
     this.#dispatch();
-    return { resumedRuns: resumed.length, reattached, rerun, swept };
+    return { resumedRuns: resumed.length, reattached: reattached.length, rerun, swept };
   }
 
   /**
@@ -823,6 +883,20 @@ function newTaskRow(runId: string, taskId: string, position: number): TaskRow {
 }
 
 const DICOM_UID = /^[0-9]+(\.[0-9]+)*$/;
+
+/**
+ * Every workflow_form key becomes an environment variable of the tasks (Kaapana's
+ * contract), so a key must not be able to change how programs run: PATH, LD_PRELOAD,
+ * NODE_OPTIONS and the like, or the platform's own variables.
+ */
+const RESERVED_ENV = /^(PATH|HOME|SHELL|ENV|BASH_ENV|IFS|CDPATH|PS4|LD_.*|DYLD_.*|NODE_.*|NPM_.*|PYTHON.*|PERL.*|RUBY.*|JAVA_TOOL_OPTIONS|_JAVA_OPTIONS|TESSERA_.*|WORKFLOW_DIR|BATCH_NAME|OPERATOR_.*|BATCHES_INPUT_DIR|RUN_ID|DAG_ID|TASK_ID|EXTENSION_DIR)$/;
+
+function unsafeEnvName(key: string): string | undefined {
+  const name = key.toUpperCase();
+  if (!/^[A-Z_][A-Z0-9_]*$/.test(name)) return 'must be a name of letters, digits and "_" (it becomes an environment variable of the tasks)';
+  if (RESERVED_ENV.test(name)) return `would set the environment variable ${name} of the tasks, which is reserved; rename the parameter`;
+  return undefined;
+}
 
 /** A DICOM UID: digits and dots, at most 64 characters (PS3.5 9.1). */
 export function isDicomUid(value: unknown): value is string {

@@ -27,15 +27,17 @@ export interface LiveTask {
   /** Why the scheduler stopped it, if it did. */
   stopReason: 'cancel' | 'timeout' | 'shutdown' | undefined;
   timer: NodeJS.Timeout | undefined;
+  /** Whether the try's slot and pool share were given back. */
+  released: boolean;
   /** Resolves once the try's outcome has been handled (however it ended). */
   settled: Promise<void>;
   settle: () => void;
 }
 
-export function newLiveTask(fields: Omit<LiveTask, 'settled' | 'settle' | 'stopReason' | 'timer'>): LiveTask {
+export function newLiveTask(fields: Omit<LiveTask, 'settled' | 'settle' | 'stopReason' | 'timer' | 'released'>): LiveTask {
   let settle!: () => void;
   const settled = new Promise<void>((resolve) => (settle = resolve));
-  return { ...fields, stopReason: undefined, timer: undefined, settled, settle };
+  return { ...fields, stopReason: undefined, timer: undefined, released: false, settled, settle };
 }
 
 export function buildLiveRun(row: RunRow, taskRows: TaskRow[]): LiveRun {

@@ -98,12 +98,18 @@ export class WorkflowStore {
   async taskCounts(runIds: string[]): Promise<Map<string, Record<string, number>>> {
     const out = new Map<string, Record<string, number>>();
     if (runIds.length === 0) return out;
-    const rows = await this.db
-      .selectFrom('tasks')
-      .select(['run_id', 'state', (eb) => eb.fn.countAll<number>().as('n')])
-      .where('run_id', 'in', runIds)
-      .groupBy(['run_id', 'state'])
-      .execute();
+    const rows = [];
+    // SQLite binds at most 32,766 values per statement.
+    for (let i = 0; i < runIds.length; i += 10_000) {
+      rows.push(
+        ...(await this.db
+          .selectFrom('tasks')
+          .select(['run_id', 'state', (eb) => eb.fn.countAll<number>().as('n')])
+          .where('run_id', 'in', runIds.slice(i, i + 10_000))
+          .groupBy(['run_id', 'state'])
+          .execute()),
+      );
+    }
     for (const r of rows) {
       const counts = out.get(r.run_id) ?? {};
       counts[r.state] = Number(r.n);

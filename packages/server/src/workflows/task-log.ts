@@ -47,34 +47,41 @@ export async function followTaskLog(o: FollowTaskLogOptions): Promise<Readable> 
       const task = await getTask();
       const ended = isTerminalTaskState(task.state) || (pinned && (task.attempt !== attempt || task.try_number !== tryNumber || task.state !== 'running'));
       if (tryNumber > 0) {
-        const chunk = await readFrom(o.scheduler.logFile(o.run.id, o.taskId, attempt, tryNumber), pos);
-        if (chunk.length > 0) {
+        // Everything written so far, in pieces, so that a huge log never sits in memory whole.
+        const file = o.scheduler.logFile(o.run.id, o.taskId, attempt, tryNumber);
+        for (;;) {
+          const chunk = await readFrom(file, pos, CHUNK);
+          if (chunk.length === 0) break;
           pos += chunk.length;
           yield chunk;
+          if (chunk.length < CHUNK) break;
         }
       }
-      if (!o.follow || ended) return;
+      if (!o.follow) return;
       if (!pinned && task.try_number > 0 && (task.attempt !== attempt || task.try_number !== tryNumber)) {
-        // A newer try started: what the old file held has been read above.
+        // A newer try started (it may even have ended already): what the old file held has been read above.
         attempt = task.attempt;
         tryNumber = task.try_number;
         pos = 0;
         yield `\n--- tessera: ${o.taskId} try ${tryNumber} (attempt ${attempt}) ---\n`;
         continue;
       }
+      if (ended) return;
       await sleep(interval, undefined, { signal: o.signal }).catch(() => undefined);
     }
   }
   return Readable.from(lines());
 }
 
-async function readFrom(file: string, pos: number): Promise<Buffer> {
+const CHUNK = 1024 * 1024;
+
+async function readFrom(file: string, pos: number, max: number): Promise<Buffer> {
   const fh = await open(file, 'r').catch(() => undefined);
   if (!fh) return Buffer.alloc(0);
   try {
     const { size } = await fh.stat();
     if (size <= pos) return Buffer.alloc(0);
-    const buf = Buffer.alloc(size - pos);
+    const buf = Buffer.alloc(Math.min(max, size - pos));
     const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
     return buf.subarray(0, bytesRead);
   } finally {

@@ -96,10 +96,13 @@ export class ProcessRunner implements Runner {
         logFile: launch.logFile,
         started: (p, error) => {
           if (error === undefined) return resolveStarted(p);
-          const hint = /ENOENT/.test(error) ? ` (is "${command[0]}" installed and on PATH?)` : '';
+          // Only a failed exec means a missing program; a missing log dir or working directory is something else.
+          const hint = /^spawn .*ENOENT/.test(error) ? ` (is "${command[0]}" installed and on PATH, and does the working directory exist?)` : '';
           const reason = `could not start ${JSON.stringify(command[0])}: ${error}${hint}`;
           this.#forget(id);
-          void appendFile(launch.logFile, `tessera: ${reason}\n`).finally(() => resolveDone({ state: 'failed', reason }));
+          void appendFile(launch.logFile, `tessera: ${reason}\n`)
+            .catch(() => undefined) // the log may be what could not be opened
+            .then(() => resolveDone({ state: 'failed', reason }));
           resolveStarted(undefined);
         },
         done: resolveDone,
@@ -175,6 +178,7 @@ export class ProcessRunner implements Runner {
       this.#launchers.map(async (l, i) => {
         this.#launchers[i] = undefined;
         if (!l || l.child.exitCode !== null || l.child.signalCode !== null) return;
+        l.child.ref(); // an idle launcher is unref'd; wait for it to be gone before the caller goes on
         const exited = new Promise((r) => l.child.once('exit', r));
         l.child.stdin!.end();
         await exited;
