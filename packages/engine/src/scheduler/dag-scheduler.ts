@@ -402,7 +402,13 @@ export class DagScheduler extends EventEmitter {
     if (this.#closing || this.#recovering || this.#queue.length === 0 || !this.#pool.hasFreeSlot()) return [];
     const rest: QueueEntry[] = [];
     const claimed: Claimed[] = [];
-    for (const entry of this.#queue) {
+    for (let i = 0; i < this.#queue.length; i++) {
+      if (!this.#pool.hasFreeSlot()) {
+        // Nothing more can start now: keep the rest as it is, without looking at each.
+        for (let j = i; j < this.#queue.length; j++) rest.push(this.#queue[j]!);
+        break;
+      }
+      const entry = this.#queue[i]!;
       const { run, taskId } = entry;
       const row = run.tasks.get(taskId)!;
       if (row.state !== 'queued') continue; // canceled while waiting
