@@ -1,9 +1,9 @@
-import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { validateDagSpec, type TaskSpec } from '@tessera/model';
-import { contractEnv, prepareOutputDirs, prepareWorkflowDir, type RunConf } from '../operator-contract.ts';
+import type { TaskSpec } from '@tessera/model';
+import { makeTestLaunch } from '../__fixtures__/task-launch.ts';
 import type { Runner, TaskLaunch } from './runner.ts';
 
 export interface RunnerConformanceOptions {
@@ -27,7 +27,6 @@ export function runnerConformance(name: string, options: RunnerConformanceOption
   describe(`runner conformance: ${name}`, () => {
     let dir: string;
     let runner: Runner;
-    let counter = 0;
 
     beforeEach(async () => {
       dir = await mkdtemp(join(tmpdir(), `tessera-${name}-`));
@@ -38,37 +37,8 @@ export function runnerConformance(name: string, options: RunnerConformanceOption
       await rm(dir, { recursive: true, force: true });
     });
 
-    async function launch(script: string, extra: Partial<TaskSpec> = {}, form: Record<string, unknown> = {}): Promise<TaskLaunch> {
-      counter++;
-      const runId = `r-conf-${process.pid}-${counter}-${Date.now().toString(36)}`;
-      const spec = validateDagSpec({
-        spec_version: 1,
-        id: 'conformance',
-        workflow_form: { type: 'object' },
-        data_form: { type: 'object' },
-        tasks: [{ id: 'op', operator: 'op', output_dir: 'out', ...options.shellTask(script), ...extra }],
-      });
-      const task = spec.tasks[0]!;
-      const workflowDir = join(dir, runId);
-      const conf: RunConf = {
-        workflow_form: form,
-        data_form: { identifiers: ['1.2.3.4', '1.2.3.5'] },
-        project_form: { id: 'p1', name: 'admin' },
-      };
-      await prepareWorkflowDir(workflowDir, conf);
-      prepareOutputDirs(workflowDir, task, conf.data_form.identifiers ?? []);
-      await mkdir(join(dir, 'logs'), { recursive: true });
-      return {
-        key: `${runId}/op/1.1`,
-        runId,
-        taskId: 'op',
-        dagId: 'conformance',
-        task,
-        workflowDir,
-        extensionDir: undefined,
-        logFile: join(dir, 'logs', `${runId}.log`),
-        env: (wd) => contractEnv({ workflowDir: wd, runId, dagId: 'conformance', task, conf, services: {} }),
-      };
+    function launch(script: string, extra: Partial<TaskSpec> = {}, form: Record<string, unknown> = {}): Promise<TaskLaunch> {
+      return makeTestLaunch({ dir, dagId: 'conformance', task: { ...options.shellTask(script), ...extra }, form });
     }
 
     it('runs a task to success with the operator contract and per-series outputs', { timeout }, async () => {

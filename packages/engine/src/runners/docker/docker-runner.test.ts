@@ -2,8 +2,7 @@ import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { validateDagSpec, type TaskSpec } from '@tessera/model';
-import { contractEnv, prepareOutputDirs, prepareWorkflowDir, type RunConf } from '../../operator-contract.ts';
+import { makeTestLaunch } from '../../__fixtures__/task-launch.ts';
 import { BASE_IMAGE, OPERATOR_IMAGE, docker, dockerProblem, skipDocker } from '../../__fixtures__/docker-env.ts';
 import { runnerConformance } from '../runner-conformance.ts';
 import type { TaskLaunch } from '../runner.ts';
@@ -35,7 +34,6 @@ describe.skipIf(skip)('docker runner', () => {
   describe('Docker specifics', () => {
     let dir: string;
     let runner: DockerRunner;
-    let counter = 0;
 
     beforeAll(async () => {
       dir = await mkdtemp(join(tmpdir(), 'tessera-docker-'));
@@ -46,33 +44,8 @@ describe.skipIf(skip)('docker runner', () => {
       if (dir) await rm(dir, { recursive: true, force: true });
     });
 
-    async function launch(task: Record<string, unknown>, form: Record<string, unknown> = {}): Promise<TaskLaunch> {
-      counter++;
-      const runId = `r-docker-${process.pid}-${counter}-${Date.now().toString(36)}`;
-      const spec = validateDagSpec({
-        spec_version: 1,
-        id: 'docker-specifics',
-        workflow_form: { type: 'object' },
-        data_form: { type: 'object' },
-        tasks: [{ id: 'op', operator: 'op', output_dir: 'out', ...task }],
-      });
-      const t: TaskSpec = spec.tasks[0]!;
-      const workflowDir = join(dir, runId);
-      const conf: RunConf = { workflow_form: form, data_form: { identifiers: ['1.2.3.4', '1.2.3.5'] }, project_form: { id: 'p1', name: 'admin' } };
-      await prepareWorkflowDir(workflowDir, conf);
-      prepareOutputDirs(workflowDir, t, conf.data_form.identifiers ?? []);
-      await mkdir(join(dir, 'logs'), { recursive: true });
-      return {
-        key: `${runId}/op/1.1`,
-        runId,
-        taskId: 'op',
-        dagId: 'docker-specifics',
-        task: t,
-        workflowDir,
-        extensionDir: undefined,
-        logFile: join(dir, 'logs', `${runId}.log`),
-        env: (wd) => contractEnv({ workflowDir: wd, runId, dagId: 'docker-specifics', task: t, conf, services: {} }),
-      };
+    function launch(task: Record<string, unknown>, form: Record<string, unknown> = {}): Promise<TaskLaunch> {
+      return makeTestLaunch({ dir, dagId: 'docker-specifics', task, form });
     }
 
     it('runs a Kaapana-style operator image unchanged, with per-series outputs', async () => {
