@@ -30,7 +30,28 @@ export function openDatabase<DB>(options: OpenDatabaseOptions): Kysely<DB> {
   sqlite.pragma(`synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
-  return new Kysely<DB>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  natives.set(db, sqlite);
+  return db;
+}
+
+const natives = new WeakMap<object, SQLite.Database>();
+
+/** A prepared statement of the native connection (see {@link withNativeConnection}). */
+export type NativeStatement = SQLite.Statement;
+export type NativeDatabase = SQLite.Database;
+
+/**
+ * Runs `fn` with the native SQLite connection while holding Kysely's connection
+ * (no Kysely query or transaction runs meanwhile). For hot paths only, where
+ * Kysely's per-query cost dominates: the DICOM ingest writes its index rows in one
+ * synchronous transaction per batch this way (ADR 0006). Code using it keeps its
+ * SQL portable so that a PostgreSQL port can run the same statements.
+ */
+export async function withNativeConnection<T>(db: object, fn: (native: SQLite.Database) => T): Promise<T> {
+  const native = natives.get(db);
+  if (!native) throw new Error('withNativeConnection needs a database opened with openDatabase (SQLite)');
+  return (db as Kysely<unknown>).connection().execute(async () => fn(native));
 }
 
 /**
