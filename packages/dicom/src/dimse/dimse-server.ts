@@ -1,0 +1,169 @@
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { TesseraError } from '@tessera/model';
+import { Association, type AssociationSettings } from './association.ts';
+
+export { SUPPORTED_TRANSFER_SYNTAXES } from './transfer-syntaxes.ts';
+
+/** Who is on the other end of an association. */
+export interface AssociationInfo {
+  /** Unique per connection; also the prefix shown in log lines. */
+  id: string;
+  callingAe: string;
+  calledAe: string;
+  remoteAddress: string;
+}
+
+/**
+ * onAssociate's answer. A refusal becomes an A-ASSOCIATE-RJ with the given
+ * fields; by default rejected-permanent (1), service-user (1), "called AE title
+ * not recognized" (7). `reason` is only logged.
+ */
+export type AssociateDecision =
+  | { accept: true; context?: unknown }
+  | { accept: false; reason: string; result?: 1 | 2; source?: 1 | 2 | 3; diagnostic?: number };
+
+/** One received instance, handed to onStore once its last dataset fragment arrived. */
+export interface StoreRequest {
+  /** `context` is what onAssociate returned for this association. */
+  association: AssociationInfo & { context?: unknown };
+  messageId: number;
+  /** Affected SOP Class UID from the command. */
+  sopClassUid: string;
+  /** Affected SOP Instance UID from the command. */
+  sopInstanceUid: string;
+  /** Of the accepted presentation context the dataset came on. */
+  transferSyntaxUid: string;
+  /** The dataset bytes exactly as received (no Part 10 meta header), one contiguous Buffer. */
+  dataset: Buffer;
+}
+
+/**
+ * The C-STORE-RSP to send: 0x0000 success, or a failure such as 0xA700 (out
+ * of resources), 0xA900 (dataset does not match SOP class), 0xC000 (cannot
+ * understand). `errorComment` goes into (0000,0902), cut to 64 characters.
+ */
+export interface StoreResult {
+  status: number;
+  errorComment?: string;
+}
+
+/** Where the server logs; each line names the association and the peer. */
+export interface DimseLog {
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+}
+
+export interface DimseServerOptions {
+  host: string;
+  /** 0 picks a free port; read it from `listen()` or `port`. */
+  port: number;
+  /** Ours, sent as the responding AE in A-ASSOCIATE-AC; any called AE title is accepted unless onAssociate refuses. */
+  aeTitle: string;
+  onAssociate?: (info: AssociationInfo) => AssociateDecision | Promise<AssociateDecision>;
+  /**
+   * Stores one instance. The C-STORE-RSP is sent only after the returned
+   * promise settles, so a success status must mean stored. A throw becomes
+   * 0xC000 for a `user` TesseraError, else 0xA700, with the message as comment.
+   */
+  onStore: (req: StoreRequest) => Promise<StoreResult>;
+  /** Called once per accepted association, after its last onStore settled. */
+  onAssociationEnd?: (info: AssociationInfo & { context?: unknown }, how: 'released' | 'aborted' | 'closed') => void;
+  /** The largest P-DATA-TF PDU we accept, advertised in A-ASSOCIATE-AC (default 1 MiB). */
+  maxPduLength?: number;
+  /** A larger dataset is refused with 0xA700 without buffering the rest of it; the association goes on (default 2 GiB - 1). */
+  maxDatasetBytes?: number;
+  /** Close a connection that sends nothing for this long while we owe it nothing (default 60 s). */
+  idleTimeoutMs?: number;
+  /** Defaults to the console. */
+  log?: DimseLog;
+}
+
+const DEFAULT_MAX_PDU_LENGTH = 1024 * 1024;
+const DEFAULT_MAX_DATASET_BYTES = 2 ** 31 - 1;
+const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+/** dcmtk refuses to go below 4096 and PS3.8 has no smaller useful value. */
+const MIN_PDU_LENGTH = 4096;
+
+const CONSOLE_LOG: DimseLog = {
+  info: (msg) => console.info(msg),
+  warn: (msg) => console.warn(msg),
+  error: (msg) => console.error(msg),
+};
+
+/**
+ * A DICOM upper-layer and DIMSE server (SCP) for C-ECHO and C-STORE.
+ * Each TCP connection is an independent association; see README.md in this
+ * folder for the PDU flow and what is negotiated.
+ */
+export class DimseServer {
+  private readonly options: DimseServerOptions;
+  private readonly settings: AssociationSettings;
+  private readonly associations = new Set<Association>();
+  private server: Server | undefined;
+  private boundPort: number;
+
+  constructor(options: DimseServerOptions) {
+    const aeTitle = options.aeTitle.trim();
+    if (!/^[\x20-\x5b\x5d-\x7e]{1,16}$/.test(aeTitle)) {
+      throw new TesseraError('TESSERA_CONFIG', `DICOM AE title "${options.aeTitle}" must be 1 to 16 printable ASCII characters without a backslash`);
+    }
+    const maxPduLength = options.maxPduLength ?? DEFAULT_MAX_PDU_LENGTH;
+    if (!Number.isInteger(maxPduLength) || maxPduLength < MIN_PDU_LENGTH || maxPduLength > 0xffffffff) {
+      throw new TesseraError('TESSERA_CONFIG', `DICOM max PDU length ${maxPduLength} must be an integer from ${MIN_PDU_LENGTH} to 2^32 - 1`);
+    }
+    this.options = options;
+    this.boundPort = options.port;
+    this.settings = {
+      aeTitle,
+      maxPduLength,
+      maxDatasetBytes: options.maxDatasetBytes ?? DEFAULT_MAX_DATASET_BYTES,
+      idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+      log: options.log ?? CONSOLE_LOG,
+      onAssociate: options.onAssociate,
+      onStore: options.onStore,
+      onAssociationEnd: options.onAssociationEnd,
+    };
+  }
+
+  /** The bound port once listening (the requested one before). */
+  get port(): number {
+    return this.boundPort;
+  }
+
+  /** Starts accepting associations. */
+  listen(): Promise<{ port: number }> {
+    if (this.server !== undefined) return Promise.reject(new Error('DimseServer.listen() called twice'));
+    const server = createServer({ noDelay: true }, (socket) => this.onConnection(socket));
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: this.options.host, port: this.options.port }, () => {
+        server.off('error', reject);
+        server.on('error', (err) => this.settings.log.error(`DICOM server on ${this.options.host}:${this.boundPort}: ${err.message}`));
+        this.boundPort = (server.address() as AddressInfo).port;
+        this.settings.log.info(`DICOM server ${this.settings.aeTitle} listening on ${this.options.host}:${this.boundPort}`);
+        resolve({ port: this.boundPort });
+      });
+    });
+  }
+
+  /**
+   * Stops listening, aborts open associations and resolves once every socket
+   * is closed and every onStore already called has settled.
+   */
+  async close(): Promise<void> {
+    const server = this.server;
+    if (server === undefined) return;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    const finished = [...this.associations].map((association) => association.finished);
+    for (const association of this.associations) association.shutdown();
+    await Promise.all([closed, ...finished]);
+  }
+
+  private onConnection(socket: Socket): void {
+    const association = new Association({ socket, settings: this.settings });
+    this.associations.add(association);
+    void association.finished.then(() => this.associations.delete(association));
+  }
+}
