@@ -46,6 +46,8 @@ export async function* readZipEntries(file: string, limits: ZipLimits): AsyncGen
       yield { name, data: await readEntry(zip, name, entry) };
     }
   } finally {
+    // A failure to close the file would be emitted as 'error' with no listener left, crashing the process.
+    zip.on('error', () => undefined);
     zip.close();
   }
 }

@@ -106,12 +106,12 @@ describe('readMultipart', () => {
     const body = multipart([
       { head: 'Content-Disposition: form-data; name="file"; filename="CT 1.dcm"\r\nContent-Type: application/dicom\r\n', body: 'a' },
       { head: `Content-Disposition: form-data; name="file"; filename="x.dcm"; filename*=UTF-8''%C3%A9t%C3%A9.dcm\r\n`, body: 'b' },
-      { head: 'content-disposition: form-data; name="note"\r\nX-A: 1\r\nX-A: 2\r\nX-Folded: one\r\n two\r\n', body: 'c' },
+      { head: 'content-disposition: form-data; name="note"\r\nX-A: 1\r\nX-A: 2\r\nX-Folded: one\r\n two\r\nConstructor: c\r\n', body: 'c' },
     ]);
     const parts = await readAll(body, `multipart/form-data; boundary=${B}`);
     expect(parts.map((p) => p.filename)).toEqual(['CT 1.dcm', 'été.dcm', undefined]);
     expect(parts[0]?.contentType).toBe('application/dicom');
-    expect(parts[2]?.headers).toEqual({ 'content-disposition': 'form-data; name="note"', 'x-a': '1, 2', 'x-folded': 'one two' });
+    expect(parts[2]?.headers).toEqual({ 'content-disposition': 'form-data; name="note"', 'x-a': '1, 2', 'x-folded': 'one two', constructor: 'c' });
   });
 
   it('refuses a content type that is not multipart or has no boundary, naming what it got and what it takes', () => {
@@ -194,30 +194,39 @@ describe('readMultipart', () => {
 
   it('reads 200 parts of 500 KB (speed, logged)', async () => {
     const part = randomBytes(500 * 1024);
-    const msPerPart = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6 / 200;
-    // What any reader pays to hand out 200 contiguous parts received in 64 KB pieces: the floor under the parser.
-    const copyStart = process.hrtime.bigint();
-    for (let i = 0; i < 200; i++) Buffer.concat(split(part, 64 * 1024));
-    console.log(`copying 200 parts of 500 KB out of 64 KB chunks, no parsing: ${msPerPart(copyStart).toFixed(3)} ms per part`);
+    const limits = { maxPartBytes: 1e6, maxTotalBytes: 2e8 };
+    /** The best of a few runs, in ms per part: this machine is shared, and only the floor says what the code costs. */
+    async function msPerPart(run: () => Promise<void> | void, runs = 3): Promise<number> {
+      let best = Infinity;
+      for (let i = 0; i < runs; i++) {
+        const start = process.hrtime.bigint();
+        await run();
+        best = Math.min(best, Number(process.hrtime.bigint() - start) / 1e6 / 200);
+      }
+      return best;
+    }
+    async function parse(chunks: Buffer[], boundary: string): Promise<void> {
+      let count = 0;
+      for await (const read of readMultipart(fromChunks(chunks), `multipart/related; boundary=${boundary}`, limits)) {
+        count += read.body.length === part.length ? 1 : 0;
+      }
+      expect(count).toBe(200);
+    }
+    const log = (what: string, ms: number) => console.log(`${what}: ${(part.length / 1e3 / ms).toFixed(0)} MB/s, ${ms.toFixed(3)} ms per 500 KB part`);
+
     // DICOMweb clients send UUID boundaries; a short one makes the delimiter search skip less.
     for (const boundary of [randomUUID(), B]) {
-      const body = multipart(Array.from({ length: 200 }, () => ({ head: 'Content-Type: application/dicom\r\n', body: part })), { boundary });
-      // Socket-sized chunks make every part a copy; 1 MB chunks hold about half the parts whole.
-      for (const chunkSize of [64 * 1024, 1024 * 1024]) {
-        const chunks = split(body, chunkSize);
-        const start = process.hrtime.bigint();
-        let count = 0;
-        const limits = { maxPartBytes: 1e6, maxTotalBytes: 2e8 };
-        for await (const read of readMultipart(fromChunks(chunks), `multipart/related; boundary=${boundary}`, limits)) {
-          count += read.body.length === part.length ? 1 : 0;
-        }
-        const ms = msPerPart(start);
-        expect(count).toBe(200);
-        console.log(
-          `multipart parse, ${boundary.length}-char boundary, ${chunkSize / 1024} KB chunks: ` +
-            `${(part.length / 1e3 / ms).toFixed(0)} MB/s, ${ms.toFixed(3)} ms per 500 KB part`,
-        );
-      }
+      // Each part in a chunk of its own: no copy, so this is the parser's own cost (search and bookkeeping).
+      const aligned = Array.from({ length: 200 }, () => [Buffer.from(`\r\n--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`), part]).flat();
+      aligned.push(Buffer.from(`\r\n--${boundary}--`));
+      log(`multipart parse, ${boundary.length}-char boundary, each part in one chunk`, await msPerPart(() => parse(aligned, boundary)));
     }
+    // Socket-sized chunks: every part is also copied into one new buffer, which any reader must do.
+    const boundary = randomUUID();
+    const body = multipart(Array.from({ length: 200 }, () => ({ head: 'Content-Type: application/dicom\r\n', body: part })), { boundary });
+    log('multipart parse, 36-char boundary, 64 KB chunks', await msPerPart(() => parse(split(body, 64 * 1024), boundary), 2));
+    log('copying each part out of 64 KB chunks alone, no parsing', await msPerPart(() => {
+      for (let i = 0; i < 200; i++) Buffer.concat(split(part, 64 * 1024));
+    }, 2));
   });
 });

@@ -238,7 +238,8 @@ class MultipartParser {
       const name = line.slice(0, Math.max(colon, 0)).trim().toLowerCase();
       if (colon <= 0 || !TOKEN.test(name)) throw this.malformed(`its header line "${line.slice(0, 100)}" is not "Name: value"`);
       const value = line.slice(colon + 1).trim();
-      headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
+      // hasOwn: a header named like an Object.prototype member (`constructor`) must not see the inherited one.
+      headers[name] = Object.hasOwn(headers, name) ? `${headers[name]}, ${value}` : value;
       last = name;
     }
     return headers;
