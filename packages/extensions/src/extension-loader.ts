@@ -52,6 +52,11 @@ export async function loadExtensionFolder(dir: string): Promise<LoadedExtension>
     });
     workflows.push({ spec, file, extension: { name: manifest.name, version: manifest.version, dir } });
   }
+  for (const [i, trigger] of (manifest.triggers ?? []).entries()) {
+    if (!workflows.some((w) => w.spec.id === trigger.workflow)) {
+      throw new TesseraError('TESSERA_INVALID_MANIFEST', `${manifestPath}: triggers[${i}] starts workflow "${trigger.workflow}", which this extension does not provide (it provides ${workflows.map((w) => w.spec.id).join(', ')})`);
+    }
+  }
   return { manifest, dir, workflows };
 }
 

@@ -18,6 +18,22 @@ export const ExtensionManifestSchema = Type.Object(
       minItems: 1,
       description: 'Workflow modules (.ts/.js, default export of @tessera/sdk defineWorkflow) or compiled DAG specs (.json), relative to the folder.',
     }),
+    triggers: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            workflow: Type.String({ minLength: 1, description: 'Id of a workflow of this extension.' }),
+            when: Type.Record(Type.String({ minLength: 1 }), Type.Union([Type.String(), Type.Array(Type.String(), { minItems: 1 })]), {
+              description: 'Attribute conditions, all of which a series must meet: keyword (e.g. Modality) -> value or list of values; "*" and "?" are wildcards.',
+            }),
+            projects: Type.Optional(Type.Array(Type.String(), { description: 'Only series of these projects (default: every project).' })),
+            workflow_form: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'Parameters of the runs it starts.' })),
+          },
+          { additionalProperties: false },
+        ),
+        { description: 'Start a workflow on each series that has fully arrived and meets the conditions (one run per series).' },
+      ),
+    ),
   },
   { additionalProperties: false, $id: 'https://tessera.dev/schemas/extension-manifest-v1.json' },
 );

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import { domainView, migrate, openDatabase, type Kysely } from '@tessera/db';
+import { dicomMigrations } from '@tessera/dicom';
 import {
   BuiltinRunner,
   CORE_BUILTINS,
@@ -23,6 +24,8 @@ import { ErrorResponse } from './http/common.schema.ts';
 import { installErrorHandler } from './http/error-handler.ts';
 import { projectMigrations, ProjectStore, type ProjectTables } from './projects/project-store.ts';
 import { projectRoutes } from './projects/project-routes.ts';
+import { createDicomDomain, type DicomDomain } from './dicom/dicom-domain.ts';
+import { startArrivalTriggers } from './dicom/arrival-triggers.ts';
 import { workflowRoutes } from './workflows/workflow-routes.ts';
 
 export const VERSION = '0.1.0';
@@ -39,6 +42,9 @@ export interface Tessera {
   scheduler: DagScheduler;
   registry: WorkflowRegistry;
   projects: ProjectStore;
+  dicom: DicomDomain;
+  /** The DICOM C-STORE port once listening (undefined when DICOM_PORT=off). */
+  dicomPort: number | undefined;
   runners: RunnerReport[];
   /** Why an expected runner is missing (e.g. no Docker engine). */
   runnerNotes: string[];
@@ -58,13 +64,13 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   // server on the same home would kill the first one's tasks.
   const releaseHome = lockHome(config.home);
   const db = openDatabase<object>({ file: join(config.home, 'tessera.db'), durability: config.dbDurability });
-  await migrate(db as Kysely<unknown>, [...projectMigrations, ...workflowMigrations]);
+  await migrate(db as Kysely<unknown>, [...projectMigrations, ...workflowMigrations, ...dicomMigrations]);
   const projects = new ProjectStore(domainView<ProjectTables>(db));
   await projects.ensureDefault();
 
   // Processes and containers are tagged with this, so a sweep never touches another home's tasks.
   const homeId = createHash('sha256').update(config.home).digest('hex').slice(0, 16);
-  const { runners, reports, notes } = await findRunners(config, homeId);
+  const { runners, reports, notes, builtins } = await findRunners(config, homeId);
 
   const registry = new WorkflowRegistry({ roots: config.extensionRoots });
   const loaded = await registry.reload();
@@ -77,7 +83,9 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, useDefaults: true, allErrors: true } },
   });
   let publicUrl = config.publicUrl ?? `http://${config.host}:${config.port}`;
+  const dicom = await createDicomDomain({ config, db, projects, builtins, log: { info: (m) => app.log.info(m), warn: (m) => app.log.warn(m), error: (m) => app.log.error(m) } });
   const scheduler = new DagScheduler({
+    resolveIdentifiers: dicom.resolveIdentifiers,
     store: new WorkflowStore(domainView<WorkflowTables>(db)),
     home: config.home,
     runners,
@@ -105,7 +113,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     openapi: {
       openapi: '3.1.0',
       info: { title: 'Tessera API', version: VERSION, description: 'Workflows, runs, projects. Errors are `{ error: { code, message, details } }`.' },
-      tags: [{ name: 'platform' }, { name: 'projects' }, { name: 'workflows' }],
+      tags: [{ name: 'platform' }, { name: 'projects' }, { name: 'workflows' }, { name: 'data' }, { name: 'datasets' }, { name: 'dicomweb' }],
     },
   });
   app.addSchema(ErrorResponse);
@@ -118,11 +126,15 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     runners: reports,
     runner_notes: notes,
     workflows: registry.list().length,
+    dicom: { port: dicomPort, ae_title: config.dicomAeTitle, fsync: config.dicomFsync, duplicates: config.dicomDuplicates, series_quiet_seconds: config.seriesQuietSeconds },
     scheduler: { ...scheduler.usage(), limits: scheduler.limits },
   }));
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.register(projectRoutes, { projects });
   await app.register(workflowRoutes, { scheduler, registry, projects });
+  await dicom.register(app, () => publicUrl);
+  const triggers = startArrivalTriggers({ dicom: dicom.service, registry, scheduler, projects, log: (m) => app.log.warn(m) });
+  let dicomPort: number | undefined;
 
   return {
     app,
@@ -130,6 +142,10 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     scheduler,
     registry,
     projects,
+    dicom,
+    get dicomPort() {
+      return dicomPort;
+    },
     runners: reports,
     runnerNotes: notes,
     listen: async () => {
@@ -138,10 +154,13 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
       const port = typeof address === 'object' && address ? address.port : config.port;
       const host = config.host.includes(':') ? `[${config.host}]` : config.host;
       publicUrl = config.publicUrl ?? `http://${host}:${port}`;
+      dicomPort = await dicom.listen();
       return `http://${host}:${port}`;
     },
     close: async () => {
       clearInterval(retentionTimer);
+      triggers.stop();
+      await dicom.close();
       await app.close();
       await scheduler.close();
       for (const r of runners) await r.close();
@@ -151,9 +170,10 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   };
 }
 
-async function findRunners(config: ServerConfig, homeId: string): Promise<{ runners: Runner[]; reports: RunnerReport[]; notes: string[] }> {
-  const runners: Runner[] = [new BuiltinRunner(CORE_BUILTINS)];
-  const reports: RunnerReport[] = [{ name: 'builtin', detail: `built-in operators: ${Object.keys(CORE_BUILTINS).join(', ')}` }];
+async function findRunners(config: ServerConfig, homeId: string): Promise<{ runners: Runner[]; reports: RunnerReport[]; notes: string[]; builtins: BuiltinRunner }> {
+  const builtins = new BuiltinRunner(CORE_BUILTINS);
+  const runners: Runner[] = [builtins];
+  const reports: RunnerReport[] = [{ name: 'builtin', get detail() { return `built-in operators: ${builtins.names().join(', ')}`; } }];
   const notes: string[] = [];
   const wanted = config.runners === 'auto' ? ['docker', 'process'] : config.runners;
   // Containers first: an operator with an image runs in its container when an engine is there.
@@ -172,7 +192,7 @@ async function findRunners(config: ServerConfig, homeId: string): Promise<{ runn
     runners.push(new ProcessRunner({ homeId }));
     reports.push({ name: 'process', detail: 'local processes' });
   }
-  return { runners, reports, notes };
+  return { runners, reports, notes, builtins };
 }
 
 /**

@@ -33,6 +33,20 @@ export interface ServerConfig {
   publicUrl: string | undefined;
   /** Log level for the HTTP server (TESSERA_LOG_LEVEL: info, warn, error, silent; default info). */
   logLevel: 'info' | 'warn' | 'error' | 'silent';
+  /** DICOM C-STORE/C-ECHO port on HOST (DICOM_PORT, default 11112; 0 picks a free port; "off" disables the receiver). */
+  dicomPort: number | 'off';
+  /** Our DICOM AE title (TESSERA_DICOM_AE, default TESSERA). */
+  dicomAeTitle: string;
+  /** fsync each received file and its folder before acknowledging it (TESSERA_DICOM_FSYNC, default false). */
+  dicomFsync: boolean;
+  /** A SOP Instance UID the project already holds: keep the first copy, replace it, or reject the new one (TESSERA_DICOM_DUPLICATES, default keep). */
+  dicomDuplicates: 'keep' | 'replace' | 'reject';
+  /** Seconds without a new instance after which a series counts as complete (TESSERA_SERIES_QUIET_SECONDS, default 10). */
+  seriesQuietSeconds: number;
+  /** Largest single instance accepted, in MB (TESSERA_DICOM_MAX_INSTANCE_MB, default 1024). */
+  dicomMaxInstanceMb: number;
+  /** Largest upload (a STOW-RS body, a .zip, a file) in MB (TESSERA_DICOM_MAX_UPLOAD_MB, default 4096). */
+  dicomMaxUploadMb: number;
 }
 
 /** The repository's built-in extensions folder. */
@@ -76,6 +90,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     if (env.DOCKER_HOST.startsWith('unix://')) dockerSocket = env.DOCKER_HOST.slice('unix://'.length);
     else problems.push(`DOCKER_HOST="${env.DOCKER_HOST}": only unix:// sockets are supported`);
   }
+  let dicomPort: number | 'off' = 11112;
+  if (env.DICOM_PORT === 'off') dicomPort = 'off';
+  else dicomPort = int('DICOM_PORT', 11112, 0, 65535);
+  const fsyncRaw = (env.TESSERA_DICOM_FSYNC || 'false').toLowerCase();
+  if (!['true', 'false', '1', '0'].includes(fsyncRaw)) problems.push(`TESSERA_DICOM_FSYNC="${env.TESSERA_DICOM_FSYNC}" must be true or false`);
+  const duplicates = (env.TESSERA_DICOM_DUPLICATES || 'keep') as ServerConfig['dicomDuplicates'];
+  if (!['keep', 'replace', 'reject'].includes(duplicates)) problems.push(`TESSERA_DICOM_DUPLICATES="${duplicates}" must be keep, replace or reject`);
+  const aeTitle = env.TESSERA_DICOM_AE || 'TESSERA';
+  if (!/^[\x20-\x5b\x5d-\x7e]{1,16}$/.test(aeTitle)) problems.push(`TESSERA_DICOM_AE="${aeTitle}" must be 1 to 16 printable ASCII characters without a backslash`);
   const logLevel = (env.TESSERA_LOG_LEVEL || 'info') as ServerConfig['logLevel'];
   if (!['info', 'warn', 'error', 'silent'].includes(logLevel)) problems.push(`TESSERA_LOG_LEVEL="${logLevel}" must be info, warn, error or silent`);
   const config: ServerConfig = {
@@ -95,6 +118,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     dockerSocket,
     publicUrl: env.TESSERA_PUBLIC_URL || undefined,
     logLevel,
+    dicomPort,
+    dicomAeTitle: aeTitle,
+    dicomFsync: fsyncRaw === 'true' || fsyncRaw === '1',
+    dicomDuplicates: duplicates,
+    seriesQuietSeconds: num('TESSERA_SERIES_QUIET_SECONDS', 10),
+    dicomMaxInstanceMb: int('TESSERA_DICOM_MAX_INSTANCE_MB', 1024, 1),
+    dicomMaxUploadMb: int('TESSERA_DICOM_MAX_UPLOAD_MB', 4096, 1),
   };
   if (problems.length > 0) {
     throw new TesseraError('TESSERA_CONFIG', `invalid configuration: ${problems.join('; ')}`, {

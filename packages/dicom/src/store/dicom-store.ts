@@ -35,6 +35,8 @@ export interface IngestInput {
   target: IngestTarget;
   /** A DICOM Part 10 file (uploads, STOW-RS). */
   file?: Buffer;
+  /** Refuse an instance of another study (STOW-RS to /studies/{study}). */
+  requireStudyUid?: string;
   /** A dataset received without file meta information (C-STORE). */
   dataset?: { bytes: Buffer; transferSyntaxUid: string; sopClassUid: string; sopInstanceUid: string; sourceAe?: string };
 }
@@ -148,6 +150,9 @@ export class DicomStore extends EventEmitter {
   async ingest(input: IngestInput): Promise<IngestOutcome> {
     if (this.#closed) throw new TesseraError('TESSERA_STORAGE', 'the DICOM store is shutting down; send again once the server is back');
     const parsed = this.#parse(input);
+    if (input.requireStudyUid && parsed.uids.studyInstanceUid !== input.requireStudyUid) {
+      throw invalidDicom(`the instance belongs to study ${parsed.uids.studyInstanceUid}, not to study ${input.requireStudyUid} of the request URL`);
+    }
     const key = `${input.target.projectId}|${parsed.uids.sopInstanceUid}`;
     for (let before = this.#inFlight.get(key); before; before = this.#inFlight.get(key)) await before.catch(() => undefined);
     const work = this.#store(input, parsed);

@@ -27,7 +27,7 @@ export async function startServerProcess(env: Record<string, string>): Promise<S
   const port = env.PORT ?? String(await freePort());
   const child = spawn(process.execPath, [join(REPO_ROOT, 'bin/tessera-server.mjs')], {
     cwd: REPO_ROOT,
-    env: { ...process.env, TESSERA_LOG_LEVEL: 'warn', ...env, PORT: port },
+    env: { ...process.env, TESSERA_LOG_LEVEL: 'warn', DICOM_PORT: '0', ...env, PORT: port },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -26,6 +26,8 @@ export async function startTestServer(overrides: Partial<ServerConfig> = {}): Pr
     extensionRoots: [BUILTIN_EXTENSIONS_DIR, extRoot],
     runners: ['process'],
     logLevel: 'silent',
+    dicomPort: 0,
+    seriesQuietSeconds: 0.3,
     ...overrides,
   };
   const tessera = await createTessera(config);

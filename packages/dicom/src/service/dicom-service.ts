@@ -1,0 +1,156 @@
+import { EventEmitter } from 'node:events';
+import { domainView, type Kysely } from '@tessera/db';
+import { TesseraError } from '@tessera/model';
+import { readZipEntries } from '../archive/zip-reader.ts';
+import type { AssociateDecision, AssociationInfo, StoreRequest, StoreResult } from '../dimse/dimse-server.ts';
+import { DatasetStore } from '../store/dataset-store.ts';
+import { DicomStore, type DuplicatePolicy, type IngestOutcome, type IngestTarget, type SeriesEvent } from '../store/dicom-store.ts';
+import type { DicomTables } from '../store/dicom-tables.ts';
+import { aeRoute, importDatasetName } from './ae-routing.ts';
+import { Thumbnailer } from './thumbnailer.ts';
+
+export interface ProjectRef {
+  id: string;
+  name: string;
+}
+
+export interface DicomServiceOptions {
+  db: object;
+  /** Folder of the store (files, thumbnails). */
+  root: string;
+  fsync: boolean;
+  duplicates: DuplicatePolicy;
+  quietPeriodMs: number;
+  /** Largest instance accepted, in bytes (uploads, STOW parts, zip entries). */
+  maxInstanceBytes: number;
+  /** Largest upload (a whole STOW body or .zip), in bytes. */
+  maxUploadBytes: number;
+  defaultProject: string;
+  projects: { byName(name: string): Promise<ProjectRef | undefined> };
+  log: { info(msg: string): void; warn(msg: string): void; error(msg: string): void };
+}
+
+/** The result of one file of an import (upload, STOW part, zip entry). */
+export interface FileResult {
+  file: string;
+  status: IngestOutcome['status'] | 'rejected';
+  sop_instance_uid?: string;
+  series_instance_uid?: string;
+  study_instance_uid?: string;
+  sop_class_uid?: string;
+  error?: { code: string; message: string };
+}
+
+/** What a C-STORE association carries with it: its project and dataset. */
+interface AssociationContext {
+  project: ProjectRef;
+  datasetName: string | undefined;
+}
+
+// C-STORE failure statuses (PS3.4 Annex GG.4).
+const STATUS = { success: 0x0000, outOfResources: 0xa700, cannotUnderstand: 0xc000 };
+
+/**
+ * The DICOM domain's services: ingest from every path (C-STORE, STOW-RS, uploads,
+ * zip archives) with routing to projects and datasets, the store and its index,
+ * datasets, and thumbnails made after a series is complete.
+ */
+export class DicomService extends EventEmitter {
+  readonly store: DicomStore;
+  readonly datasets: DatasetStore;
+  readonly thumbnails: Thumbnailer;
+  readonly db: Kysely<DicomTables>;
+  readonly options: DicomServiceOptions;
+
+  constructor(o: DicomServiceOptions) {
+    super();
+    this.setMaxListeners(0);
+    this.options = o;
+    this.db = domainView<DicomTables>(o.db as Kysely<object>);
+    this.store = new DicomStore({ db: this.db, root: o.root, fsync: o.fsync, duplicates: o.duplicates, quietPeriodMs: o.quietPeriodMs, log: o.log });
+    this.datasets = new DatasetStore(this.db);
+    this.thumbnails = new Thumbnailer({ db: this.db, store: this.store, log: o.log });
+    this.store.on('series-complete', (e: SeriesEvent) => {
+      this.thumbnails.enqueue(e);
+      this.emit('series-complete', e);
+    });
+    this.store.on('series-deleted', (e: SeriesEvent) => this.emit('series-deleted', e));
+  }
+
+  async start(): Promise<void> {
+    await this.store.start();
+  }
+
+  async close(): Promise<void> {
+    await this.store.close();
+    await this.thumbnails.close();
+  }
+
+  /** The ingest target of a project: the named dataset (created if new), else today's import dataset. */
+  async target(projectId: string, datasetName?: string): Promise<IngestTarget> {
+    return { projectId, datasetId: await this.datasets.ensure(projectId, datasetName ?? importDatasetName()) };
+  }
+
+  /** Stores one Part 10 file; never throws for bad input: the result says why it was rejected. */
+  async importFile(target: IngestTarget, file: Buffer, name: string, requireStudyUid?: string): Promise<FileResult> {
+    if (file.length > this.options.maxInstanceBytes) {
+      return { file: name, status: 'rejected', error: { code: 'TESSERA_PAYLOAD_TOO_LARGE', message: `${file.length} bytes is over the limit of ${this.options.maxInstanceBytes} bytes per instance (TESSERA_DICOM_MAX_INSTANCE_MB)` } };
+    }
+    try {
+      const r = await this.store.ingest({ target, file, requireStudyUid });
+      return { file: name, status: r.status, sop_instance_uid: r.sopInstanceUid, series_instance_uid: r.seriesInstanceUid, study_instance_uid: r.studyInstanceUid, sop_class_uid: r.sopClassUid };
+    } catch (err) {
+      if (err instanceof TesseraError && err.kind === 'user') return { file: name, status: 'rejected', error: { code: err.code, message: err.message } };
+      throw err;
+    }
+  }
+
+  /**
+   * Imports every entry of a .zip. An unsafe archive (entries with `..` or absolute
+   * paths, links, over the limits, not a zip) is refused as a whole before anything
+   * is stored; entries that are not DICOM are reported rejected one by one.
+   */
+  async importZip(target: IngestTarget, path: string, onFile?: (r: FileResult) => void): Promise<FileResult[]> {
+    const results: FileResult[] = [];
+    for await (const entry of readZipEntries(path, { maxEntryBytes: this.options.maxInstanceBytes, maxTotalBytes: this.options.maxUploadBytes * 20 })) {
+      const r = await this.importFile(target, entry.data, entry.name);
+      results.push(r);
+      onFile?.(r);
+    }
+    return results;
+  }
+
+  // ------------------------------------------------------------------ C-STORE
+
+  /** Decides on an association by Kaapana's AE title routing; an unknown `kp-<project>` is refused. */
+  async associate(info: AssociationInfo): Promise<AssociateDecision> {
+    const route = aeRoute({ callingAe: info.callingAe, calledAe: info.calledAe, defaultProject: this.options.defaultProject });
+    const project = await this.options.projects.byName(route.projectName);
+    if (!project) {
+      const reason = `called AE title "${info.calledAe}" names project "${route.projectName}", which does not exist`;
+      this.options.log.warn(`DICOM association from ${info.callingAe}@${info.remoteAddress} refused: ${reason}`);
+      return { accept: false, reason, result: 1, source: 1, diagnostic: 7 };
+    }
+    const context: AssociationContext = { project, datasetName: route.datasetName };
+    return { accept: true, context };
+  }
+
+  /** Stores one C-STORE dataset; answers with a DICOM status (failures carry a comment). */
+  async cstore(req: StoreRequest): Promise<StoreResult> {
+    const ctx = req.association.context as AssociationContext | undefined;
+    if (!ctx) return { status: STATUS.outOfResources, errorComment: 'association has no project' };
+    try {
+      const target = await this.target(ctx.project.id, ctx.datasetName);
+      await this.store.ingest({
+        target,
+        dataset: { bytes: req.dataset, transferSyntaxUid: req.transferSyntaxUid, sopClassUid: req.sopClassUid, sopInstanceUid: req.sopInstanceUid, sourceAe: req.association.callingAe },
+      });
+      return { status: STATUS.success };
+    } catch (err) {
+      const e = err as Error;
+      this.options.log.warn(`C-STORE of ${req.sopInstanceUid} from ${req.association.callingAe}@${req.association.remoteAddress} failed: ${e.message}`);
+      const user = err instanceof TesseraError && err.kind === 'user';
+      return { status: user ? STATUS.cannotUnderstand : STATUS.outOfResources, errorComment: e.message.slice(0, 64) };
+    }
+  }
+}

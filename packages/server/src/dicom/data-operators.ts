@@ -1,0 +1,127 @@
+import { constants } from 'node:fs';
+import { copyFile, mkdir, readFile, readdir, stat } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import type { BuiltinContext, BuiltinOperator, RunConf } from '@tessera/engine';
+import { importDatasetName, type DicomService } from '@tessera/dicom';
+import { TesseraError } from '@tessera/model';
+import type { ResultBuckets } from './result-buckets.ts';
+
+async function confOf(ctx: BuiltinContext): Promise<RunConf> {
+  return JSON.parse(await readFile(join(ctx.launch.workflowDir, 'conf', 'conf.json'), 'utf8')) as RunConf;
+}
+
+/** Every file under a folder (recursively), as absolute paths; none when the folder is missing. */
+async function filesUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string): Promise<void> => {
+    let entries;
+    try {
+      entries = await readdir(d, { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.isFile()) out.push(p);
+    }
+  };
+  await walk(dir);
+  return out;
+}
+
+/** The folders a task reads: `batch/<series>/<input_dir>` for each series, and `<input_dir>` at batch level. */
+function inputDirs(ctx: BuiltinContext, conf: RunConf, inputDir: string): string[] {
+  const ids = conf.data_form.identifiers ?? [];
+  return [...ids.map((uid) => join(ctx.launch.workflowDir, 'batch', uid, inputDir)), join(ctx.launch.workflowDir, inputDir)];
+}
+
+/**
+ * The platform operators of the DICOM domain, available to every workflow through
+ * the SDK (`getInput`, `putResult`, `putFiles`):
+ * - get-input: copies each selected series' DICOM files to batch/<series>/<out_dir>/.
+ * - put-result: stores the DICOM files a workflow produced back into the run's project.
+ * - put-files: copies result files into the project's result bucket (downloadable over HTTP).
+ */
+export function dataOperators(dicom: DicomService, buckets: ResultBuckets): Record<string, BuiltinOperator> {
+  return {
+    'get-input': async (ctx) => {
+      const conf = await confOf(ctx);
+      const ids = conf.data_form.identifiers ?? [];
+      if (ids.length === 0) {
+        await ctx.log('get-input: no series selected (data_form has no dataset_name or identifiers); nothing to do');
+        return 'skipped';
+      }
+      const outDir = ctx.launch.task.output_dir;
+      let files = 0;
+      for (const uid of ids) {
+        if (ctx.signal.aborted) throw new Error('stopped');
+        const rows = await dicom.db
+          .selectFrom('dicom_instances')
+          .select(['path', 'sop_uid'])
+          .where('project_id', '=', conf.project_form.id)
+          .where('series_uid', '=', uid)
+          .orderBy('instance_number')
+          .orderBy('sop_uid')
+          .execute();
+        if (rows.length === 0) throw new TesseraError('TESSERA_NOT_FOUND', `series ${uid} is not in project "${conf.project_form.name}" (deleted since the run started?)`);
+        const dir = join(ctx.launch.workflowDir, 'batch', uid, outDir);
+        await mkdir(dir, { recursive: true });
+        // A copy, not a link: an operator that writes into its input must never change the store.
+        for (const r of rows) await copyFile(dicom.store.filePath(r.path), join(dir, `${r.sop_uid}.dcm`), constants.COPYFILE_FICLONE);
+        files += rows.length;
+        await ctx.log(`get-input: ${uid}: ${rows.length} file(s) -> batch/${uid}/${outDir}/`);
+      }
+      await ctx.log(`get-input: ${ids.length} series, ${files} file(s)`);
+    },
+
+    'put-result': async (ctx) => {
+      const conf = await confOf(ctx);
+      const inputDir = ctx.launch.task.input_dir;
+      if (!inputDir) throw new Error('put-result needs an input dir (the task that wrote the DICOM files)');
+      const datasetName = typeof ctx.params.dataset === 'string' ? ctx.params.dataset : typeof conf.data_form.dataset_name === 'string' ? conf.data_form.dataset_name : importDatasetName();
+      const target = await dicom.target(conf.project_form.id, datasetName);
+      let stored = 0;
+      const rejected: string[] = [];
+      for (const dir of inputDirs(ctx, conf, inputDir)) {
+        for (const file of await filesUnder(dir)) {
+          if (ctx.signal.aborted) throw new Error('stopped');
+          const name = relative(ctx.launch.workflowDir, file);
+          const r = await dicom.importFile(target, await readFile(file), name);
+          if (r.status === 'rejected') rejected.push(`${name}: ${r.error?.message}`);
+          else stored++;
+          await ctx.log(`put-result: ${name}: ${r.status}${r.error ? ` (${r.error.message})` : ` as series ${r.series_instance_uid}`}`);
+        }
+      }
+      if (rejected.length > 0) throw new Error(`${rejected.length} file(s) are not valid DICOM instances: ${rejected.slice(0, 3).join('; ')}`);
+      if (stored === 0) {
+        await ctx.log(`put-result: no files in ${inputDir}/ to store`);
+        return 'skipped';
+      }
+      await ctx.log(`put-result: ${stored} instance(s) stored in project "${conf.project_form.name}", dataset "${datasetName}"`);
+    },
+
+    'put-files': async (ctx) => {
+      const conf = await confOf(ctx);
+      const inputDir = ctx.launch.task.input_dir;
+      if (!inputDir) throw new Error('put-files needs an input dir (the task that wrote the result files)');
+      let n = 0;
+      let bytes = 0;
+      for (const dir of inputDirs(ctx, conf, inputDir)) {
+        for (const file of await filesUnder(dir)) {
+          if (ctx.signal.aborted) throw new Error('stopped');
+          const name = relative(ctx.launch.workflowDir, file);
+          await buckets.put(conf.project_form.id, ctx.launch.runId, name, file);
+          bytes += (await stat(file)).size;
+          n++;
+        }
+      }
+      if (n === 0) {
+        await ctx.log(`put-files: no files in ${inputDir}/`);
+        return 'skipped';
+      }
+      await ctx.log(`put-files: ${n} file(s), ${bytes} bytes -> result bucket of project "${conf.project_form.name}" (GET /api/results/${ctx.launch.runId})`);
+    },
+  };
+}

@@ -1,0 +1,265 @@
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { readMultipart, searchSeries, seriesFacets, typedTags, zipStream, type DicomJson, type DicomService, type FileResult, type IngestTarget } from '@tessera/dicom';
+import { TesseraError } from '@tessera/model';
+import { errorResponses, iso, ProjectQuery } from '../http/common.schema.ts';
+import type { ProjectStore } from '../projects/project-store.ts';
+import { filterFromQuery, SeriesFilter, SeriesListQuery } from './series-query.schema.ts';
+
+export interface DataRoutesOptions {
+  dicom: DicomService;
+  projects: ProjectStore;
+}
+
+const UidParams = Type.Object({ uid: Type.String({ pattern: '^[0-9]+(\\.[0-9]+)*$', maxLength: 64, description: 'A DICOM UID.' }) });
+const ImportQuery = Type.Intersect([ProjectQuery, Type.Object({ dataset: Type.Optional(Type.String({ description: 'Dataset the series join (created if new; default import-YYYY-MM-DD).' })) })]);
+const DeleteBody = Type.Object({ series: Type.Array(Type.String(), { minItems: 1, maxItems: 10000 }), project: Type.Optional(Type.String()) }, { additionalProperties: false });
+
+/** A series as the API shows it. */
+export function seriesJson(s: Record<string, unknown>, projectName: string) {
+  return {
+    series_instance_uid: s.series_uid,
+    study_instance_uid: s.study_uid,
+    project: projectName,
+    modality: s.modality,
+    series_number: s.series_number,
+    series_description: s.series_description,
+    body_part: s.body_part,
+    manufacturer: s.manufacturer,
+    series_date: isoDate(s.series_date as string | null),
+    patient_id: s.patient_id,
+    patient_name: s.patient_name,
+    study_date: isoDate(s.study_date as string | null),
+    study_description: s.study_description,
+    instances: Number(s.num_instances),
+    size_bytes: Number(s.size_bytes),
+    created_at: iso(Number(s.created_at)),
+    updated_at: iso(Number(s.updated_at)),
+    complete: s.completed_at !== null,
+    thumbnail: s.thumbnail ? `/api/series/${s.series_uid}/thumbnail?project=${projectName}` : null,
+    thumbnail_error: s.thumbnail_error ?? null,
+  };
+}
+
+function isoDate(d: string | null): string | null {
+  return d && /^\d{8}$/.test(d) ? `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6)}` : d;
+}
+
+/** The metadata index, uploads and downloads: /api/series, /api/dicom/import, /api/*\/download. */
+export async function dataRoutes(app: FastifyInstance, opts: DataRoutesOptions): Promise<void> {
+  const { dicom, projects } = opts;
+  app.addContentTypeParser(/^(multipart\/form-data|application\/dicom|application\/zip|application\/x-zip-compressed|application\/octet-stream)/, (_req, _payload, done) => done(null));
+  const project = (name: string | undefined) => (name ? projects.require(name) : projects.ensureDefault());
+  const datasetId = async (projectId: string, name: string | undefined) => (name ? (await dicom.datasets.require(projectId, name)).id : undefined);
+
+  app.get('/api/series', { schema: { tags: ['data'], summary: 'Search the metadata index of series', querystring: SeriesListQuery, response: errorResponses } }, async (req) => {
+    const q = req.query as Static<typeof SeriesListQuery>;
+    const p = await project(q.project);
+    const filter = filterFromQuery(q, p.id, await datasetId(p.id, q.dataset));
+    const r = await searchSeries(dicom.db, { ...filter, sort: q.sort, order: q.order, limit: q.limit ?? 100, offset: q.offset ?? 0 });
+    return { items: r.items.map((s) => seriesJson(s as unknown as Record<string, unknown>, p.name)), total: r.total, limit: q.limit ?? 100, offset: q.offset ?? 0 };
+  });
+
+  app.get('/api/series/facets', { schema: { tags: ['data'], summary: 'Counts per modality, body part and manufacturer of the matching series', querystring: SeriesFilter, response: errorResponses } }, async (req) => {
+    const q = req.query as SeriesFilter;
+    const p = await project(q.project);
+    return seriesFacets(dicom.db, filterFromQuery(q, p.id, await datasetId(p.id, q.dataset)));
+  });
+
+  app.get('/api/series/:uid', { schema: { tags: ['data'], summary: 'One series with all its attributes (typed) and its datasets', params: UidParams, querystring: ProjectQuery, response: errorResponses } }, async (req) => {
+    const { uid } = req.params as Static<typeof UidParams>;
+    const p = await project((req.query as Static<typeof ProjectQuery>).project);
+    const row = await dicom.db.selectFrom('dicom_series').selectAll().where('project_id', '=', p.id).where('series_uid', '=', uid).executeTakeFirst();
+    if (!row) throw new TesseraError('TESSERA_NOT_FOUND', `series ${uid} does not exist in project "${p.name}"`);
+    return { ...seriesJson(row as unknown as Record<string, unknown>, p.name), datasets: await dicom.datasets.datasetsOf(p.id, uid), tags: typedTags(JSON.parse(row.tags) as DicomJson) };
+  });
+
+  app.get('/api/series/:uid/instances', { schema: { tags: ['data'], summary: "A series' instances", params: UidParams, querystring: Type.Intersect([ProjectQuery, Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, default: 1000 })), offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })) })]), response: errorResponses } }, async (req) => {
+    const { uid } = req.params as Static<typeof UidParams>;
+    const q = req.query as { project?: string; limit?: number; offset?: number };
+    const p = await project(q.project);
+    const rows = await dicom.db
+      .selectFrom('dicom_instances')
+      .select(['sop_uid', 'sop_class_uid', 'instance_number', 'transfer_syntax', 'size_bytes', 'received_at'])
+      .where('project_id', '=', p.id)
+      .where('series_uid', '=', uid)
+      .orderBy('instance_number')
+      .orderBy('sop_uid')
+      .limit(q.limit ?? 1000)
+      .offset(q.offset ?? 0)
+      .execute();
+    return { items: rows.map((r) => ({ sop_instance_uid: r.sop_uid, sop_class_uid: r.sop_class_uid, instance_number: r.instance_number, transfer_syntax: r.transfer_syntax, size_bytes: Number(r.size_bytes), received_at: iso(Number(r.received_at)) })) };
+  });
+
+  app.get('/api/series/:uid/thumbnail', { schema: { tags: ['data'], summary: "A series' thumbnail (PNG), made once the series is complete", params: UidParams, querystring: ProjectQuery } }, async (req, reply) => {
+    const { uid } = req.params as Static<typeof UidParams>;
+    const p = await project((req.query as Static<typeof ProjectQuery>).project);
+    const row = await dicom.db.selectFrom('dicom_series').select(['thumbnail', 'thumbnail_error', 'completed_at']).where('project_id', '=', p.id).where('series_uid', '=', uid).executeTakeFirst();
+    if (!row) throw new TesseraError('TESSERA_NOT_FOUND', `series ${uid} does not exist in project "${p.name}"`);
+    if (!row.thumbnail) {
+      const why = row.thumbnail_error ?? (row.completed_at === null ? 'the series is still arriving; its thumbnail is made once it is complete' : 'the thumbnail is being made');
+      throw new TesseraError('TESSERA_NOT_FOUND', `series ${uid} has no thumbnail: ${why}`);
+    }
+    reply.header('cache-control', 'max-age=60');
+    return reply.type('image/png').send(await dicom.store.readFile(row.thumbnail));
+  });
+
+  app.delete('/api/series/:uid', { schema: { tags: ['data'], summary: 'Delete a series: files, index entries and dataset memberships', params: UidParams, querystring: ProjectQuery, response: errorResponses } }, async (req) => {
+    const { uid } = req.params as Static<typeof UidParams>;
+    const p = await project((req.query as Static<typeof ProjectQuery>).project);
+    return { deleted: uid, instances: await dicom.store.deleteSeries(p.id, uid) };
+  });
+
+  app.post('/api/series/delete', { schema: { tags: ['data'], summary: 'Delete several series', body: DeleteBody, response: errorResponses } }, async (req) => {
+    const b = req.body as Static<typeof DeleteBody>;
+    const p = await project(b.project);
+    const results: { series: string; instances?: number; error?: string }[] = [];
+    for (const uid of b.series) {
+      try {
+        results.push({ series: uid, instances: await dicom.store.deleteSeries(p.id, uid) });
+      } catch (err) {
+        if (!(err instanceof TesseraError) || err.code !== 'TESSERA_NOT_FOUND') throw err;
+        results.push({ series: uid, error: err.message });
+      }
+    }
+    return { deleted: results.filter((r) => r.error === undefined).length, results };
+  });
+
+  // ------------------------------------------------------------------ import
+  app.post('/api/dicom/import', { schema: { tags: ['data'], summary: 'Upload DICOM files: application/dicom (one file), application/zip, or multipart/form-data (files and .zip archives)', querystring: ImportQuery } }, async (req, reply) => {
+    const q = req.query as Static<typeof ImportQuery>;
+    const p = await project(q.project);
+    const target = await dicom.target(p.id, q.dataset);
+    const contentType = (req.headers['content-type'] ?? '').toLowerCase();
+    const results = await importBody(dicom, target, req, contentType);
+    const summary = {
+      stored: results.filter((r) => r.status === 'stored' || r.status === 'replaced').length,
+      duplicates: results.filter((r) => r.status === 'duplicate').length,
+      rejected: results.filter((r) => r.status === 'rejected').length,
+      files: results,
+    };
+    if (results.length > 0 && summary.rejected === results.length) {
+      const first = results[0]!.error!;
+      return reply.status(results.length === 1 && first.code === 'TESSERA_PAYLOAD_TOO_LARGE' ? 413 : 400).send({
+        error: {
+          code: results.length === 1 ? first.code : 'TESSERA_INVALID_DICOM',
+          message: results.length === 1 ? `${results[0]!.file}: ${first.message}` : `none of the ${results.length} files was stored: ${results.slice(0, 3).map((r) => `${r.file}: ${r.error?.message}`).join('; ')}`,
+          details: results.map((r) => ({ where: r.file, message: r.error?.message ?? '' })),
+        },
+        ...summary,
+      });
+    }
+    return summary;
+  });
+
+  // ------------------------------------------------------------------ export
+  const sendZip = async (reply: FastifyReply, name: string, projectId: string, where: { study?: string; series?: string[] }) => {
+    let q = dicom.db.selectFrom('dicom_instances').select(['path', 'study_uid', 'series_uid', 'sop_uid']).where('project_id', '=', projectId);
+    if (where.study) q = q.where('study_uid', '=', where.study);
+    if (where.series) q = q.where('series_uid', 'in', where.series.length ? where.series : ['-']);
+    const rows = await q.orderBy('study_uid').orderBy('series_uid').orderBy('instance_number').execute();
+    if (rows.length === 0) throw new TesseraError('TESSERA_NOT_FOUND', `${name} has no instances to download`);
+    const stream = zipStream(
+      (async function* () {
+        for (const r of rows) yield { name: `${r.study_uid}/${r.series_uid}/${r.sop_uid}.dcm`, file: dicom.store.filePath(r.path) };
+      })(),
+    );
+    reply.header('content-disposition', `attachment; filename="${name.replace(/[^A-Za-z0-9._-]/g, '_')}.zip"`);
+    return reply.type('application/zip').send(stream);
+  };
+  app.get('/api/series/:uid/download', { schema: { tags: ['data'], summary: 'A series as a .zip of DICOM files', params: UidParams, querystring: ProjectQuery } }, async (req, reply) => {
+    const { uid } = req.params as Static<typeof UidParams>;
+    const p = await project((req.query as Static<typeof ProjectQuery>).project);
+    return sendZip(reply, `series-${uid}`, p.id, { series: [uid] });
+  });
+  app.get('/api/studies/:uid/download', { schema: { tags: ['data'], summary: 'A study as a .zip of DICOM files', params: UidParams, querystring: ProjectQuery } }, async (req, reply) => {
+    const { uid } = req.params as Static<typeof UidParams>;
+    const p = await project((req.query as Static<typeof ProjectQuery>).project);
+    return sendZip(reply, `study-${uid}`, p.id, { study: uid });
+  });
+  app.get('/api/datasets/:name/download', { schema: { tags: ['datasets'], summary: 'A dataset as a .zip of DICOM files', params: Type.Object({ name: Type.String() }), querystring: ProjectQuery } }, async (req, reply) => {
+    const { name } = req.params as { name: string };
+    const p = await project((req.query as Static<typeof ProjectQuery>).project);
+    const d = await dicom.datasets.require(p.id, name);
+    return sendZip(reply, `dataset-${name}`, p.id, { series: await dicom.datasets.seriesOf(d.id) });
+  });
+}
+
+/** Reads an upload body of any accepted kind and imports what it holds. */
+async function importBody(dicom: DicomService, target: IngestTarget, req: FastifyRequest, contentType: string): Promise<FileResult[]> {
+  const max = dicom.options.maxUploadBytes;
+  if (contentType.startsWith('application/dicom')) {
+    return [await dicom.importFile(target, await readAll(req.raw, dicom.options.maxInstanceBytes, 'the file'), filenameOf(req) ?? 'upload.dcm')];
+  }
+  if (contentType.startsWith('application/zip') || contentType.startsWith('application/x-zip-compressed')) {
+    return withTempFile(async (file) => {
+      await pipeline(req.raw, limitBytes(max, 'the archive'), createWriteStream(file));
+      return dicom.importZip(target, file);
+    });
+  }
+  if (contentType.startsWith('multipart/form-data')) {
+    const results: FileResult[] = [];
+    for await (const part of readMultipart(req.raw.iterator({ destroyOnReturn: false }), contentType, { maxPartBytes: max, maxTotalBytes: max })) {
+      const name = part.filename ?? `part ${results.length + 1}`;
+      if (/\.zip$/i.test(name) || part.contentType === 'application/zip') {
+        try {
+          const zipped = await withTempFile(async (file) => {
+            await pipeline(Readable.from([part.body]), createWriteStream(file));
+            return dicom.importZip(target, file);
+          });
+          results.push(...zipped.map((r) => ({ ...r, file: `${name}/${r.file}` })));
+        } catch (err) {
+          if (!(err instanceof TesseraError) || err.kind !== 'user') throw err;
+          results.push({ file: name, status: 'rejected', error: { code: err.code, message: err.message } });
+        }
+      } else {
+        results.push(await dicom.importFile(target, part.body, name));
+      }
+    }
+    return results;
+  }
+  throw new TesseraError('TESSERA_UNSUPPORTED_MEDIA_TYPE', `upload a DICOM file as application/dicom, a .zip as application/zip, or files as multipart/form-data; got "${contentType || 'no content type'}"`);
+}
+
+function filenameOf(req: FastifyRequest): string | undefined {
+  const cd = req.headers['content-disposition'];
+  return cd ? /filename="?([^";]+)"?/.exec(cd)?.[1] : undefined;
+}
+
+async function readAll(stream: AsyncIterable<unknown>, max: number, what: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of stream) {
+    const b = c as Buffer;
+    size += b.length;
+    if (size > max) throw new TesseraError('TESSERA_PAYLOAD_TOO_LARGE', `${what} is over the limit of ${max} bytes`);
+    chunks.push(b);
+  }
+  return Buffer.concat(chunks);
+}
+
+function limitBytes(max: number, what: string): Transform {
+  let size = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      size += chunk.length;
+      if (size > max) cb(new TesseraError('TESSERA_PAYLOAD_TOO_LARGE', `${what} is over the upload limit of ${max} bytes (TESSERA_DICOM_MAX_UPLOAD_MB)`));
+      else cb(null, chunk);
+    },
+  });
+}
+
+async function withTempFile<T>(fn: (file: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), 'tessera-upload-'));
+  try {
+    return await fn(join(dir, 'upload.zip'));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,32 @@
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { errorResponses, ProjectQuery } from '../http/common.schema.ts';
+import type { ProjectStore } from '../projects/project-store.ts';
+import type { ResultBuckets } from './result-buckets.ts';
+
+const RunParams = Type.Object({ run: Type.String({ pattern: '^[A-Za-z0-9_-]+$' }) });
+
+/** The result buckets over HTTP: what put-files stored, per project and run. */
+export async function resultRoutes(app: FastifyInstance, opts: { buckets: ResultBuckets; projects: ProjectStore }): Promise<void> {
+  const project = (name: string | undefined) => (name ? opts.projects.require(name) : opts.projects.ensureDefault());
+
+  app.get('/api/results', { schema: { tags: ['data'], summary: "Files in the project's result bucket (from put-files)", querystring: ProjectQuery, response: errorResponses } }, async (req) => {
+    const p = await project((req.query as Static<typeof ProjectQuery>).project);
+    return { items: (await opts.buckets.list(p.id)).map((o) => ({ ...o, url: `/api/results/${o.run_id}/files/${o.path}?project=${p.name}` })) };
+  });
+
+  app.get('/api/results/:run', { schema: { tags: ['data'], summary: 'Result files of one run', params: RunParams, querystring: ProjectQuery, response: errorResponses } }, async (req) => {
+    const { run } = req.params as Static<typeof RunParams>;
+    const p = await project((req.query as Static<typeof ProjectQuery>).project);
+    return { items: (await opts.buckets.list(p.id, run)).map((o) => ({ ...o, url: `/api/results/${o.run_id}/files/${o.path}?project=${p.name}` })) };
+  });
+
+  app.get('/api/results/:run/files/*', { schema: { tags: ['data'], summary: 'Download one result file', querystring: ProjectQuery } }, async (req, reply) => {
+    const { run, '*': path } = req.params as { run: string; '*': string };
+    const p = await project((req.query as Static<typeof ProjectQuery>).project);
+    const { stream, size } = await opts.buckets.open(p.id, run, path);
+    reply.header('content-length', size);
+    reply.header('content-disposition', `attachment; filename="${path.split('/').pop()!.replace(/[^A-Za-z0-9._-]/g, '_')}"`);
+    return reply.type('application/octet-stream').send(stream);
+  });
+}
