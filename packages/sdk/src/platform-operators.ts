@@ -1,0 +1,45 @@
+import { defineOperator, type Operator } from './workflow.ts';
+
+/**
+ * get-input: places each selected series' DICOM files (from the dataset or the
+ * identifiers of data_form) in `batch/<series>/<outputDir>/`. Downstream tasks take
+ * it as their `input` and find the files under OPERATOR_IN_DIR in each batch element.
+ */
+export function getInput(options: { name?: string; outputDir?: string } = {}): Operator {
+  return defineOperator({
+    name: options.name ?? 'get-input',
+    title: 'Get the input series',
+    builtin: 'get-input',
+    level: 'batch',
+    outputDir: options.outputDir ?? 'get-input',
+  });
+}
+
+/**
+ * put-result: stores the DICOM files the input task wrote (under every
+ * `batch/<series>/<input dir>/` and `<input dir>/`) back into the run's project,
+ * e.g. segmentations next to their source series. They join `dataset` if given,
+ * else the run's dataset, else today's import dataset.
+ */
+export function putResult(options: { name?: string; dataset?: string } = {}): Operator {
+  return defineOperator({
+    name: options.name ?? 'put-result',
+    title: 'Store the results in the DICOM store',
+    builtin: 'put-result',
+    level: 'batch',
+    ...(options.dataset ? { builtinParams: { dataset: options.dataset } } : {}),
+  });
+}
+
+/**
+ * put-files: copies the files the input task wrote into the project's result
+ * bucket, under the run's id, downloadable at `GET /api/results/<run>`.
+ */
+export function putFiles(options: { name?: string } = {}): Operator {
+  return defineOperator({
+    name: options.name ?? 'put-files',
+    title: 'Copy the results to the result bucket',
+    builtin: 'put-files',
+    level: 'batch',
+  });
+}
