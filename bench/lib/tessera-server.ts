@@ -13,6 +13,8 @@ export interface TesseraServerOptions {
   /** Extra flags for node, e.g. --cpu-prof. */
   nodeArgs?: string[];
   logFile: string;
+  /** Extra environment (e.g. DICOM_PORT); it cannot replace the variables above, which the caller controls through the options. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface TesseraRunResult {
@@ -64,6 +66,7 @@ export class TesseraServer {
       cwd: o.repo,
       env: {
         ...process.env,
+        ...o.env,
         PORT: String(o.port),
         HOST: '127.0.0.1',
         TESSERA_HOME: o.home,
@@ -89,6 +92,11 @@ export class TesseraServer {
       }
       await sleep(100);
     }
+  }
+
+  /** Process id of the server, to read its CPU time from /proc. */
+  get pid(): number | undefined {
+    return this.#child.pid;
   }
 
   /** Peak resident memory of the server process so far (VmHWM), in MB: fork() costs grow with it. */
