@@ -1,0 +1,207 @@
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import XHR from 'xhr2';
+import { pydicomFile, skipDicomTools } from '../../../dicom/src/__fixtures__/dicom-env.ts';
+import { startTestServer, type TestServer } from '../__fixtures__/test-server.ts';
+
+const CT = 'CT_small.dcm';
+const CT_STUDY = '1.3.6.1.4.1.5962.1.2.1.20040119072730.12322';
+const CT_SERIES = '1.3.6.1.4.1.5962.1.3.1.1.20040119072730.12322';
+const CT_SOP = '1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322';
+
+function stowBody(parts: { type: string; body: Buffer }[], boundary = 'tessera-test-boundary-0123456789abcdef'): { body: Buffer; contentType: string } {
+  const chunks: Buffer[] = [];
+  for (const p of parts) chunks.push(Buffer.from(`--${boundary}\r\nContent-Type: ${p.type}\r\n\r\n`), p.body, Buffer.from('\r\n'));
+  chunks.push(Buffer.from(`--${boundary}--\r\n`));
+  return { body: Buffer.concat(chunks), contentType: `multipart/related; type="application/dicom"; boundary=${boundary}` };
+}
+
+async function stow(url: string, parts: { type: string; body: Buffer }[]): Promise<{ status: number; json: Record<string, { Value?: Record<string, { Value: unknown[] }>[] }> }> {
+  const { body, contentType } = stowBody(parts);
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': contentType, accept: 'application/dicom+json' }, body: new Uint8Array(body) });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : {} };
+}
+
+const file = (name: string) => readFileSync(pydicomFile(name));
+
+describe.skipIf(skipDicomTools)('DICOMweb (QIDO-RS, WADO-RS, STOW-RS)', () => {
+  let s: TestServer;
+  let dw: string;
+  beforeAll(async () => {
+    s = await startTestServer();
+    dw = `${s.url}/dicom-web`;
+    const r = await stow(`${dw}/studies`, ['CT_small.dcm', 'MR_small.dcm', 'JPEG2000.dcm', 'MR_small_RLE.dcm', 'rtdose.dcm', 'SC_rgb_jpeg_dcmtk.dcm', 'MR_small_jpeg_ls_lossless.dcm'].map((f) => ({ type: 'application/dicom', body: file(f) })));
+    // MR_small_RLE and the JPEG-LS file share MR_small's SOP Instance UID: kept once, acknowledged (duplicate policy "keep").
+    expect(r.status).toBe(200);
+  });
+  afterAll(async () => s?.close());
+
+  describe('STOW-RS', () => {
+    it('stores good parts, fails bad ones with a reason, and answers 202 with both sequences', async () => {
+      await s.call('POST', '/api/projects', { name: 'stow' });
+      const r = await stow(`${s.url}/projects/stow/dicom-web/studies`, [
+        { type: 'application/dicom', body: file(CT) },
+        { type: 'application/dicom', body: Buffer.from('this is not DICOM at all, just some text that is long enough to have a preamble........................................................') },
+        { type: 'application/dicom', body: file('MR_truncated.dcm') },
+      ]);
+      expect(r.status).toBe(202);
+      expect(r.json['00081199']!.Value).toHaveLength(1);
+      const failed = r.json['00081198']!.Value!;
+      expect(failed).toHaveLength(2);
+      expect(failed.map((f) => f['00081197']!.Value[0])).toEqual([0xc000, 0xc000]);
+      const reasons = failed.map((f) => String(f['00091001']!.Value[0]));
+      expect(reasons[0]).toMatch(/DICM/);
+      expect(reasons[1]).toMatch(/truncated/);
+      // Only the good instance is in the store.
+      const series = await s.call('GET', '/api/series?project=stow');
+      expect(series.body.total).toBe(1);
+    });
+
+    it('answers 409 when nothing was stored, 415 for a body that is not multipart/related, 400 for a truncated body', async () => {
+      const bad = await stow(`${dw}/studies`, [{ type: 'application/dicom', body: Buffer.alloc(10) }]);
+      expect(bad.status).toBe(409);
+      const wrongType = await fetch(`${dw}/studies`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hello' });
+      expect(wrongType.status).toBe(415);
+      expect((await wrongType.json()).error.message).toMatch(/multipart\/related/);
+      const { body, contentType } = stowBody([{ type: 'application/dicom', body: file(CT) }]);
+      const cut = await fetch(`${dw}/studies`, { method: 'POST', headers: { 'content-type': contentType }, body: new Uint8Array(body.subarray(0, body.length - 60)) });
+      expect(cut.status).toBe(400);
+      expect((await cut.json()).error.message).toMatch(/truncated/);
+      expect((await fetch(`${s.url}/api/health`)).status).toBe(200);
+    });
+
+    it('refuses an instance of another study when the URL names a study', async () => {
+      const r = await stow(`${dw}/studies/1.2.3.4`, [{ type: 'application/dicom', body: file(CT) }]);
+      expect(r.status).toBe(409);
+      expect(String(r.json['00081198']!.Value![0]!['00091001']!.Value[0])).toMatch(/not to study 1\.2\.3\.4/);
+    });
+  });
+
+  describe('QIDO-RS', () => {
+    const qido = async (path: string): Promise<Record<string, { Value?: unknown[] }>[]> => {
+      const res = await fetch(`${dw}${path}`, { headers: { accept: 'application/dicom+json' } });
+      if (res.status === 204) return [];
+      expect(res.status, await res.clone().text()).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/application\/dicom\+json/);
+      return res.json() as Promise<Record<string, { Value?: unknown[] }>[]>;
+    };
+    const uids = (list: Record<string, { Value?: unknown[] }>[], tag: string) => list.map((x) => x[tag]!.Value![0]).sort();
+
+    it('matches exactly, with wildcards (person names case-insensitively), date ranges and UID lists', async () => {
+      expect(uids(await qido('/studies?PatientID=1CT1'), '0020000D')).toEqual([CT_STUDY]);
+      expect(uids(await qido('/studies?PatientName=compressedsamples%5Ect*'), '0020000D')).toEqual([CT_STUDY]);
+      expect((await qido('/studies?PatientName=Compressed*')).length).toBeGreaterThanOrEqual(3);
+      expect(uids(await qido('/studies?StudyDate=20040119-20040120'), '0020000D')).toEqual([CT_STUDY]);
+      expect((await qido('/studies?StudyDate=-19990101')).length).toBe(0);
+      const two = await qido(`/studies?StudyInstanceUID=${CT_STUDY},1.3.6.1.4.1.5962.1.2.4.20040826185059.5457`);
+      expect(two).toHaveLength(2);
+      expect(uids(await qido('/studies?ModalitiesInStudy=CT'), '0020000D')).toEqual([CT_STUDY]);
+      expect(uids(await qido('/series?Modality=CT'), '0020000E')).toEqual([CT_SERIES]);
+      expect(uids(await qido(`/studies/${CT_STUDY}/series/${CT_SERIES}/instances?SOPInstanceUID=${CT_SOP}`), '00080018')).toEqual([CT_SOP]);
+    });
+
+    it('returns the study-level counts and a RetrieveURL, pages with limit and offset, and honours includefield', async () => {
+      const [study] = await qido(`/studies?StudyInstanceUID=${CT_STUDY}&includefield=00180050,PatientAge`);
+      expect(study!['00201206']!.Value).toEqual([1]);
+      expect(study!['00201208']!.Value).toEqual([1]);
+      expect(study!['00080061']!.Value).toEqual(['CT']);
+      expect(String(study!['00081190']!.Value![0])).toBe(`${dw}/studies/${CT_STUDY}`);
+      expect(study!['00180050']!.Value).toEqual([5]); // SliceThickness, from includefield
+      const all = await qido('/studies');
+      const page = await qido('/studies?limit=2&offset=1');
+      expect(page).toHaveLength(2);
+      expect(page.map((x) => x['0020000D']!.Value![0])).toEqual(all.slice(1, 3).map((x) => x['0020000D']!.Value![0]));
+      const [inst] = await qido(`/studies/${CT_STUDY}/instances?includefield=ImagePositionPatient`);
+      expect(inst!['00200032']!.Value).toHaveLength(3);
+    });
+
+    it('rejects an unknown query parameter with a message naming it', async () => {
+      const res = await fetch(`${dw}/studies?NoSuchKeyword=1`);
+      expect(res.status).toBe(400);
+      expect((await res.json()).error.message).toMatch(/NoSuchKeyword/);
+    });
+  });
+
+  describe('WADO-RS', () => {
+    const instanceUrl = `/studies/${CT_STUDY}/series/${CT_SERIES}/instances/${CT_SOP}`;
+
+    it('retrieves an instance as multipart/related application/dicom, byte for byte', async () => {
+      const res = await fetch(`${dw}${instanceUrl}`, { headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' } });
+      expect(res.status).toBe(200);
+      const type = res.headers.get('content-type')!;
+      expect(type).toMatch(/^multipart\/related; type="application\/dicom"/);
+      const body = Buffer.from(await res.arrayBuffer());
+      expect(body.includes(file(CT))).toBe(true);
+    });
+
+    it('refuses to transcode with 406 naming the stored transfer syntax', async () => {
+      const res = await fetch(`${dw}${instanceUrl}`, { headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.50' } });
+      expect(res.status).toBe(406);
+      expect((await res.json()).error.message).toMatch(/1\.2\.840\.10008\.1\.2\.1/);
+    });
+
+    it('gives metadata with pixel data as a BulkDataURI, frames, and rendered images', async () => {
+      const md = (await (await fetch(`${dw}/studies/${CT_STUDY}/series/${CT_SERIES}/metadata`)).json()) as Record<string, { BulkDataURI?: string; Value?: unknown[] }>[];
+      expect(md).toHaveLength(1);
+      expect(md[0]!['00100010']!.Value).toEqual([{ Alphabetic: 'CompressedSamples^CT1' }]);
+      expect(md[0]!['7FE00010']!.BulkDataURI).toBe(`${dw}${instanceUrl}/frames/1`);
+      const frames = await fetch(`${dw}${instanceUrl}/frames/1`, { headers: { accept: 'multipart/related; type="application/octet-stream"' } });
+      expect(frames.status).toBe(200);
+      expect(Buffer.from(await frames.arrayBuffer()).length).toBeGreaterThan(128 * 128 * 2);
+      const png = await fetch(`${dw}${instanceUrl}/rendered`, { headers: { accept: 'image/png' } });
+      expect(png.headers.get('content-type')).toBe('image/png');
+      const jpeg = await fetch(`${dw}/studies/${CT_STUDY}/series/${CT_SERIES}/thumbnail?viewport=64,64`);
+      expect(jpeg.headers.get('content-type')).toBe('image/jpeg');
+      const jpegBytes = Buffer.from(await jpeg.arrayBuffer());
+      expect(jpegBytes[0]).toBe(0xff);
+      expect(jpegBytes[1]).toBe(0xd8);
+      const missing = await fetch(`${dw}${instanceUrl}/frames/2`);
+      expect(missing.status).toBe(404);
+      expect((await missing.json()).error.message).toMatch(/1 frame/);
+      expect((await fetch(`${dw}/studies/1.2.3/metadata`)).status).toBe(404);
+    });
+
+    it.each([
+      ['JPEG 2000', 'JPEG2000.dcm'],
+      ['RLE', 'SC_rgb_rle.dcm'],
+      ['JPEG baseline', 'SC_rgb_jpeg_dcmtk.dcm'],
+      ['JPEG-LS', 'MR_small_jpeg_ls_lossless.dcm'],
+      ['big endian', 'MR_small_bigendian.dcm'],
+      ['deflate', 'image_dfl.dcm'],
+    ])('renders a %s instance as PNG', async (_name, f) => {
+      const project = `r-${f.replace(/[^a-z0-9]/gi, '').toLowerCase().slice(0, 20)}`;
+      await s.call('POST', '/api/projects', { name: project });
+      const up = await fetch(`${s.url}/api/dicom/import?project=${project}`, { method: 'POST', headers: { 'content-type': 'application/dicom' }, body: new Uint8Array(file(f)) });
+      const result = await up.json();
+      expect(up.status, JSON.stringify(result)).toBe(200);
+      const r = result.files[0];
+      const res = await fetch(`${s.url}/projects/${project}/dicom-web/studies/${r.study_instance_uid}/series/${r.series_instance_uid}/instances/${r.sop_instance_uid}/rendered`, { headers: { accept: 'image/png' } });
+      expect(res.status, await res.clone().text()).toBe(200);
+      expect(Buffer.from(await res.arrayBuffer()).subarray(1, 4).toString()).toBe('PNG');
+    });
+  });
+
+  it('works with a real DICOMweb client (dicomweb-client): search, retrieve, metadata, frames, store', async () => {
+    (globalThis as { XMLHttpRequest?: unknown }).XMLHttpRequest = XHR;
+    const { api } = await import('dicomweb-client');
+    await s.call('POST', '/api/projects', { name: 'client' });
+    const client = new api.DICOMwebClient({ url: `${s.url}/projects/client/dicom-web`, singlepart: false });
+    const buf = file('rtdose.dcm');
+    await client.storeInstances({ datasets: [buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer] });
+    await client.storeInstances({ datasets: [file(CT).buffer.slice(file(CT).byteOffset, file(CT).byteOffset + file(CT).byteLength) as ArrayBuffer] });
+    const studies = (await client.searchForStudies()) as Record<string, { Value: string[] }>[];
+    expect(studies).toHaveLength(2);
+    const series = (await client.searchForSeries({ studyInstanceUID: CT_STUDY })) as Record<string, { Value: string[] }>[];
+    expect(series.map((x) => x['0020000E']!.Value[0])).toEqual([CT_SERIES]);
+    const instances = (await client.searchForInstances({ studyInstanceUID: CT_STUDY, seriesInstanceUID: CT_SERIES })) as Record<string, { Value: string[] }>[];
+    expect(instances.map((x) => x['00080018']!.Value[0])).toEqual([CT_SOP]);
+    const md = (await client.retrieveInstanceMetadata({ studyInstanceUID: CT_STUDY, seriesInstanceUID: CT_SERIES, sopInstanceUID: CT_SOP })) as Record<string, unknown>[];
+    expect(Object.keys(md[0]!).length).toBeGreaterThan(100);
+    const instance = (await client.retrieveInstance({ studyInstanceUID: CT_STUDY, seriesInstanceUID: CT_SERIES, sopInstanceUID: CT_SOP })) as ArrayBuffer;
+    expect(Buffer.from(instance).equals(file(CT))).toBe(true);
+    const frames = (await client.retrieveInstanceFrames({ studyInstanceUID: CT_STUDY, seriesInstanceUID: CT_SERIES, sopInstanceUID: CT_SOP, frameNumbers: [1] })) as ArrayBuffer[];
+    expect(frames).toHaveLength(1);
+    expect(frames[0]!.byteLength).toBe(128 * 128 * 2);
+  });
+});
