@@ -1,29 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
+import { answerAssociate, describeError } from './answer-associate.ts';
 import { parseAssociateRq, type AssociateRq } from './associate-rq.ts';
-import type { AssociateDecision, AssociationInfo, DimseServerOptions, StoreResult } from './dimse-server.ts';
+import type { AssociationSettings } from './association-settings.ts';
 import { COMMAND_FIELD, encodeResponse, STATUS, type ResponseOptions } from './dimse-command.ts';
+import type { AssociationInfo } from './dimse-server.ts';
+import { handleStore } from './handle-store.ts';
 import { MessageAssembler, type DimseMessage } from './message-assembler.ts';
-import { negotiateContexts, type NegotiatedContext } from './negotiate-contexts.ts';
-import { ABORT_REASON, ABORT_SOURCE, CONTEXT_RESULT, DICOM_APPLICATION_CONTEXT, PDU_TYPE, ProtocolError } from './pdu-constants.ts';
+import type { NegotiatedContext } from './negotiate-contexts.ts';
+import { ABORT_REASON, ABORT_SOURCE, PDU_TYPE, ProtocolError } from './pdu-constants.ts';
 import { PduReader, type Pdu } from './pdu-reader.ts';
-import { encodeAbort, encodeAssociateAc, encodeAssociateRj, encodeCommandPdus, encodeReleaseRp } from './pdu-writer.ts';
-import { storeStatusFor } from './store-status.ts';
-
-/** The server options every association works with, defaults filled in. */
-export interface AssociationSettings {
-  aeTitle: string;
-  maxPduLength: number;
-  maxDatasetBytes: number;
-  idleTimeoutMs: number;
-  log: NonNullable<DimseServerOptions['log']>;
-  onAssociate: DimseServerOptions['onAssociate'];
-  onStore: DimseServerOptions['onStore'];
-  onAssociationEnd: DimseServerOptions['onAssociationEnd'];
-}
+import { encodeAbort, encodeCommandPdus, encodeReleaseRp } from './pdu-writer.ts';
 
 type State = 'awaiting-rq' | 'deciding' | 'established' | 'releasing' | 'closing';
 type EndHow = 'released' | 'aborted' | 'closed';
+type Level = 'info' | 'warn' | 'error';
 
 /** An A-ASSOCIATE-RQ lists presentation contexts; even 128 of them with many transfer syntaxes fit easily. */
 const MAX_ASSOCIATE_RQ_LENGTH = 1024 * 1024;
@@ -48,13 +39,13 @@ export class Association {
   private readonly id = randomUUID();
   private readonly peer: string;
   private readonly reader: PduReader;
+  private readonly assembler: MessageAssembler;
   private state: State = 'awaiting-rq';
   /** Set once we sent A-ASSOCIATE-AC: only then is onAssociationEnd owed. */
   private established = false;
   private info: (AssociationInfo & { context?: unknown }) | undefined;
   private peerMaxPduLength = 0;
-  private readonly accepted = new Map<number, NegotiatedContext>();
-  private readonly assembler: MessageAssembler;
+  private accepted = new Map<number, NegotiatedContext>();
   private work: Promise<void> = Promise.resolve();
   private queued = 0;
   private endHow: EndHow | undefined;
@@ -64,7 +55,7 @@ export class Association {
   constructor(options: { socket: Socket; settings: AssociationSettings }) {
     this.socket = options.socket;
     this.settings = options.settings;
-    this.peer = `${this.socket.remoteAddress}:${this.socket.remotePort}`;
+    this.peer = `${this.socket.remoteAddress ?? '?'}:${this.socket.remotePort ?? '?'}`;
     this.reader = new PduReader({ maxLength: (type) => this.maxLengthFor(type) });
     this.assembler = new MessageAssembler({
       isAcceptedContext: (contextId) => this.accepted.has(contextId),
@@ -78,7 +69,6 @@ export class Association {
         if (this.state !== 'closing') this.onLostConnection();
         clearTimeout(this.idleTimer);
         clearTimeout(this.closeTimer);
-        this.state = 'closing';
         void this.work.then(() => this.reportEnd()).then(resolve);
       });
     });
@@ -124,7 +114,7 @@ export class Association {
         const when = this.state === 'awaiting-rq' ? ' before association' : '';
         this.abort({ why: `${err.message}${when}`, source: ABORT_SOURCE.serviceProvider, reason: err.abortReason, level: 'warn' });
       } else {
-        this.settings.log.error(`${this.label()}: internal error handling input: ${describe(err)}`);
+        this.settings.log.error(`${this.label()}: internal error handling input: ${describeError(err)}`);
         this.abort({ why: 'internal error', source: ABORT_SOURCE.serviceProvider, reason: ABORT_REASON.notSpecified, level: 'error' });
       }
     }
@@ -154,61 +144,22 @@ export class Association {
     this.state = 'deciding';
     this.info = { id: this.id, callingAe: rq.callingAe, calledAe: rq.calledAe, remoteAddress: this.socket.remoteAddress ?? '' };
     this.peerMaxPduLength = rq.maxPduLength;
-    if ((rq.protocolVersion & 1) === 0) {
-      this.reject(rq, { accept: false, reason: `protocol version ${rq.protocolVersion} not supported`, result: 1, source: 2, diagnostic: 2 });
-      return;
-    }
-    if (rq.applicationContext !== DICOM_APPLICATION_CONTEXT) {
-      this.reject(rq, { accept: false, reason: `application context "${rq.applicationContext ?? ''}" not supported`, result: 1, source: 1, diagnostic: 2 });
-      return;
-    }
-    void this.decide(rq);
-  }
-
-  private async decide(rq: AssociateRq): Promise<void> {
-    const info = this.info!;
-    let decision: AssociateDecision;
-    try {
-      decision = this.settings.onAssociate ? await this.settings.onAssociate({ ...info }) : { accept: true };
-    } catch (err) {
-      this.settings.log.error(`${this.label()}: onAssociate failed, rejecting (transient): ${describe(err)}`);
-      decision = { accept: false, reason: 'onAssociate failed', result: 2, source: 1, diagnostic: 1 };
-    }
-    if (this.state !== 'deciding') return; // the peer went away while we decided
-    if (!decision.accept) {
-      this.reject(rq, decision);
-      return;
-    }
-    info.context = decision.context;
-    const contexts = negotiateContexts(rq.contexts);
-    for (const context of contexts) if (context.result === CONTEXT_RESULT.acceptance) this.accepted.set(context.id, context);
-    this.write(
-      encodeAssociateAc({
-        calledAe: this.settings.aeTitle,
-        callingAe: rq.callingAe,
-        contexts,
-        maxPduLength: this.settings.maxPduLength,
-        asyncOps: rq.asyncOpsProposed,
-      }),
-    );
-    this.state = 'established';
-    this.established = true;
-    this.settings.log.info(
-      `${this.label()}: association accepted (${this.accepted.size} of ${contexts.length} presentation contexts, ` +
-        `peer implementation ${rq.implementationClassUid ?? '?'} ${rq.implementationVersionName ?? ''})`,
-    );
-    this.pump();
-  }
-
-  private reject(rq: AssociateRq, decision: Extract<AssociateDecision, { accept: false }>): void {
-    const result = decision.result ?? 1;
-    const source = decision.source ?? 1;
-    const diagnostic = decision.diagnostic ?? 7;
-    this.settings.log.info(
-      `${this.label()}: association to "${rq.calledAe}" rejected (result ${result}, source ${source}, diagnostic ${diagnostic}): ${decision.reason}`,
-    );
-    this.write(encodeAssociateRj({ result, source, diagnostic }));
-    this.closeConnection();
+    void answerAssociate({ rq, info: this.info, settings: this.settings, label: this.label() }).then((answer) => {
+      if (this.state !== 'deciding') return; // the peer went away while we decided
+      this.write(answer.pdu);
+      if (!answer.accepted) {
+        this.closeConnection();
+        return;
+      }
+      this.info!.context = answer.context;
+      this.accepted = answer.contexts;
+      this.state = 'established';
+      this.established = true;
+      this.pump();
+    }, (err: unknown) => {
+      this.settings.log.error(`${this.label()}: internal error answering A-ASSOCIATE-RQ: ${describeError(err)}`);
+      this.abort({ why: 'internal error', source: ABORT_SOURCE.serviceProvider, reason: ABORT_REASON.notSpecified, level: 'error' });
+    });
   }
 
   private onReleaseRq(): void {
@@ -240,15 +191,14 @@ export class Association {
 
   /** The peer closed or reset the connection without A-RELEASE or A-ABORT. */
   private onLostConnection(): void {
-    const pdu = this.reader.pendingBytes > 0;
-    if (this.state === 'awaiting-rq' && !pdu) {
+    const midPdu = this.reader.pendingBytes > 0;
+    if (this.state === 'awaiting-rq' && !midPdu) {
       // Load balancer health checks and port scans look like this; not worth a warning.
       this.settings.log.info(`${this.label()}: connection closed before any A-ASSOCIATE-RQ`);
-      this.state = 'closing';
-      return;
+    } else {
+      const partial = midPdu || this.assembler.inProgress ? ` in the middle of a ${midPdu ? 'PDU' : 'DIMSE message'}; nothing of it is stored` : '';
+      this.settings.log.warn(`${this.label()}: connection closed by peer without release or abort${partial}`);
     }
-    const partial = pdu || this.assembler.inProgress ? ` in the middle of a ${pdu ? 'PDU' : 'DIMSE message'}; nothing of it is stored` : '';
-    this.settings.log.warn(`${this.label()}: connection closed by peer without release or abort${partial}`);
     this.endHow ??= 'closed';
     this.state = 'closing';
   }
@@ -275,7 +225,7 @@ export class Association {
     this.work = this.work
       .then(task)
       .catch((err: unknown) => {
-        this.settings.log.error(`${this.label()}: internal error handling a message: ${describe(err)}`);
+        this.settings.log.error(`${this.label()}: internal error handling a message: ${describeError(err)}`);
         this.abort({ why: 'internal error', source: ABORT_SOURCE.serviceProvider, reason: ABORT_REASON.notSpecified, level: 'error' });
       })
       .finally(() => {
@@ -287,8 +237,9 @@ export class Association {
 
   private async handleMessage(message: DimseMessage): Promise<void> {
     const { command } = message;
+    const field = `0x${command.commandField.toString(16).padStart(4, '0')}`;
     if (command.commandField & COMMAND_FIELD.responseBit) {
-      this.abort({ why: `unexpected DIMSE response 0x${command.commandField.toString(16)}`, ...providerAbort() });
+      this.abort({ why: `unexpected DIMSE response ${field}`, ...PROTOCOL_ABORT });
       return;
     }
     if (command.commandField === COMMAND_FIELD.cCancelRq) {
@@ -297,59 +248,29 @@ export class Association {
       return;
     }
     if (command.messageId === undefined) {
-      this.abort({ why: `DIMSE request 0x${command.commandField.toString(16)} without (0000,0110) Message ID`, ...providerAbort() });
+      this.abort({ why: `DIMSE request ${field} without (0000,0110) Message ID`, ...PROTOCOL_ABORT });
       return;
     }
-    const base = {
+    const response = {
       requestField: command.commandField,
       messageIdBeingRespondedTo: command.messageId,
       affectedSopClassUid: command.affectedSopClassUid,
       affectedSopInstanceUid: command.affectedSopInstanceUid,
     };
     if (command.commandField === COMMAND_FIELD.cEchoRq) {
-      this.respond(message.contextId, { ...base, status: STATUS.success });
+      this.respond(message.contextId, { ...response, status: STATUS.success });
     } else if (command.commandField === COMMAND_FIELD.cStoreRq) {
-      this.respond(message.contextId, { ...base, ...(await this.store(message)) });
-    } else {
-      this.settings.log.warn(`${this.label()}: unsupported DIMSE command 0x${command.commandField.toString(16)}; answering 0x0211`);
-      this.respond(message.contextId, { ...base, status: STATUS.unrecognizedOperation });
-    }
-  }
-
-  private async store(message: DimseMessage): Promise<StoreResult> {
-    const { command } = message;
-    const context = this.accepted.get(message.contextId)!;
-    const what = `C-STORE ${command.affectedSopInstanceUid ?? '(no SOP instance UID)'}`;
-    if (message.oversized) {
-      const errorComment = `Dataset of ${message.datasetBytes} bytes exceeds limit ${this.settings.maxDatasetBytes}`;
-      this.settings.log.warn(`${this.label()}: ${what} refused: ${errorComment}`);
-      return { status: STATUS.outOfResources, errorComment };
-    }
-    if (!command.affectedSopClassUid || !command.affectedSopInstanceUid || message.dataset === undefined) {
-      this.settings.log.warn(`${this.label()}: ${what} lacks its SOP class UID, SOP instance UID or dataset`);
-      return { status: STATUS.cannotUnderstand, errorComment: 'Missing Affected SOP Class/Instance UID' };
-    }
-    if (command.affectedSopClassUid !== context.abstractSyntax) {
-      const errorComment = `SOP class not that of presentation context ${message.contextId}`;
-      this.settings.log.warn(`${this.label()}: ${what}: SOP class ${command.affectedSopClassUid} but context is ${context.abstractSyntax}`);
-      return { status: STATUS.sopClassNotSupported, errorComment };
-    }
-    try {
-      const result = await this.settings.onStore({
+      const result = await handleStore({
+        message,
+        context: this.accepted.get(message.contextId)!,
         association: { ...this.info! },
-        messageId: command.messageId!,
-        sopClassUid: command.affectedSopClassUid,
-        sopInstanceUid: command.affectedSopInstanceUid,
-        transferSyntaxUid: context.transferSyntax,
-        dataset: message.dataset,
+        settings: this.settings,
+        label: this.label(),
       });
-      if (!Number.isInteger(result.status) || result.status < 0 || result.status > 0xffff) {
-        throw new Error(`onStore returned status ${String(result.status)}, not a 16-bit integer`);
-      }
-      return result;
-    } catch (err) {
-      this.settings.log.error(`${this.label()}: ${what}: onStore failed: ${describe(err)}`);
-      return storeStatusFor(err);
+      this.respond(message.contextId, { ...response, ...result });
+    } else {
+      this.settings.log.warn(`${this.label()}: unsupported DIMSE command ${field}; answering 0x0211`);
+      this.respond(message.contextId, { ...response, status: STATUS.unrecognizedOperation });
     }
   }
 
@@ -358,7 +279,7 @@ export class Association {
     this.write(encodeCommandPdus({ contextId, command: encodeResponse(response), peerMaxPduLength: this.peerMaxPduLength }));
   }
 
-  private abort(options: { why: string; source: number; reason: number; level: 'info' | 'warn' | 'error' }): void {
+  private abort(options: { why: string; source: number; reason: number; level: Level }): void {
     if (this.state === 'closing') return;
     this.settings.log[options.level](`${this.label()}: ${options.why}; sending A-ABORT`);
     this.write(encodeAbort(options));
@@ -384,7 +305,7 @@ export class Association {
     try {
       this.settings.onAssociationEnd({ ...info }, this.endHow ?? 'closed');
     } catch (err) {
-      this.settings.log.error(`${this.label()}: onAssociationEnd failed: ${describe(err)}`);
+      this.settings.log.error(`${this.label()}: onAssociationEnd failed: ${describeError(err)}`);
     }
   }
 
@@ -394,10 +315,4 @@ export class Association {
   }
 }
 
-function providerAbort(): { source: number; reason: number; level: 'warn' } {
-  return { source: ABORT_SOURCE.serviceProvider, reason: ABORT_REASON.unexpectedPduParameter, level: 'warn' };
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? (err.stack ?? err.message) : String(err);
-}
+const PROTOCOL_ABORT = { source: ABORT_SOURCE.serviceProvider, reason: ABORT_REASON.unexpectedPduParameter, level: 'warn' } as const;

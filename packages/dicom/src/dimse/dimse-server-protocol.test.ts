@@ -53,9 +53,10 @@ describe('DimseServer upper layer and DIMSE, driven by a raw peer', () => {
     await server.server.close();
   });
 
-  it('negotiates each presentation context on its own, preferring the proposer\'s order', async () => {
+  it('negotiates each presentation context on its own, preferring the proposer\'s order, and answers the user information', async () => {
     const raw = await connect({ maxPduLength: 65536 });
     const ac = await raw.associate({
+      asyncOps: 5,
       contexts: [
         { id: 1, abstractSyntax: CT_STORAGE, transferSyntaxes: ['1.2.3.unknown', JPEG_BASELINE, EXPLICIT_LE] },
         { id: 3, abstractSyntax: '1.2.840.10008.5.1.4.1.1.77.1.6', transferSyntaxes: [HTJ2K] },
@@ -68,6 +69,9 @@ describe('DimseServer upper layer and DIMSE, driven by a raw peer', () => {
     expect(associateAcOf(ac!)).toEqual({
       calledAe: 'TESSERA',
       maxPduLength: 65536,
+      implementationClassUid: '1.2.826.0.1.3680043.10.1515.1',
+      implementationVersionName: 'TESSERA_010',
+      asyncOps: [1, 1], // one operation at a time, whatever the proposal
       contexts: [
         { id: 1, result: 0, transferSyntax: JPEG_BASELINE },
         { id: 3, result: 0, transferSyntax: HTJ2K },

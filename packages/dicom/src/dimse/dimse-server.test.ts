@@ -41,7 +41,7 @@ describe.skipIf(skipDicomTools)('DimseServer with dcmtk echoscu/storescu', () =>
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'tessera-dimse-'));
-    const names = [...UNCOMPRESSED_FILES, 'image_dfl.dcm', 'JPEG2000.dcm', 'MR_small_RLE.dcm', 'MR_small_jpeg_ls_lossless.dcm', 'JPEG-lossy.dcm'];
+    const names = [...UNCOMPRESSED_FILES, 'waveform_ecg.dcm', 'image_dfl.dcm', 'JPEG2000.dcm', 'MR_small_RLE.dcm', 'MR_small_jpeg_ls_lossless.dcm', 'JPEG-lossy.dcm'];
     await Promise.all(names.map((name) => storescuNormalizedCopy({ file: pydicomFile(name), dir })));
   });
 
@@ -118,6 +118,21 @@ describe.skipIf(skipDicomTools)('DimseServer with dcmtk echoscu/storescu', () =>
     const run = await storescu(server, ['-xe'], [normalized('CT_small.dcm')]);
     expect(run.code, run.output).toBe(0);
     await expectStoredAsIs(server, normalized('CT_small.dcm'), 0);
+  });
+
+  it('reassembles a dataset larger than the PDUs storescu sends (waveform_ecg.dcm, 290 KB)', async () => {
+    const server = await start();
+    const run = await storescu(server, ['-R'], [normalized('waveform_ecg.dcm')]);
+    expect(run.code, run.output).toBe(0);
+    await expectStoredAsIs(server, normalized('waveform_ecg.dcm'), 0);
+  });
+
+  it('reports an association storescu aborts instead of releasing as aborted, its stores done', async () => {
+    const server = await start();
+    const run = await storescu(server, ['--abort', '-xe'], [normalized('CT_small.dcm')]);
+    expect(run.code, run.output).toBe(0);
+    expect(server.stores).toHaveLength(1);
+    await vi.waitFor(() => expect(server.ends).toMatchObject([{ how: 'aborted' }]));
   });
 
   it('refuses an association onAssociate rejects and keeps serving others', async () => {

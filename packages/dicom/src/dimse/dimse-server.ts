@@ -1,6 +1,6 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { TesseraError } from '@tessera/model';
-import { Association, type AssociationSettings } from './association.ts';
+import { resolveSettings, type AssociationSettings } from './association-settings.ts';
+import { Association } from './association.ts';
 
 export { SUPPORTED_TRANSFER_SYNTAXES } from './transfer-syntaxes.ts';
 
@@ -79,18 +79,6 @@ export interface DimseServerOptions {
   log?: DimseLog;
 }
 
-const DEFAULT_MAX_PDU_LENGTH = 1024 * 1024;
-const DEFAULT_MAX_DATASET_BYTES = 2 ** 31 - 1;
-const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
-/** dcmtk refuses to go below 4096 and PS3.8 has no smaller useful value. */
-const MIN_PDU_LENGTH = 4096;
-
-const CONSOLE_LOG: DimseLog = {
-  info: (msg) => console.info(msg),
-  warn: (msg) => console.warn(msg),
-  error: (msg) => console.error(msg),
-};
-
 /**
  * A DICOM upper-layer and DIMSE server (SCP) for C-ECHO and C-STORE.
  * Each TCP connection is an independent association; see README.md in this
@@ -101,29 +89,13 @@ export class DimseServer {
   private readonly settings: AssociationSettings;
   private readonly associations = new Set<Association>();
   private server: Server | undefined;
+  private closing: Promise<void> | undefined;
   private boundPort: number;
 
   constructor(options: DimseServerOptions) {
-    const aeTitle = options.aeTitle.trim();
-    if (!/^[\x20-\x5b\x5d-\x7e]{1,16}$/.test(aeTitle)) {
-      throw new TesseraError('TESSERA_CONFIG', `DICOM AE title "${options.aeTitle}" must be 1 to 16 printable ASCII characters without a backslash`);
-    }
-    const maxPduLength = options.maxPduLength ?? DEFAULT_MAX_PDU_LENGTH;
-    if (!Number.isInteger(maxPduLength) || maxPduLength < MIN_PDU_LENGTH || maxPduLength > 0xffffffff) {
-      throw new TesseraError('TESSERA_CONFIG', `DICOM max PDU length ${maxPduLength} must be an integer from ${MIN_PDU_LENGTH} to 2^32 - 1`);
-    }
     this.options = options;
+    this.settings = resolveSettings(options);
     this.boundPort = options.port;
-    this.settings = {
-      aeTitle,
-      maxPduLength,
-      maxDatasetBytes: options.maxDatasetBytes ?? DEFAULT_MAX_DATASET_BYTES,
-      idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
-      log: options.log ?? CONSOLE_LOG,
-      onAssociate: options.onAssociate,
-      onStore: options.onStore,
-      onAssociationEnd: options.onAssociationEnd,
-    };
   }
 
   /** The bound port once listening (the requested one before). */
@@ -137,9 +109,12 @@ export class DimseServer {
     const server = createServer({ noDelay: true }, (socket) => this.onConnection(socket));
     this.server = server;
     return new Promise((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (err) => {
+        this.server = undefined; // so listen() may be retried
+        reject(err);
+      });
       server.listen({ host: this.options.host, port: this.options.port }, () => {
-        server.off('error', reject);
+        server.removeAllListeners('error');
         server.on('error', (err) => this.settings.log.error(`DICOM server on ${this.options.host}:${this.boundPort}: ${err.message}`));
         this.boundPort = (server.address() as AddressInfo).port;
         this.settings.log.info(`DICOM server ${this.settings.aeTitle} listening on ${this.options.host}:${this.boundPort}`);
@@ -152,10 +127,15 @@ export class DimseServer {
    * Stops listening, aborts open associations and resolves once every socket
    * is closed and every onStore already called has settled.
    */
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
     const server = this.server;
     if (server === undefined) return;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    const closed = new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve())));
     const finished = [...this.associations].map((association) => association.finished);
     for (const association of this.associations) association.shutdown();
     await Promise.all([closed, ...finished]);

@@ -9,7 +9,7 @@ export const IMPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2';
  * Datasets are stored as received, so this is the list of encodings the rest
  * of the platform must be able to read; it is exported for docs and the store.
  */
-export const SUPPORTED_TRANSFER_SYNTAXES: Record<string, string> = {
+export const SUPPORTED_TRANSFER_SYNTAXES: Record<string, string> = Object.freeze({
   '1.2.840.10008.1.2': 'Implicit VR Little Endian',
   '1.2.840.10008.1.2.1': 'Explicit VR Little Endian',
   '1.2.840.10008.1.2.2': 'Explicit VR Big Endian',
@@ -26,7 +26,7 @@ export const SUPPORTED_TRANSFER_SYNTAXES: Record<string, string> = {
   '1.2.840.10008.1.2.4.202': 'High-Throughput JPEG 2000 with RPCL Options Image Compression (Lossless Only)',
   '1.2.840.10008.1.2.4.203': 'High-Throughput JPEG 2000 Image Compression',
   '1.2.840.10008.1.2.5': 'RLE Lossless',
-};
+});
 
 /** Prefix of (almost) every Storage SOP Class: CT, MR, US, SC, RT, SR, PR, KO, ... */
 const STORAGE_PREFIX = '1.2.840.10008.5.1.4.1.1.';

@@ -16,8 +16,9 @@ export function runDcmtk(tool: string, args: readonly string[]): Promise<ToolRun
   const started = performance.now();
   return new Promise((resolve, reject) => {
     execFile(tool, args, { env: DCMTK_ENV, maxBuffer: 64 * 1024 * 1024, timeout: 120_000 }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : undefined;
+      const code = !err ? 0 : typeof err.code === 'number' ? err.code : undefined;
       if (code === undefined) {
+        // Not an exit status: the tool could not start, or was killed by the timeout.
         reject(new Error(`${tool} ${args.join(' ')} failed to run: ${err?.message}\n${stderr}`));
         return;
       }

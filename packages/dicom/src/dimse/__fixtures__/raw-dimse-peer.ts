@@ -39,6 +39,8 @@ export function associateRqPdu(options: {
   maxPduLength?: number;
   applicationContext?: string;
   protocolVersion?: number;
+  /** Propose an asynchronous operations window of this many invoked/performed operations. */
+  asyncOps?: number;
 }): Buffer {
   const fixed = Buffer.alloc(68);
   fixed.writeUInt16BE(options.protocolVersion ?? 1, 0);
@@ -56,7 +58,8 @@ export function associateRqPdu(options: {
   );
   const maxLength = Buffer.alloc(4);
   maxLength.writeUInt32BE(options.maxPduLength ?? 16384, 0);
-  const userInfo = item(0x50, Buffer.concat([item(0x51, maxLength), item(0x52, Buffer.from('1.2.3.4.5'))]));
+  const asyncOps = options.asyncOps === undefined ? [] : [item(0x53, Buffer.from([0, options.asyncOps, 0, options.asyncOps]))];
+  const userInfo = item(0x50, Buffer.concat([item(0x51, maxLength), item(0x52, Buffer.from('1.2.3.4.5')), ...asyncOps]));
   const appContext = item(0x10, Buffer.from(options.applicationContext ?? '1.2.840.10008.3.1.1.1'));
   return rawPdu({ type: 0x01, body: Buffer.concat([fixed, appContext, ...contexts, userInfo]) });
 }
@@ -117,21 +120,50 @@ export function pdvsOf(pdu: Pdu): RawPdv[] {
   return pdvs;
 }
 
-/** The presentation context answers of an A-ASSOCIATE-AC, and its max PDU length. */
-export function associateAcOf(pdu: Pdu): { contexts: Array<{ id: number; result: number; transferSyntax: string }>; maxPduLength: number; calledAe: string } {
-  const contexts: Array<{ id: number; result: number; transferSyntax: string }> = [];
-  let maxPduLength = 0;
-  for (let pos = 68; pos + 4 <= pdu.body.length; ) {
-    const type = pdu.body[pos]!;
-    const value = pdu.body.subarray(pos + 4, pos + 4 + pdu.body.readUInt16BE(pos + 2));
+/** What an A-ASSOCIATE-AC says. */
+export interface RawAssociateAc {
+  calledAe: string;
+  contexts: Array<{ id: number; result: number; transferSyntax: string }>;
+  maxPduLength: number;
+  implementationClassUid: string;
+  implementationVersionName: string;
+  /** [invoked, performed] when the AC carries an asynchronous operations window. */
+  asyncOps: [number, number] | undefined;
+}
+
+/** Parses an A-ASSOCIATE-AC. */
+export function associateAcOf(pdu: Pdu): RawAssociateAc {
+  const ac: RawAssociateAc = {
+    calledAe: pdu.body.toString('latin1', 4, 20).trim(),
+    contexts: [],
+    maxPduLength: 0,
+    implementationClassUid: '',
+    implementationVersionName: '',
+    asyncOps: undefined,
+  };
+  for (const [type, value] of rawItems(pdu.body, 68)) {
     if (type === 0x21) {
-      contexts.push({ id: value[0]!, result: value[2]!, transferSyntax: value.subarray(8, 8 + value.readUInt16BE(6)).toString('latin1') });
-    } else if (type === 0x50 && value[0] === 0x51) {
-      maxPduLength = value.readUInt32BE(4);
+      ac.contexts.push({ id: value[0]!, result: value[2]!, transferSyntax: value.subarray(8, 8 + value.readUInt16BE(6)).toString('latin1') });
+    } else if (type === 0x50) {
+      for (const [subType, sub] of rawItems(value, 0)) {
+        if (subType === 0x51) ac.maxPduLength = sub.readUInt32BE(0);
+        else if (subType === 0x52) ac.implementationClassUid = sub.toString('latin1');
+        else if (subType === 0x53) ac.asyncOps = [sub.readUInt16BE(0), sub.readUInt16BE(2)];
+        else if (subType === 0x55) ac.implementationVersionName = sub.toString('latin1');
+      }
     }
+  }
+  return ac;
+}
+
+function rawItems(buf: Buffer, start: number): Array<[number, Buffer]> {
+  const out: Array<[number, Buffer]> = [];
+  for (let pos = start; pos + 4 <= buf.length; ) {
+    const value = buf.subarray(pos + 4, pos + 4 + buf.readUInt16BE(pos + 2));
+    out.push([buf[pos]!, value]);
     pos += 4 + value.length;
   }
-  return { contexts, maxPduLength, calledAe: pdu.body.toString('latin1', 4, 20).trim() };
+  return out;
 }
 
 /** The value of a group 0000 element of a command set, or undefined. */

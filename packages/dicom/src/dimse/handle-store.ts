@@ -1,0 +1,70 @@
+import { TesseraError } from '@tessera/model';
+import { describeError } from './answer-associate.ts';
+import type { AssociationSettings } from './association-settings.ts';
+import { STATUS } from './dimse-command.ts';
+import type { AssociationInfo, StoreResult } from './dimse-server.ts';
+import type { DimseMessage } from './message-assembler.ts';
+import type { NegotiatedContext } from './negotiate-contexts.ts';
+
+export interface HandleStoreOptions {
+  message: DimseMessage;
+  /** The accepted presentation context the message came on. */
+  context: NegotiatedContext;
+  association: AssociationInfo & { context?: unknown };
+  settings: AssociationSettings;
+  /** Prefix of log lines: which association, which peer. */
+  label: string;
+}
+
+/**
+ * The C-STORE-RSP status for a complete C-STORE-RQ: refusals we decide
+ * ourselves (oversized, missing UIDs, SOP class not the context's) without
+ * calling onStore, else what onStore says. Never throws.
+ */
+export async function handleStore(options: HandleStoreOptions): Promise<StoreResult> {
+  const { message, context, settings, label } = options;
+  const { command } = message;
+  const what = `C-STORE ${command.affectedSopInstanceUid ?? '(no SOP instance UID)'}`;
+  if (message.oversized) {
+    const errorComment = `Dataset of ${message.datasetBytes} bytes exceeds limit ${settings.maxDatasetBytes}`;
+    settings.log.warn(`${label}: ${what} refused: ${errorComment}`);
+    return { status: STATUS.outOfResources, errorComment };
+  }
+  if (!command.affectedSopClassUid || !command.affectedSopInstanceUid || message.dataset === undefined || command.messageId === undefined) {
+    settings.log.warn(`${label}: ${what} lacks its SOP class UID, SOP instance UID or dataset`);
+    return { status: STATUS.cannotUnderstand, errorComment: 'Missing Affected SOP Class/Instance UID' };
+  }
+  if (command.affectedSopClassUid !== context.abstractSyntax) {
+    settings.log.warn(`${label}: ${what}: SOP class ${command.affectedSopClassUid} but context ${context.id} is for ${context.abstractSyntax}`);
+    return { status: STATUS.sopClassNotSupported, errorComment: `SOP class not that of presentation context ${context.id}` };
+  }
+  try {
+    const result = await settings.onStore({
+      association: options.association,
+      messageId: command.messageId,
+      sopClassUid: command.affectedSopClassUid,
+      sopInstanceUid: command.affectedSopInstanceUid,
+      transferSyntaxUid: context.transferSyntax,
+      dataset: message.dataset,
+    });
+    if (!Number.isInteger(result?.status) || result.status < 0 || result.status > 0xffff) {
+      throw new Error(`onStore returned status ${String(result?.status)}, not a 16-bit integer`);
+    }
+    return result;
+  } catch (err) {
+    settings.log.error(`${label}: ${what}: onStore failed: ${describeError(err)}`);
+    return storeStatusFor(err);
+  }
+}
+
+/**
+ * The C-STORE status for an error thrown by onStore. A `user` TesseraError
+ * (the instance itself is bad) is 0xC000 "cannot understand", which tells the
+ * sender that resending will not help; anything else (disk, database, a bug)
+ * is 0xA700 "out of resources", which a sender may retry later.
+ */
+function storeStatusFor(err: unknown): StoreResult {
+  const message = err instanceof Error ? err.message : String(err);
+  const permanent = err instanceof TesseraError && err.kind === 'user';
+  return { status: permanent ? STATUS.cannotUnderstand : STATUS.outOfResources, errorComment: message };
+}
