@@ -4,6 +4,9 @@ import { TesseraError } from '@tessera/model';
 /** Answers every error with `{ error: { code, message, details } }` and the right status. */
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | TesseraError | Error, request, reply) => {
+    // An upload refused before its body was read whole: the rest of the body is still on the
+    // socket, so the connection cannot carry another request.
+    if (!request.raw.complete) reply.header('connection', 'close');
     if (err instanceof TesseraError) {
       if (err.kind !== 'user') request.log.error({ err }, err.message);
       return reply.status(err.status).send(err.toJSON());
