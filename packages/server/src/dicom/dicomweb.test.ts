@@ -186,7 +186,12 @@ describe.skipIf(skipDicomTools)('DICOMweb (QIDO-RS, WADO-RS, STOW-RS)', () => {
     (globalThis as { XMLHttpRequest?: unknown }).XMLHttpRequest = XHR;
     const { api } = await import('dicomweb-client');
     await s.call('POST', '/api/projects', { name: 'client' });
-    const client = new api.DICOMwebClient({ url: `${s.url}/projects/client/dicom-web`, singlepart: false });
+    // The package's generated typings mark every option as required; the calls below are its documented usage.
+    type Call = (o?: Record<string, unknown>) => Promise<unknown>;
+    const client = new api.DICOMwebClient({ url: `${s.url}/projects/client/dicom-web`, singlepart: false }) as unknown as Record<
+      'storeInstances' | 'searchForStudies' | 'searchForSeries' | 'searchForInstances' | 'retrieveInstanceMetadata' | 'retrieveInstance' | 'retrieveInstanceFrames',
+      Call
+    >;
     const buf = file('rtdose.dcm');
     await client.storeInstances({ datasets: [buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer] });
     await client.storeInstances({ datasets: [file(CT).buffer.slice(file(CT).byteOffset, file(CT).byteOffset + file(CT).byteLength) as ArrayBuffer] });
