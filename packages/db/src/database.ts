@@ -42,6 +42,17 @@ export type NativeStatement = SQLite.Statement;
 export type NativeDatabase = SQLite.Database;
 
 /**
+ * The native SQLite connection, for synchronous single-statement reads on hot paths
+ * (no transaction: a read may see the uncommitted writes of a transaction in
+ * progress on the same connection, which is harmless for existence checks).
+ */
+export function nativeDatabase(db: object): SQLite.Database {
+  const native = natives.get(db);
+  if (!native) throw new Error('nativeDatabase needs a database opened with openDatabase (SQLite)');
+  return native;
+}
+
+/**
  * Runs `fn` with the native SQLite connection while holding Kysely's connection
  * (no Kysely query or transaction runs meanwhile). For hot paths only, where
  * Kysely's per-query cost dominates: the DICOM ingest writes its index rows in one

@@ -157,7 +157,9 @@ function baseFrom(level: QidoLevel): RawBuilder<unknown> {
 
 /** The columns to read; a series' full attribute set only when includefield asks beyond the defaults (it is large). */
 function selectList(level: QidoLevel, withTags: boolean): string {
-  const st = 'st.attrs as st_attrs, st.modalities, st.num_series, st.num_instances as st_instances, st.study_uid';
+  const st =
+    'st.attrs as st_attrs, st.modalities, st.num_series, st.study_uid, ' +
+    '(select sum(c.num_instances) from dicom_series c where c.project_id = st.project_id and c.study_uid = st.study_uid) as st_instances';
   if (level === 'study') {
     return withTags ? `${st}, (select tags from dicom_series x where x.project_id = st.project_id and x.study_uid = st.study_uid limit 1) as tags` : st;
   }

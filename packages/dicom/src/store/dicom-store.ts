@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync, writevSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { sql, withNativeConnection, type Kysely, type NativeDatabase, type NativeStatement } from '@tessera/db';
+import { nativeDatabase, sql, withNativeConnection, type Kysely, type NativeDatabase, type NativeStatement } from '@tessera/db';
 import { TesseraError } from '@tessera/model';
 import { invalidDicom, type DicomDataset } from '../parse/dataset-reader.ts';
 import { readDatasetOf, readPart10 } from '../parse/part10-reader.ts';
@@ -187,10 +187,11 @@ export class DicomStore extends EventEmitter {
   async #store(input: IngestInput, p: Parsed): Promise<IngestOutcome> {
     const { uids } = p;
     const projectId = input.target.projectId;
-    const existing = await withNativeConnection(
-      this.#db,
-      (native) => this.#stmt(native, 'select path, series_uid from dicom_instances where project_id = ? and sop_uid = ?').get(projectId, uids.sopInstanceUid) as { path: string; series_uid: string } | undefined,
-    );
+    // A synchronous read: the hot path of every instance, no transaction needed.
+    const native = nativeDatabase(this.#db);
+    const existing = this.#stmt(native, 'select path, series_uid from dicom_instances where project_id = ? and sop_uid = ?').get(projectId, uids.sopInstanceUid) as
+      | { path: string; series_uid: string }
+      | undefined;
     const size = (p.header?.length ?? 0) + p.body.length;
     const outcome = (status: IngestOutcome['status']): IngestOutcome => ({ ...uids, status, transferSyntaxUid: p.transferSyntaxUid, sizeBytes: size });
     if (existing) {
@@ -342,8 +343,8 @@ export class DicomStore extends EventEmitter {
           const st = studyRecord(ds);
           q(
             'insert into dicom_studies (project_id, study_uid, patient_id, patient_name, patient_birth_date, study_date, study_time, accession_number, study_id, study_description, ' +
-              "referring_physician, modalities, num_series, num_instances, attrs, created_at, updated_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', 1, 1, ?, ?, ?) " +
-              'on conflict (project_id, study_uid) do update set num_series = dicom_studies.num_series + 1, num_instances = dicom_studies.num_instances + 1, updated_at = excluded.updated_at',
+              "referring_physician, modalities, num_series, attrs, created_at, updated_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', 1, ?, ?, ?) " +
+              'on conflict (project_id, study_uid) do update set num_series = dicom_studies.num_series + 1, updated_at = excluded.updated_at',
           ).run(
             pid, uids.studyInstanceUid, st.patient_id, st.patient_name, st.patient_birth_date, st.study_date, st.study_time, st.accession_number, st.study_id,
             st.study_description, st.referring_physician, st.attrs, now, now,
@@ -354,7 +355,6 @@ export class DicomStore extends EventEmitter {
           q('update dicom_series set num_instances = num_instances + 1, size_bytes = size_bytes + ?, updated_at = ?, completed_at = null where project_id = ? and series_uid = ?').run(
             row.size_bytes, now, pid, uids.seriesInstanceUid,
           );
-          q('update dicom_studies set num_instances = num_instances + 1, updated_at = ? where project_id = ? and study_uid = ?').run(now, pid, uids.studyInstanceUid);
         }
         if (target.datasetId && (newSeries || !this.#knownSeries.has(`${seriesKey}|${target.datasetId}`))) {
           q('insert into dataset_series (dataset_id, project_id, series_uid, added_at) values (?, ?, ?, ?) on conflict (dataset_id, series_uid) do nothing').run(
@@ -420,7 +420,7 @@ export class DicomStore extends EventEmitter {
       await trx.deleteFrom('dicom_series').where('project_id', '=', projectId).where('series_uid', '=', seriesUid).execute();
       const rest = await trx
         .selectFrom('dicom_series')
-        .select([sql<number>`count(*)`.as('n'), sql<number>`coalesce(sum(num_instances), 0)`.as('i')])
+        .select(sql<number>`count(*)`.as('n'))
         .where('project_id', '=', projectId)
         .where('study_uid', '=', series.study_uid)
         .executeTakeFirstOrThrow();
@@ -430,7 +430,7 @@ export class DicomStore extends EventEmitter {
         const mods = await trx.selectFrom('dicom_series').select('modality').distinct().where('project_id', '=', projectId).where('study_uid', '=', series.study_uid).where('modality', 'is not', null).execute();
         await trx
           .updateTable('dicom_studies')
-          .set({ num_series: Number(rest.n), num_instances: Number(rest.i), modalities: mods.map((m) => m.modality).sort().join('\\'), updated_at: Date.now() })
+          .set({ num_series: Number(rest.n), modalities: mods.map((m) => m.modality).sort().join('\\'), updated_at: Date.now() })
           .where('project_id', '=', projectId)
           .where('study_uid', '=', series.study_uid)
           .execute();

@@ -1,6 +1,9 @@
 import { type Kysely, type NamedMigration } from '@tessera/db';
 
-/** One row per study per project: what QIDO-RS answers at study level. */
+/**
+ * One row per study per project: what QIDO-RS answers at study level. Its number of
+ * instances is the sum over its series (not kept here: one write less per instance).
+ */
 export interface StudiesTable {
   project_id: string;
   study_uid: string;
@@ -16,7 +19,6 @@ export interface StudiesTable {
   /** Modalities of the study's series, backslash-separated. */
   modalities: string;
   num_series: number;
-  num_instances: number;
   /** Study-level attributes in DICOM JSON (patient and study modules of the first instance). */
   attrs: string;
   created_at: number;
@@ -116,7 +118,6 @@ export const dicomMigrations: NamedMigration[] = [
         .addColumn('referring_physician', 'text')
         .addColumn('modalities', 'text', (c) => c.notNull().defaultTo(''))
         .addColumn('num_series', 'integer', (c) => c.notNull().defaultTo(0))
-        .addColumn('num_instances', 'integer', (c) => c.notNull().defaultTo(0))
         .addColumn('attrs', 'text', (c) => c.notNull())
         .addColumn('created_at', 'bigint', (c) => c.notNull())
         .addColumn('updated_at', 'bigint', (c) => c.notNull())
