@@ -4,6 +4,8 @@ import dcmjs from 'dcmjs';
 export interface TagInfo {
   vr: string;
   keyword: string;
+  /** The dictionary's VR is "US or SS": signed when the pixel representation is 1. */
+  usOrSs?: boolean;
 }
 
 const dictionary = new Map<number, TagInfo>();
@@ -20,7 +22,7 @@ for (const entry of Object.values(dcmjs.data.DicomMetaDictionary.nameMap) as { t
   const m = /^\(([0-9A-Fa-fx]{4}),([0-9A-Fa-fx]{4})\)$/.exec(entry.tag);
   if (!m) continue;
   const vr = PSEUDO_VR[entry.vr] ?? entry.vr;
-  const info = { vr, keyword: entry.name };
+  const info: TagInfo = entry.vr === 'xs' ? { vr, keyword: entry.name, usOrSs: true } : { vr, keyword: entry.name };
   if (m[1]!.includes('x') || m[2]!.includes('x')) {
     const tag = parseInt(m[1]!.replace(/x/g, '0') + m[2]!.replace(/x/g, '0'), 16) >>> 0;
     repeating.set(tag, info);

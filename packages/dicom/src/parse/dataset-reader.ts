@@ -99,18 +99,25 @@ function readElements(
   const elements = new Map<number, DicomElement>();
   const dataset: DicomDataset = { buffer: r.b, littleEndian: r.le, explicitVr, elements, charset: inherited ?? characterSet(undefined) };
   let p = start;
+  // Implicit VR: "US or SS" elements are signed when the pixel representation says so.
+  let usOrSs: DicomElement[] | undefined;
   while (p < end) {
     if (p + 8 > end) throw invalidDicom(`truncated: an element header at byte ${p} needs 8 bytes, ${end - p} remain`);
     const tag = r.tag(p);
     if (tag === ITEM_DELIMITER) {
       if (!inUndefinedItem) throw invalidDicom(`unexpected item delimiter at byte ${p}`);
+      signUsOrSs(r, elements, usOrSs);
       return { dataset, next: p + 8 };
     }
     if (tag === ITEM || tag === SEQUENCE_DELIMITER) throw invalidDicom(`unexpected ${tag === ITEM ? 'item' : 'sequence delimiter'} tag at byte ${p} (the dataset is garbled)`);
-    if (stopAtTag !== undefined && tag >= stopAtTag) return { dataset, next: p };
+    if (stopAtTag !== undefined && tag >= stopAtTag) {
+      signUsOrSs(r, elements, usOrSs);
+      return { dataset, next: p };
+    }
     let vr: string;
     let length: number;
     let valueAt: number;
+    let ambiguous = false;
     if (explicitVr) {
       vr = String.fromCharCode(r.b[p + 4]!, r.b[p + 5]!);
       if (!KNOWN_VRS.has(vr)) {
@@ -127,10 +134,12 @@ function readElements(
     } else {
       length = r.u32(p + 4);
       valueAt = p + 8;
-      vr = tagInfo(tag)?.vr ?? (length === UNDEFINED ? 'SQ' : 'UN');
-      if (vr === 'OB or OW' || vr.includes(' ')) vr = 'OW';
+      const info = tagInfo(tag);
+      vr = info?.vr ?? (length === UNDEFINED ? 'SQ' : 'UN');
+      ambiguous = info?.usOrSs === true;
     }
     const el: DicomElement = { tag, vr, offset: valueAt, length, undefinedLength: length === UNDEFINED };
+    if (ambiguous) (usOrSs ??= []).push(el);
     if (length === UNDEFINED) {
       if (tag === PIXEL_DATA) {
         el.encapsulated = true;
@@ -158,7 +167,16 @@ function readElements(
     if (tag === SPECIFIC_CHARACTER_SET) dataset.charset = characterSet(r.b.toString('latin1', el.offset, el.offset + el.length).replace(/[\0 ]+$/, ''));
   }
   if (inUndefinedItem) throw invalidDicom(`truncated: an item that started before byte ${start} has no item delimiter`);
+  signUsOrSs(r, elements, usOrSs);
   return { dataset, next: p };
+}
+
+const PIXEL_REPRESENTATION = 0x00280103;
+
+function signUsOrSs(r: Reader, elements: Map<number, DicomElement>, list: DicomElement[] | undefined): void {
+  if (!list) return;
+  const pr = elements.get(PIXEL_REPRESENTATION);
+  if (pr && pr.length >= 2 && r.u16(pr.offset) === 1) for (const el of list) el.vr = 'SS';
 }
 
 function readItems(
