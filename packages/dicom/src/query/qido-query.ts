@@ -161,15 +161,19 @@ function selectList(level: QidoLevel, withTags: boolean): string {
     'st.attrs as st_attrs, st.modalities, st.num_series, st.study_uid, ' +
     '(select sum(c.num_instances) from dicom_series c where c.project_id = st.project_id and c.study_uid = st.study_uid) as st_instances';
   if (level === 'study') {
-    return withTags ? `${st}, (select tags from dicom_series x where x.project_id = st.project_id and x.study_uid = st.study_uid limit 1) as tags` : st;
+    return withTags
+      ? `${st}, (select t.tags from dicom_series x join dicom_series_tags t on t.project_id = x.project_id and t.series_uid = x.series_uid ` +
+          'where x.project_id = st.project_id and x.study_uid = st.study_uid limit 1) as tags'
+      : st;
   }
-  const se = `${st}, se.attrs as se_attrs, se.num_instances as se_instances, se.series_uid${withTags ? ', se.tags' : ''}`;
+  const seTags = '(select t.tags from dicom_series_tags t where t.project_id = se.project_id and t.series_uid = se.series_uid) as tags';
+  const se = `${st}, se.attrs as se_attrs, se.num_instances as se_instances, se.series_uid${withTags ? `, ${seTags}` : ''}`;
   if (level === 'series') return se;
   return `${se}, i.attrs as i_attrs, i.sop_uid, i.path`;
 }
 
 function orderBy(level: QidoLevel): string {
-  if (level === 'study') return 'st.study_date, st.study_time, st.study_uid';
+  if (level === 'study') return 'st.study_date, st.study_uid';
   if (level === 'series') return 'st.study_uid, se.series_number, se.series_uid';
   return 'se.series_uid, i.instance_number, i.sop_uid';
 }
@@ -252,9 +256,10 @@ function matchCondition(level: QidoLevel, tag: number, value: string): RawBuilde
   }
   // Any other attribute: matched against the series' full attribute set.
   if (level === 'study') {
-    return sql`exists (select 1 from dicom_series x where x.project_id = st.project_id and x.study_uid = st.study_uid and ${valueMatch(sql`json_extract(x.tags, ${path})`, kind, value)})`;
+    return sql`exists (select 1 from dicom_series x join dicom_series_tags t on t.project_id = x.project_id and t.series_uid = x.series_uid
+      where x.project_id = st.project_id and x.study_uid = st.study_uid and ${valueMatch(sql`json_extract(t.tags, ${path})`, kind, value)})`;
   }
-  return valueMatch(sql`json_extract(se.tags, ${path})`, kind, value);
+  return sql`exists (select 1 from dicom_series_tags t where t.project_id = se.project_id and t.series_uid = se.series_uid and ${valueMatch(sql`json_extract(t.tags, ${path})`, kind, value)})`;
 }
 
 function valueMatch(expr: RawBuilder<unknown>, kind: Kind, value: string): RawBuilder<unknown> {

@@ -335,11 +335,12 @@ export class DicomStore extends EventEmitter {
           const se = seriesRecord(ds);
           q(
             'insert into dicom_series (project_id, series_uid, study_uid, modality, series_number, series_description, body_part, manufacturer, series_date, patient_id, patient_name, ' +
-              'study_date, study_description, num_instances, size_bytes, attrs, tags, search_text, created_at, updated_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)',
+              'study_date, study_description, num_instances, size_bytes, attrs, search_text, created_at, updated_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)',
           ).run(
             pid, uids.seriesInstanceUid, uids.studyInstanceUid, se.modality, se.series_number, se.series_description, se.body_part, se.manufacturer, se.series_date,
-            se.patient_id, se.patient_name, se.study_date, se.study_description, row.size_bytes, se.attrs, se.tags, se.search_text, now, now,
+            se.patient_id, se.patient_name, se.study_date, se.study_description, row.size_bytes, se.attrs, se.search_text, now, now,
           );
+          q('insert into dicom_series_tags (project_id, series_uid, tags) values (?, ?, ?) on conflict (project_id, series_uid) do update set tags = excluded.tags').run(pid, uids.seriesInstanceUid, se.tags);
           const st = studyRecord(ds);
           q(
             'insert into dicom_studies (project_id, study_uid, patient_id, patient_name, patient_birth_date, study_date, study_time, accession_number, study_id, study_description, ' +
@@ -418,6 +419,7 @@ export class DicomStore extends EventEmitter {
       await trx.deleteFrom('dicom_instances').where('project_id', '=', projectId).where('series_uid', '=', seriesUid).execute();
       await trx.deleteFrom('dataset_series').where('project_id', '=', projectId).where('series_uid', '=', seriesUid).execute();
       await trx.deleteFrom('dicom_series').where('project_id', '=', projectId).where('series_uid', '=', seriesUid).execute();
+      await trx.deleteFrom('dicom_series_tags').where('project_id', '=', projectId).where('series_uid', '=', seriesUid).execute();
       const rest = await trx
         .selectFrom('dicom_series')
         .select(sql<number>`count(*)`.as('n'))

@@ -44,8 +44,6 @@ export interface SeriesTable {
   size_bytes: number;
   /** Series-level attributes in DICOM JSON (for QIDO). */
   attrs: string;
-  /** Every top-level attribute of the first instance, in DICOM JSON (bulk data left out). */
-  tags: string;
   /** Lower-cased text of the searchable attributes, for free-text search. */
   search_text: string;
   created_at: number;
@@ -56,6 +54,17 @@ export interface SeriesTable {
   /** Thumbnail file (relative to the store root), or null until made. */
   thumbnail: string | null;
   thumbnail_error: string | null;
+}
+
+/**
+ * Every top-level attribute of a series' first instance, in DICOM JSON (bulk data left
+ * out). A table of its own: these values are kilobytes, and scans of dicom_series
+ * (search, facets, sorting) must not wade through them.
+ */
+export interface SeriesTagsTable {
+  project_id: string;
+  series_uid: string;
+  tags: string;
 }
 
 export interface InstancesTable {
@@ -93,6 +102,7 @@ export interface DatasetSeriesTable {
 export interface DicomTables {
   dicom_studies: StudiesTable;
   dicom_series: SeriesTable;
+  dicom_series_tags: SeriesTagsTable;
   dicom_instances: InstancesTable;
   datasets: DatasetsTable;
   dataset_series: DatasetSeriesTable;
@@ -123,9 +133,11 @@ export const dicomMigrations: NamedMigration[] = [
         .addColumn('updated_at', 'bigint', (c) => c.notNull())
         .addPrimaryKeyConstraint('dicom_studies_pk', ['project_id', 'study_uid'])
         .execute();
-      for (const col of ['study_date', 'patient_id', 'patient_name', 'accession_number', 'created_at']) {
+      for (const col of ['patient_id', 'patient_name', 'accession_number', 'created_at']) {
         await db.schema.createIndex(`dicom_studies_${col}`).on('dicom_studies').columns(['project_id', col]).execute();
       }
+      // QIDO's study order: a date range and the first page come straight from this index.
+      await db.schema.createIndex('dicom_studies_date').on('dicom_studies').columns(['project_id', 'study_date', 'study_uid']).execute();
       await db.schema
         .createTable('dicom_series')
         .addColumn('project_id', 'text', (c) => c.notNull())
@@ -144,7 +156,6 @@ export const dicomMigrations: NamedMigration[] = [
         .addColumn('num_instances', 'integer', (c) => c.notNull().defaultTo(0))
         .addColumn('size_bytes', 'integer', (c) => c.notNull().defaultTo(0))
         .addColumn('attrs', 'text', (c) => c.notNull())
-        .addColumn('tags', 'text', (c) => c.notNull())
         .addColumn('search_text', 'text', (c) => c.notNull().defaultTo(''))
         .addColumn('created_at', 'bigint', (c) => c.notNull())
         .addColumn('updated_at', 'bigint', (c) => c.notNull())
@@ -154,10 +165,17 @@ export const dicomMigrations: NamedMigration[] = [
         .addPrimaryKeyConstraint('dicom_series_pk', ['project_id', 'series_uid'])
         .execute();
       await db.schema.createIndex('dicom_series_study').on('dicom_series').columns(['project_id', 'study_uid']).execute();
-      for (const col of ['modality', 'body_part', 'manufacturer', 'created_at', 'study_date', 'patient_id', 'series_date']) {
+      // Columns filtered or sorted on; not those written with every instance (updated_at, num_instances).
+      for (const col of ['modality', 'body_part', 'manufacturer', 'created_at', 'study_date', 'patient_id', 'patient_name', 'series_date', 'series_description']) {
         await db.schema.createIndex(`dicom_series_${col}`).on('dicom_series').columns(['project_id', col]).execute();
       }
-      await db.schema.createIndex('dicom_series_incomplete').on('dicom_series').columns(['completed_at', 'updated_at']).execute();
+      await db.schema
+        .createTable('dicom_series_tags')
+        .addColumn('project_id', 'text', (c) => c.notNull())
+        .addColumn('series_uid', 'text', (c) => c.notNull())
+        .addColumn('tags', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('dicom_series_tags_pk', ['project_id', 'series_uid'])
+        .execute();
       await db.schema
         .createTable('dicom_instances')
         .addColumn('project_id', 'text', (c) => c.notNull())

@@ -1,4 +1,4 @@
-import { tagOfKeyword, tagHex, typedTags, type DicomJson, type DicomService, type SeriesEvent } from '@tessera/dicom';
+import { seriesTagsJson, tagOfKeyword, tagHex, typedTags, type DicomJson, type DicomService, type SeriesEvent } from '@tessera/dicom';
 import type { DagScheduler } from '@tessera/engine';
 import type { WorkflowRegistry } from '@tessera/extensions';
 import type { ProjectStore } from '../projects/project-store.ts';
@@ -27,10 +27,10 @@ export function startArrivalTriggers(o: { dicom: DicomService; registry: Workflo
   const fire = async (e: SeriesEvent): Promise<void> => {
     const triggers = o.registry.extensions().flatMap((ext) => (ext.manifest.triggers ?? []).map((t) => ({ ext, t })));
     if (triggers.length === 0) return;
-    const row = await o.dicom.db.selectFrom('dicom_series').select('tags').where('project_id', '=', e.projectId).where('series_uid', '=', e.seriesUid).executeTakeFirst();
+    const tagsJson = await seriesTagsJson(o.dicom.db, e.projectId, e.seriesUid);
     const project = await o.projects.findById(e.projectId);
-    if (!row || !project) return;
-    const json = JSON.parse(row.tags) as DicomJson;
+    if (!tagsJson || !project) return;
+    const json = JSON.parse(tagsJson) as DicomJson;
     const tags = typedTags(json);
     for (const { ext, t } of triggers) {
       if (t.projects && !t.projects.includes(project.name)) continue;

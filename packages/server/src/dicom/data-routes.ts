@@ -6,7 +6,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { readMultipart, searchSeries, seriesFacets, typedTags, zipStream, type DicomJson, type DicomService, type FileResult, type IngestTarget } from '@tessera/dicom';
+import { readMultipart, searchSeries, seriesFacets, seriesTagsJson, typedTags, zipStream, type DicomJson, type DicomService, type FileResult, type IngestTarget } from '@tessera/dicom';
 import { TesseraError } from '@tessera/model';
 import { errorResponses, iso, ProjectQuery } from '../http/common.schema.ts';
 import type { ProjectStore } from '../projects/project-store.ts';
@@ -77,7 +77,8 @@ export async function dataRoutes(app: FastifyInstance, opts: DataRoutesOptions):
     const p = await project((req.query as Static<typeof ProjectQuery>).project);
     const row = await dicom.db.selectFrom('dicom_series').selectAll().where('project_id', '=', p.id).where('series_uid', '=', uid).executeTakeFirst();
     if (!row) throw new TesseraError('TESSERA_NOT_FOUND', `series ${uid} does not exist in project "${p.name}"`);
-    return { ...seriesJson(row as unknown as Record<string, unknown>, p.name), datasets: await dicom.datasets.datasetsOf(p.id, uid), tags: typedTags(JSON.parse(row.tags) as DicomJson) };
+    const tags = (await seriesTagsJson(dicom.db, p.id, uid)) ?? '{}';
+    return { ...seriesJson(row as unknown as Record<string, unknown>, p.name), datasets: await dicom.datasets.datasetsOf(p.id, uid), tags: typedTags(JSON.parse(tags) as DicomJson) };
   });
 
   app.get('/api/series/:uid/instances', { schema: { tags: ['data'], summary: "A series' instances", params: UidParams, querystring: Type.Intersect([ProjectQuery, Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, default: 1000 })), offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })) })]), response: errorResponses } }, async (req) => {
