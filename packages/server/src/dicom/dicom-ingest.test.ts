@@ -82,6 +82,24 @@ describe.skipIf(skipDicomTools)('DICOM ingest over C-STORE (dcmtk storescu again
     expect((await run('echoscu', ['-aec', 'TESSERA', '127.0.0.1', port])).code).toBe(0);
   });
 
+  it('answers a failure status for an instance without Series Instance UID, stores nothing of it, and keeps serving', async () => {
+    await s.call('POST', '/api/projects', { name: 'no-uid' });
+    const dir = await mkdtemp(join(tmpdir(), 'tessera-bad-'));
+    try {
+      const bad = join(dir, 'bad.dcm');
+      await copyFile(pydicomFile('CT_small.dcm'), bad);
+      expect((await run('dcmodify', ['-nb', '-ea', '(0020,000e)', bad])).code).toBe(0);
+      // storescu exits 0 whatever the status; with -v it prints the status it received.
+      const r = await run('storescu', ['-v', '-aec', 'kp-no-uid', '127.0.0.1', port, bad]);
+      expect(r.out).toMatch(/Received Store Response \(Error: CannotUnderstand\)/);
+      expect((await s.call('GET', '/api/series?project=no-uid')).body.total).toBe(0);
+      expect((await run('storescu', ['-aec', 'kp-no-uid', '127.0.0.1', port, pydicomFile('CT_small.dcm')])).code).toBe(0);
+      expect((await s.call('GET', '/api/series?project=no-uid')).body.total).toBe(1);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('keeps the first copy of a duplicate SOP instance and acknowledges the resend (policy "keep")', async () => {
     await s.call('POST', '/api/projects', { name: 'dups' });
     for (let i = 0; i < 2; i++) {

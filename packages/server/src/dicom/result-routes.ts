@@ -5,21 +5,33 @@ import type { ProjectStore } from '../projects/project-store.ts';
 import type { ResultBuckets } from './result-buckets.ts';
 
 const RunParams = Type.Object({ run: Type.String({ pattern: '^[A-Za-z0-9_-]+$' }) });
+const ListQuery = Type.Intersect([
+  ProjectQuery,
+  Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, default: 1000 })), offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })) }),
+]);
 
 /** The result buckets over HTTP: what put-files stored, per project and run. */
 export async function resultRoutes(app: FastifyInstance, opts: { buckets: ResultBuckets; projects: ProjectStore }): Promise<void> {
   const project = (name: string | undefined) => (name ? opts.projects.require(name) : opts.projects.ensureDefault());
 
-  app.get('/api/results', { schema: { tags: ['data'], summary: "Files in the project's result bucket (from put-files)", querystring: ProjectQuery, response: errorResponses } }, async (req) => {
-    const p = await project((req.query as Static<typeof ProjectQuery>).project);
-    return { items: (await opts.buckets.list(p.id)).map((o) => ({ ...o, url: `/api/results/${o.run_id}/files/${o.path}?project=${p.name}` })) };
-  });
-
-  app.get('/api/results/:run', { schema: { tags: ['data'], summary: 'Result files of one run', params: RunParams, querystring: ProjectQuery, response: errorResponses } }, async (req) => {
-    const { run } = req.params as Static<typeof RunParams>;
-    const p = await project((req.query as Static<typeof ProjectQuery>).project);
-    return { items: (await opts.buckets.list(p.id, run)).map((o) => ({ ...o, url: `/api/results/${o.run_id}/files/${o.path}?project=${p.name}` })) };
-  });
+  const page = async (q: Static<typeof ListQuery>, run?: string) => {
+    const p = await project(q.project);
+    const all = await opts.buckets.list(p.id, run);
+    const offset = q.offset ?? 0;
+    const limit = q.limit ?? 1000;
+    return {
+      items: all.slice(offset, offset + limit).map((o) => ({ ...o, url: `/api/results/${o.run_id}/files/${o.path}?project=${p.name}` })),
+      total: all.length,
+      limit,
+      offset,
+    };
+  };
+  app.get('/api/results', { schema: { tags: ['data'], summary: "Files in the project's result bucket (from put-files), newest run first", querystring: ListQuery, response: errorResponses } }, async (req) =>
+    page(req.query as Static<typeof ListQuery>),
+  );
+  app.get('/api/results/:run', { schema: { tags: ['data'], summary: 'Result files of one run', params: RunParams, querystring: ListQuery, response: errorResponses } }, async (req) =>
+    page(req.query as Static<typeof ListQuery>, (req.params as Static<typeof RunParams>).run),
+  );
 
   app.get('/api/results/:run/files/*', { schema: { tags: ['data'], summary: 'Download one result file', querystring: ProjectQuery } }, async (req, reply) => {
     const { run, '*': path } = req.params as { run: string; '*': string };
