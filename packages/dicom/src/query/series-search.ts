@@ -65,7 +65,14 @@ export function seriesConditions(q: SeriesQuery): RawBuilder<unknown>[] {
   if (q.studyDateTo) w.push(sql`s.study_date <= ${dicomDate(q.studyDateTo, 'study_date_to')}`);
   if (q.studyUid) w.push(sql`s.study_uid = ${q.studyUid}`);
   if (q.patientId) w.push(sql`s.patient_id = ${q.patientId}`);
-  for (const word of (q.text ?? '').toLowerCase().split(/\s+/).filter(Boolean)) {
+  const words = (q.text ?? '').toLowerCase().split(/\s+/).filter(Boolean);
+  // Words of three characters or more go to the trigram index; shorter ones are scanned for.
+  const indexed = words.filter((word) => [...word].length >= 3);
+  if (indexed.length > 0) {
+    const match = indexed.map((word) => `"${word.replace(/"/g, '""')}"`).join(' AND ');
+    w.push(sql`s.rowid in (select rowid from dicom_series_fts where dicom_series_fts match ${match})`);
+  }
+  for (const word of words.filter((x) => [...x].length < 3)) {
     w.push(sql`s.search_text like ${`%${word.replace(/[!%_]/g, '!$&')}%`} escape '!'`);
   }
   for (const [key, value] of Object.entries(q.tags ?? {})) w.push(tagCondition(key, value));

@@ -1,4 +1,4 @@
-import { type Kysely, type NamedMigration } from '@tessera/db';
+import { sql, type Kysely, type NamedMigration } from '@tessera/db';
 
 /**
  * One row per study per project: what QIDO-RS answers at study level. Its number of
@@ -169,6 +169,16 @@ export const dicomMigrations: NamedMigration[] = [
       for (const col of ['modality', 'body_part', 'manufacturer', 'created_at', 'study_date', 'patient_id', 'patient_name', 'series_date', 'series_description']) {
         await db.schema.createIndex(`dicom_series_${col}`).on('dicom_series').columns(['project_id', col]).execute();
       }
+      // Free text: a trigram index over search_text (substring search at any position),
+      // kept in step by triggers. PostgreSQL would use pg_trgm for the same.
+      await sql`create virtual table dicom_series_fts using fts5(search_text, tokenize = 'trigram', content = 'dicom_series', content_rowid = 'rowid')`.execute(db);
+      await sql`create trigger dicom_series_fts_insert after insert on dicom_series begin
+        insert into dicom_series_fts (rowid, search_text) values (new.rowid, new.search_text); end`.execute(db);
+      await sql`create trigger dicom_series_fts_delete after delete on dicom_series begin
+        insert into dicom_series_fts (dicom_series_fts, rowid, search_text) values ('delete', old.rowid, old.search_text); end`.execute(db);
+      await sql`create trigger dicom_series_fts_update after update of search_text on dicom_series begin
+        insert into dicom_series_fts (dicom_series_fts, rowid, search_text) values ('delete', old.rowid, old.search_text);
+        insert into dicom_series_fts (rowid, search_text) values (new.rowid, new.search_text); end`.execute(db);
       await db.schema
         .createTable('dicom_series_tags')
         .addColumn('project_id', 'text', (c) => c.notNull())
