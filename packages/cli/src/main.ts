@@ -1,14 +1,38 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ApiClient, CliError } from './api-client.ts';
 import type { JobJson, Page, ProjectJson, RunJson, WorkflowJson } from './api-types.ts';
+import {
+  datasetsCreateCommand,
+  datasetsDeleteCommand,
+  datasetsListCommand,
+  datasetsMembersCommand,
+  datasetsRenameCommand,
+  datasetsShowCommand,
+  type MembersOptions,
+} from './commands/datasets-command.ts';
+import { exportCommand, resultsCommand, type ExportOptions, type ResultsOptions } from './commands/export-command.ts';
+import { importCommand, type ImportOptions } from './commands/import-command.ts';
 import { logsCommand } from './commands/logs-command.ts';
 import { runCommand } from './commands/run-command.ts';
+import { seriesDeleteCommand, seriesFacetsCommand, seriesListCommand, seriesShowCommand, type SeriesListOptions } from './commands/series-command.ts';
 import { duration, printJson, table } from './output.ts';
+import { addSeriesFilters, collectList, type SeriesFilterOptions } from './series-filters.ts';
 
 function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a whole number');
   return n;
+}
+
+function atLeastOne(value: string): number {
+  const n = positiveInt(value);
+  if (n < 1) throw new InvalidArgumentError('must be 1 or more');
+  return n;
+}
+
+/** Commander's own usage errors (unknown option, missing argument, bad value) exit 2 like the CLI's; help and --version exit 0. */
+function usageExit(err: { exitCode: number }): never {
+  process.exit(err.exitCode === 0 ? 0 : 2);
 }
 
 /** Builds the `tessera` command line. Each action returns the process exit code. */
@@ -17,7 +41,9 @@ export function buildProgram(): Command {
     .description('Tessera: develop, deploy and run medical-imaging extensions. Talks to a Tessera server over HTTP.')
     .addOption(new Option('--url <url>', 'server URL').env('TESSERA_URL').default('http://localhost:8080'))
     .addOption(new Option('--project <name>', 'project to work in').env('TESSERA_PROJECT').default('admin'))
-    .showHelpAfterError('(run with --help for usage)');
+    .showHelpAfterError('(run with --help for usage)')
+    // Before any subcommand is added: they inherit it.
+    .exitOverride(usageExit);
   const api = (): ApiClient => new ApiClient(program.opts<{ url: string }>().url);
   const project = (): string => program.opts<{ project: string }>().project;
   let exitCode = 0;
@@ -117,6 +143,75 @@ export function buildProgram(): Command {
       const run = await api().post<RunJson>(`/api/runs/${encodeURIComponent(id)}/retry`);
       console.log(`run ${run.id}: attempt ${run.attempt} ${run.state}; follow it with: tessera logs ${run.id} --follow`);
     }));
+
+  // ------------------------------------------------------------------ DICOM data
+  program.command('import <paths...>').description('upload DICOM files, folders (walked recursively) and .zip archives; exits 1 when any file is rejected')
+    .option('--dataset <name>', 'dataset the series join (created if new; default: the day\'s import-YYYY-MM-DD)')
+    .option('--json', 'print the outcome of every file as JSON')
+    .addOption(new Option('--parallel <n>', 'requests in flight').argParser(atLeastOne).default(4))
+    .addOption(new Option('--batch-files <n>', 'most files in one request').argParser(atLeastOne).default(64).hideHelp())
+    .addOption(new Option('--batch-mb <n>', 'most megabytes in one request').argParser(atLeastOne).default(32).hideHelp())
+    .action(act(async (paths: string[], o: Omit<ImportOptions, 'project'>) => importCommand(api(), paths, { ...o, project: project() })));
+
+  const series = program.command('series').description('search the series of the store (filters: `tessera series list --help`); show, delete, count them');
+  const seriesList = series.command('list', { isDefault: true }).description('search series (the default of `tessera series`): newest first, filtered')
+    .addOption(new Option('--sort <key>', 'sort by').choices(['created_at', 'updated_at', 'study_date', 'patient_name', 'patient_id', 'modality', 'series_description', 'series_number', 'num_instances']))
+    .addOption(new Option('--order <order>', 'sort order (default desc)').choices(['asc', 'desc']))
+    .option('--limit <n>', 'how many', atLeastOne, 100)
+    .option('--offset <n>', 'skip this many', positiveInt, 0)
+    .option('--json', 'print JSON');
+  addSeriesFilters(seriesList, '--dataset').action(act(async (o: Omit<SeriesListOptions, 'project'>) => seriesListCommand(api(), { ...o, project: project() })));
+  series.command('show <uid>').description("a series' attributes, datasets and DICOM attributes").option('--json', 'print JSON')
+    .action(act(async (uid: string, o: { json?: boolean }) => seriesShowCommand(api(), uid, { ...o, project: project() })));
+  series.command('delete <uids...>').description('delete series: files, index entries, dataset memberships; asks first unless --yes')
+    .option('-y, --yes', 'do not ask (needed without a terminal)')
+    .option('--json', 'print JSON')
+    .action(act(async (uids: string[], o: { yes?: boolean; json?: boolean }) => seriesDeleteCommand(api(), uids, { ...o, project: project() })));
+  const facets = series.command('facets').description('how many matching series per modality, body part and manufacturer').option('--json', 'print JSON');
+  addSeriesFilters(facets, '--dataset').action(act(async (o: SeriesFilterOptions & { json?: boolean }) => seriesFacetsCommand(api(), { ...o, project: project() })));
+
+  const datasets = program.command('datasets').description('named sets of series: list, create, show, rename, delete; add and remove series');
+  datasets.command('list', { isDefault: true }).description('list datasets (the default of `tessera datasets`)')
+    .option('-q, --query <text>', 'part of the name')
+    .addOption(new Option('--sort <key>', 'sort by (default name)').choices(['name', 'created_at', 'updated_at', 'series_count']))
+    .addOption(new Option('--order <order>', 'sort order (default asc)').choices(['asc', 'desc']))
+    .option('--limit <n>', 'how many', atLeastOne, 100)
+    .option('--offset <n>', 'skip this many', positiveInt, 0)
+    .option('--json', 'print JSON')
+    .action(act(async (o: { query?: string; sort?: string; order?: string; limit: number; offset: number; json?: boolean }) => datasetsListCommand(api(), { ...o, project: project() })));
+  const membersOptions = (cmd: Command): Command =>
+    addSeriesFilters(cmd.option('--series <uids...>', 'SeriesInstanceUIDs (space- or comma-separated, repeatable)', collectList), '--in-dataset').option('--json', 'print JSON');
+  membersOptions(datasets.command('create <name>').description('create a dataset, empty or with series named by UID and/or by filters').option('--description <text>', 'what it is for'))
+    .action(act(async (name: string, o: Omit<MembersOptions, 'project'> & { description?: string }) => datasetsCreateCommand(api(), name, { ...o, project: project() })));
+  datasets.command('show <name>').description('a dataset and its series')
+    .option('--limit <n>', 'how many series', atLeastOne, 100)
+    .option('--offset <n>', 'skip this many series', positiveInt, 0)
+    .option('--json', 'print JSON')
+    .action(act(async (name: string, o: { limit: number; offset: number; json?: boolean }) => datasetsShowCommand(api(), name, { ...o, project: project() })));
+  datasets.command('rename <name> <new-name>').description('rename a dataset').option('--json', 'print JSON')
+    .action(act(async (name: string, newName: string, o: { json?: boolean }) => datasetsRenameCommand(api(), name, newName, { ...o, project: project() })));
+  datasets.command('delete <name>').description('delete a dataset; its series stay in the store').option('--json', 'print JSON')
+    .action(act(async (name: string, o: { json?: boolean }) => datasetsDeleteCommand(api(), name, { ...o, project: project() })));
+  membersOptions(datasets.command('add <name>').description('add series to a dataset, by UID (--series) and/or by filters'))
+    .action(act(async (name: string, o: Omit<MembersOptions, 'project'>) => datasetsMembersCommand(api(), 'add', name, { ...o, project: project() })));
+  membersOptions(datasets.command('remove <name>').description('remove series from a dataset (they stay in the store), by UID (--series) and/or by filters'))
+    .action(act(async (name: string, o: Omit<MembersOptions, 'project'>) => datasetsMembersCommand(api(), 'remove', name, { ...o, project: project() })));
+
+  program.command('export').description('download a series, a study or a dataset as a .zip of DICOM files')
+    .option('--series <uid>', 'a series')
+    .option('--study <uid>', 'a study')
+    .option('--dataset <name>', 'a dataset')
+    .option('-o, --output <file>', "where to write the .zip (default: the server's name, in the current folder; - for stdout)")
+    .option('--force', 'overwrite an existing file')
+    .option('--json', 'print the file and its size as JSON')
+    .action(act(async (o: Omit<ExportOptions, 'project'>) => exportCommand(api(), { ...o, project: project() })));
+
+  program.command('results').description('result files of workflows (put-files), of every run or of one; --download fetches them')
+    .option('--run <id>', 'only the files of this run')
+    .option('--download <dir>', 'download them to <dir>/<run>/<path>')
+    .option('--force', 'overwrite files that exist in <dir>')
+    .option('--json', 'print JSON')
+    .action(act(async (o: Omit<ResultsOptions, 'project'>) => resultsCommand(api(), { ...o, project: project() })));
 
   program.hook('postAction', () => {
     process.exitCode = exitCode;

@@ -1,4 +1,4 @@
-/** Plain-text tables and durations for the CLI's listings. */
+/** Plain-text tables, durations and sizes for the CLI's listings. */
 
 export function table(headers: string[], rows: (string | number | null | undefined)[][]): string {
   const cells = [headers, ...rows.map((r) => r.map((c) => (c === null || c === undefined ? '-' : String(c))))];
@@ -17,4 +17,18 @@ export function duration(start: string | null, end: string | null): string {
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** A size for humans: `512 B`, `39.2 KB`, `1.5 MB`, `2.31 GB` (powers of 1024). */
+export function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GB`;
+}
+
+/** Cuts a cell to `max` characters, ending with `…` when it was longer. */
+export function truncate(text: string | null | undefined, max: number): string | null | undefined {
+  if (text === null || text === undefined || text.length <= max) return text;
+  return `${text.slice(0, max - 1)}…`;
 }
