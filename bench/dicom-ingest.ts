@@ -258,6 +258,11 @@ function record(m: Ingest): void {
   log(`${m.case.padEnd(12)} ${m.system.padEnd(9)} run ${m.rep + 1}: ${m.ok ? `${m.perSecond!.toFixed(0)} instances/s (${(m.ms! / 1000).toFixed(2)} s${cpu}; verified in ${(m.verifyMs! / 1000).toFixed(2)} s)` : `FAILED: ${m.error}`}`);
 }
 
+/** A system that failed a case fails the same way again, and slowly: its later repetitions are skipped. */
+function failedBefore(caseId: string, id: SystemId): boolean {
+  return ingests.some((m) => m.case === caseId && m.system === id && !m.ok);
+}
+
 function home(...parts: string[]): string {
   const dir = join(root, ...parts);
   rmSync(dir, { recursive: true, force: true });
@@ -273,6 +278,7 @@ function dispose(dir: string): void {
 async function ingestCase(caseId: 'cstore' | 'stow', systems: SystemId[], set: GeneratedSet, warm: GeneratedSet): Promise<void> {
   for (let rep = 0; rep < reps; rep++) {
     for (const id of systems) {
+      if (failedBefore(caseId, id)) continue;
       const dir = home(caseId, `${id}-${rep + 1}`);
       let t: Target | undefined;
       try {
@@ -329,8 +335,8 @@ async function qidoCase(systems: SystemId[]): Promise<void> {
   const st = set.studies[0]!;
   const se = st.series[0]!;
   const shapes: QueryShape[] = [
-    { id: 'study-instances', label: `instances of the ${set.count}-instance study`, path: `/studies/${st.uid}/instances`, expect: () => set.count },
-    { id: 'series-instances', label: `instances of one ${se.instances}-instance series`, path: `/studies/${st.uid}/series/${se.uid}/instances`, expect: () => se.instances },
+    { id: 'study-instances', label: `instances of the ${num(set.count)}-instance study`, path: `/studies/${st.uid}/instances`, expect: () => set.count },
+    { id: 'series-instances', label: `instances of one ${num(se.instances)}-instance series`, path: `/studies/${st.uid}/series/${se.uid}/instances`, expect: () => se.instances },
     { id: 'study-series', label: 'series of the study', path: `/studies/${st.uid}/series`, expect: () => st.series.length },
     { id: 'study-by-uid', label: 'the study, by StudyInstanceUID', path: `/studies?StudyInstanceUID=${st.uid}`, expect: () => 1 },
   ];
@@ -422,7 +428,7 @@ async function loadBig(t: Target, big: GeneratedSet, budgetMs: number | undefine
     const left = (big.count - load.instances) / r.perSecond;
     log(`load     ${t.id.padEnd(9)} ${load.instances} of ${big.count}: ${r.perSecond.toFixed(0)} instances/s, ${(load.ms / 1000).toFixed(0)} s so far, ~${left.toFixed(0)} s to go`);
     if (budgetMs !== undefined && load.ms + left * 1000 > budgetMs) {
-      load.skipped = `loading ${big.count} instances would take ~${((load.ms + left * 1000) / 60_000).toFixed(0)} min (${r.perSecond.toFixed(0)} instances/s at ${load.instances}), over the ${budgetMs / 60_000}-min budget (--orthanc-load-budget)`;
+      load.skipped = `loading ${num(big.count)} instances would take ~${((load.ms + left * 1000) / 60_000).toFixed(0)} min (${r.perSecond.toFixed(0)} instances/s at ${num(load.instances)}), over the ${budgetMs / 60_000}-min budget (--orthanc-load-budget)`;
       return load;
     }
   }
@@ -470,18 +476,25 @@ async function bigCase(systems: SystemId[], warm: GeneratedSet): Promise<void> {
   for (let rep = 0; rep < reps; rep++) {
     for (const id of loaded) {
       // Restarted in every repetition: only one server runs at a time, so the other's background work cannot skew it.
-      const t = await start(id, homes.get(id)!);
+      let t: Target | undefined;
       try {
+        t = await start(id, homes.get(id)!);
         if (cases.includes('search')) await queryRound('search', t, shapes, perRound, true, stored.get(id)!);
-        if (cases.includes('scale')) {
-          const w = generateCtInstances({ dir: dataDir, count: WARMUP, studies: 1, label: `scale-warmup-${rep}` });
-          await send('cstore', t, w);
-          stored.get(id)!.push(...w.studies);
+        if (cases.includes('scale') && !failedBefore('scale-full', id)) {
+          try {
+            const w = generateCtInstances({ dir: dataDir, count: WARMUP, studies: 1, label: `scale-warmup-${rep}` });
+            await send('cstore', t, w);
+            stored.get(id)!.push(...w.studies);
+          } catch (err) {
+            throw new Error(`the ${WARMUP} warm-up instances were not stored: ${(err as Error).message}`);
+          }
           record(await timedIngest('scale-full', 'cstore', t, scaleSets[rep]!, rep, 0));
           stored.get(id)!.push(...scaleSets[rep]!.studies);
         }
+      } catch (err) {
+        record({ case: 'scale-full', system: id, rep, ok: false, error: (err as Error).message });
       } finally {
-        await t.stop();
+        await t?.stop();
       }
     }
   }
@@ -490,12 +503,15 @@ async function bigCase(systems: SystemId[], warm: GeneratedSet): Promise<void> {
   if (!cases.includes('scale')) return;
   for (let rep = 0; rep < reps; rep++) {
     for (const id of loaded) {
+      if (failedBefore('scale-empty', id)) continue;
       const dir = home('scale-empty', `${id}-${rep + 1}`);
       let t: Target | undefined;
       try {
         t = await start(id, dir);
         await send('cstore', t, warm);
         record(await timedIngest('scale-empty', 'cstore', t, scaleSets[rep]!, rep, warm.count));
+      } catch (err) {
+        record({ case: 'scale-empty', system: id, rep, ok: false, error: (err as Error).message });
       } finally {
         await t?.stop();
         dispose(dir);
@@ -527,7 +543,7 @@ function ingestTable(caseId: string, systems: readonly SystemId[], absent: Reado
     }
     const r = rates(caseId, id);
     if (r.ok.length === 0) {
-      rows.push(`| ${LABEL[id]} | failed: ${(r.failed?.error ?? 'not run').split('\n')[0]!.slice(0, 120)} | | | | |`);
+      rows.push(`| ${LABEL[id]} | failed: ${(r.failed?.error ?? 'not run').split('\n')[0]!.slice(0, 200)} | | | | |`);
       continue;
     }
     const perSecond = r.ok.map((m) => m.perSecond!);
@@ -564,7 +580,7 @@ function loadTable(): string {
   const rows = ['| system | load time | instances/s overall | first 10,000 | last 10,000 | server CPU per instance |', '| --- | ---: | ---: | ---: | ---: | ---: |'];
   for (const l of loads) {
     if (l.error) {
-      rows.push(`| ${LABEL[l.system]} | failed: ${l.error.split('\n')[0]!.slice(0, 120)} | | | | |`);
+      rows.push(`| ${LABEL[l.system]} | failed: ${l.error.split('\n')[0]!.slice(0, 200)} | | | | |`);
       continue;
     }
     const first = l.pieces[0]?.perSecond ?? Number.NaN;
@@ -583,9 +599,13 @@ function scaleTable(systems: readonly SystemId[]): string {
   for (const id of systems) {
     const e = rates('scale-empty', id);
     const f = rates('scale-full', id);
-    if (e.ok.length === 0 && f.ok.length === 0) continue;
+    if (e.ok.length === 0 && f.ok.length === 0 && !e.failed && !f.failed) {
+      rows.push(`| ${LABEL[id]} | not measured (see the load above) | | | |`);
+      continue;
+    }
+    const cell = (r: ReturnType<typeof rates>): string => (r.ok.length > 0 ? `${num(r.rate)} (${r.ok.length})` : `failed: ${(r.failed?.error ?? 'not run').split('\n')[0]!.slice(0, 200)}`);
     const cpu = (r: { ok: Ingest[] }): string => millis(median(r.ok.map((m) => m.cpuMsPerInstance!)), 2);
-    rows.push(`| ${LABEL[id]} | ${num(e.rate)} (${e.ok.length}) | ${num(f.rate)} (${f.ok.length}) | ${times(f.rate, e.rate)} | ${cpu(e)} / ${cpu(f)} ms |`);
+    rows.push(`| ${LABEL[id]} | ${cell(e)} | ${cell(f)} | ${times(f.rate, e.rate)} | ${cpu(e)} / ${cpu(f)} ms |`);
   }
   return rows.join('\n');
 }
@@ -716,7 +736,7 @@ async function main(): Promise<void> {
     sections.push(
       `### QIDO-RS on one ${num(qidoCount)}-instance study (2 series), one request at a time`,
       '',
-      `Up to ${qidoReps} samples per query and system (fewer once a query took ${QUERY_BUDGET_MS / 1000} s in a repetition), after one untimed request.`,
+      `${Math.ceil(qidoReps / reps) * reps} samples per query and system (${Math.ceil(qidoReps / reps)} per repetition, fewer once a query took ${QUERY_BUDGET_MS / 1000} s in a repetition), after one untimed request.`,
       '',
       queryTable('qido', ready(web)),
       '',

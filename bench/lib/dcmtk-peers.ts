@@ -127,11 +127,21 @@ export async function storeScu(o: StoreScuOptions): Promise<StoreScuResult> {
   for (const r of runs) {
     const errors = `${r.stdout}\n${r.stderrTail}`.split('\n').filter((l) => /^E:|Store Failed|failed/i.test(l));
     if (r.code !== 0 || errors.length > 0) {
-      throw new Error(`storescu to ${o.aet}@${o.host}:${o.port} failed (exit ${r.code}):\n${r.stderrTail || r.stdout.slice(-2000)}`);
+      // The error lines first: a report that shows only the first line of a failure must still say what failed.
+      throw new Error(`storescu to ${o.aet}@${o.host}:${o.port} failed (exit ${r.code}${statusOf(r.code)}): ${errors.join(' ') || 'no error line'}\n${r.stderrTail || r.stdout.slice(-2000)}`);
     }
   }
   const shown = argsOf(groups[0]!.paths.length > 3 ? [...groups[0]!.paths.slice(0, 2), '…'] : groups[0]!.paths);
   return { instances, ms, perSecond: instances / (ms / 1000), command: `TCP_NODELAY=1 storescu ${shown.join(' ')}` };
+}
+
+/**
+ * storescu logs a refused store only with -v, but exits with the high byte of
+ * the refusal's DIMSE status (a store refused with 0xA700, Out of Resources,
+ * exits 167): say so, since the output has nothing else to tell.
+ */
+function statusOf(code: number | null): string {
+  return code !== null && code >= 0xa0 ? `: a store was refused, DIMSE status 0x${code.toString(16).toUpperCase()}xx; the server's log says why` : '';
 }
 
 /** Splits the input into one group per association, as files when the list is short and as folders otherwise. */
