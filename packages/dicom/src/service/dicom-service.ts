@@ -68,7 +68,7 @@ export class DicomService extends EventEmitter {
     this.options = o;
     this.db = domainView<DicomTables>(o.db as Kysely<object>);
     this.store = new DicomStore({ db: this.db, root: o.root, fsync: o.fsync, duplicates: o.duplicates, quietPeriodMs: o.quietPeriodMs, log: o.log });
-    this.datasets = new DatasetStore(this.db);
+    this.datasets = new DatasetStore(this.db, (projectId, name) => this.store.forgetDataset(projectId, name));
     this.thumbnails = new Thumbnailer({ db: this.db, store: this.store, log: o.log });
     this.store.on('series-complete', (e: SeriesEvent) => {
       this.thumbnails.enqueue(e);
@@ -86,9 +86,15 @@ export class DicomService extends EventEmitter {
     await this.thumbnails.close();
   }
 
-  /** The ingest target of a project: the named dataset (created if new), else today's import dataset. */
-  async target(projectId: string, datasetName?: string): Promise<IngestTarget> {
-    return { projectId, datasetId: await this.datasets.ensure(projectId, datasetName ?? importDatasetName()) };
+  /**
+   * The ingest target of a project: the named dataset, else today's import dataset.
+   * The dataset is created with the first instance stored into it, so an import that
+   * stores nothing leaves no empty dataset behind. A bad name is refused here.
+   */
+  target(projectId: string, datasetName?: string): IngestTarget {
+    const name = datasetName ?? importDatasetName();
+    DatasetStore.checkName(name);
+    return { projectId, datasetName: name };
   }
 
   /** Stores one Part 10 file; never throws for bad input: the result says why it was rejected. */
@@ -130,6 +136,15 @@ export class DicomService extends EventEmitter {
       const reason = `called AE title "${info.calledAe}" names project "${route.projectName}", which does not exist`;
       this.options.log.warn(`DICOM association from ${info.callingAe}@${info.remoteAddress} refused: ${reason}`);
       return { accept: false, reason, result: 1, source: 1, diagnostic: 7 };
+    }
+    if (route.datasetName !== undefined) {
+      try {
+        DatasetStore.checkName(route.datasetName);
+      } catch (err) {
+        const reason = `calling AE title "${info.callingAe}" names dataset "${route.datasetName}": ${(err as Error).message}`;
+        this.options.log.warn(`DICOM association from ${info.callingAe}@${info.remoteAddress} refused: ${reason}`);
+        return { accept: false, reason, result: 1, source: 1, diagnostic: 3 };
+      }
     }
     const context: AssociationContext = { project, datasetName: route.datasetName };
     return { accept: true, context };

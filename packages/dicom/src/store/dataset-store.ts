@@ -18,8 +18,12 @@ export class DatasetStore {
   /** `project|name` -> id, for ingest routing (every instance names its dataset). */
   readonly #ids = new Map<string, string>();
 
-  constructor(db: Kysely<DicomTables>) {
+  readonly #onChange: (projectId: string, name: string) => void;
+
+  /** `onChange` hears of every dataset renamed or deleted (the ingest path caches dataset ids). */
+  constructor(db: Kysely<DicomTables>, onChange: (projectId: string, name: string) => void = () => undefined) {
     this.#db = db;
+    this.#onChange = onChange;
   }
 
   static checkName(name: string): void {
@@ -92,6 +96,7 @@ export class DatasetStore {
     const next = { name: patch.name ?? d.name, description: patch.description ?? d.description, updated_at: Date.now() };
     await this.#db.updateTable('datasets').set(next).where('id', '=', d.id).execute();
     this.#ids.delete(`${projectId}|${name}`);
+    this.#onChange(projectId, name);
     return { ...d, ...next };
   }
 
@@ -103,6 +108,7 @@ export class DatasetStore {
       await trx.deleteFrom('datasets').where('id', '=', d.id).execute();
     });
     this.#ids.delete(`${projectId}|${name}`);
+    this.#onChange(projectId, name);
   }
 
   /** Adds series (all must exist in the project); returns how many were new to the dataset. */

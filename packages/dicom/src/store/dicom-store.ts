@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync, writevSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
@@ -25,10 +26,10 @@ export interface DicomStoreOptions {
   log?: { warn(msg: string): void; error(msg: string): void };
 }
 
-/** Where an instance goes: its project, and the dataset its series joins (optional). */
+/** Where an instance goes: its project, and the dataset its series joins (created with the first instance stored into it). */
 export interface IngestTarget {
   projectId: string;
-  datasetId?: string;
+  datasetName?: string;
 }
 
 export interface IngestInput {
@@ -65,6 +66,8 @@ interface Parsed {
 }
 
 interface Pending {
+  /** A duplicate kept as it was: only its series joins the target dataset. */
+  membershipOnly?: string;
   uids: InstanceUids;
   target: IngestTarget;
   ds: DicomDataset;
@@ -93,6 +96,8 @@ export class DicomStore extends EventEmitter {
   /** Series that received instances and are not yet complete: key -> last arrival. */
   readonly #active = new Map<string, { event: SeriesEvent; last: number }>();
   readonly #statements = new Map<string, NativeStatement>();
+  /** Dataset ids by `project|name`, for ingest routing. */
+  readonly #datasetIds = new Map<string, string>();
   #tx: ((run: () => IngestOutcome['status'][]) => IngestOutcome['status'][]) | undefined;
   #fileCounter = 0;
   #pending: Pending[] = [];
@@ -195,7 +200,16 @@ export class DicomStore extends EventEmitter {
     const size = (p.header?.length ?? 0) + p.body.length;
     const outcome = (status: IngestOutcome['status']): IngestOutcome => ({ ...uids, status, transferSyntaxUid: p.transferSyntaxUid, sizeBytes: size });
     if (existing) {
-      if (this.duplicatePolicy === 'keep') return outcome('duplicate');
+      if (this.duplicatePolicy === 'keep') {
+        // The copy stays as it was; its series still joins the dataset this import names.
+        if (input.target.datasetName && !this.#knownSeries.has(`${projectId}|${existing.series_uid}|${input.target.datasetName}`)) {
+          await new Promise<IngestOutcome['status']>((resolve, reject) => {
+            this.#pending.push({ membershipOnly: existing.series_uid, uids, target: input.target, ds: p.ds, row: undefined as never, replacing: false, resolve, reject });
+            if (this.#pending.length === 1 && !this.#flushing) setImmediate(() => void this.#flush());
+          });
+        }
+        return outcome('duplicate');
+      }
       if (this.duplicatePolicy === 'reject') {
         throw new TesseraError('TESSERA_CONFLICT', `SOP Instance ${uids.sopInstanceUid} is already stored in this project (duplicate policy "reject")`);
       }
@@ -276,9 +290,10 @@ export class DicomStore extends EventEmitter {
         } catch (err) {
           for (const p of batch) this.#knownSeries.delete(`${p.target.projectId}|${p.uids.seriesInstanceUid}`);
           const e = new TesseraError('TESSERA_STORAGE', `could not index ${batch.length} instance(s): ${(err as Error).message}`, { cause: err });
+          this.#datasetIds.clear();
           for (const p of batch) {
             // Nothing half-written: a file whose index row was not committed goes.
-            if (!p.replacing) rmSync(join(this.root, p.row.path), { force: true });
+            if (!p.replacing && !p.membershipOnly) rmSync(join(this.root, p.row.path), { force: true });
             p.reject(e);
           }
         }
@@ -312,6 +327,11 @@ export class DicomStore extends EventEmitter {
       for (const p of batch) {
         const { row, target, uids, ds } = p;
         const pid = target.projectId;
+        if (p.membershipOnly) {
+          this.#joinDataset(native, pid, p.membershipOnly, target.datasetName!, now);
+          statuses.push('duplicate');
+          continue;
+        }
         if (p.replacing) {
           q('update dicom_instances set transfer_syntax = ?, size_bytes = ?, attrs = ?, instance_number = ?, received_at = ? where project_id = ? and sop_uid = ?').run(
             row.transfer_syntax, row.size_bytes, row.attrs, row.instance_number, row.received_at, pid, row.sop_uid,
@@ -357,11 +377,8 @@ export class DicomStore extends EventEmitter {
             row.size_bytes, now, pid, uids.seriesInstanceUid,
           );
         }
-        if (target.datasetId && (newSeries || !this.#knownSeries.has(`${seriesKey}|${target.datasetId}`))) {
-          q('insert into dataset_series (dataset_id, project_id, series_uid, added_at) values (?, ?, ?, ?) on conflict (dataset_id, series_uid) do nothing').run(
-            target.datasetId, pid, uids.seriesInstanceUid, now,
-          );
-          this.#remember(`${seriesKey}|${target.datasetId}`);
+        if (target.datasetName && (newSeries || !this.#knownSeries.has(`${seriesKey}|${target.datasetName}`))) {
+          this.#joinDataset(native, pid, uids.seriesInstanceUid, target.datasetName, now);
         }
         this.#remember(seriesKey);
         this.#touch(pid, uids);
@@ -369,6 +386,28 @@ export class DicomStore extends EventEmitter {
       }
       return statuses;
     });
+  }
+
+  /** Puts a series into a dataset (creating the dataset on first use), inside the index transaction. */
+  #joinDataset(native: NativeDatabase, projectId: string, seriesUid: string, datasetName: string, now: number): void {
+    const key = `${projectId}|${datasetName}`;
+    let id = this.#datasetIds.get(key);
+    if (!id) {
+      this.#stmt(native, 'insert into datasets (id, project_id, name, description, created_at, updated_at) values (?, ?, ?, null, ?, ?) on conflict (project_id, name) do nothing').run(
+        randomUUID(), projectId, datasetName, now, now,
+      );
+      id = (this.#stmt(native, 'select id from datasets where project_id = ? and name = ?').get(projectId, datasetName) as { id: string }).id;
+      this.#datasetIds.set(key, id);
+    }
+    this.#stmt(native, 'insert into dataset_series (dataset_id, project_id, series_uid, added_at) values (?, ?, ?, ?) on conflict (dataset_id, series_uid) do nothing').run(id, projectId, seriesUid, now);
+    this.#remember(`${projectId}|${seriesUid}|${datasetName}`);
+  }
+
+  /** Forgets what the store remembers of a dataset (after it was renamed or deleted). */
+  forgetDataset(projectId: string, name: string): void {
+    this.#datasetIds.delete(`${projectId}|${name}`);
+    const suffix = `|${name}`;
+    for (const k of this.#knownSeries) if (k.startsWith(`${projectId}|`) && k.endsWith(suffix)) this.#knownSeries.delete(k);
   }
 
   #remember(key: string): void {

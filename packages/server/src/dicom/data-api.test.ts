@@ -128,6 +128,15 @@ describe.skipIf(skipDicomTools)('data API: uploads, bad input, search, datasets,
       expect(ds.body.series_count).toBe(2);
     });
 
+    it('a re-import that names a dataset puts the series kept as they were into it; an import that stores nothing creates no dataset', async () => {
+      const again = await upload(s, file('CT_small.dcm'), 'application/dicom', '?project=up&dataset=second-look');
+      expect(again.json).toMatchObject({ project: 'up', dataset: 'second-look', duplicates: 1 });
+      expect((await s.call('GET', '/api/datasets/second-look/series?project=up')).body.total).toBe(1);
+      const nothing = await upload(s, Buffer.from('x'.repeat(300)), 'application/dicom', '?project=up&dataset=never-made');
+      expect(nothing.status).toBe(400);
+      expect((await s.call('GET', '/api/datasets/never-made?project=up')).status).toBe(404);
+    });
+
     it('takes multipart/form-data with files and a zip', async () => {
       await s.call('POST', '/api/projects', { name: 'forms' });
       const f = await form([

@@ -140,6 +140,8 @@ export async function dataRoutes(app: FastifyInstance, opts: DataRoutesOptions):
     const contentType = (req.headers['content-type'] ?? '').toLowerCase();
     const results = await importBody(dicom, target, req, contentType);
     const summary = {
+      project: p.name,
+      dataset: target.datasetName,
       stored: results.filter((r) => r.status === 'stored' || r.status === 'replaced').length,
       duplicates: results.filter((r) => r.status === 'duplicate').length,
       rejected: results.filter((r) => r.status === 'rejected').length,
@@ -165,7 +167,10 @@ export async function dataRoutes(app: FastifyInstance, opts: DataRoutesOptions):
     if (where.study) q = q.where('study_uid', '=', where.study);
     if (where.series) q = q.where('series_uid', 'in', where.series.length ? where.series : ['-']);
     const rows = await q.orderBy('study_uid').orderBy('series_uid').orderBy('instance_number').execute();
-    if (rows.length === 0) throw new TesseraError('TESSERA_NOT_FOUND', `${name} has no instances to download`);
+    if (rows.length === 0) {
+      const what = where.study ? `study ${where.study} does not exist in this project` : where.series?.length === 1 && name.startsWith('series-') ? `series ${where.series[0]} does not exist in this project` : `${name.replace(/^dataset-/, 'dataset ')} has no series to download`;
+      throw new TesseraError('TESSERA_NOT_FOUND', what);
+    }
     const stream = zipStream(
       (async function* () {
         for (const r of rows) yield { name: `${r.study_uid}/${r.series_uid}/${r.sop_uid}.dcm`, file: dicom.store.filePath(r.path) };

@@ -81,9 +81,9 @@ export async function datasetRoutes(app: FastifyInstance, opts: DatasetRoutesOpt
     return { items: r.items.map((d) => datasetJson(d, p.name)), total: r.total, limit: q.limit ?? 100, offset: q.offset ?? 0 };
   });
 
-  app.post('/api/datasets', { schema: { tags: ['datasets'], summary: 'Create a dataset, optionally with series (by UID or by query)', body: CreateBody } }, async (req, reply) => {
+  app.post('/api/datasets', { schema: { tags: ['datasets'], summary: 'Create a dataset, optionally with series (by UID or by query)', querystring: ProjectQuery, body: CreateBody } }, async (req, reply) => {
     const b = req.body as Static<typeof CreateBody>;
-    const p = await project(b.project);
+    const p = await project(b.project ?? (req.query as { project?: string }).project);
     const uids = await membersOf(p.id, b);
     // Check the members before creating: a bad UID must not leave an empty dataset behind.
     if (uids.length > 0) {
@@ -104,10 +104,10 @@ export async function datasetRoutes(app: FastifyInstance, opts: DatasetRoutesOpt
     return datasetJson({ ...d, series_count: await count(d.id) }, p.name);
   });
 
-  app.patch('/api/datasets/:name', { schema: { tags: ['datasets'], summary: 'Rename a dataset or change its description', params: NameParams, body: PatchBody, response: errorResponses } }, async (req) => {
+  app.patch('/api/datasets/:name', { schema: { tags: ['datasets'], summary: 'Rename a dataset or change its description', params: NameParams, querystring: ProjectQuery, body: PatchBody, response: errorResponses } }, async (req) => {
     const { name } = req.params as Static<typeof NameParams>;
     const b = req.body as Static<typeof PatchBody>;
-    const p = await project(b.project);
+    const p = await project(b.project ?? (req.query as { project?: string }).project);
     const d = await dicom.datasets.update(p.id, name, { name: b.name, description: b.description });
     return datasetJson({ ...d, series_count: await count(d.id) }, p.name);
   });
@@ -128,10 +128,10 @@ export async function datasetRoutes(app: FastifyInstance, opts: DatasetRoutesOpt
     return { items: r.items.map((s) => seriesJson(s as unknown as Record<string, unknown>, p.name)), total: r.total, limit: q.limit ?? 100, offset: q.offset ?? 0 };
   });
 
-  app.post('/api/datasets/:name/series', { schema: { tags: ['datasets'], summary: 'Add series to a dataset, by UID or by query', params: NameParams, body: MembersBody, response: errorResponses } }, async (req) => {
+  app.post('/api/datasets/:name/series', { schema: { tags: ['datasets'], summary: 'Add series to a dataset, by UID or by query', params: NameParams, querystring: ProjectQuery, body: MembersBody, response: errorResponses } }, async (req) => {
     const { name } = req.params as Static<typeof NameParams>;
     const b = req.body as Static<typeof MembersBody>;
-    const p = await project(b.project);
+    const p = await project(b.project ?? (req.query as { project?: string }).project);
     const d = await dicom.datasets.require(p.id, name);
     const uids = await membersOf(p.id, b);
     if (!b.series && !b.query) throw new TesseraError('TESSERA_INVALID_REQUEST', 'name the series to add: "series": [UIDs] or "query": {filters}', { details: [{ where: 'body', message: 'needs series or query' }] });
@@ -139,10 +139,10 @@ export async function datasetRoutes(app: FastifyInstance, opts: DatasetRoutesOpt
     return { dataset: name, added, series_count: await count(d.id) };
   });
 
-  app.delete('/api/datasets/:name/series', { schema: { tags: ['datasets'], summary: 'Remove series from a dataset (they stay in the store)', params: NameParams, body: MembersBody, response: errorResponses } }, async (req) => {
+  app.delete('/api/datasets/:name/series', { schema: { tags: ['datasets'], summary: 'Remove series from a dataset (they stay in the store)', params: NameParams, querystring: ProjectQuery, body: MembersBody, response: errorResponses } }, async (req) => {
     const { name } = req.params as Static<typeof NameParams>;
     const b = req.body as Static<typeof MembersBody>;
-    const p = await project(b.project);
+    const p = await project(b.project ?? (req.query as { project?: string }).project);
     const d = await dicom.datasets.require(p.id, name);
     const removed = await dicom.datasets.removeSeries(d.id, await membersOf(p.id, b));
     return { dataset: name, removed, series_count: await count(d.id) };
