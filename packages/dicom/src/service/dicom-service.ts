@@ -112,17 +112,35 @@ export class DicomService extends EventEmitter {
   }
 
   /**
+   * A batch import: files are parsed and written as they are added while earlier ones
+   * wait for their index commit, so that the instances of one request share commits
+   * (at most `window` in flight). `results()` gives them in the order added.
+   */
+  batch(target: IngestTarget, window = 16): { add: (file: Buffer, name: string, requireStudyUid?: string) => Promise<void>; results: () => Promise<FileResult[]> } {
+    const pending: Promise<FileResult>[] = [];
+    let settled = 0;
+    return {
+      add: async (file, name, requireStudyUid) => {
+        pending.push(this.importFile(target, file, name, requireStudyUid));
+        // Back-pressure: the caller reads the next part only when a slot is free.
+        while (pending.length - settled >= window) await pending[settled++];
+      },
+      results: () => Promise.all(pending),
+    };
+  }
+
+  /**
    * Imports every entry of a .zip. An unsafe archive (entries with `..` or absolute
    * paths, links, over the limits, not a zip) is refused as a whole before anything
    * is stored; entries that are not DICOM are reported rejected one by one.
    */
   async importZip(target: IngestTarget, path: string, onFile?: (r: FileResult) => void): Promise<FileResult[]> {
-    const results: FileResult[] = [];
+    const batch = this.batch(target);
     for await (const entry of readZipEntries(path, { maxEntryBytes: this.options.maxInstanceBytes, maxTotalBytes: this.options.maxUploadBytes * 20 })) {
-      const r = await this.importFile(target, entry.data, entry.name);
-      results.push(r);
-      onFile?.(r);
+      await batch.add(entry.data, entry.name);
     }
+    const results = await batch.results();
+    if (onFile) results.forEach(onFile);
     return results;
   }
 

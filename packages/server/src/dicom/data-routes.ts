@@ -211,9 +211,15 @@ async function importBody(dicom: DicomService, target: IngestTarget, req: Fastif
   }
   if (contentType.startsWith('multipart/form-data')) {
     const results: FileResult[] = [];
+    let batch = dicom.batch(target);
+    let n = 0;
     for await (const part of readMultipart(req.raw.iterator({ destroyOnReturn: false }), contentType, { maxPartBytes: max, maxTotalBytes: max })) {
-      const name = part.filename ?? `part ${results.length + 1}`;
+      n++;
+      const name = part.filename ?? `part ${n}`;
       if (/\.zip$/i.test(name) || part.contentType === 'application/zip') {
+        // Results stay in the order of the parts: the files before the archive first.
+        results.push(...(await batch.results()));
+        batch = dicom.batch(target);
         try {
           const zipped = await withTempFile(async (file) => {
             await pipeline(Readable.from([part.body]), createWriteStream(file));
@@ -225,9 +231,10 @@ async function importBody(dicom: DicomService, target: IngestTarget, req: Fastif
           results.push({ file: name, status: 'rejected', error: { code: err.code, message: err.message } });
         }
       } else {
-        results.push(await dicom.importFile(target, part.body, name));
+        await batch.add(part.body, name);
       }
     }
+    results.push(...(await batch.results()));
     return results;
   }
   throw new TesseraError('TESSERA_UNSUPPORTED_MEDIA_TYPE', `upload a DICOM file as application/dicom, a .zip as application/zip, or files as multipart/form-data; got "${contentType || 'no content type'}"`);

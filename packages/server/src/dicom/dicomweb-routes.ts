@@ -185,15 +185,18 @@ export async function dicomWebRoutes(app: FastifyInstance, opts: DicomWebRoutesO
           throw new TesseraError('TESSERA_UNSUPPORTED_MEDIA_TYPE', `STOW-RS takes multipart/related; type="application/dicom", not "${contentType || 'no content type'}"`);
         }
         let n = 0;
+        const batch = dicom.batch(target);
+        const refused: FileResult[] = [];
         for await (const part of readMultipart(req.raw.iterator({ destroyOnReturn: false }), contentType, limits)) {
           n++;
           const type = (part.contentType ?? 'application/dicom').split(';')[0]!.trim().toLowerCase();
           if (type !== 'application/dicom') {
-            results.push({ file: `part ${n}`, status: 'rejected', error: { code: 'TESSERA_UNSUPPORTED_MEDIA_TYPE', message: `part ${n} is ${type}; Tessera's STOW-RS takes application/dicom parts` } });
+            refused.push({ file: `part ${n}`, status: 'rejected', error: { code: 'TESSERA_UNSUPPORTED_MEDIA_TYPE', message: `part ${n} is ${type}; Tessera's STOW-RS takes application/dicom parts` } });
             continue;
           }
-          results.push(await dicom.importFile(target, part.body, `part ${n}`, req.params.study));
+          await batch.add(part.body, `part ${n}`, req.params.study);
         }
+        results.push(...(await batch.results()), ...refused);
         if (n === 0) throw new TesseraError('TESSERA_INVALID_REQUEST', 'the STOW-RS body has no parts');
       }
       const stored = results.filter((r) => r.status !== 'rejected');
