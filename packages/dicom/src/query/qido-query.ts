@@ -77,7 +77,8 @@ const MAX_LIMIT = 100_000;
 export async function qidoSearch(db: Kysely<DicomTables>, req: QidoRequest): Promise<QidoResult> {
   const { level } = req;
   const where: RawBuilder<unknown>[] = [sql`${sql.raw(alias(level))}.project_id = ${req.projectId}`];
-  if (req.studyUid) where.push(sql`${sql.raw(level === 'study' ? 'st' : level === 'series' ? 'se' : 'i')}.study_uid = ${req.studyUid}`);
+  // Instances are found through their series (dicom_instances has no study index: one index write less per instance).
+  if (req.studyUid) where.push(sql`${sql.raw(level === 'study' ? 'st' : 'se')}.study_uid = ${req.studyUid}`);
   if (req.seriesUid) where.push(sql`${sql.raw(level === 'instance' ? 'i' : 'se')}.series_uid = ${req.seriesUid}`);
   let limit = level === 'instance' ? MAX_LIMIT : 1000;
   let offset = 0;

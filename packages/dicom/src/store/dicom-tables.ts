@@ -202,7 +202,6 @@ export const dicomMigrations: NamedMigration[] = [
         .addPrimaryKeyConstraint('dicom_instances_pk', ['project_id', 'sop_uid'])
         .execute();
       await db.schema.createIndex('dicom_instances_series').on('dicom_instances').columns(['project_id', 'series_uid', 'instance_number']).execute();
-      await db.schema.createIndex('dicom_instances_study').on('dicom_instances').columns(['project_id', 'study_uid']).execute();
       await db.schema
         .createTable('datasets')
         .addColumn('id', 'text', (c) => c.primaryKey())

@@ -24,7 +24,11 @@ export async function instanceRefs(db: Kysely<DicomTables>, q: { projectId: stri
     .selectFrom('dicom_instances')
     .select(['sop_uid', 'series_uid', 'study_uid', 'sop_class_uid', 'transfer_syntax', 'path', 'size_bytes'])
     .where('project_id', '=', q.projectId);
-  if (q.studyUid) query = query.where('study_uid', '=', q.studyUid);
+  if (q.studyUid) {
+    const studyUid = q.studyUid;
+    // Through the series: dicom_instances has no study index.
+    query = query.where('series_uid', 'in', (eb) => eb.selectFrom('dicom_series').select('series_uid').where('project_id', '=', q.projectId).where('study_uid', '=', studyUid));
+  }
   if (q.seriesUid) query = query.where('series_uid', '=', q.seriesUid);
   if (q.sopUid) query = query.where('sop_uid', '=', q.sopUid);
   const rows = await query.orderBy('series_uid').orderBy('instance_number').orderBy('sop_uid').execute();

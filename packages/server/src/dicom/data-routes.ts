@@ -164,7 +164,10 @@ export async function dataRoutes(app: FastifyInstance, opts: DataRoutesOptions):
   // ------------------------------------------------------------------ export
   const sendZip = async (reply: FastifyReply, name: string, projectId: string, where: { study?: string; series?: string[] }) => {
     let q = dicom.db.selectFrom('dicom_instances').select(['path', 'study_uid', 'series_uid', 'sop_uid']).where('project_id', '=', projectId);
-    if (where.study) q = q.where('study_uid', '=', where.study);
+    if (where.study) {
+      const study = where.study;
+      q = q.where('series_uid', 'in', (eb) => eb.selectFrom('dicom_series').select('series_uid').where('project_id', '=', projectId).where('study_uid', '=', study));
+    }
     if (where.series) q = q.where('series_uid', 'in', where.series.length ? where.series : ['-']);
     const rows = await q.orderBy('study_uid').orderBy('series_uid').orderBy('instance_number').execute();
     if (rows.length === 0) {
