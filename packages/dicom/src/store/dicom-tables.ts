@@ -200,6 +200,8 @@ export const dicomMigrations: NamedMigration[] = [
         .addColumn('attrs', 'text', (c) => c.notNull())
         .addColumn('received_at', 'bigint', (c) => c.notNull())
         .addPrimaryKeyConstraint('dicom_instances_pk', ['project_id', 'sop_uid'])
+        // Rows live in the primary key's b-tree: one b-tree less to write per instance.
+        .modifyEnd(sql`without rowid`)
         .execute();
       await db.schema.createIndex('dicom_instances_series').on('dicom_instances').columns(['project_id', 'series_uid', 'instance_number']).execute();
       await db.schema
