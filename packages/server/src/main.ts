@@ -28,6 +28,7 @@ export async function main(): Promise<void> {
     `  home:      ${c.home}`,
     `  runners:   ${tessera.runners.map((r) => `${r.name} (${r.detail})`).join(', ')}`,
     ...tessera.runnerNotes.map((n) => `  note:      ${n}`),
+    `  dicom:     ${tessera.dicomPort === undefined ? 'receiver off (DICOM_PORT=off)' : `C-STORE/C-ECHO on ${c.host}:${tessera.dicomPort}, AE title ${c.dicomAeTitle}; DICOMweb at ${url}/dicom-web`}`,
     `  workflows: ${tessera.registry.list().map((w) => w.spec.id).join(', ') || 'none'}`,
     ...tessera.registry.problems().map((p) => `  problem:   ${p.dir}: ${p.message}`),
     `  try:       npx tessera run hello-world`,
