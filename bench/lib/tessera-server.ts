@@ -66,6 +66,8 @@ export class TesseraServer {
       cwd: o.repo,
       env: {
         ...process.env,
+        // The workflow benchmarks receive no DICOM; the DICOM benchmark passes its port in `env`.
+        DICOM_PORT: 'off',
         ...o.env,
         PORT: String(o.port),
         HOST: '127.0.0.1',
