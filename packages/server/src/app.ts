@@ -154,7 +154,17 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
       const port = typeof address === 'object' && address ? address.port : config.port;
       const host = config.host.includes(':') ? `[${config.host}]` : config.host;
       publicUrl = config.publicUrl ?? `http://${host}:${port}`;
-      dicomPort = await dicom.listen();
+      try {
+        dicomPort = await dicom.listen();
+      } catch (err) {
+        await app.close();
+        const taken = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
+        throw new Error(
+          `could not receive DICOM on ${config.host}:${config.dicomPort}: ${(err as Error).message}` +
+            `${taken ? ' (another DICOM server uses the port)' : ''}; set DICOM_PORT to another port, or DICOM_PORT=off to run without the receiver`,
+          { cause: err },
+        );
+      }
       return `http://${host}:${port}`;
     },
     close: async () => {

@@ -18,7 +18,9 @@ export async function main(): Promise<void> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const hint = code === 'EADDRINUSE' ? ` (port ${tessera.config.port} is taken: stop the other server or set PORT)` : '';
-    console.error(`tessera: could not listen on ${tessera.config.host}:${tessera.config.port}: ${(err as Error).message}${hint}`);
+    const message = (err as Error).message;
+    // The DICOM receiver's own failure already says where and what to do.
+    console.error(message.startsWith('could not receive DICOM') ? `tessera: ${message}` : `tessera: could not listen on ${tessera.config.host}:${tessera.config.port}: ${message}${hint}`);
     await tessera.close();
     process.exit(1);
   }
