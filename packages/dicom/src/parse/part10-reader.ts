@@ -1,4 +1,5 @@
 import { inflateRawSync } from 'node:zlib';
+import { TesseraError } from '@tessera/model';
 import { readDataset, invalidDicom, type DicomDataset } from './dataset-reader.ts';
 import { getString } from './dataset-values.ts';
 
@@ -35,7 +36,11 @@ export interface Part10 {
 export interface ReadOptions {
   /** Stop before this tag, e.g. 0x7fe00010 to read only the header of an image. */
   stopAtTag?: number;
+  /** Largest a deflated dataset may inflate to (default 1 GiB): a few KB can inflate to gigabytes. */
+  maxInflatedBytes?: number;
 }
+
+const DEFAULT_MAX_INFLATED = 1024 * 1024 * 1024;
 
 /**
  * Reads a DICOM Part 10 file (preamble, `DICM`, file meta information, dataset).
@@ -74,8 +79,11 @@ export function readDatasetOf(bytes: Buffer, transferSyntaxUid: string, options:
   let body = bytes;
   if (ts.deflated) {
     try {
-      body = inflateRawSync(bytes);
+      body = inflateRawSync(bytes, { maxOutputLength: options.maxInflatedBytes ?? DEFAULT_MAX_INFLATED });
     } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+        throw new TesseraError('TESSERA_PAYLOAD_TOO_LARGE', `the deflated dataset inflates to more than ${options.maxInflatedBytes ?? DEFAULT_MAX_INFLATED} bytes, the largest instance accepted`);
+      }
       throw invalidDicom(`the deflated dataset cannot be inflated: ${(err as Error).message}`);
     }
   }

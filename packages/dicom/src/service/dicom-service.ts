@@ -67,7 +67,7 @@ export class DicomService extends EventEmitter {
     this.setMaxListeners(0);
     this.options = o;
     this.db = domainView<DicomTables>(o.db as Kysely<object>);
-    this.store = new DicomStore({ db: this.db, root: o.root, fsync: o.fsync, duplicates: o.duplicates, quietPeriodMs: o.quietPeriodMs, log: o.log });
+    this.store = new DicomStore({ db: this.db, root: o.root, fsync: o.fsync, duplicates: o.duplicates, quietPeriodMs: o.quietPeriodMs, maxInstanceBytes: o.maxInstanceBytes, log: o.log });
     this.datasets = new DatasetStore(this.db, (projectId, name) => this.store.forgetDataset(projectId, name));
     this.thumbnails = new Thumbnailer({ db: this.db, store: this.store, log: o.log });
     this.store.on('series-complete', (e: SeriesEvent) => {
@@ -97,7 +97,10 @@ export class DicomService extends EventEmitter {
     return { projectId, datasetName: name };
   }
 
-  /** Stores one Part 10 file; never throws for bad input: the result says why it was rejected. */
+  /**
+   * Stores one Part 10 file. Never throws for a refused instance (bad input, a conflict,
+   * a storage fault): the result says why, with its error code. Only bugs throw.
+   */
   async importFile(target: IngestTarget, file: Buffer, name: string, requireStudyUid?: string): Promise<FileResult> {
     if (file.length > this.options.maxInstanceBytes) {
       return { file: name, status: 'rejected', error: { code: 'TESSERA_PAYLOAD_TOO_LARGE', message: `${file.length} bytes is over the limit of ${this.options.maxInstanceBytes} bytes per instance (TESSERA_DICOM_MAX_INSTANCE_MB)` } };
@@ -106,7 +109,10 @@ export class DicomService extends EventEmitter {
       const r = await this.store.ingest({ target, file, requireStudyUid });
       return { file: name, status: r.status, sop_instance_uid: r.sopInstanceUid, series_instance_uid: r.seriesInstanceUid, study_instance_uid: r.studyInstanceUid, sop_class_uid: r.sopClassUid };
     } catch (err) {
-      if (err instanceof TesseraError && err.kind === 'user') return { file: name, status: 'rejected', error: { code: err.code, message: err.message } };
+      if (err instanceof TesseraError && err.kind !== 'bug') {
+        if (err.kind === 'operational') this.options.log.error(`${name}: ${err.message}`);
+        return { file: name, status: 'rejected', error: { code: err.code, message: err.message } };
+      }
       throw err;
     }
   }
@@ -121,7 +127,10 @@ export class DicomService extends EventEmitter {
     let settled = 0;
     return {
       add: async (file, name, requireStudyUid) => {
-        pending.push(this.importFile(target, file, name, requireStudyUid));
+        const p = this.importFile(target, file, name, requireStudyUid);
+        // Awaited later (the window, or results()): never left unhandled meanwhile.
+        p.catch(() => undefined);
+        pending.push(p);
         // Back-pressure: the caller reads the next part only when a slot is free.
         while (pending.length - settled >= window) await pending[settled++];
       },
@@ -136,10 +145,20 @@ export class DicomService extends EventEmitter {
    */
   async importZip(target: IngestTarget, path: string, onFile?: (r: FileResult) => void): Promise<FileResult[]> {
     const batch = this.batch(target);
-    for await (const entry of readZipEntries(path, { maxEntryBytes: this.options.maxInstanceBytes, maxTotalBytes: this.options.maxUploadBytes * 20 })) {
-      await batch.add(entry.data, entry.name);
+    let failure: FileResult | undefined;
+    try {
+      for await (const entry of readZipEntries(path, { maxEntryBytes: this.options.maxInstanceBytes, maxTotalBytes: this.options.maxUploadBytes * 20 })) {
+        await batch.add(entry.data, entry.name);
+      }
+    } catch (err) {
+      // Unsafe archives are refused before any entry is read; an entry found corrupt while
+      // reading stops the archive there, and what was stored before it is reported.
+      const done = await batch.results();
+      if (!(err instanceof TesseraError) || !done.some((r) => r.status !== 'rejected')) throw err;
+      failure = { file: '(the rest of the archive)', status: 'rejected', error: { code: err.code, message: err.message } };
     }
     const results = await batch.results();
+    if (failure) results.push(failure);
     if (onFile) results.forEach(onFile);
     return results;
   }

@@ -143,6 +143,9 @@ export class DatasetStore {
   }
 
   async removeSeries(datasetId: string, seriesUids: string[]): Promise<number> {
+    const d = await this.#db.selectFrom('datasets').select(['project_id', 'name']).where('id', '=', datasetId).executeTakeFirst();
+    // The ingest path remembers which series are in which dataset: forget it for this one.
+    if (d) this.#onChange(d.project_id, d.name);
     let removed = 0;
     for (let i = 0; i < seriesUids.length; i += 500) {
       const r = await this.#db.deleteFrom('dataset_series').where('dataset_id', '=', datasetId).where('series_uid', 'in', seriesUids.slice(i, i + 500)).executeTakeFirst();

@@ -23,6 +23,8 @@ export interface DicomStoreOptions {
   duplicates?: DuplicatePolicy;
   /** A series counts as complete this long after its last instance arrived (ms). */
   quietPeriodMs?: number;
+  /** Largest instance, also once a deflated dataset is inflated (default 1 GiB). */
+  maxInstanceBytes?: number;
   log?: { warn(msg: string): void; error(msg: string): void };
 }
 
@@ -73,6 +75,7 @@ interface Pending {
   ds: DicomDataset;
   row: InstancesTable;
   replacing: boolean;
+  replacedSize?: number;
   resolve: (status: IngestOutcome['status']) => void;
   reject: (err: Error) => void;
 }
@@ -93,6 +96,10 @@ export class DicomStore extends EventEmitter {
   readonly #knownSeries = new Set<string>();
   /** Instances being ingested, by project and SOP Instance UID: a second copy waits for the first. */
   readonly #inFlight = new Map<string, Promise<unknown>>();
+  /** Series being deleted, by `project|series`. */
+  readonly #deleting = new Map<string, Promise<unknown>>();
+  /** The study of each series known to exist, by `project|series`: an instance must name its series' study. */
+  readonly #seriesStudy = new Map<string, string>();
   /** Series that received instances and are not yet complete: key -> last arrival. */
   readonly #active = new Map<string, { event: SeriesEvent; last: number }>();
   readonly #statements = new Map<string, NativeStatement>();
@@ -160,6 +167,9 @@ export class DicomStore extends EventEmitter {
     }
     const key = `${input.target.projectId}|${parsed.uids.sopInstanceUid}`;
     for (let before = this.#inFlight.get(key); before; before = this.#inFlight.get(key)) await before.catch(() => undefined);
+    // A series being deleted takes no instance until its delete is done (then it starts anew).
+    const seriesKey = `${input.target.projectId}|${parsed.uids.seriesInstanceUid}`;
+    for (let deleting = this.#deleting.get(seriesKey); deleting; deleting = this.#deleting.get(seriesKey)) await deleting.catch(() => undefined);
     const work = this.#store(input, parsed);
     this.#inFlight.set(key, work);
     try {
@@ -171,13 +181,13 @@ export class DicomStore extends EventEmitter {
 
   #parse(input: IngestInput): Parsed {
     if (input.file) {
-      const p = readPart10(input.file);
+      const p = readPart10(input.file, { maxInflatedBytes: this.#o.maxInstanceBytes });
       const uids = instanceUids(p.dataset);
       return { uids, ds: p.dataset, transferSyntaxUid: p.transferSyntaxUid, body: input.file };
     }
     const d = input.dataset;
     if (!d) throw new Error('ingest needs a file or a dataset');
-    const ds = readDatasetOf(d.bytes, d.transferSyntaxUid);
+    const ds = readDatasetOf(d.bytes, d.transferSyntaxUid, { maxInflatedBytes: this.#o.maxInstanceBytes });
     const uids = instanceUids(ds);
     if (uids.sopInstanceUid !== d.sopInstanceUid) {
       throw invalidDicom(`the dataset's SOP Instance UID ${uids.sopInstanceUid} differs from the one of the request (${d.sopInstanceUid})`);
@@ -194,10 +204,14 @@ export class DicomStore extends EventEmitter {
     const projectId = input.target.projectId;
     // A synchronous read: the hot path of every instance, no transaction needed.
     const native = nativeDatabase(this.#db);
-    const existing = this.#stmt(native, 'select path, series_uid from dicom_instances where project_id = ? and sop_uid = ?').get(projectId, uids.sopInstanceUid) as
-      | { path: string; series_uid: string }
+    const existing = this.#stmt(native, 'select path, series_uid, size_bytes from dicom_instances where project_id = ? and sop_uid = ?').get(projectId, uids.sopInstanceUid) as
+      | { path: string; series_uid: string; size_bytes: number }
       | undefined;
     const size = (p.header?.length ?? 0) + p.body.length;
+    const seriesStudy = this.#studyOfSeries(projectId, uids.seriesInstanceUid);
+    if (seriesStudy !== undefined && seriesStudy !== uids.studyInstanceUid) {
+      throw invalidDicom(`series ${uids.seriesInstanceUid} belongs to study ${seriesStudy}; this instance names study ${uids.studyInstanceUid}`);
+    }
     const outcome = (status: IngestOutcome['status']): IngestOutcome => ({ ...uids, status, transferSyntaxUid: p.transferSyntaxUid, sizeBytes: size });
     if (existing) {
       if (this.duplicatePolicy === 'keep') {
@@ -235,7 +249,7 @@ export class DicomStore extends EventEmitter {
       received_at: now,
     };
     const status = await new Promise<IngestOutcome['status']>((resolve, reject) => {
-      this.#pending.push({ uids, target: input.target, ds: p.ds, row, replacing: existing !== undefined, resolve, reject });
+      this.#pending.push({ uids, target: input.target, ds: p.ds, row, replacing: existing !== undefined, replacedSize: existing?.size_bytes, resolve, reject });
       if (this.#pending.length === 1 && !this.#flushing) setImmediate(() => void this.#flush());
     });
     return outcome(status);
@@ -288,7 +302,12 @@ export class DicomStore extends EventEmitter {
           const statuses = await withNativeConnection(this.#db, (native) => this.#index(native, batch));
           batch.forEach((p, i) => p.resolve(statuses[i]!));
         } catch (err) {
-          for (const p of batch) this.#knownSeries.delete(`${p.target.projectId}|${p.uids.seriesInstanceUid}`);
+          for (const p of batch) {
+            const k = `${p.target.projectId}|${p.uids.seriesInstanceUid}`;
+            this.#knownSeries.delete(k);
+            this.#seriesStudy.delete(k);
+            if (p.target.datasetName) this.#knownSeries.delete(`${k}|${p.target.datasetName}`);
+          }
           const e = new TesseraError('TESSERA_STORAGE', `could not index ${batch.length} instance(s): ${(err as Error).message}`, { cause: err });
           this.#datasetIds.clear();
           for (const p of batch) {
@@ -336,7 +355,10 @@ export class DicomStore extends EventEmitter {
           q('update dicom_instances set transfer_syntax = ?, size_bytes = ?, attrs = ?, instance_number = ?, received_at = ? where project_id = ? and sop_uid = ?').run(
             row.transfer_syntax, row.size_bytes, row.attrs, row.instance_number, row.received_at, pid, row.sop_uid,
           );
-          q('update dicom_series set updated_at = ?, completed_at = null where project_id = ? and series_uid = ?').run(now, pid, row.series_uid);
+          q('update dicom_series set size_bytes = size_bytes + ?, updated_at = ?, completed_at = null where project_id = ? and series_uid = ?').run(
+            row.size_bytes - (p.replacedSize ?? row.size_bytes), now, pid, row.series_uid,
+          );
+          if (target.datasetName) this.#joinDataset(native, pid, row.series_uid, target.datasetName, now);
           statuses.push('replaced');
           this.#touch(pid, uids);
           continue;
@@ -381,6 +403,7 @@ export class DicomStore extends EventEmitter {
           this.#joinDataset(native, pid, uids.seriesInstanceUid, target.datasetName, now);
         }
         this.#remember(seriesKey);
+        this.#seriesStudy.set(seriesKey, uids.studyInstanceUid);
         this.#touch(pid, uids);
         statuses.push('stored');
       }
@@ -410,6 +433,19 @@ export class DicomStore extends EventEmitter {
     for (const k of this.#knownSeries) if (k.startsWith(`${projectId}|`) && k.endsWith(suffix)) this.#knownSeries.delete(k);
   }
 
+  /** The study of a stored series (cached), or undefined for a new series. */
+  #studyOfSeries(projectId: string, seriesUid: string): string | undefined {
+    const key = `${projectId}|${seriesUid}`;
+    const cached = this.#seriesStudy.get(key);
+    if (cached) return cached;
+    const row = this.#stmt(nativeDatabase(this.#db), 'select study_uid from dicom_series where project_id = ? and series_uid = ?').get(projectId, seriesUid) as { study_uid: string } | undefined;
+    if (row) {
+      if (this.#seriesStudy.size > 50_000) this.#seriesStudy.clear();
+      this.#seriesStudy.set(key, row.study_uid);
+    }
+    return row?.study_uid;
+  }
+
   #remember(key: string): void {
     if (this.#knownSeries.size > 50_000) this.#knownSeries.clear();
     this.#knownSeries.add(key);
@@ -429,14 +465,15 @@ export class DicomStore extends EventEmitter {
       if (now - entry.last < quiet) continue;
       this.#active.delete(key);
       try {
-        await this.#db
+        const r = await this.#db
           .updateTable('dicom_series')
           .set({ completed_at: now })
           .where('project_id', '=', entry.event.projectId)
           .where('series_uid', '=', entry.event.seriesUid)
           .where('completed_at', 'is', null)
-          .execute();
-        this.emit('series-complete', entry.event);
+          .executeTakeFirst();
+        // Deleted (or completed) meanwhile: nothing to announce.
+        if (Number(r.numUpdatedRows) > 0) this.emit('series-complete', entry.event);
       } catch (err) {
         this.#o.log?.error(`could not mark series ${entry.event.seriesUid} complete: ${(err as Error).message}`);
       }
@@ -447,14 +484,41 @@ export class DicomStore extends EventEmitter {
   forgetSeries(projectId: string, seriesUid: string): void {
     const key = `${projectId}|${seriesUid}`;
     this.#active.delete(key);
+    this.#seriesStudy.delete(key);
     for (const k of this.#knownSeries) if (k === key || k.startsWith(`${key}|`)) this.#knownSeries.delete(k);
   }
 
-  /** Deletes a series: index rows and dataset memberships in one transaction, then its files. Returns the number of instances removed. */
+  /** Resolves once every queued index write has committed. */
+  async #idle(): Promise<void> {
+    while (this.#pending.length > 0 || this.#flushing) await new Promise((r) => setTimeout(r, 1));
+  }
+
+  /**
+   * Deletes a series: index rows and dataset memberships in one transaction, then its
+   * files. New instances of the series wait until it is done; instances already written
+   * are committed first, so none is acknowledged and then deleted under it.
+   */
   async deleteSeries(projectId: string, seriesUid: string): Promise<number> {
+    const key = `${projectId}|${seriesUid}`;
+    while (this.#deleting.has(key)) await this.#deleting.get(key)!.catch(() => undefined);
+    const work = this.#deleteSeries(projectId, seriesUid);
+    this.#deleting.set(key, work);
+    try {
+      return await work;
+    } finally {
+      this.#deleting.delete(key);
+    }
+  }
+
+  async #deleteSeries(projectId: string, seriesUid: string): Promise<number> {
+    await this.#idle();
+    let folders: string[] = [];
     const removed = await this.#db.transaction().execute(async (trx) => {
       const series = await trx.selectFrom('dicom_series').select(['study_uid', 'num_instances']).where('project_id', '=', projectId).where('series_uid', '=', seriesUid).executeTakeFirst();
       if (!series) return undefined;
+      // Every folder its files are in (a series' instances all name its study, but be sure).
+      const dirs = await trx.selectFrom('dicom_instances').select('path').where('project_id', '=', projectId).where('series_uid', '=', seriesUid).execute();
+      folders = [...new Set(dirs.map((d) => dirname(d.path)))];
       await trx.deleteFrom('dicom_instances').where('project_id', '=', projectId).where('series_uid', '=', seriesUid).execute();
       await trx.deleteFrom('dataset_series').where('project_id', '=', projectId).where('series_uid', '=', seriesUid).execute();
       await trx.deleteFrom('dicom_series').where('project_id', '=', projectId).where('series_uid', '=', seriesUid).execute();
@@ -480,7 +544,7 @@ export class DicomStore extends EventEmitter {
     });
     if (!removed) throw new TesseraError('TESSERA_NOT_FOUND', `series ${seriesUid} does not exist in this project`);
     this.forgetSeries(projectId, seriesUid);
-    await rm(join(this.root, projectId, removed.studyUid, seriesUid), { recursive: true, force: true });
+    for (const folder of folders) await rm(join(this.root, folder), { recursive: true, force: true });
     await rm(join(this.root, 'thumbnails', projectId, `${seriesUid}.png`), { force: true });
     this.emit('series-deleted', { projectId, seriesUid, studyUid: removed.studyUid });
     return removed.instances;

@@ -106,6 +106,67 @@ describe.skipIf(skipDicomTools)('data API: uploads, bad input, search, datasets,
       expect(existsSync(join(s.home, 'evil.dcm'))).toBe(false);
     });
 
+    it('a deflated dataset that would inflate past the instance limit is refused with 413, quickly', async () => {
+      // image_dfl.dcm's deflated body, followed by 3 MB of zeros deflated (a few KB): over the 1 MB limit once inflated.
+      const dfl = file('image_dfl.dcm');
+      const p = (await import('../../../dicom/src/parse/part10-reader.ts')).readPart10(dfl);
+      const { deflateRawSync, inflateRawSync } = await import('node:zlib');
+      const body = deflateRawSync(Buffer.concat([inflateRawSync(dfl.subarray(p.datasetOffset)), Buffer.alloc(3 * 1024 * 1024)]));
+      const bomb = Buffer.concat([dfl.subarray(0, p.datasetOffset), body]);
+      expect(bomb.length).toBeLessThan(1024 * 1024);
+      const t = Date.now();
+      const r = await upload(s, bomb, 'application/dicom');
+      expect(r.status).toBe(413);
+      expect(r.json.error.message).toMatch(/inflates to more than/);
+      expect(Date.now() - t).toBeLessThan(5000);
+    });
+
+    it('an instance naming another study than its series already has is refused', async () => {
+      await s.call('POST', '/api/projects', { name: 'mixed' });
+      expect((await upload(s, file('CT_small.dcm'), 'application/dicom', '?project=mixed')).status).toBe(200);
+      const other = patched('CT_small.dcm', '1.3.6.1.4.1.5962.1.2.1.20040119072730.12322', '1.3.6.1.4.1.5962.1.2.1.20040119072730.99999');
+      const otherSop = Buffer.from(other.toString('latin1').split('1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322').join('1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.99999'), 'latin1');
+      const r = await upload(s, otherSop, 'application/dicom', '?project=mixed');
+      expect(r.status).toBe(400);
+      expect(r.json.error.message).toMatch(/belongs to study 1\.3\.6\.1\.4\.1\.5962\.1\.2\.1\.20040119072730\.12322/);
+    });
+
+    it('a disk fault while storing a STOW request fails its instances with 0xA700 and the server keeps serving', async () => {
+      const proj = await s.call('POST', '/api/projects', { name: 'diskfault' });
+      // A file where the study's folder must go: writing the instance fails (ENOTDIR).
+      await mkdir(join(s.home, 'dicom', proj.body.id), { recursive: true });
+      await writeFile(join(s.home, 'dicom', proj.body.id, '1.3.6.1.4.1.5962.1.2.1.20040119072730.12322'), 'in the way');
+      const boundary = 'fault-boundary-0123456789';
+      const parts = [file('CT_small.dcm'), file('MR_small.dcm')].map((b) => Buffer.concat([Buffer.from(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`), b, Buffer.from('\r\n')]));
+      const res = await fetch(`${s.url}/projects/diskfault/dicom-web/studies`, {
+        method: 'POST',
+        headers: { 'content-type': `multipart/related; type="application/dicom"; boundary=${boundary}` },
+        body: new Uint8Array(Buffer.concat([...parts, Buffer.from(`--${boundary}--\r\n`)])),
+      });
+      expect(res.status).toBe(202);
+      const json = (await res.json()) as Record<string, { Value: Record<string, { Value: unknown[] }>[] }>;
+      expect(json['00081198']!.Value.map((f) => f['00081197']!.Value[0])).toEqual([0xa700]);
+      expect(json['00081199']!.Value).toHaveLength(1);
+      expect((await s.call('GET', '/api/health')).status).toBe(200);
+      await rm(join(s.home, 'dicom', proj.body.id, '1.3.6.1.4.1.5962.1.2.1.20040119072730.12322'));
+    });
+
+    it('a STOW body that breaks off after some parts reports what was stored and why the rest was not', async () => {
+      await s.call('POST', '/api/projects', { name: 'partial' });
+      const boundary = 'partial-boundary-0123456789';
+      const part = (b: Buffer) => Buffer.concat([Buffer.from(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`), b, Buffer.from('\r\n')]);
+      const res = await fetch(`${s.url}/projects/partial/dicom-web/studies`, {
+        method: 'POST',
+        headers: { 'content-type': `multipart/related; type="application/dicom"; boundary=${boundary}` },
+        body: new Uint8Array(Buffer.concat([part(file('CT_small.dcm')), part(file('MR_small.dcm')), part(Buffer.alloc(2 * 1024 * 1024)), Buffer.from(`--${boundary}--\r\n`)])),
+      });
+      expect(res.status).toBe(202);
+      const json = (await res.json()) as Record<string, { Value: Record<string, { Value: unknown[] }>[] }>;
+      expect(json['00081199']!.Value).toHaveLength(2);
+      expect(String(json['00081198']!.Value[0]!['00091001']!.Value[0])).toMatch(/part 3/);
+      expect((await s.call('GET', '/api/series?project=partial')).body.total).toBe(2);
+    });
+
     it('the server keeps serving after all of it', async () => {
       expect((await s.call('GET', '/api/health')).status).toBe(200);
     });
@@ -126,6 +187,11 @@ describe.skipIf(skipDicomTools)('data API: uploads, bad input, search, datasets,
       expect(r.json.files.find((f: { file: string }) => f.file === 'notes.txt').error.message).toMatch(/DICM|DICOM/);
       const ds = await s.call('GET', '/api/datasets/uploaded?project=up');
       expect(ds.body.series_count).toBe(2);
+      // Taken out of the dataset, then imported again naming it: back in.
+      const ct = '1.3.6.1.4.1.5962.1.3.1.1.20040119072730.12322';
+      expect((await s.call('DELETE', '/api/datasets/uploaded/series?project=up', { series: [ct] })).body.series_count).toBe(1);
+      await upload(s, file('CT_small.dcm'), 'application/dicom', '?project=up&dataset=uploaded');
+      expect((await s.call('GET', '/api/datasets/uploaded?project=up')).body.series_count).toBe(2);
     });
 
     it('a re-import that names a dataset puts the series kept as they were into it; an import that stores nothing creates no dataset', async () => {

@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { readMultipart, searchSeries, seriesFacets, seriesTagsJson, typedTags, zipStream, type DicomJson, type DicomService, type FileResult, type IngestTarget } from '@tessera/dicom';
-import { TesseraError } from '@tessera/model';
+import { ERROR_CODES, TesseraError, type ErrorCode } from '@tessera/model';
 import { errorResponses, iso, ProjectQuery } from '../http/common.schema.ts';
 import type { ProjectStore } from '../projects/project-store.ts';
 import { filterFromQuery, SeriesFilter, SeriesListQuery } from './series-query.schema.ts';
@@ -149,7 +149,8 @@ export async function dataRoutes(app: FastifyInstance, opts: DataRoutesOptions):
     };
     if (results.length > 0 && summary.rejected === results.length) {
       const first = results[0]!.error!;
-      return reply.status(results.length === 1 && first.code === 'TESSERA_PAYLOAD_TOO_LARGE' ? 413 : 400).send({
+      const status = results.every((r) => r.error?.code === first.code) && first.code in ERROR_CODES ? ERROR_CODES[first.code as ErrorCode].status : 400;
+      return reply.status(status).send({
         error: {
           code: results.length === 1 ? first.code : 'TESSERA_INVALID_DICOM',
           message: results.length === 1 ? `${results[0]!.file}: ${first.message}` : `none of the ${results.length} files was stored: ${results.slice(0, 3).map((r) => `${r.file}: ${r.error?.message}`).join('; ')}`,
@@ -216,6 +217,7 @@ async function importBody(dicom: DicomService, target: IngestTarget, req: Fastif
     const results: FileResult[] = [];
     let batch = dicom.batch(target);
     let n = 0;
+    try {
     for await (const part of readMultipart(req.raw.iterator({ destroyOnReturn: false }), contentType, { maxPartBytes: max, maxTotalBytes: max })) {
       n++;
       const name = part.filename ?? `part ${n}`;
@@ -236,6 +238,12 @@ async function importBody(dicom: DicomService, target: IngestTarget, req: Fastif
       } else {
         await batch.add(part.body, name);
       }
+    }
+    } catch (err) {
+      // The body broke off after some files were stored: report them, and why the rest was not.
+      results.push(...(await batch.results()));
+      if (!(err instanceof TesseraError) || !results.some((r) => r.status !== 'rejected')) throw err;
+      return [...results, { file: `part ${n + 1} and after`, status: 'rejected', error: { code: err.code, message: err.message } }];
     }
     results.push(...(await batch.results()));
     return results;

@@ -63,6 +63,9 @@ export async function createDicomDomain(o: { config: ServerConfig; db: Kysely<ob
   const resolveIdentifiers = async (input: DataResolverInput): Promise<string[]> => {
     const form = input.dataForm;
     const limit = typeof form.dataset_limit === 'number' ? form.dataset_limit : undefined;
+    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) {
+      throw new TesseraError('TESSERA_INVALID_FORM', `dataset_limit must be a whole number of at least 1, not ${limit}`, { details: [{ where: 'data_form.dataset_limit', message: 'must be an integer >= 1' }] });
+    }
     const ids: string[] = [];
     if (typeof form.dataset_name === 'string') {
       const d = await service.datasets.find(input.project.id, form.dataset_name);

@@ -187,14 +187,22 @@ export async function dicomWebRoutes(app: FastifyInstance, opts: DicomWebRoutesO
         let n = 0;
         const batch = dicom.batch(target);
         const refused: FileResult[] = [];
-        for await (const part of readMultipart(req.raw.iterator({ destroyOnReturn: false }), contentType, limits)) {
-          n++;
-          const type = (part.contentType ?? 'application/dicom').split(';')[0]!.trim().toLowerCase();
-          if (type !== 'application/dicom') {
-            refused.push({ file: `part ${n}`, status: 'rejected', error: { code: 'TESSERA_UNSUPPORTED_MEDIA_TYPE', message: `part ${n} is ${type}; Tessera's STOW-RS takes application/dicom parts` } });
-            continue;
+        try {
+          for await (const part of readMultipart(req.raw.iterator({ destroyOnReturn: false }), contentType, limits)) {
+            n++;
+            const type = (part.contentType ?? 'application/dicom').split(';')[0]!.trim().toLowerCase();
+            if (type !== 'application/dicom') {
+              refused.push({ file: `part ${n}`, status: 'rejected', error: { code: 'TESSERA_UNSUPPORTED_MEDIA_TYPE', message: `part ${n} is ${type}; Tessera's STOW-RS takes application/dicom parts` } });
+              continue;
+            }
+            await batch.add(part.body, `part ${n}`, req.params.study);
           }
-          await batch.add(part.body, `part ${n}`, req.params.study);
+        } catch (err) {
+          // The body broke off after some parts were stored: say which were, and why the rest was not.
+          const done = await batch.results();
+          if (!(err instanceof TesseraError) || !done.some((r) => r.status !== 'rejected')) throw err;
+          if (!req.raw.complete) reply.header('connection', 'close');
+          refused.push({ file: `part ${n + 1} and after`, status: 'rejected', error: { code: err.code, message: err.message } });
         }
         results.push(...(await batch.results()), ...refused);
         if (n === 0) throw new TesseraError('TESSERA_INVALID_REQUEST', 'the STOW-RS body has no parts');
