@@ -3,7 +3,8 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
-import { TesseraError, ajvErrorsToDetails, createAjv, validateDagSpec, type DagSpec } from '@tessera/model';
+import semver from 'semver';
+import { PLATFORM_VERSION, TesseraError, ajvErrorsToDetails, createAjv, validateDagSpec, type DagSpec } from '@tessera/model';
 import { ExtensionManifestSchema, MANIFEST_FILE, type ExtensionManifest } from './extension-manifest.schema.ts';
 
 const validateManifest = createAjv().compile(ExtensionManifestSchema);
@@ -37,8 +38,9 @@ export async function loadExtensionFolder(dir: string): Promise<LoadedExtension>
     throw new TesseraError('TESSERA_INVALID_MANIFEST', `${manifestPath}: ${details.map((d) => `${d.where} ${d.message}`).join('; ')}`, { details });
   }
   const manifest = raw as ExtensionManifest;
+  checkManifest(manifest, dir, manifestPath);
   const workflows: LoadedWorkflow[] = [];
-  for (const entry of manifest.workflows) {
+  for (const entry of manifest.workflows ?? []) {
     const file = resolve(dir, entry);
     if (isAbsolute(entry) || relative(dir, file).startsWith('..')) {
       throw new TesseraError('TESSERA_INVALID_MANIFEST', `${manifestPath}: workflow path "${entry}" must stay inside the extension folder`);
@@ -58,6 +60,49 @@ export async function loadExtensionFolder(dir: string): Promise<LoadedExtension>
     }
   }
   return { manifest, dir, workflows };
+}
+
+function refuse(manifestPath: string, where: string, message: string): TesseraError {
+  return new TesseraError('TESSERA_INVALID_MANIFEST', `${manifestPath}: ${where} ${message}`, { details: [{ where, message }] });
+}
+
+function inside(dir: string, entry: string): boolean {
+  return !isAbsolute(entry) && !relative(dir, resolve(dir, entry)).startsWith('..');
+}
+
+/** What the JSON Schema cannot say: kinds and their parts, version ranges, parameter defaults, image contexts. */
+function checkManifest(m: ExtensionManifest, dir: string, manifestPath: string): void {
+  if (m.kind === 'workflow' && !m.workflows) throw refuse(manifestPath, 'workflows', 'is required for a workflow extension: name its workflow modules or DAG specs');
+  if (m.kind === 'application' && !m.app) throw refuse(manifestPath, 'app', 'is required for an application extension: how to start it, its port, its health check');
+  if (m.platform !== undefined) {
+    if (!semver.validRange(m.platform)) throw refuse(manifestPath, 'platform', `"${m.platform}" is not a semver range (e.g. ">=0.1.0 <1")`);
+    if (!semver.satisfies(PLATFORM_VERSION, m.platform, { includePrerelease: true })) {
+      throw refuse(manifestPath, 'platform', `asks for Tessera ${m.platform}, and this is Tessera ${PLATFORM_VERSION}: install a version of "${m.name}" made for it`);
+    }
+  }
+  for (const [name, range] of Object.entries(m.dependencies ?? {})) {
+    if (!semver.validRange(range)) throw refuse(manifestPath, `dependencies.${name}`, `"${range}" is not a semver range`);
+  }
+  for (const [name, p] of Object.entries(m.parameters ?? {})) {
+    const where = `parameters.${name}`;
+    const isList = p.type === 'list_single' || p.type === 'list_multi';
+    if (isList && !p.options) throw refuse(manifestPath, where, `is a ${p.type} and needs "options"`);
+    if (!isList && p.options) throw refuse(manifestPath, where, `is a ${p.type}, which takes no "options"`);
+    if (p.default === undefined) continue;
+    const ok =
+      p.type === 'boolean' ? typeof p.default === 'boolean'
+      : p.type === 'string' ? typeof p.default === 'string'
+      : p.type === 'list_single' ? typeof p.default === 'string' && p.options!.includes(p.default)
+      : Array.isArray(p.default) && p.default.every((v) => p.options!.includes(v));
+    if (!ok) throw refuse(manifestPath, `${where}.default`, `${JSON.stringify(p.default)} does not fit a ${p.type}${isList ? ` of ${p.options!.join(', ')}` : ''}`);
+  }
+  for (const [i, image] of (m.images ?? []).entries()) {
+    if (!inside(dir, image.context)) throw refuse(manifestPath, `images[${i}].context`, `"${image.context}" must stay inside the extension folder`);
+    if (!existsSync(resolve(dir, image.context))) throw refuse(manifestPath, `images[${i}].context`, `"${image.context}" does not exist`);
+    if (image.dockerfile !== undefined && !inside(resolve(dir, image.context), image.dockerfile)) {
+      throw refuse(manifestPath, `images[${i}].dockerfile`, `"${image.dockerfile}" must stay inside its context`);
+    }
+  }
 }
 
 /** Loads one workflow: a JSON DAG spec, or a module whose default export has `toDagSpec()` (or is a spec). */

@@ -3,21 +3,65 @@ import { Type, type Static } from '@sinclair/typebox';
 /** File name of the manifest at the root of an extension folder. */
 export const MANIFEST_FILE = 'tessera-extension.json';
 
+/** Keywords a catalog filters on (Kaapana's extension keywords). */
+export const EXTENSION_KEYWORDS = ['experimental', 'multi-installable', 'gpu-required'] as const;
+
+const Parameter = Type.Object(
+  {
+    type: Type.Union([Type.Literal('string'), Type.Literal('boolean'), Type.Literal('list_single'), Type.Literal('list_multi')], {
+      description: "Kaapana's extension_params types: a text, a switch, one of `options`, several of `options`.",
+    }),
+    description: Type.Optional(Type.String()),
+    default: Type.Optional(Type.Union([Type.String(), Type.Boolean(), Type.Array(Type.String())])),
+    options: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: 'The choices of list_single and list_multi.' })),
+    required: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+
 /**
- * The minimal extension manifest: enough to load workflows from a folder. The
- * full package format (catalog, versions, application extensions) extends it.
+ * The extension manifest (`tessera-extension.json`): what an extension is, what it
+ * needs, and what it provides. Only name, version, kind and (for workflow extensions)
+ * workflows are required.
  */
 export const ExtensionManifestSchema = Type.Object(
   {
     name: Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$', description: 'Unique name: lower-case letters, digits and "-".' }),
     version: Type.String({ pattern: '^\\d+\\.\\d+\\.\\d+([-+][0-9A-Za-z.-]+)?$', description: 'Semantic version, e.g. "1.2.0".' }),
-    kind: Type.Union([Type.Literal('workflow')], { description: '"workflow" (application extensions come later).' }),
-    title: Type.Optional(Type.String()),
+    kind: Type.Union([Type.Literal('workflow'), Type.Literal('application')], { description: '"workflow" (DAGs of operators) or "application" (a web app served on a subpath).' }),
+    title: Type.Optional(Type.String({ description: 'Display name.' })),
     description: Type.Optional(Type.String()),
-    workflows: Type.Array(Type.String({ minLength: 1 }), {
-      minItems: 1,
-      description: 'Workflow modules (.ts/.js, default export of @tessera/sdk defineWorkflow) or compiled DAG specs (.json), relative to the folder.',
-    }),
+    documentation: Type.Optional(Type.String({ pattern: '^https?://', description: 'Link to the extension\'s documentation.' })),
+    keywords: Type.Optional(Type.Array(Type.Union(EXTENSION_KEYWORDS.map((k) => Type.Literal(k))), { uniqueItems: true })),
+    platform: Type.Optional(Type.String({ description: 'Range of Tessera versions the extension works with (semver range, e.g. ">=0.1.0 <1").' })),
+    dependencies: Type.Optional(
+      Type.Record(Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$' }), Type.String(), {
+        description: 'Other extensions this one needs: name -> semver range of their version.',
+      }),
+    ),
+    parameters: Type.Optional(
+      Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Parameter, { description: 'Install-time parameters (Kaapana\'s extension_params).' }),
+    ),
+    workflows: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        description: 'Workflow modules (.ts/.js, default export of @tessera/sdk defineWorkflow) or compiled DAG specs (.json), relative to the folder. Required for kind "workflow".',
+      }),
+    ),
+    images: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            name: Type.String({ pattern: '^[a-z0-9]([a-z0-9._/-]*[a-z0-9])?(:[A-Za-z0-9_.-]+)?$', description: 'Image name (and tag) the operators refer to.' }),
+            context: Type.String({ minLength: 1, description: 'Docker build context, relative to the folder.' }),
+            dockerfile: Type.Optional(Type.String({ description: 'Dockerfile within the context (default Dockerfile).' })),
+          },
+          { additionalProperties: false },
+        ),
+        { description: 'Container images the extension builds and ships.' },
+      ),
+    ),
+    app: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'The application spec of kind "application" (see the applications guide).' })),
     triggers: Type.Optional(
       Type.Array(
         Type.Object(

@@ -1,3 +1,4 @@
+import semver from 'semver';
 import { TesseraError } from '@tessera/model';
 import { findExtensionFolders, loadExtensionFolder, type LoadedExtension, type LoadedWorkflow } from './extension-loader.ts';
 
@@ -43,6 +44,24 @@ export class WorkflowRegistry {
           problems.push({ dir, message: (err as Error).message });
         }
       }
+    }
+    // An extension whose dependencies are not there (in a version its range takes) does not
+    // load; again until nothing changes, since that may leave another one without its own.
+    for (let changed = true; changed; ) {
+    changed = false;
+    for (const ext of [...extensions]) {
+      const missing = Object.entries(ext.manifest.dependencies ?? {}).filter(
+        ([name, range]) => !extensions.some((o) => o.manifest.name === name && semver.satisfies(o.manifest.version, range, { includePrerelease: true })),
+      );
+      if (missing.length === 0) continue;
+      problems.push({
+        dir: ext.dir,
+        message: `extension "${ext.manifest.name}" needs ${missing.map(([n, r]) => `"${n}" ${r}`).join(', ')}, which ${missing.length === 1 ? 'is' : 'are'} not installed in a matching version`,
+      });
+      extensions.splice(extensions.indexOf(ext), 1);
+      for (const wf of ext.workflows) if (workflows.get(wf.spec.id) === wf) workflows.delete(wf.spec.id);
+      changed = true;
+    }
     }
     this.#workflows = workflows;
     this.#extensions = extensions;

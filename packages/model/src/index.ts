@@ -5,3 +5,4 @@ export * from './form-validate.ts';
 export * from './trigger-rules.ts';
 export * from './python-str.ts';
 export * from './json-validator.ts';
+export * from './platform-version.ts';

@@ -78,6 +78,6 @@ describe('published JSON Schemas (docs/reference)', () => {
     const hello = JSON.parse(await readFile(join(REPO_ROOT, 'extensions/hello-world/tessera-extension.json'), 'utf8'));
     expect(validate(hello), JSON.stringify(validate.errors)).toBe(true);
     expect(validate({ ...hello, version: 'latest' })).toBe(false);
-    expect(validate({ ...hello, kind: 'application' })).toBe(false);
+    expect(validate({ ...hello, kind: 'plugin' })).toBe(false);
   });
 });

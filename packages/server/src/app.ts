@@ -5,6 +5,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import { domainView, migrate, openDatabase, type Kysely } from '@tessera/db';
 import { dicomMigrations } from '@tessera/dicom';
+import { PLATFORM_VERSION } from '@tessera/model';
 import {
   BuiltinRunner,
   CORE_BUILTINS,
@@ -28,7 +29,7 @@ import { createDicomDomain, type DicomDomain } from './dicom/dicom-domain.ts';
 import { startArrivalTriggers } from './dicom/arrival-triggers.ts';
 import { workflowRoutes } from './workflows/workflow-routes.ts';
 
-export const VERSION = '0.1.0';
+export const VERSION = PLATFORM_VERSION;
 
 /** What the server found to run tasks with, for the banner and /api/health. */
 export interface RunnerReport {
