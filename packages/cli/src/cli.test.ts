@@ -1,8 +1,6 @@
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, type CliResult } from './__fixtures__/run-cli.ts';
 import { startTestServer, writeShellExtension, type TestServer } from '../../server/src/__fixtures__/test-server.ts';
-import { REPO_ROOT } from '../../server/src/__fixtures__/server-process.ts';
 
 let server: TestServer;
 beforeAll(async () => {
@@ -26,18 +24,8 @@ afterAll(async () => {
 });
 
 /** Runs the real `tessera` bin as a user would, inside the repository. */
-function tessera(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(REPO_ROOT, 'bin/tessera.mjs'), ...args], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, TESSERA_URL: server.url, ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+function tessera(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return runCli({ url: server.url, args, env });
 }
 
 describe('tessera CLI against a real server', () => {

@@ -1,13 +1,12 @@
-import { spawn } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, type CliResult } from './__fixtures__/run-cli.ts';
 import yauzl from 'yauzl';
 import yazl from 'yazl';
 import { pydicomFile, skipDicomTools } from '../../dicom/src/__fixtures__/dicom-env.ts';
-import { REPO_ROOT } from '../../server/src/__fixtures__/server-process.ts';
 import { startTestServer, writeShellExtension, type TestServer } from '../../server/src/__fixtures__/test-server.ts';
 import { ApiClient } from './api-client.ts';
 import type { DatasetJson, ImportSummaryJson, OffsetPage, SeriesDetailJson, SeriesJson } from './api-types.ts';
@@ -21,19 +20,9 @@ const CT_STUDY = '1.3.6.1.4.1.5962.1.2.1.20040119072730.12322';
 let server: TestServer;
 let work: string;
 
-/** Runs the real `tessera` bin as a user would, inside the repository. */
-function tessera(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(REPO_ROOT, 'bin/tessera.mjs'), ...args], {
-      cwd: work,
-      env: { ...process.env, TESSERA_URL: server.url, ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+/** Runs the real `tessera` bin as a user would, in the test's work folder. */
+function tessera(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return runCli({ url: server.url, cwd: work, args, env });
 }
 
 function json<T>(r: { code: number; stdout: string; stderr: string }): T {
