@@ -1,34 +1,14 @@
 import { constants } from 'node:fs';
-import { copyFile, mkdir, readFile, readdir, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { BuiltinContext, BuiltinOperator, RunConf } from '@tessera/engine';
 import { importDatasetName, type DicomService } from '@tessera/dicom';
 import { TesseraError } from '@tessera/model';
+import { filesUnder } from './files-under.ts';
 import type { ResultBuckets } from './result-buckets.ts';
 
 async function confOf(ctx: BuiltinContext): Promise<RunConf> {
   return JSON.parse(await readFile(join(ctx.launch.workflowDir, 'conf', 'conf.json'), 'utf8')) as RunConf;
-}
-
-/** Every file under a folder (recursively), as absolute paths; none when the folder is missing. */
-async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string): Promise<void> => {
-    let entries;
-    try {
-      entries = await readdir(d, { withFileTypes: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw err;
-    }
-    for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (e.isFile()) out.push(p);
-    }
-  };
-  await walk(dir);
-  return out;
 }
 
 /** The folders a task reads: `batch/<series>/<input_dir>` for each series, and `<input_dir>` at batch level. */

@@ -2,7 +2,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -10,6 +10,7 @@ import { readMultipart, searchSeries, seriesFacets, seriesTagsJson, typedTags, z
 import { ERROR_CODES, TesseraError, type ErrorCode } from '@tessera/model';
 import { errorResponses, iso, ProjectQuery } from '../http/common.schema.ts';
 import type { ProjectStore } from '../projects/project-store.ts';
+import { limitBytes, readBody } from './read-body.ts';
 import { filterFromQuery, SeriesFilter, SeriesListQuery } from './series-query.schema.ts';
 
 export interface DataRoutesOptions {
@@ -205,11 +206,11 @@ export async function dataRoutes(app: FastifyInstance, opts: DataRoutesOptions):
 async function importBody(dicom: DicomService, target: IngestTarget, req: FastifyRequest, contentType: string): Promise<FileResult[]> {
   const max = dicom.options.maxUploadBytes;
   if (contentType.startsWith('application/dicom')) {
-    return [await dicom.importFile(target, await readAll(req.raw, dicom.options.maxInstanceBytes, 'the file'), filenameOf(req) ?? 'upload.dcm')];
+    return [await dicom.importFile(target, await readBody(req.raw, dicom.options.maxInstanceBytes, 'the file', 'TESSERA_DICOM_MAX_INSTANCE_MB'), filenameOf(req) ?? 'upload.dcm')];
   }
   if (contentType.startsWith('application/zip') || contentType.startsWith('application/x-zip-compressed')) {
     return withTempFile(async (file) => {
-      await pipeline(req.raw, limitBytes(max, 'the archive'), createWriteStream(file));
+      await pipeline(req.raw, limitBytes(max, 'the archive', 'TESSERA_DICOM_MAX_UPLOAD_MB'), createWriteStream(file));
       return dicom.importZip(target, file);
     });
   }
@@ -254,29 +255,6 @@ async function importBody(dicom: DicomService, target: IngestTarget, req: Fastif
 function filenameOf(req: FastifyRequest): string | undefined {
   const cd = req.headers['content-disposition'];
   return cd ? /filename="?([^";]+)"?/.exec(cd)?.[1] : undefined;
-}
-
-async function readAll(stream: AsyncIterable<unknown>, max: number, what: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of stream) {
-    const b = c as Buffer;
-    size += b.length;
-    if (size > max) throw new TesseraError('TESSERA_PAYLOAD_TOO_LARGE', `${what} is over the limit of ${max} bytes`);
-    chunks.push(b);
-  }
-  return Buffer.concat(chunks);
-}
-
-function limitBytes(max: number, what: string): Transform {
-  let size = 0;
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      size += chunk.length;
-      if (size > max) cb(new TesseraError('TESSERA_PAYLOAD_TOO_LARGE', `${what} is over the upload limit of ${max} bytes (TESSERA_DICOM_MAX_UPLOAD_MB)`));
-      else cb(null, chunk);
-    },
-  });
 }
 
 async function withTempFile<T>(fn: (file: string) => Promise<T>): Promise<T> {

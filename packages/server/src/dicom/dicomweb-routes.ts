@@ -21,6 +21,7 @@ import {
 } from '@tessera/dicom';
 import { TesseraError } from '@tessera/model';
 import type { ProjectStore } from '../projects/project-store.ts';
+import { readBody } from './read-body.ts';
 
 export interface DicomWebRoutesOptions {
   dicom: DicomService;
@@ -172,14 +173,8 @@ export async function dicomWebRoutes(app: FastifyInstance, opts: DicomWebRoutesO
       const limits = { maxPartBytes: dicom.options.maxInstanceBytes, maxTotalBytes: dicom.options.maxUploadBytes };
       if (/^application\/dicom\s*(;|$)/i.test(contentType)) {
         // A single instance as the whole body (a convenience many clients use).
-        const chunks: Buffer[] = [];
-        let size = 0;
-        for await (const chunk of req.raw) {
-          size += (chunk as Buffer).length;
-          if (size > limits.maxPartBytes) throw new TesseraError('TESSERA_PAYLOAD_TOO_LARGE', `the instance is over the limit of ${limits.maxPartBytes} bytes (TESSERA_DICOM_MAX_INSTANCE_MB)`);
-          chunks.push(chunk as Buffer);
-        }
-        results.push(await dicom.importFile(target, Buffer.concat(chunks), 'part 1', req.params.study));
+        const body = await readBody(req.raw, limits.maxPartBytes, 'the instance', 'TESSERA_DICOM_MAX_INSTANCE_MB');
+        results.push(await dicom.importFile(target, body, 'part 1', req.params.study));
       } else {
         if (!/^multipart\/related/i.test(contentType)) {
           throw new TesseraError('TESSERA_UNSUPPORTED_MEDIA_TYPE', `STOW-RS takes multipart/related; type="application/dicom", not "${contentType || 'no content type'}"`);

@@ -1,7 +1,8 @@
 import { constants, createReadStream } from 'node:fs';
-import { copyFile, mkdir, readdir, stat } from 'node:fs/promises';
+import { copyFile, mkdir, stat } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { TesseraError } from '@tessera/model';
+import { filesUnder } from './files-under.ts';
 
 export interface BucketObject {
   run_id: string;
@@ -35,27 +36,13 @@ export class ResultBuckets {
 
   /** Objects of a project (optionally of one run), newest run first. */
   async list(projectId: string, runId?: string): Promise<BucketObject[]> {
-    const out: BucketObject[] = [];
     const base = this.#dir(projectId);
-    const walk = async (d: string): Promise<void> => {
-      let entries;
-      try {
-        entries = await readdir(d, { withFileTypes: true });
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-        throw err;
-      }
-      for (const e of entries) {
-        const p = join(d, e.name);
-        if (e.isDirectory()) await walk(p);
-        else if (e.isFile()) {
-          const st = await stat(p);
-          const [run, ...rest] = relative(base, p).split(sep);
-          out.push({ run_id: run!, path: rest.join('/'), size_bytes: st.size, modified_at: st.mtime.toISOString() });
-        }
-      }
-    };
-    await walk(runId ? this.#dir(projectId, runId) : base);
+    const out: BucketObject[] = [];
+    for (const p of await filesUnder(runId ? this.#dir(projectId, runId) : base)) {
+      const st = await stat(p);
+      const [run, ...rest] = relative(base, p).split(sep);
+      out.push({ run_id: run!, path: rest.join('/'), size_bytes: st.size, modified_at: st.mtime.toISOString() });
+    }
     return out.sort((a, b) => (a.run_id === b.run_id ? a.path.localeCompare(b.path) : b.run_id.localeCompare(a.run_id)));
   }
 
