@@ -109,7 +109,7 @@ export async function qidoSearch(db: Kysely<DicomTables>, req: QidoRequest): Pro
     }
     const tag = parseTagRef(key);
     if (tag === undefined) {
-      throw badQuery(key, `"${key}" is not a QIDO-RS parameter, a DICOM keyword or a tag; sequence paths are not supported`);
+      throw badQuery(key, `"${key}" is not a QIDO-RS parameter, a DICOM keyword or a tag: use a keyword as the standard spells it (e.g. PatientName) or a tag (e.g. 00100010); sequence paths are not supported`);
     }
     const value = values[values.length - 1]!;
     if (value === '') {

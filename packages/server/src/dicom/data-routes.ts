@@ -154,7 +154,10 @@ export async function dataRoutes(app: FastifyInstance, opts: DataRoutesOptions):
       return reply.status(status).send({
         error: {
           code: results.length === 1 ? first.code : 'TESSERA_INVALID_DICOM',
-          message: results.length === 1 ? `${results[0]!.file}: ${first.message}` : `none of the ${results.length} files was stored: ${results.slice(0, 3).map((r) => `${r.file}: ${r.error?.message}`).join('; ')}`,
+          message:
+            results.length === 1
+              ? `${results[0]!.file}: ${first.message}; nothing was stored`
+              : `none of the ${results.length} files was stored: ${results.slice(0, 3).map((r) => `${r.file}: ${r.error?.message}`).join('; ')}; see "files" for each one`,
           details: results.map((r) => ({ where: r.file, message: r.error?.message ?? '' })),
         },
         ...summary,

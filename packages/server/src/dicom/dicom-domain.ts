@@ -69,7 +69,10 @@ export async function createDicomDomain(o: { config: ServerConfig; db: Kysely<ob
     const ids: string[] = [];
     if (typeof form.dataset_name === 'string') {
       const d = await service.datasets.find(input.project.id, form.dataset_name);
-      if (!d) throw new TesseraError('TESSERA_NOT_FOUND', `dataset "${form.dataset_name}" does not exist in project "${input.project.name}"`);
+      if (!d) throw new TesseraError(
+          'TESSERA_NOT_FOUND',
+          `dataset "${form.dataset_name}" does not exist in project "${input.project.name}"; list the datasets with \`tessera datasets --project ${input.project.name}\`, or send data into it (storescu -aet kp-${form.dataset_name}, tessera import --dataset ${form.dataset_name})`,
+        );
       ids.push(...(await service.datasets.seriesOf(d.id)));
       if (ids.length === 0) throw new TesseraError('TESSERA_INVALID_FORM', `dataset "${form.dataset_name}" is empty: add series to it first`, { details: [{ where: 'data_form.dataset_name', message: 'the dataset has no series' }] });
     }
