@@ -45,7 +45,10 @@ describe('crash safety (kill -9 of a real server process)', () => {
       const runs = await Promise.all(runIds.map((id) => json(`${a.url}/api/runs/${id}`)));
       return runs.every((r) => r.tasks.find((t: { id: string }) => t.id === 'slow').state === 'running');
     }, 15_000, 'slow tasks running');
-    const orphansBefore = findProcessesByEnv('TESSERA_TASK_KEY').filter((p) => runIds.some((id) => p.value.startsWith(id)));
+    // "running" is committed before the launcher has started the process: wait until the processes are there.
+    const ours = () => findProcessesByEnv('TESSERA_TASK_KEY').filter((p) => runIds.some((id) => p.value.startsWith(id)));
+    await waitFor(async () => ours().length >= 3, 10_000, 'the slow tasks\' processes').catch(() => undefined);
+    const orphansBefore = ours();
     expect(orphansBefore.length).toBeGreaterThanOrEqual(3);
 
     await killHard(a);
