@@ -92,6 +92,10 @@ describe.skipIf(skipDocker)('scheduler with the Docker runner', () => {
     const { runs } = await engine.scheduler.trigger({ project: PROJECT, workflow: { spec } });
     const runId = runs[0]!.id;
     for (let i = 0; i < 200 && (await containersFor(runId)) === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    // The scenario is a container the scheduler knew of: wait until its handle is committed
+    // (it goes with the next commit, which a loaded machine can delay past a fixed pause).
+    const handleOf = async () => (await engine.scheduler.store.getTasks(runId)).find((t) => t.task_id === 'work')?.handle;
+    for (let i = 0; i < 200 && !(await handleOf()); i++) await new Promise((r) => setTimeout(r, 25));
     await new Promise((r) => setTimeout(r, 500));
     // No graceful close: as after kill -9, the container keeps running without its scheduler.
     const restarted = await engine.restart({ graceful: false });
