@@ -3,7 +3,7 @@
 # reachable): installs docker.io and debootstrap if missing, starts a dockerd
 # whose data root is a persistent cache dir, builds the base image
 # tessera-test/python:bookworm by debootstrap (once; the root filesystem tarball
-# is cached too) and tessera-test/kaapana-operator:1 from tests/images/.
+# is cached too), tags it tessera/base-python:bookworm (the base of extension images) and tessera-test/kaapana-operator:1 from tests/images/.
 #
 # Idempotent; run as root. Progress goes to stderr; the last stdout line is
 #   export DOCKER_HOST=unix://<cache dir>/docker.sock
@@ -23,6 +23,9 @@ DOCKERD=/usr/sbin/dockerd
 BASE_IMAGE=tessera-test/python:bookworm
 BASE_TAR=$DIR/rootfs-python-bookworm.tar
 OPERATOR_IMAGE=tessera-test/kaapana-operator:1
+# The base image Tessera's extensions build FROM (like Kaapana's local-only/base-python-cpu):
+# the same root filesystem under the name extensions use.
+EXT_BASE_IMAGE=tessera/base-python:bookworm
 
 log() { echo "docker-test-env: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -117,9 +120,11 @@ else
     "$BASE_TAR" "$BASE_IMAGE" >&2
 fi
 
+has_image "$EXT_BASE_IMAGE" || "$DOCKER" tag "$BASE_IMAGE" "$EXT_BASE_IMAGE"
+
 log "building $OPERATOR_IMAGE (cached by the engine)"
 # The classic builder resolves FROM against local images only, which is what an offline machine needs.
 DOCKER_BUILDKIT=0 "$DOCKER" build -q -t "$OPERATOR_IMAGE" "$REPO/tests/images/kaapana-operator" >&2
 
-log "ready: $BASE_IMAGE, $OPERATOR_IMAGE"
+log "ready: $BASE_IMAGE, $EXT_BASE_IMAGE, $OPERATOR_IMAGE"
 echo "export DOCKER_HOST=unix://$SOCK"
