@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url';
 import semver from 'semver';
 import { PLATFORM_VERSION, TesseraError, ajvErrorsToDetails, createAjv, validateDagSpec, type DagSpec } from '@tessera/model';
 import { ExtensionManifestSchema, MANIFEST_FILE, type ExtensionManifest } from './extension-manifest.schema.ts';
+import { registerSdkResolution } from './sdk-resolve.ts';
 
 const validateManifest = createAjv().compile(ExtensionManifestSchema);
 const requireCache = createRequire(import.meta.url).cache;
@@ -25,7 +26,8 @@ export interface LoadedExtension {
 }
 
 /** Reads and validates an extension folder's manifest, then loads and compiles every workflow it names. */
-export async function loadExtensionFolder(dir: string): Promise<LoadedExtension> {
+/** Reads and validates an extension folder's manifest (schema and semantic checks), without loading its workflows. */
+export async function readManifest(dir: string): Promise<ExtensionManifest> {
   const manifestPath = join(dir, MANIFEST_FILE);
   let raw: unknown;
   try {
@@ -39,6 +41,13 @@ export async function loadExtensionFolder(dir: string): Promise<LoadedExtension>
   }
   const manifest = raw as ExtensionManifest;
   checkManifest(manifest, dir, manifestPath);
+  return manifest;
+}
+
+/** Reads and validates an extension folder's manifest, then loads and compiles every workflow it names. */
+export async function loadExtensionFolder(dir: string): Promise<LoadedExtension> {
+  const manifestPath = join(dir, MANIFEST_FILE);
+  const manifest = await readManifest(dir);
   const workflows: LoadedWorkflow[] = [];
   for (const entry of manifest.workflows ?? []) {
     const file = resolve(dir, entry);
@@ -113,6 +122,7 @@ export async function loadWorkflowFile(file: string): Promise<DagSpec> {
   // cache; a .ts file outside a "type": "module" package loads as CommonJS, whose cache
   // is keyed by path, so drop it there too. Modules it imports in turn stay cached
   // until the server restarts.
+  registerSdkResolution();
   const { mtimeMs } = await stat(file);
   delete requireCache[file];
   const mod = (await import(`${pathToFileURL(file).href}?v=${mtimeMs}`)) as { default?: unknown };

@@ -116,7 +116,7 @@ describe('WorkflowRegistry', () => {
     }
     expect(error).toBeInstanceOf(TesseraError);
     expect((error as TesseraError).code).toBe('TESSERA_NOT_FOUND');
-    expect((error as TesseraError).message).toBe('workflow "hello-wrld" does not exist; known workflows: good-workflow, shared');
+    expect((error as TesseraError).message).toBe('workflow "hello-wrld" does not exist; known workflows: good-workflow, shared. Install the extension that provides it: tessera ext list shows the catalog');
   });
 
   it('picks up a changed workflow module on reload', async () => {

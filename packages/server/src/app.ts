@@ -19,7 +19,7 @@ import {
   type Runner,
   type WorkflowTables,
 } from '@tessera/engine';
-import { WorkflowRegistry } from '@tessera/extensions';
+import { ImageTool, WorkflowRegistry } from '@tessera/extensions';
 import type { ServerConfig } from './config.ts';
 import { ErrorResponse } from './http/common.schema.ts';
 import { installErrorHandler } from './http/error-handler.ts';
@@ -28,6 +28,9 @@ import { projectRoutes } from './projects/project-routes.ts';
 import { createDicomDomain, type DicomDomain } from './dicom/dicom-domain.ts';
 import { startArrivalTriggers } from './dicom/arrival-triggers.ts';
 import { workflowRoutes } from './workflows/workflow-routes.ts';
+import { ExtensionManager } from './extensions/extension-manager.ts';
+import { extensionMigrations, type ExtensionTables } from './extensions/extension-store.ts';
+import { extensionRoutes } from './extensions/extension-routes.ts';
 
 export const VERSION = PLATFORM_VERSION;
 
@@ -42,6 +45,7 @@ export interface Tessera {
   config: ServerConfig;
   scheduler: DagScheduler;
   registry: WorkflowRegistry;
+  extensions: ExtensionManager;
   projects: ProjectStore;
   dicom: DicomDomain;
   /** The DICOM C-STORE port once listening (undefined when DICOM_PORT=off). */
@@ -65,13 +69,13 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   // server on the same home would kill the first one's tasks.
   const releaseHome = lockHome(config.home);
   const db = openDatabase<object>({ file: join(config.home, 'tessera.db'), durability: config.dbDurability });
-  await migrate(db as Kysely<unknown>, [...projectMigrations, ...workflowMigrations, ...dicomMigrations]);
+  await migrate(db as Kysely<unknown>, [...projectMigrations, ...workflowMigrations, ...dicomMigrations, ...extensionMigrations]);
   const projects = new ProjectStore(domainView<ProjectTables>(db));
   await projects.ensureDefault();
 
   // Processes and containers are tagged with this, so a sweep never touches another home's tasks.
   const homeId = createHash('sha256').update(config.home).digest('hex').slice(0, 16);
-  const { runners, reports, notes, builtins } = await findRunners(config, homeId);
+  const { runners, reports, notes, builtins, dockerSocket } = await findRunners(config, homeId);
 
   const registry = new WorkflowRegistry({ roots: config.extensionRoots });
   const loaded = await registry.reload();
@@ -99,6 +103,18 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     app.log.info(recovery, 'resumed the runs that were active when the server stopped');
   }
   for (const p of loaded.problems) app.log.warn(`extension ${p.dir} not loaded: ${p.message}`);
+  const extensions = new ExtensionManager({
+    db: domainView<ExtensionTables>(db),
+    home: config.home,
+    builtinDir: config.builtinExtensionsDir,
+    registry,
+    images: dockerSocket ? new ImageTool(dockerSocket) : undefined,
+    maxPackageBytes: config.extensionMaxPackageMb * 1024 * 1024,
+    defaults: config.defaultExtensions,
+    activeRunDirs: async () => new Set((await scheduler.store.activeRuns()).map((r) => r.extension_dir).filter((d): d is string => d !== null)),
+    log: { info: (m) => app.log.info(m), warn: (m) => app.log.warn(m) },
+  });
+  await extensions.start();
 
   const retention = { days: config.retentionDays, failedDays: config.failedRetentionDays };
   const sweepDirs = (): void => {
@@ -114,7 +130,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     openapi: {
       openapi: '3.1.0',
       info: { title: 'Tessera API', version: VERSION, description: 'Workflows, runs, projects. Errors are `{ error: { code, message, details } }`.' },
-      tags: [{ name: 'platform' }, { name: 'projects' }, { name: 'workflows' }, { name: 'data' }, { name: 'datasets' }, { name: 'dicomweb' }],
+      tags: [{ name: 'platform' }, { name: 'projects' }, { name: 'workflows' }, { name: 'extensions' }, { name: 'data' }, { name: 'datasets' }, { name: 'dicomweb' }],
     },
   });
   app.addSchema(ErrorResponse);
@@ -133,6 +149,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.register(projectRoutes, { projects });
   await app.register(workflowRoutes, { scheduler, registry, projects });
+  await app.register(extensionRoutes, { manager: extensions });
   await dicom.register(app, () => publicUrl);
   const triggers = startArrivalTriggers({ dicom: dicom.service, registry, scheduler, projects, log: (m) => app.log.warn(m) });
   let dicomPort: number | undefined;
@@ -142,6 +159,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     config,
     scheduler,
     registry,
+    extensions,
     projects,
     dicom,
     get dicomPort() {
@@ -171,6 +189,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     close: async () => {
       clearInterval(retentionTimer);
       triggers.stop();
+      await extensions.close();
       await dicom.close();
       await app.close();
       await scheduler.close();
@@ -181,17 +200,19 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   };
 }
 
-async function findRunners(config: ServerConfig, homeId: string): Promise<{ runners: Runner[]; reports: RunnerReport[]; notes: string[]; builtins: BuiltinRunner }> {
+async function findRunners(config: ServerConfig, homeId: string): Promise<{ runners: Runner[]; reports: RunnerReport[]; notes: string[]; builtins: BuiltinRunner; dockerSocket: string | undefined }> {
   const builtins = new BuiltinRunner(CORE_BUILTINS);
   const runners: Runner[] = [builtins];
   const reports: RunnerReport[] = [{ name: 'builtin', get detail() { return `built-in operators: ${builtins.names().join(', ')}`; } }];
   const notes: string[] = [];
+  let dockerSocket: string | undefined;
   const wanted = config.runners === 'auto' ? ['docker', 'process'] : config.runners;
   // Containers first: an operator with an image runs in its container when an engine is there.
   if (wanted.includes('docker')) {
     const docker = await detectDocker({ socketPath: config.dockerSocket });
     if (docker.available) {
       runners.push(new DockerRunner({ homeId, socketPath: docker.socketPath }));
+      dockerSocket = docker.socketPath;
       reports.push({ name: 'docker', detail: `Docker ${docker.version} at unix://${docker.socketPath}` });
     } else if (config.runners !== 'auto') {
       throw new Error(`TESSERA_RUNNERS asks for docker, but ${docker.reason}`);
@@ -203,7 +224,7 @@ async function findRunners(config: ServerConfig, homeId: string): Promise<{ runn
     runners.push(new ProcessRunner({ homeId }));
     reports.push({ name: 'process', detail: 'local processes' });
   }
-  return { runners, reports, notes, builtins };
+  return { runners, reports, notes, builtins, dockerSocket };
 }
 
 /**

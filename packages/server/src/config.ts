@@ -11,8 +11,14 @@ export interface ServerConfig {
   host: string;
   /** All state: DB, workflow dirs, logs, user extensions (TESSERA_HOME, default ./.tessera). */
   home: string;
-  /** Folders whose sub-folders are extensions (TESSERA_EXTENSIONS_DIRS, ":"-separated; default: the repository's extensions/ and <home>/extensions). */
+  /** Linked folders: their sub-folders are extensions loaded as they are on disk, always installed (TESSERA_EXTENSIONS_DIRS, ":"-separated; default none). */
   extensionRoots: string[];
+  /** The built-in collection of the catalog (TESSERA_BUILTIN_EXTENSIONS_DIR, default the repository's extensions/). */
+  builtinExtensionsDir: string;
+  /** Built-in extensions installed at the first start (TESSERA_DEFAULT_EXTENSIONS, comma-separated or "none"; default hello-world,collect-metadata,delete-series). */
+  defaultExtensions: string[];
+  /** Largest extension package accepted, in MB (TESSERA_EXTENSION_MAX_PACKAGE_MB, default 2048: images ride inside). */
+  extensionMaxPackageMb: number;
   /** Tasks running at once (TESSERA_PARALLELISM, default 16). */
   parallelism: number;
   /** RAM pool in MB (TESSERA_RAM_POOL_MB, default 80% of the machine's memory). */
@@ -51,6 +57,12 @@ export interface ServerConfig {
 
 /** The repository's built-in extensions folder. */
 export const BUILTIN_EXTENSIONS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../../extensions');
+
+function defaultExtensions(raw: string | undefined): string[] {
+  if (raw === undefined || raw.trim() === '') return ['hello-world', 'collect-metadata', 'delete-series'];
+  if (raw.trim() === 'none') return [];
+  return raw.split(',').map((s) => s.trim()).filter(Boolean);
+}
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   const problems: string[] = [];
@@ -105,9 +117,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     port: int('PORT', 8080, 0, 65535),
     host: env.HOST || '127.0.0.1',
     home,
-    extensionRoots: env.TESSERA_EXTENSIONS_DIRS
-      ? env.TESSERA_EXTENSIONS_DIRS.split(':').filter(Boolean).map((p) => resolve(p))
-      : [BUILTIN_EXTENSIONS_DIR, join(home, 'extensions')],
+    extensionRoots: (env.TESSERA_EXTENSIONS_DIRS ?? '').split(':').filter(Boolean).map((p) => resolve(p)),
+    builtinExtensionsDir: resolve(env.TESSERA_BUILTIN_EXTENSIONS_DIR || BUILTIN_EXTENSIONS_DIR),
+    defaultExtensions: defaultExtensions(env.TESSERA_DEFAULT_EXTENSIONS),
+    extensionMaxPackageMb: int('TESSERA_EXTENSION_MAX_PACKAGE_MB', 2048, 1),
     parallelism: int('TESSERA_PARALLELISM', 16, 1, 10_000),
     ramPoolMb: int('TESSERA_RAM_POOL_MB', Math.floor((totalmem() / 1024 / 1024) * 0.8), 1),
     gpuPoolMb: int('TESSERA_GPU_POOL_MB', 0, 0),

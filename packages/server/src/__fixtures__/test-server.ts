@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTessera, type Tessera } from '../app.ts';
-import { BUILTIN_EXTENSIONS_DIR, loadConfig, type ServerConfig } from '../config.ts';
+import { loadConfig, type ServerConfig } from '../config.ts';
 
 export interface TestServer {
   tessera: Tessera;
@@ -14,7 +14,7 @@ export interface TestServer {
   close: () => Promise<void>;
 }
 
-/** A real server on a free port over a temp TESSERA_HOME, with the repository's extensions and a temp extension root. */
+/** A real server on a free port over a temp TESSERA_HOME, with the default built-in extensions installed and a temp linked extension root. */
 export async function startTestServer(overrides: Partial<ServerConfig> = {}): Promise<TestServer> {
   const home = await mkdtemp(join(tmpdir(), 'tessera-server-'));
   const extRoot = join(home, 'test-extensions');
@@ -23,7 +23,7 @@ export async function startTestServer(overrides: Partial<ServerConfig> = {}): Pr
     ...loadConfig({}),
     port: 0,
     home,
-    extensionRoots: [BUILTIN_EXTENSIONS_DIR, extRoot],
+    extensionRoots: [extRoot],
     runners: ['process'],
     logLevel: 'silent',
     dicomPort: 0,

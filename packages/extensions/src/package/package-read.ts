@@ -1,0 +1,178 @@
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { extract as tarExtract } from 'tar-stream';
+import { TesseraError, type ErrorCode } from '@tessera/model';
+import { loadExtensionFolder, type LoadedExtension } from '../extension-loader.ts';
+import { PACKAGE_EXTENSION_DIR, PACKAGE_FORMAT, PACKAGE_IMAGES_DIR, PACKAGE_META_FILE, type PackageMeta } from './package-format.ts';
+
+export interface UnpackedPackage {
+  meta: PackageMeta;
+  extension: LoadedExtension;
+  /** SHA-256 of the archive as received. */
+  sha256: string;
+  bytes: number;
+}
+
+function refuse(message: string, code: ErrorCode = 'TESSERA_INVALID_PACKAGE'): TesseraError {
+  return new TesseraError(code, `the extension package was refused: ${message}; nothing of it was kept`);
+}
+
+/** An archive path is taken only as a plain relative path: no absolute paths, no `..`, no empty or odd segments. */
+function checkPath(name: string): string {
+  const clean = name.replace(/\/+$/, '');
+  if (clean.startsWith('/') || /^[A-Za-z]:/.test(clean) || clean.includes('\\') || clean.includes('\0')) {
+    throw refuse(`entry "${name}" has an absolute path; a package holds only paths relative to its root`);
+  }
+  const parts = clean.split('/');
+  if (parts.some((p) => p === '..')) throw refuse(`entry "${name}" climbs out of the archive with ".."`);
+  if (parts.some((p) => p === '' || p === '.')) throw refuse(`entry "${name}" has an empty or "." path segment`);
+  return clean;
+}
+
+/**
+ * Reads a package from a stream into `dest` (which must not exist), checking as it
+ * goes: gzip + tar, entry paths and types, the size limit (of the archive and of what
+ * it unpacks to), every checksum, then the manifest and the DAG specs. Any failure
+ * removes `dest` and throws TESSERA_INVALID_PACKAGE (or TESSERA_PAYLOAD_TOO_LARGE).
+ */
+export async function unpackPackage(source: Readable, dest: string, options: { maxBytes: number }): Promise<UnpackedPackage> {
+  try {
+    return await unpack(source, dest, options.maxBytes);
+  } catch (err) {
+    await rm(dest, { recursive: true, force: true });
+    source.destroy();
+    if (err instanceof TesseraError) throw err;
+    const message = (err as Error).message;
+    if (/incorrect header check|unexpected end of file|invalid (tar|block)|Unexpected end of data|invalid distance|too far back/i.test(message)) {
+      throw refuse(`it is not a gzipped tar archive, or it is cut short (${message}); build it with \`tessera ext build\``);
+    }
+    throw err;
+  }
+}
+
+async function unpack(source: Readable, dest: string, maxBytes: number): Promise<UnpackedPackage> {
+  const limitMb = Math.round(maxBytes / 1024 / 1024);
+  const archiveHash = createHash('sha256');
+  let archiveBytes = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, next) {
+      archiveBytes += chunk.length;
+      if (archiveBytes > maxBytes) {
+        next(new TesseraError('TESSERA_PAYLOAD_TOO_LARGE', `the extension package was refused: it is larger than the limit of ${limitMb} MB (TESSERA_EXTENSION_MAX_PACKAGE_MB); nothing of it was kept`));
+        return;
+      }
+      archiveHash.update(chunk);
+      next(null, chunk);
+    },
+  });
+  await mkdir(dest, { recursive: false });
+  const extract = tarExtract();
+  let meta: PackageMeta | undefined;
+  let unpackedBytes = 0;
+  const seen = new Map<string, string>();
+  const reading = (async () => {
+    for await (const entry of extract) {
+      const header = entry.header;
+      const path = checkPath(header.name);
+      if (header.type === 'symlink' || header.type === 'link') {
+        throw refuse(`entry "${path}" is a link (to "${header.linkname}"); a package holds only files and folders`);
+      }
+      if (header.type === 'directory') {
+        entry.resume();
+        continue;
+      }
+      if (header.type !== 'file' && header.type !== 'contiguous-file') throw refuse(`entry "${path}" is a ${header.type}; a package holds only files and folders`);
+      unpackedBytes += header.size ?? 0;
+      if (unpackedBytes > maxBytes) {
+        throw new TesseraError('TESSERA_PAYLOAD_TOO_LARGE', `the extension package was refused: it unpacks to more than the limit of ${limitMb} MB (TESSERA_EXTENSION_MAX_PACKAGE_MB); nothing of it was kept`);
+      }
+      if (meta === undefined) {
+        if (path !== PACKAGE_META_FILE) throw refuse(`its first entry is "${path}", not ${PACKAGE_META_FILE}; build it with \`tessera ext build\``);
+        if ((header.size ?? 0) > 4 * 1024 * 1024) throw refuse(`${PACKAGE_META_FILE} is larger than 4 MB`);
+        const chunks: Buffer[] = [];
+        for await (const c of entry) chunks.push(c as Buffer);
+        meta = parseMeta(Buffer.concat(chunks));
+        continue;
+      }
+      if (seen.has(path)) throw refuse(`entry "${path}" is in the archive twice`);
+      const expected = meta.files[path];
+      if (!expected) throw refuse(`entry "${path}" is not listed in ${PACKAGE_META_FILE}`);
+      if (!path.startsWith(`${PACKAGE_EXTENSION_DIR}/`) && !path.startsWith(`${PACKAGE_IMAGES_DIR}/`)) throw refuse(`entry "${path}" is outside ${PACKAGE_EXTENSION_DIR}/ and ${PACKAGE_IMAGES_DIR}/`);
+      const target = join(dest, path);
+      await mkdir(dirname(target), { recursive: true });
+      const hash = createHash('sha256');
+      let size = 0;
+      await pipeline(
+        entry,
+        new Transform({
+          transform(chunk: Buffer, _enc, next) {
+            hash.update(chunk);
+            size += chunk.length;
+            next(null, chunk);
+          },
+        }),
+        createWriteStream(target, { flags: 'wx', mode: 0o644 }),
+      );
+      const sum = hash.digest('hex');
+      if (sum !== expected.sha256 || size !== expected.size) {
+        throw refuse(`checksum mismatch for "${path}": ${PACKAGE_META_FILE} says sha256 ${expected.sha256.slice(0, 12)}... (${expected.size} bytes), the archive holds ${sum.slice(0, 12)}... (${size} bytes); the package is damaged or was altered`);
+      }
+      seen.set(path, sum);
+    }
+  })();
+  await Promise.all([pipeline(source, counter, createGunzip(), extract), reading]);
+  if (!meta) throw refuse(`the archive is empty`);
+  const missing = Object.keys(meta.files).filter((p) => !seen.has(p));
+  if (missing.length > 0) throw refuse(`${missing.length} file${missing.length === 1 ? '' : 's'} listed in ${PACKAGE_META_FILE} ${missing.length === 1 ? 'is' : 'are'} missing: ${missing.slice(0, 5).join(', ')}`);
+  for (const image of meta.images) {
+    if (image.file !== undefined && !seen.has(image.file)) throw refuse(`image ${image.name} names ${image.file}, which is not in the archive`);
+  }
+  let extension: LoadedExtension;
+  try {
+    extension = await loadExtensionFolder(join(dest, PACKAGE_EXTENSION_DIR));
+  } catch (err) {
+    const e = err as TesseraError;
+    throw new TesseraError(e.code ?? 'TESSERA_INVALID_PACKAGE', `the extension package was refused: ${e.message.replace(join(dest, PACKAGE_EXTENSION_DIR), '<package>')}; nothing of it was kept`, { details: e.details ?? [] });
+  }
+  const m = extension.manifest;
+  if (m.name !== meta.name || m.version !== meta.version) {
+    throw refuse(`${PACKAGE_META_FILE} says ${meta.name}@${meta.version}, its manifest says ${m.name}@${m.version}`);
+  }
+  for (const wf of extension.workflows) {
+    if (!wf.file.endsWith('.json')) throw refuse(`workflow "${wf.spec.id}" is a module (${wf.file.split('/').pop()}), not a compiled DAG spec; build the package with \`tessera ext build\``);
+  }
+  const declared = new Set((m.images ?? []).map((i) => i.name));
+  for (const image of meta.images) {
+    if (!declared.has(image.name)) throw refuse(`${PACKAGE_META_FILE} carries image ${image.name}, which the manifest does not list`);
+  }
+  return { meta, extension, sha256: archiveHash.digest('hex'), bytes: archiveBytes };
+}
+
+function parseMeta(data: Buffer): PackageMeta {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(data.toString('utf8'));
+  } catch (err) {
+    throw refuse(`${PACKAGE_META_FILE} is not JSON (${(err as Error).message})`);
+  }
+  const m = raw as Partial<PackageMeta>;
+  if (typeof m !== 'object' || m === null) throw refuse(`${PACKAGE_META_FILE} is not an object`);
+  if (m.format !== PACKAGE_FORMAT) throw refuse(`${PACKAGE_META_FILE} has format ${JSON.stringify(m.format)}; this Tessera reads format ${PACKAGE_FORMAT}`);
+  if (typeof m.name !== 'string' || typeof m.version !== 'string') throw refuse(`${PACKAGE_META_FILE} lacks name or version`);
+  if (typeof m.files !== 'object' || m.files === null) throw refuse(`${PACKAGE_META_FILE} lacks its list of files`);
+  for (const [path, f] of Object.entries(m.files)) {
+    checkPath(path);
+    if (typeof f?.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(f.sha256) || !Number.isInteger(f.size)) throw refuse(`${PACKAGE_META_FILE}: files["${path}"] needs a sha256 and a size`);
+  }
+  if (!Array.isArray(m.images)) throw refuse(`${PACKAGE_META_FILE} lacks its list of images`);
+  for (const image of m.images) {
+    if (typeof image?.name !== 'string' || typeof image.id !== 'string') throw refuse(`${PACKAGE_META_FILE}: each image needs a name and an id`);
+    if (image.file !== undefined && (typeof image.file !== 'string' || !m.files[image.file])) throw refuse(`${PACKAGE_META_FILE}: image ${image.name} names a file that is not listed`);
+  }
+  return m as PackageMeta;
+}

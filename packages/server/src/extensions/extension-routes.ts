@@ -1,0 +1,100 @@
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { EXTENSION_KEYWORDS } from '@tessera/extensions';
+import { TesseraError } from '@tessera/model';
+import { errorResponses } from '../http/common.schema.ts';
+import type { CatalogEntry, ExtensionManager } from './extension-manager.ts';
+
+const Open = (description: string) => Type.Object({}, { additionalProperties: true, description });
+const errors = { ...errorResponses, 413: { $ref: 'ErrorResponse#' }, 415: { $ref: 'ErrorResponse#' }, 503: { $ref: 'ErrorResponse#' } };
+const NameParams = Type.Object({ name: Type.String({ minLength: 1 }) });
+const CatalogQuery = Type.Object({
+  kind: Type.Optional(Type.Union([Type.Literal('workflow'), Type.Literal('application')])),
+  keyword: Type.Optional(Type.Union(EXTENSION_KEYWORDS.map((k) => Type.Literal(k)))),
+  state: Type.Optional(Type.String({ description: 'Comma-separated: not_installed, installing, installed, error, uninstalling' })),
+  q: Type.Optional(Type.String({ description: 'Text in the name, title or description' })),
+});
+const InstallBody = Type.Object(
+  {
+    version: Type.Optional(Type.String({ description: 'Version to install (default: the newest that fits this Tessera).' })),
+    params: Type.Optional(Type.Object({}, { additionalProperties: true, description: "Values of the extension's install parameters (manifest `parameters`)." })),
+  },
+  { additionalProperties: false },
+);
+const InstallQuery = Type.Object({
+  wait: Type.Optional(Type.Boolean({ description: 'Answer when the install has ended (200, or the error) instead of at once (202).' })),
+});
+
+/** The extensions domain: the catalog, uploaded packages, installs. */
+export async function extensionRoutes(app: FastifyInstance, opts: { manager: ExtensionManager }): Promise<void> {
+  const { manager } = opts;
+  app.addContentTypeParser(/^(application\/gzip|application\/x-gzip|application\/x-tar|application\/octet-stream)/, (_req, _payload, done) => done(null));
+
+  app.get<{ Querystring: Static<typeof CatalogQuery> }>('/api/extensions', {
+    schema: {
+      tags: ['extensions'],
+      summary: 'The catalog: every available extension with its versions, kind, keywords, parameters and state',
+      querystring: CatalogQuery,
+      response: { 200: Type.Object({ items: Type.Array(Open('A catalog entry')), problems: Type.Array(Open('A built-in extension that is not in the catalog, and why')) }) },
+    },
+  }, async (request) => {
+    const { kind, keyword, state, q } = request.query;
+    const states = state?.split(',').map((s) => s.trim());
+    const text = q?.toLowerCase();
+    const items = (await manager.catalog()).filter((e: CatalogEntry) =>
+      (!kind || e.kind === kind) &&
+      (!keyword || e.keywords.includes(keyword)) &&
+      (!states || states.includes(e.state)) &&
+      (!text || `${e.name} ${e.title} ${e.description}`.toLowerCase().includes(text)));
+    return { items, problems: manager.problems() };
+  });
+
+  app.get<{ Params: Static<typeof NameParams> }>('/api/extensions/:name', {
+    schema: { tags: ['extensions'], summary: 'One catalog entry', params: NameParams, response: { 200: Open('A catalog entry'), ...errors } },
+  }, async (request) => manager.get(request.params.name));
+
+  app.post('/api/extensions/packages', {
+    bodyLimit: Number.MAX_SAFE_INTEGER,
+    schema: {
+      tags: ['extensions'],
+      summary: 'Upload an extension package (.tgz from `tessera ext build`) into the catalog; it is checked whole, and not installed',
+      consumes: ['application/gzip'],
+      response: { 201: Open('The package: name, version, kind, sha256, bytes, replaced'), ...errors },
+    },
+  }, async (request, reply) => {
+    const type = request.headers['content-type'] ?? '';
+    if (!/^(application\/gzip|application\/x-gzip|application\/x-tar|application\/octet-stream)/.test(type)) {
+      throw new TesseraError('TESSERA_UNSUPPORTED_MEDIA_TYPE', `an extension package is sent as application/gzip (the .tgz that \`tessera ext build\` writes), not ${type || 'without a content type'}`);
+    }
+    const result = await manager.uploadPackage(request.raw);
+    return reply.code(201).send(result);
+  });
+
+  app.post<{ Params: Static<typeof NameParams>; Body: Static<typeof InstallBody>; Querystring: Static<typeof InstallQuery> }>('/api/extensions/:name/install', {
+    schema: {
+      tags: ['extensions'],
+      summary: 'Install, upgrade, downgrade or reconfigure an extension (202: started; the entry shows its state until installed or error)',
+      params: NameParams,
+      querystring: InstallQuery,
+      body: InstallBody,
+      response: { 200: Open('The catalog entry, installed'), 202: Open('The catalog entry, installing'), ...errors },
+    },
+  }, async (request, reply) => {
+    const { entry, done } = await manager.install(request.params.name, request.body ?? {});
+    if (!request.query.wait) return reply.code(entry.state === 'installing' ? 202 : 200).send(entry);
+    await done;
+    return manager.get(request.params.name);
+  });
+
+  app.delete<{ Params: Static<typeof NameParams> }>('/api/extensions/:name', {
+    schema: {
+      tags: ['extensions'],
+      summary: "Uninstall an extension: its workflows go at once, its images once no run of it is still going",
+      params: NameParams,
+      response: { 200: Open('The catalog entry, not installed'), ...errors },
+    },
+  }, async (request) => {
+    await manager.uninstall(request.params.name);
+    return manager.get(request.params.name).catch(() => ({ name: request.params.name, state: 'not_installed' }));
+  });
+}
