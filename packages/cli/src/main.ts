@@ -1,4 +1,9 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeSample } from '@tessera/dicom';
+import { TesseraError } from '@tessera/model';
 import { ApiClient, CliError } from './api-client.ts';
 import type { JobJson, Page, ProjectJson, RunJson, WorkflowJson } from './api-types.ts';
 import {
@@ -15,6 +20,8 @@ import { importCommand, type ImportOptions } from './commands/import-command.ts'
 import { logsCommand } from './commands/logs-command.ts';
 import { runCommand } from './commands/run-command.ts';
 import { seriesDeleteCommand, seriesFacetsCommand, seriesListCommand, seriesShowCommand, type SeriesListOptions } from './commands/series-command.ts';
+import { extBuildCommand, extInstallCommand, extListCommand, extUninstallCommand } from './commands/ext-command.ts';
+import { extInitCommand } from './commands/ext-init.ts';
 import { duration, printJson, table } from './output.ts';
 import { addSeriesFilters, collectList, type SeriesFilterOptions } from './series-filters.ts';
 
@@ -145,13 +152,24 @@ export function buildProgram(): Command {
     }));
 
   // ------------------------------------------------------------------ DICOM data
-  program.command('import <paths...>').description('upload DICOM files, folders (walked recursively) and .zip archives; exits 1 when any file is rejected')
+  program.command('import [paths...]').description('upload DICOM files, folders (walked recursively) and .zip archives; exits 1 when any file is rejected')
     .option('--dataset <name>', 'dataset the series join (created if new; default: the day\'s import-YYYY-MM-DD)')
+    .addOption(new Option('--sample <name>', 'also import sample data bundled with Tessera (ct: a 16-slice CT phantom)').choices(['ct']))
     .option('--json', 'print the outcome of every file as JSON')
     .addOption(new Option('--parallel <n>', 'requests in flight').argParser(atLeastOne).default(4))
     .addOption(new Option('--batch-files <n>', 'most files in one request').argParser(atLeastOne).default(64).hideHelp())
     .addOption(new Option('--batch-mb <n>', 'most megabytes in one request').argParser(atLeastOne).default(32).hideHelp())
-    .action(act(async (paths: string[], o: Omit<ImportOptions, 'project'>) => importCommand(api(), paths, { ...o, project: project() })));
+    .action(act(async (paths: string[], o: Omit<ImportOptions, 'project'> & { sample?: string }) => {
+      if (paths.length === 0 && !o.sample) throw new CliError('name the files, folders or .zip archives to import (or --sample ct)', { exitCode: 2 });
+      if (!o.sample) return importCommand(api(), paths, { ...o, project: project() });
+      const dir = await mkdtemp(join(tmpdir(), 'tessera-sample-'));
+      try {
+        await writeSample(o.sample, dir);
+        return await importCommand(api(), [...paths, dir], { ...o, project: project() });
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    }));
 
   const series = program.command('series').description('search the series of the store (filters: `tessera series list --help`); show, delete, count them');
   const seriesList = series.command('list', { isDefault: true }).description('search series (the default of `tessera series`): newest first, filtered')
@@ -213,6 +231,32 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON')
     .action(act(async (o: Omit<ResultsOptions, 'project'>) => resultsCommand(api(), { ...o, project: project() })));
 
+  // ------------------------------------------------------------------ extensions (EDK)
+  const ext = program.command('ext').description('extensions: the catalog, installs, and the development kit (init, build, dev, test, run-operator)');
+  const collect = (v: string, prev: string[]): string[] => [...prev, v];
+  ext.command('list', { isDefault: true }).description('the catalog: every extension, its versions and state (the default of `tessera ext`)')
+    .addOption(new Option('--kind <kind>', 'only this kind').choices(['workflow', 'application']))
+    .addOption(new Option('--keyword <keyword>', 'only with this keyword').choices(['experimental', 'multi-installable', 'gpu-required']))
+    .option('--installed', 'only installed ones (and failed installs)')
+    .option('--json', 'print JSON')
+    .action(act(async (o: { kind?: string; keyword?: string; installed?: boolean; json?: boolean }) => extListCommand(api(), o)));
+  ext.command('install <extension>').description('install name[@version] from the catalog, a folder (built first) or a package (.tgz); waits until its workflows are available')
+    .option('-p, --param <key=value>', 'an install parameter (repeatable)', collect, [] as string[])
+    .option('--no-wait', 'return once the install has started')
+    .option('--json', 'print the catalog entry as JSON at the end')
+    .action(act(async (target: string, o: { param: string[]; wait: boolean; json?: boolean }) => extInstallCommand(api(), target, o)));
+  ext.command('uninstall <name>').description('uninstall: its workflows go at once; runs already going finish on it')
+    .action(act(async (name: string) => extUninstallCommand(api(), name)));
+  ext.command('build [folder]').description('build an extension folder into dist/<name>-<version>.tgz: manifest, compiled DAG specs, images (with checksums)')
+    .option('-o, --out <file>', 'where to write the package')
+    .option('--no-images', 'do not save the images into the package (installs only where this Docker engine has them)')
+    .option('--json', 'print what was built as JSON')
+    .action(act(async (folder: string | undefined, o: { out?: string; images: boolean; json?: boolean }) => extBuildCommand(folder ?? '.', o)));
+  ext.command('init <name>').description('make ./<name>/: a working extension from a template, with a README')
+    .addOption(new Option('--kind <kind>', 'kind of extension').choices(['workflow', 'application']).default('workflow'))
+    .option('--dir <folder>', 'make it in this folder instead of the current one')
+    .action(act(async (name: string, o: { kind: string; dir?: string }) => extInitCommand(name, o)));
+
   program.hook('postAction', () => {
     process.exitCode = exitCode;
   });
@@ -224,10 +268,10 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
   } catch (err) {
-    if (err instanceof CliError) {
+    if (err instanceof CliError || err instanceof TesseraError) {
       console.error(`error: ${err.message}`);
       for (const d of err.details) console.error(`  ${d.where}: ${d.message}`);
-      process.exitCode = err.exitCode;
+      process.exitCode = err instanceof CliError ? err.exitCode : 1;
       return;
     }
     throw err;

@@ -20,3 +20,4 @@ export * from './archive/zip-reader.ts';
 export * from './archive/zip-writer.ts';
 export * from './render/index.ts';
 export * from './dimse/dimse-server.ts';
+export * from './samples/sample-ct.ts';

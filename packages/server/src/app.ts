@@ -142,6 +142,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     home: config.home,
     runners: reports,
     runner_notes: notes,
+    docker_socket: dockerSocket ?? null,
     workflows: registry.list().length,
     dicom: { port: dicomPort, ae_title: config.dicomAeTitle, fsync: config.dicomFsync, duplicates: config.dicomDuplicates, series_quiet_seconds: config.seriesQuietSeconds },
     scheduler: { ...scheduler.usage(), limits: scheduler.limits },

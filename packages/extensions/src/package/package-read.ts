@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -150,6 +150,8 @@ async function unpack(source: Readable, dest: string, maxBytes: number): Promise
   for (const image of meta.images) {
     if (!declared.has(image.name)) throw refuse(`${PACKAGE_META_FILE} carries image ${image.name}, which the manifest does not list`);
   }
+  // Kept next to what it describes: installs read the images (and their ids) from it.
+  await writeFile(join(dest, PACKAGE_META_FILE), `${JSON.stringify(meta, null, 2)}\n`);
   return { meta, extension, sha256: archiveHash.digest('hex'), bytes: archiveBytes };
 }
 

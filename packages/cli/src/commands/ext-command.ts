@@ -1,0 +1,167 @@
+import { createReadStream, existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { buildPackage, dockerSocketPath, type BuiltPackage } from '@tessera/extensions';
+import { ApiClient, CliError } from '../api-client.ts';
+import { bytes, printJson, table, truncate } from '../output.ts';
+import { ProgressLine } from '../progress.ts';
+
+/** A catalog entry as GET /api/extensions answers it. */
+export interface ExtensionJson {
+  name: string;
+  kind: string;
+  title: string;
+  description: string;
+  keywords: string[];
+  parameters: Record<string, { type: string; default?: unknown; options?: string[]; description?: string; required?: boolean }>;
+  versions: { version: string; source: string; problem: string | null }[];
+  latest: string | null;
+  state: 'not_installed' | 'installing' | 'installed' | 'error' | 'uninstalling';
+  installed: { version: string; source: string; params: Record<string, unknown> } | null;
+  error: string | null;
+  progress: string | null;
+  linked: string | null;
+  workflows: string[];
+}
+
+export async function extListCommand(api: ApiClient, o: { json?: boolean; kind?: string; keyword?: string; installed?: boolean }): Promise<number> {
+  const { items, problems } = await api.get<{ items: ExtensionJson[]; problems: { dir: string; message: string }[] }>('/api/extensions', {
+    kind: o.kind,
+    keyword: o.keyword,
+    state: o.installed ? 'installed,installing,error' : undefined,
+  });
+  if (o.json) {
+    printJson(items);
+    return 0;
+  }
+  console.log(table(['NAME', 'KIND', 'STATE', 'INSTALLED', 'VERSIONS', 'KEYWORDS', 'TITLE'], items.map((e) => [
+    e.name,
+    e.kind,
+    e.state.replace('_', ' '),
+    e.installed ? `${e.installed.version}${e.installed.source === 'folder' ? ' (linked)' : ''}` : null,
+    e.versions.map((v) => v.version).join(', '),
+    e.keywords.join(',') || null,
+    truncate(e.title, 50),
+  ])));
+  for (const e of items.filter((x) => x.error)) console.error(`${e.name}: ${e.error}`);
+  for (const p of problems) console.error(`warning: ${p.dir} is not in the catalog: ${p.message}`);
+  return 0;
+}
+
+/** `--param key=value` pairs; values stay strings (the server types them by the manifest). */
+export function parseParams(pairs: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new CliError(`--param "${pair}" must look like key=value`, { exitCode: 2 });
+    out[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return out;
+}
+
+export interface InstallOptions {
+  param: string[];
+  version?: string;
+  wait: boolean;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+/**
+ * `tessera ext install <name[@version]|folder|archive>`: a folder is built into a package
+ * first, a package is uploaded, then the extension is installed and the command waits
+ * until its workflows are available (or says why not).
+ */
+export async function extInstallCommand(api: ApiClient, target: string, o: InstallOptions): Promise<number> {
+  const params = parseParams(o.param);
+  let name: string;
+  let version: string | undefined;
+  const path = resolve(target);
+  if (existsSync(path)) {
+    const uploaded = statSync(path).isDirectory() ? await buildAndUpload(api, path, o.quiet) : await uploadPackage(api, path, o.quiet);
+    ({ name, version } = uploaded);
+  } else if (/^[a-z0-9][a-z0-9-]*(@[0-9A-Za-z.+-]+)?$/.test(target)) {
+    [name, version] = target.split('@') as [string, string | undefined];
+  } else {
+    throw new CliError(`"${target}" is neither a folder, a package file, nor an extension name (name or name@version); \`tessera ext list\` shows the catalog`, { exitCode: 2 });
+  }
+  const entry = await installAndWait(api, name, { version: version ?? o.version, params, wait: o.wait, quiet: o.quiet });
+  if (o.json) printJson(entry);
+  return entry.state === 'error' || (entry.error && o.wait) ? 1 : 0;
+}
+
+/** Starts an install and (unless !wait) follows it to its end with a progress line. */
+export async function installAndWait(api: ApiClient, name: string, o: { version?: string; params?: Record<string, string>; wait: boolean; quiet?: boolean }): Promise<ExtensionJson> {
+  const started = Date.now();
+  let entry = await api.post<ExtensionJson>(`/api/extensions/${encodeURIComponent(name)}/install`, {
+    ...(o.version ? { version: o.version } : {}),
+    ...(o.params && Object.keys(o.params).length ? { params: o.params } : {}),
+  });
+  if (!o.wait) {
+    if (!o.quiet) console.log(`${name}: ${entry.state}${entry.progress ? ` (${entry.progress})` : ''}; see its state with: tessera ext list`);
+    return entry;
+  }
+  const line = new ProgressLine(() => `${name}: ${entry.progress ?? entry.state} (${((Date.now() - started) / 1000).toFixed(0)} s)`, { quiet: o.quiet });
+  while (entry.state === 'installing') {
+    await new Promise((r) => setTimeout(r, 50));
+    entry = await api.get<ExtensionJson>(`/api/extensions/${encodeURIComponent(name)}`);
+    line.tick();
+  }
+  line.clear();
+  const took = `${((Date.now() - started) / 1000).toFixed(1)} s`;
+  if (entry.state === 'installed' && !entry.error) {
+    if (!o.quiet) {
+      console.log(`installed ${name}@${entry.installed!.version} in ${took}` +
+        `${entry.workflows.length ? `; workflows: ${entry.workflows.join(', ')} (run one with: tessera run ${entry.workflows[0]})` : ''}`);
+    }
+    return entry;
+  }
+  throw new CliError(`installing ${name} failed: ${entry.error ?? entry.state}`);
+}
+
+/** Builds a folder into its package and uploads it. Images are referenced, not embedded, when the server uses this machine's Docker engine. */
+export async function buildAndUpload(api: ApiClient, folder: string, quiet = false): Promise<{ name: string; version: string; built: BuiltPackage }> {
+  const log = (m: string): void => {
+    if (!quiet) console.error(m);
+  };
+  const sameEngine = await serverSharesDocker(api);
+  const built = await buildPackage(folder, { images: sameEngine ? 'reference' : 'embed', onProgress: log });
+  log(`built ${built.file} (${bytes(built.bytes)})`);
+  const uploaded = await uploadPackage(api, built.file, true);
+  return { ...uploaded, built };
+}
+
+/** Whether the server's Docker engine is this machine's (same socket, server on loopback): then images need not travel inside the package. */
+async function serverSharesDocker(api: ApiClient): Promise<boolean> {
+  const url = new URL(api.baseUrl);
+  if (!['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)) return false;
+  const health = await api.get<{ docker_socket?: string | null }>('/api/health');
+  return Boolean(health.docker_socket) && health.docker_socket === dockerSocketPath();
+}
+
+export async function uploadPackage(api: ApiClient, file: string, quiet = false): Promise<{ name: string; version: string }> {
+  const res = await api.send('POST', '/api/extensions/packages', {}, {
+    raw: createReadStream(file) as unknown as AsyncIterable<Uint8Array>,
+    headers: { 'content-type': 'application/gzip', 'content-length': String(statSync(file).size) },
+  });
+  if (!res.ok) await api.fail(res, 'POST', '/api/extensions/packages');
+  const body = (await res.json()) as { name: string; version: string; replaced: boolean; bytes: number };
+  if (!quiet) console.error(`uploaded ${body.name}@${body.version} (${bytes(body.bytes)})${body.replaced ? ', replacing the package of the same version' : ''}`);
+  return body;
+}
+
+export async function extUninstallCommand(api: ApiClient, name: string): Promise<number> {
+  await api.delete(`/api/extensions/${encodeURIComponent(name)}`);
+  console.log(`uninstalled ${name}`);
+  return 0;
+}
+
+export async function extBuildCommand(folder: string, o: { out?: string; images: boolean; json?: boolean }): Promise<number> {
+  const built = await buildPackage(resolve(folder), { out: o.out, images: o.images ? 'embed' : 'reference', onProgress: (m) => console.error(m) });
+  if (o.json) {
+    printJson({ file: built.file, bytes: built.bytes, sha256: built.sha256, name: built.meta.name, version: built.meta.version, workflows: built.workflows, images: built.meta.images });
+    return 0;
+  }
+  console.log(`${built.file}  ${bytes(built.bytes)}  sha256 ${built.sha256}`);
+  if (!o.images && built.meta.images.length > 0) console.error('note: built without its images (--no-images); it installs only where this Docker engine holds them');
+  return 0;
+}
