@@ -1,3 +1,4 @@
+import type { DagSpec } from '@tessera/model';
 /** Shapes of the HTTP API's answers that the CLI reads (see /api/openapi.json). */
 
 export interface ProjectJson {
@@ -45,6 +46,10 @@ export interface RunJson {
   workflow_dir: string | null;
   progress: { total: number; done: number; counts: Record<string, number> };
   tasks?: TaskJson[];
+  /** One run only: its configuration, its DAG spec and its extension's folder. */
+  conf?: { workflow_form: Record<string, unknown>; data_form: { identifiers?: string[] } & Record<string, unknown> } & Record<string, unknown>;
+  spec?: DagSpec;
+  extension_dir?: string | null;
 }
 
 export interface JobJson {

@@ -22,6 +22,9 @@ import { runCommand } from './commands/run-command.ts';
 import { seriesDeleteCommand, seriesFacetsCommand, seriesListCommand, seriesShowCommand, type SeriesListOptions } from './commands/series-command.ts';
 import { extBuildCommand, extInstallCommand, extListCommand, extUninstallCommand } from './commands/ext-command.ts';
 import { extInitCommand } from './commands/ext-init.ts';
+import { extDevCommand } from './commands/ext-dev.ts';
+import { extTestCommand } from './commands/ext-test.ts';
+import { extRunOperatorCommand } from './commands/ext-run-operator.ts';
 import { duration, printJson, table } from './output.ts';
 import { addSeriesFilters, collectList, type SeriesFilterOptions } from './series-filters.ts';
 
@@ -256,6 +259,17 @@ export function buildProgram(): Command {
     .addOption(new Option('--kind <kind>', 'kind of extension').choices(['workflow', 'application']).default('workflow'))
     .option('--dir <folder>', 'make it in this folder instead of the current one')
     .action(act(async (name: string, o: { kind: string; dir?: string }) => extInitCommand(name, o)));
+  ext.command('dev [folder]').description('install the folder into the running platform, then rebuild and reinstall it on every save')
+    .action(act(async (folder: string | undefined) => extDevCommand(api(), folder ?? '.')));
+  ext.command('test [folder]').description("run the extension's tessera-test.json cases in a throwaway platform; exits 1 when one fails")
+    .option('--case <name>', 'only this case')
+    .option('--keep', "keep the throwaway platform's home (workflow dirs, logs) for a look")
+    .action(act(async (folder: string | undefined, o: { case?: string; keep?: boolean }) => extTestCommand(folder ?? '.', o)));
+  ext.command('run-operator <run> <task>').description("run one task of a past run again by hand, on that run's workflow dir, with the same environment")
+    .addOption(new Option('--runner <runner>', 'where to run it (default: its container when a Docker engine answers, else its process)').choices(['docker', 'process']))
+    .option('--image <image>', 'another image for the container (e.g. one you just built)')
+    .option('-e, --env <key=value>', 'an extra environment variable (repeatable)', collect, [] as string[])
+    .action(act(async (run: string, task: string, o: { runner?: 'docker' | 'process'; image?: string; env: string[] }) => extRunOperatorCommand(api(), run, task, { ...o, project: project() })));
 
   program.hook('postAction', () => {
     process.exitCode = exitCode;

@@ -1,5 +1,5 @@
 import { totalmem } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TesseraError } from '@tessera/model';
 

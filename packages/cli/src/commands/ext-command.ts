@@ -131,7 +131,7 @@ export async function buildAndUpload(api: ApiClient, folder: string, quiet = fal
 }
 
 /** Whether the server's Docker engine is this machine's (same socket, server on loopback): then images need not travel inside the package. */
-async function serverSharesDocker(api: ApiClient): Promise<boolean> {
+export async function serverSharesDocker(api: ApiClient): Promise<boolean> {
   const url = new URL(api.baseUrl);
   if (!['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)) return false;
   const health = await api.get<{ docker_socket?: string | null }>('/api/health');

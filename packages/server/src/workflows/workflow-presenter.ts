@@ -72,6 +72,9 @@ export function runJson(r: RunRow, project: string, counts: Record<string, numbe
     ...(tasks
       ? {
           conf: JSON.parse(r.conf) as unknown,
+          // The DAG spec the run started with (its version, even after an upgrade), and where its extension's files are.
+          spec,
+          extension_dir: r.extension_dir,
           tasks: tasks.map((t) => ({ ...taskJson(r.id, t), upstream: spec!.tasks[t.position]?.upstream ?? [] })),
         }
       : {}),
