@@ -166,6 +166,10 @@ export class ExtensionManager {
     await this.#sweeping;
   }
 
+  get maxPackageBytes(): number {
+    return this.#o.maxPackageBytes;
+  }
+
   problems(): { dir: string; message: string }[] {
     return this.#builtinProblems;
   }

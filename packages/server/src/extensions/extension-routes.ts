@@ -66,6 +66,10 @@ export async function extensionRoutes(app: FastifyInstance, opts: { manager: Ext
     if (!/^(application\/gzip|application\/x-gzip|application\/x-tar|application\/octet-stream)/.test(type)) {
       throw new TesseraError('TESSERA_UNSUPPORTED_MEDIA_TYPE', `an extension package is sent as application/gzip (the .tgz that \`tessera ext build\` writes), not ${type || 'without a content type'}`);
     }
+    const length = Number(request.headers['content-length']);
+    if (Number.isFinite(length) && length > manager.maxPackageBytes) {
+      throw new TesseraError('TESSERA_PAYLOAD_TOO_LARGE', `the extension package was refused: it is larger than the limit of ${Math.round(manager.maxPackageBytes / 1024 / 1024)} MB (TESSERA_EXTENSION_MAX_PACKAGE_MB); nothing of it was kept`);
+    }
     const result = await manager.uploadPackage(request.raw);
     return reply.code(201).send(result);
   });
