@@ -41,6 +41,13 @@ function checkPath(name: string): string {
  * removes `dest` and throws TESSERA_INVALID_PACKAGE (or TESSERA_PAYLOAD_TOO_LARGE).
  */
 export async function unpackPackage(source: Readable, dest: string, options: { maxBytes: number }): Promise<UnpackedPackage> {
+  // Made before the clean-up below takes over: a `dest` that already exists is not ours to remove.
+  try {
+    await mkdir(dest, { recursive: false });
+  } catch (err) {
+    source.destroy();
+    throw err;
+  }
   try {
     return await unpack(source, dest, options.maxBytes);
   } catch (err) {
@@ -70,7 +77,6 @@ async function unpack(source: Readable, dest: string, maxBytes: number): Promise
       next(null, chunk);
     },
   });
-  await mkdir(dest, { recursive: false });
   const extract = tarExtract();
   let meta: PackageMeta | undefined;
   let unpackedBytes = 0;
@@ -143,6 +149,7 @@ async function unpack(source: Readable, dest: string, maxBytes: number): Promise
   if (m.name !== meta.name || m.version !== meta.version) {
     throw refuse(`${PACKAGE_META_FILE} says ${meta.name}@${meta.version}, its manifest says ${m.name}@${m.version}`);
   }
+  if (m.kind !== meta.kind) throw refuse(`${PACKAGE_META_FILE} says kind "${meta.kind}", its manifest says kind "${m.kind}"`);
   for (const wf of extension.workflows) {
     if (!wf.file.endsWith('.json')) throw refuse(`workflow "${wf.spec.id}" is a module (${wf.file.split('/').pop()}), not a compiled DAG spec; build the package with \`tessera ext build\``);
   }
@@ -166,6 +173,7 @@ function parseMeta(data: Buffer): PackageMeta {
   if (typeof m !== 'object' || m === null) throw refuse(`${PACKAGE_META_FILE} is not an object`);
   if (m.format !== PACKAGE_FORMAT) throw refuse(`${PACKAGE_META_FILE} has format ${JSON.stringify(m.format)}; this Tessera reads format ${PACKAGE_FORMAT}`);
   if (typeof m.name !== 'string' || typeof m.version !== 'string') throw refuse(`${PACKAGE_META_FILE} lacks name or version`);
+  if (m.kind !== 'workflow' && m.kind !== 'application') throw refuse(`${PACKAGE_META_FILE} has kind ${JSON.stringify(m.kind)}; a package is of kind "workflow" or "application"`);
   if (typeof m.files !== 'object' || m.files === null) throw refuse(`${PACKAGE_META_FILE} lacks its list of files`);
   for (const [path, f] of Object.entries(m.files)) {
     checkPath(path);

@@ -1,11 +1,14 @@
-import { createHash } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { Readable } from 'node:stream';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { extract as tarExtract, pack as tarPack, type Headers } from 'tar-stream';
+import { extract as tarExtract, pack as tarPack, type Header } from 'tar-stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PLATFORM_VERSION, TesseraError, type ErrorCode } from '@tessera/model';
 import { buildPackage, type BuiltPackage } from './package-build.ts';
@@ -13,6 +16,8 @@ import { PACKAGE_FORMAT, PACKAGE_META_FILE, type PackageMeta } from './package-f
 import { unpackPackage } from './package-read.ts';
 
 const MB = 1024 * 1024;
+const here = dirname(fileURLToPath(import.meta.url));
+const repoRoot = resolve(here, '../../../..');
 const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 
 const temps: string[] = [];
@@ -47,7 +52,7 @@ async function writeJsonExtension(dir: string, manifest: Record<string, unknown>
 interface Entry {
   name: string;
   data?: Buffer;
-  type?: Headers['type'];
+  type?: Header['type'];
   linkname?: string;
 }
 
@@ -55,7 +60,7 @@ interface Entry {
 async function tgz(entries: Entry[]): Promise<Buffer> {
   const pack = tarPack();
   const chunks: Buffer[] = [];
-  pack.on('data', (c: Buffer) => chunks.push(c));
+  pack.on('data', (c: unknown) => chunks.push(c as Buffer));
   const ended = new Promise<void>((done, fail) => {
     pack.on('end', done);
     pack.on('error', fail);
@@ -63,8 +68,10 @@ async function tgz(entries: Entry[]): Promise<Buffer> {
   for (const e of entries) {
     const type = e.type ?? 'file';
     await new Promise<void>((done, fail) => {
-      const header: Headers = { name: e.name, type, mode: type === 'directory' ? 0o755 : 0o644, mtime: new Date(0), ...(e.linkname !== undefined ? { linkname: e.linkname } : {}) };
-      pack.entry(header, type === 'file' ? (e.data ?? Buffer.alloc(0)) : undefined, (err) => (err ? fail(err) : done()));
+      const header = { name: e.name, type, mode: type === 'directory' ? 0o755 : 0o644, mtime: new Date(0), ...(e.linkname !== undefined ? { linkname: e.linkname } : {}) };
+      const callback = (err?: Error | null) => (err ? fail(err) : done());
+      if (type === 'file') pack.entry(header, e.data ?? Buffer.alloc(0), callback);
+      else pack.entry(header, callback);
     });
   }
   pack.finalize();
@@ -180,11 +187,11 @@ describe('buildPackage', () => {
     expect(unpacked.bytes).toBe(built.bytes);
     expect(unpacked.meta).toEqual(built.meta);
     expect(await tree(dest)).toEqual([
-      PACKAGE_META_FILE,
       'extension/.compiled/convert.json',
       'extension/README.md',
       'extension/tessera-extension.json',
       'extension/workflows/convert.json',
+      PACKAGE_META_FILE,
     ]);
     for (const [path, f] of Object.entries(built.meta.files)) {
       const data = await readFile(join(dest, path));
@@ -216,8 +223,18 @@ describe('buildPackage', () => {
     );
     await writeFile(join(dir, 'tessera-extension.json'), JSON.stringify({ name: 'outside', version: '0.0.1', kind: 'workflow', workflows: ['workflows/outside.ts'] }));
     expect(existsSync(join(dir, 'package.json'))).toBe(false);
-    const out = join(await temp(), 'outside.tgz');
-    const built = await buildPackage(dir, { out });
+    // Built the way `tessera ext build` runs it: plain Node with tsx, where the SDK resolution
+    // hooks apply. (In-process, Vitest's module runner would resolve the module's imports itself.)
+    const work = await temp();
+    const out = join(work, 'outside.tgz');
+    await writeFile(
+      join(work, 'build.mjs'),
+      `const { buildPackage } = await import(${JSON.stringify(pathToFileURL(join(here, 'package-build.ts')).href)});\n` +
+        `const built = await buildPackage(${JSON.stringify(dir)}, { out: ${JSON.stringify(out)} });\n` +
+        `process.stdout.write(JSON.stringify(built));\n`,
+    );
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', join(work, 'build.mjs')], { cwd: repoRoot, timeout: 20_000 });
+    const built = JSON.parse(stdout) as BuiltPackage;
     expect(built.file).toBe(out);
     expect(built.workflows).toEqual(['outside-wf']);
     expect(Object.keys(built.meta.files).sort()).toEqual(['extension/.compiled/outside-wf.json', 'extension/tessera-extension.json', 'extension/workflows/outside.ts']);
@@ -415,13 +432,14 @@ describe('unpackPackage', () => {
 
   it('refuses a tessera-package.json that is not JSON', async () => {
     await refused(await tgz([{ name: PACKAGE_META_FILE, data: Buffer.from('{"format": 1, ') }, ...extensionFiles()]), 'TESSERA_INVALID_PACKAGE', 'tessera-package.json is not JSON');
+    await refused(await tgz([{ name: PACKAGE_META_FILE, data: Buffer.from('null') }, ...extensionFiles()]), 'TESSERA_INVALID_PACKAGE', 'tessera-package.json is not an object');
   });
 
   it('refuses a tessera-package.json of another format', async () => {
     await refused(await crafted(extensionFiles(), { format: 2 as 1 }), 'TESSERA_INVALID_PACKAGE', 'tessera-package.json has format 2; this Tessera reads format 1');
   });
 
-  it('refuses a tessera-package.json that lacks its name, its files or its images', async () => {
+  it('refuses a tessera-package.json that lacks a field (name, version, kind, files, images) or has a bad files entry', async () => {
     const files = extensionFiles();
     const without = (field: keyof PackageMeta) => {
       const meta: Partial<PackageMeta> = metaFor(files);
@@ -432,7 +450,7 @@ describe('unpackPackage', () => {
     await refused(await without('version'), 'TESSERA_INVALID_PACKAGE', 'tessera-package.json lacks name or version');
     await refused(await without('files'), 'TESSERA_INVALID_PACKAGE', 'tessera-package.json lacks its list of files');
     await refused(await without('images'), 'TESSERA_INVALID_PACKAGE', 'tessera-package.json lacks its list of images');
-    await refused(await without('kind'), 'TESSERA_INVALID_PACKAGE', 'tessera-package.json', 'kind');
+    await refused(await without('kind'), 'TESSERA_INVALID_PACKAGE', 'tessera-package.json has kind undefined');
     const badEntry = metaFor(files);
     badEntry.files['extension/tessera-extension.json'] = { size: 3 } as never;
     await refused(await tgz([metaEntry(badEntry), ...files]), 'TESSERA_INVALID_PACKAGE', 'files["extension/tessera-extension.json"] needs a sha256 and a size');
@@ -452,14 +470,14 @@ describe('unpackPackage', () => {
   });
 
   it('refuses an archive larger than maxBytes', async () => {
-    const big = Buffer.from(Array.from({ length: 64 * 1024 }, (_, i) => (i * 7919) % 251)); // does not compress much
+    const big = randomBytes(64 * 1024); // does not compress
     const files = [...extensionFiles(), { name: 'extension/big.bin', data: big }];
     const a = await crafted(files);
     expect(a.length).toBeGreaterThan(32 * 1024);
     await refusedWith(a, 32 * 1024, 'TESSERA_PAYLOAD_TOO_LARGE', 'it is larger than the limit of', 'TESSERA_EXTENSION_MAX_PACKAGE_MB');
   });
 
-  it('refuses an archive that unpacks to more than maxBytes (a gzip bomb), before writing it', async () => {
+  it('refuses an archive that unpacks to more than maxBytes (a gzip bomb)', async () => {
     const zeros = Buffer.alloc(8 * MB);
     const bomb = await crafted([...extensionFiles(), { name: 'extension/zeros.bin', data: zeros }]);
     expect(bomb.length).toBeLessThan(64 * 1024);
@@ -473,13 +491,13 @@ describe('unpackPackage', () => {
   });
 
   it('refuses a package whose manifest has an unknown kind', async () => {
-    const e = await refused(await crafted(extensionFiles({ kind: 'plugin' }), { kind: 'plugin' as 'workflow' }), 'TESSERA_INVALID_MANIFEST', 'tessera-extension.json.kind');
+    const e = await refused(await crafted(extensionFiles({ kind: 'plugin' })), 'TESSERA_INVALID_MANIFEST', 'tessera-extension.json.kind');
     expect(e.details.every((d) => d.where === 'tessera-extension.json.kind')).toBe(true);
   });
 
   it('refuses a tessera-package.json whose kind is unknown or differs from the manifest', async () => {
-    await refused(await crafted(extensionFiles(), { kind: 'plugin' as 'workflow' }), 'TESSERA_INVALID_PACKAGE', 'tessera-package.json', '"plugin"');
-    await refused(await crafted(extensionFiles(), { kind: 'application' }), 'TESSERA_INVALID_PACKAGE', 'tessera-package.json says', 'application', 'workflow');
+    await refused(await crafted(extensionFiles(), { kind: 'plugin' as 'workflow' }), 'TESSERA_INVALID_PACKAGE', 'tessera-package.json has kind "plugin"; a package is of kind "workflow" or "application"');
+    await refused(await crafted(extensionFiles(), { kind: 'application' }), 'TESSERA_INVALID_PACKAGE', 'tessera-package.json says kind "application", its manifest says kind "workflow"');
   });
 
   it('refuses a package made for another Tessera (platform range)', async () => {
