@@ -2,8 +2,6 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeSample } from '@tessera/dicom';
-import { TesseraError } from '@tessera/model';
 import { ApiClient, CliError } from './api-client.ts';
 import type { JobJson, Page, ProjectJson, RunJson, WorkflowJson } from './api-types.ts';
 import {
@@ -20,11 +18,7 @@ import { importCommand, type ImportOptions } from './commands/import-command.ts'
 import { logsCommand } from './commands/logs-command.ts';
 import { runCommand } from './commands/run-command.ts';
 import { seriesDeleteCommand, seriesFacetsCommand, seriesListCommand, seriesShowCommand, type SeriesListOptions } from './commands/series-command.ts';
-import { extBuildCommand, extInstallCommand, extListCommand, extUninstallCommand } from './commands/ext-command.ts';
 import { extInitCommand } from './commands/ext-init.ts';
-import { extDevCommand } from './commands/ext-dev.ts';
-import { extTestCommand } from './commands/ext-test.ts';
-import { extRunOperatorCommand } from './commands/ext-run-operator.ts';
 import { duration, printJson, table } from './output.ts';
 import { addSeriesFilters, collectList, type SeriesFilterOptions } from './series-filters.ts';
 
@@ -167,6 +161,7 @@ export function buildProgram(): Command {
       if (!o.sample) return importCommand(api(), paths, { ...o, project: project() });
       const dir = await mkdtemp(join(tmpdir(), 'tessera-sample-'));
       try {
+        const { writeSample } = await import('@tessera/dicom');
         await writeSample(o.sample, dir);
         return await importCommand(api(), [...paths, dir], { ...o, project: project() });
       } finally {
@@ -242,34 +237,34 @@ export function buildProgram(): Command {
     .addOption(new Option('--keyword <keyword>', 'only with this keyword').choices(['experimental', 'multi-installable', 'gpu-required']))
     .option('--installed', 'only installed ones (and failed installs)')
     .option('--json', 'print JSON')
-    .action(act(async (o: { kind?: string; keyword?: string; installed?: boolean; json?: boolean }) => extListCommand(api(), o)));
+    .action(act(async (o: { kind?: string; keyword?: string; installed?: boolean; json?: boolean }) => (await import('./commands/ext-command.ts')).extListCommand(api(), o)));
   ext.command('install <extension>').description('install name[@version] from the catalog, a folder (built first) or a package (.tgz); waits until its workflows are available')
     .option('-p, --param <key=value>', 'an install parameter (repeatable)', collect, [] as string[])
     .option('--no-wait', 'return once the install has started')
     .option('--json', 'print the catalog entry as JSON at the end')
-    .action(act(async (target: string, o: { param: string[]; wait: boolean; json?: boolean }) => extInstallCommand(api(), target, o)));
+    .action(act(async (target: string, o: { param: string[]; wait: boolean; json?: boolean }) => (await import('./commands/ext-command.ts')).extInstallCommand(api(), target, o)));
   ext.command('uninstall <name>').description('uninstall: its workflows go at once; runs already going finish on it')
-    .action(act(async (name: string) => extUninstallCommand(api(), name)));
+    .action(act(async (name: string) => (await import('./commands/ext-command.ts')).extUninstallCommand(api(), name)));
   ext.command('build [folder]').description('build an extension folder into dist/<name>-<version>.tgz: manifest, compiled DAG specs, images (with checksums)')
     .option('-o, --out <file>', 'where to write the package')
     .option('--no-images', 'do not save the images into the package (installs only where this Docker engine has them)')
     .option('--json', 'print what was built as JSON')
-    .action(act(async (folder: string | undefined, o: { out?: string; images: boolean; json?: boolean }) => extBuildCommand(folder ?? '.', o)));
+    .action(act(async (folder: string | undefined, o: { out?: string; images: boolean; json?: boolean }) => (await import('./commands/ext-command.ts')).extBuildCommand(folder ?? '.', o)));
   ext.command('init <name>').description('make ./<name>/: a working extension from a template, with a README')
     .addOption(new Option('--kind <kind>', 'kind of extension').choices(['workflow', 'application']).default('workflow'))
     .option('--dir <folder>', 'make it in this folder instead of the current one')
     .action(act(async (name: string, o: { kind: string; dir?: string }) => extInitCommand(name, o)));
   ext.command('dev [folder]').description('install the folder into the running platform, then rebuild and reinstall it on every save')
-    .action(act(async (folder: string | undefined) => extDevCommand(api(), folder ?? '.')));
+    .action(act(async (folder: string | undefined) => (await import('./commands/ext-dev.ts')).extDevCommand(api(), folder ?? '.')));
   ext.command('test [folder]').description("run the extension's tessera-test.json cases in a throwaway platform; exits 1 when one fails")
     .option('--case <name>', 'only this case')
     .option('--keep', "keep the throwaway platform's home (workflow dirs, logs) for a look")
-    .action(act(async (folder: string | undefined, o: { case?: string; keep?: boolean }) => extTestCommand(folder ?? '.', o)));
+    .action(act(async (folder: string | undefined, o: { case?: string; keep?: boolean }) => (await import('./commands/ext-test.ts')).extTestCommand(folder ?? '.', o)));
   ext.command('run-operator <run> <task>').description("run one task of a past run again by hand, on that run's workflow dir, with the same environment")
     .addOption(new Option('--runner <runner>', 'where to run it (default: its container when a Docker engine answers, else its process)').choices(['docker', 'process']))
     .option('--image <image>', 'another image for the container (e.g. one you just built)')
     .option('-e, --env <key=value>', 'an extra environment variable (repeatable)', collect, [] as string[])
-    .action(act(async (run: string, task: string, o: { runner?: 'docker' | 'process'; image?: string; env: string[] }) => extRunOperatorCommand(api(), run, task, { ...o, project: project() })));
+    .action(act(async (run: string, task: string, o: { runner?: 'docker' | 'process'; image?: string; env: string[] }) => (await import('./commands/ext-run-operator.ts')).extRunOperatorCommand(api(), run, task, { ...o, project: project() })));
 
   program.hook('postAction', () => {
     process.exitCode = exitCode;
@@ -282,9 +277,12 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
   } catch (err) {
-    if (err instanceof CliError || err instanceof TesseraError) {
+    // A TesseraError of the EDK's own work (building a package): known by its code, since
+    // importing @tessera/model here would slow every command down by its schema compiles.
+    const tessera = err as { code?: unknown; details?: { where: string; message: string }[] };
+    if (err instanceof CliError || (err instanceof Error && typeof tessera.code === 'string' && tessera.code.startsWith('TESSERA_'))) {
       console.error(`error: ${err.message}`);
-      for (const d of err.details) console.error(`  ${d.where}: ${d.message}`);
+      for (const d of (err as CliError).details ?? []) console.error(`  ${d.where}: ${d.message}`);
       process.exitCode = err instanceof CliError ? err.exitCode : 1;
       return;
     }

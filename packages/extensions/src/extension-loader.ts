@@ -56,6 +56,12 @@ export async function loadExtensionFolder(dir: string): Promise<LoadedExtension>
     }
     const spec = await loadWorkflowFile(file).catch((err: unknown) => {
       const message = err instanceof Error ? err.message : String(err);
+      // A TypeScript syntax error (esbuild's "Transform failed ...\n<file>:<line>:<col>: ERROR: <text>") reads best as file:line:col: text.
+      const syntax = /^(\/[^\n]*?):(\d+):(\d+): ERROR: (.*)$/m.exec(message);
+      if (syntax) {
+        const where = `${relative(dir, syntax[1]!)}:${syntax[2]}:${syntax[3]}`;
+        throw new TesseraError('TESSERA_INVALID_SPEC', `${manifest.name}: ${where}: ${syntax[4]}`, { cause: err, details: [{ where, message: syntax[4]! }] });
+      }
       throw new TesseraError(err instanceof TesseraError ? err.code : 'TESSERA_INVALID_SPEC', `${manifest.name}: ${entry}: ${message}`, {
         cause: err,
         details: err instanceof TesseraError ? err.details : [],

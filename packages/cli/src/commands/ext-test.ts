@@ -86,6 +86,8 @@ export async function extTestCommand(folder: string, o: { keep?: boolean; case?:
   const tessera = await createTessera({
     ...loadConfig({ ...process.env, TESSERA_EXTENSIONS_DIRS: '', TESSERA_LOG_LEVEL: 'silent' }),
     home,
+    // Only the extension under test: no built-in collection, nothing installed at start.
+    builtinExtensionsDir: join(home, 'no-builtin-extensions'),
     port: 0,
     host: '127.0.0.1',
     dicomPort: 'off',
@@ -117,6 +119,17 @@ export async function extTestCommand(folder: string, o: { keep?: boolean; case?:
   }
   console.log(`${cases.length - failed} of ${cases.length} case${cases.length === 1 ? '' : 's'} passed`);
   return failed === 0 ? 0 : 1;
+}
+
+/** What the workflow dir holds where a glob looked: the files of the deepest folder pattern of it that matched anything. */
+function nearby(glob: string, files: string[]): string {
+  const parts = glob.split('/');
+  for (let n = parts.length - 1; n > 0; n--) {
+    const dir = globRegExp(parts.slice(0, n).join('/'));
+    const found = files.filter((f) => dir.test(f.split('/').slice(0, n).join('/')) && f.split('/').length === n + 1);
+    if (found.length > 0) return ` (${parts.slice(0, n).join('/')}/ has ${found.slice(0, 6).map((f) => f.split('/').pop()).join(', ')}${found.length > 6 ? ', ...' : ''})`;
+  }
+  return files.length ? '' : ' (the workflow dir is empty)';
 }
 
 async function readCases(root: string, name: string, only: string | undefined): Promise<TestCaseT[]> {
@@ -187,7 +200,7 @@ async function runCase(api: ApiClient, root: string, c: TestCaseT, dataset: stri
     }
     const inDir = run.workflow_dir ? await listAll(run.workflow_dir) : [];
     for (const glob of expect.files ?? []) {
-      if (!inDir.some((f) => globRegExp(glob).test(f))) problems.push(`no file in the workflow dir matches "${glob}"${inDir.length ? ` (it has ${inDir.filter((f) => !f.startsWith('conf/')).slice(0, 8).join(', ')}${inDir.length > 8 ? ', ...' : ''})` : ''}`);
+      if (!inDir.some((f) => globRegExp(glob).test(f))) problems.push(`no file in the workflow dir matches "${glob}"${nearby(glob, inDir)}`);
     }
     if (expect.results?.length) {
       const { items } = await api.get<{ items: { path: string }[] }>(`/api/results/${id}`, { limit: 1000 });

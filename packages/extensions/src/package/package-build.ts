@@ -143,8 +143,12 @@ function addEntry(tar: ReturnType<typeof tarPack>, name: string, content: Buffer
 }
 
 /** Files under `dir`, relative and with "/" separators; links are followed only when they stay inside the extension. */
-async function listFiles(root: string, dir: string, out: string): Promise<string[]> {
+async function listFiles(root: string, dir: string, out: string, seen = new Set<string>()): Promise<string[]> {
   const files: string[] = [];
+  // A link to a folder above itself would be walked forever.
+  const real = await realpath(dir);
+  if (seen.has(real)) throw new TesseraError('TESSERA_INVALID_PACKAGE', `${relative(root, dir).split(sep).join('/')} links back to a folder that contains it; packages hold only what is inside the folder, once`);
+  seen.add(real);
   for (const e of await readdir(dir, { withFileTypes: true })) {
     const full = join(dir, e.name);
     const rel = relative(root, full).split(sep).join('/');
@@ -160,7 +164,7 @@ async function listFiles(root: string, dir: string, out: string): Promise<string
     } else if (!e.isFile() && !isDir) {
       continue; // sockets, fifos
     }
-    if (isDir) files.push(...(await listFiles(root, full, out)));
+    if (isDir) files.push(...(await listFiles(root, full, out, new Set(seen))));
     else files.push(rel);
   }
   return files;

@@ -15,6 +15,7 @@ export function workflowJson(wf: LoadedWorkflow) {
     data_form: spec.data_form,
     tasks: spec.tasks.map((t) => ({
       id: t.id,
+      title: t.title ?? t.id,
       operator: t.operator,
       upstream: t.upstream,
       trigger_rule: t.trigger_rule,
