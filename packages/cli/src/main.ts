@@ -102,11 +102,16 @@ export function buildProgram(): Command {
     .option('--limit <n>', 'how many', positiveInt, 20)
     .option('--offset <n>', 'skip this many', positiveInt, 0)
     .option('--json', 'print JSON')
-    .action(act(async (o: { state?: string; workflow?: string; job?: string; allProjects?: boolean; limit: number; offset: number; json?: boolean }) => {
+    .option('-q, --quiet', 'print only the run ids, one per line (for scripts)')
+    .action(act(async (o: { state?: string; workflow?: string; job?: string; allProjects?: boolean; limit: number; offset: number; json?: boolean; quiet?: boolean }) => {
       const page = await api().get<Page<RunJson>>('/api/runs', {
         project: o.allProjects ? undefined : project(), state: o.state, workflow: o.workflow, job: o.job, limit: o.limit, offset: o.offset,
       });
       if (o.json) return printJson(page);
+      if (o.quiet) {
+        for (const r of page.items) console.log(r.id);
+        return;
+      }
       console.log(table(['RUN', 'WORKFLOW', 'STATE', 'TASKS', 'STARTED', 'DURATION', 'PROJECT'], page.items.map((r) => [
         r.id, r.workflow, r.state, `${r.progress.done}/${r.progress.total}`, r.started_at, duration(r.started_at, r.ended_at), r.project,
       ])));
