@@ -113,6 +113,7 @@ export class ExtensionManager {
   readonly #jobs = new Map<string, { progress: string; done: Promise<void> }>();
   #sweepTimer: NodeJS.Timeout | undefined;
   #sweeping: Promise<void> | undefined;
+  #closed = false;
 
   constructor(options: ExtensionManagerOptions) {
     this.#o = options;
@@ -160,9 +161,13 @@ export class ExtensionManager {
     this.#sweepTimer.unref();
   }
 
+  /**
+   * Stops the sweeps. An install still going (an image build can take minutes) is not
+   * waited for: it stays `installing` in the DB, and the next start ends it cleanly.
+   */
   async close(): Promise<void> {
     clearInterval(this.#sweepTimer);
-    await Promise.allSettled([...this.#jobs.values()].map((j) => j.done));
+    this.#closed = true;
     await this.#sweeping;
   }
 
@@ -542,6 +547,7 @@ export class ExtensionManager {
    * lists them) and the folders of packages that are gone from the catalog.
    */
   sweep(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
     this.#sweeping ??= this.#sweep().catch((err: Error) => this.#o.log.warn(`extension cleanup failed: ${err.message}`)).finally(() => (this.#sweeping = undefined));
     return this.#sweeping;
   }
