@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // The tessera CLI. TypeScript sources run directly through tsx.
+import { register as registerCjs } from 'tsx/cjs/api';
 import { register } from 'tsx/esm/api';
 
 register();
+// Workflow modules of extensions that Node loads as CommonJS (no "type": "module" above them) go through require.
+registerCjs();
 const { main } = await import('../packages/cli/src/main.ts');
 await main(process.argv);

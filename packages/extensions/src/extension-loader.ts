@@ -62,6 +62,11 @@ export async function loadExtensionFolder(dir: string): Promise<LoadedExtension>
         const where = `${relative(dir, syntax[1]!)}:${syntax[2]}:${syntax[3]}`;
         throw new TesseraError('TESSERA_INVALID_SPEC', `${manifest.name}: ${where}: ${syntax[4]}`, { cause: err, details: [{ where, message: syntax[4]! }] });
       }
+      if (/Cannot find (package|module) '@tessera\/sdk'/.test(message)) {
+        // A .ts file that Node loads as CommonJS resolves its imports where no hook of ours reaches.
+        throw new TesseraError('TESSERA_INVALID_SPEC', `${manifest.name}: ${entry}: cannot import @tessera/sdk here: ` +
+          `add "type": "module" to ${join(dir, 'package.json')} (tessera ext init writes it), so that the workflow loads as an ES module`, { cause: err });
+      }
       throw new TesseraError(err instanceof TesseraError ? err.code : 'TESSERA_INVALID_SPEC', `${manifest.name}: ${entry}: ${message}`, {
         cause: err,
         details: err instanceof TesseraError ? err.details : [],
@@ -76,6 +81,9 @@ export async function loadExtensionFolder(dir: string): Promise<LoadedExtension>
   }
   return { manifest, dir, workflows };
 }
+
+/** Environment variables of the operator contract (docs/guides/operator-contract.md). */
+const CONTRACT_ENV = ['WORKFLOW_DIR', 'BATCH_NAME', 'OPERATOR_IN_DIR', 'OPERATOR_OUT_DIR', 'BATCHES_INPUT_DIR', 'RUN_ID', 'DAG_ID', 'TASK_ID', 'OPERATOR_LEVEL', 'EXTENSION_DIR'];
 
 function refuse(manifestPath: string, where: string, message: string): TesseraError {
   return new TesseraError('TESSERA_INVALID_MANIFEST', `${manifestPath}: ${where} ${message}`, { details: [{ where, message }] });
@@ -100,6 +108,10 @@ function checkManifest(m: ExtensionManifest, dir: string, manifestPath: string):
   }
   for (const [name, p] of Object.entries(m.parameters ?? {})) {
     const where = `parameters.${name}`;
+    // Parameters reach tasks as environment variables: they must not replace the operator contract's.
+    if (CONTRACT_ENV.includes(name.toUpperCase()) || name.toUpperCase().startsWith('TESSERA_')) {
+      throw refuse(manifestPath, where, `would become the environment variable ${name.toUpperCase()}, which the operator contract sets; give the parameter a name of its own`);
+    }
     const isList = p.type === 'list_single' || p.type === 'list_multi';
     if (isList && !p.options) throw refuse(manifestPath, where, `is a ${p.type} and needs "options"`);
     if (!isList && p.options) throw refuse(manifestPath, where, `is a ${p.type}, which takes no "options"`);

@@ -70,6 +70,7 @@ describe('the extension manifest', () => {
     ['an image context outside the folder', { images: [{ name: 'x/y:1', context: '../elsewhere' }] }, /must stay inside the extension folder/],
     ['an image context that does not exist', { images: [{ name: 'x/y:1', context: 'nope' }] }, /"nope" does not exist/],
     ['a documentation link that is not a URL', { documentation: 'see the wiki' }, /documentation/],
+    ['a parameter that would replace a variable of the operator contract', { parameters: { workflow_dir: { type: 'string' } } }, /parameters\.workflow_dir would become the environment variable WORKFLOW_DIR, which the operator contract sets/],
   ])('refuses %s, saying what is wrong', async (_what, fields, message) => {
     const root = await mkdtemp(join(tmpdir(), 'tessera-manifest-'));
     temps.push(root);

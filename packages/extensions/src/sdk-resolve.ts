@@ -8,9 +8,10 @@ type ResolveFilename = (request: string, ...rest: unknown[]) => string;
 /**
  * Lets workflow modules in any folder import `@tessera/sdk`: where Node finds no
  * installed SDK (an extension folder outside the repository), the import resolves to
- * the SDK of this Tessera. ES modules go through a resolve hook; a .ts file outside a
- * `"type": "module"` package is loaded as CommonJS, whose resolver is wrapped the same
- * way (Node has no hook for require before v22). Idempotent.
+ * the SDK of this Tessera. ES modules go through a resolve hook; a .ts file with no
+ * package.json above it is loaded as CommonJS, whose resolver is wrapped the same way
+ * (Node has no hook for require before v22). A package.json without `"type": "module"`
+ * takes a path neither reaches; the loader then says to add it. Idempotent.
  */
 export function registerSdkResolution(): void {
   if (registered) return;

@@ -144,6 +144,26 @@ describe('installing uploaded packages', () => {
     expect((await s.call('GET', '/api/workflows/pkg-versions')).body.extension.version).toBe('1.0.0');
   });
 
+  it('keeps a replaced package while it is installed, and removes it once the new one is', async () => {
+    await upload(s, await shellPackage('pkg-replaced', '1.0.0', 'echo first > "$WORKFLOW_DIR/out.txt"'));
+    expect((await s.call('POST', '/api/extensions/pkg-replaced/install?wait=true', {})).status).toBe(200);
+    const store = join(s.home, 'extensions', 'store');
+    const first = (await readdir(store)).filter((d) => d.startsWith('pkg-replaced@'));
+    expect(first).toHaveLength(1);
+    const again = await upload(s, await shellPackage('pkg-replaced', '1.0.0', 'echo second > "$WORKFLOW_DIR/out.txt"'));
+    expect(again.body.replaced).toBe(true);
+    await s.tessera.extensions.sweep();
+    expect((await readdir(store)).filter((d) => d.startsWith('pkg-replaced@')).sort()).toHaveLength(2); // the first is still installed
+    expect((await readFile(join((await runToEnd(s, 'pkg-replaced')).workflow_dir, 'out.txt'), 'utf8')).trim()).toBe('first');
+
+    expect((await s.call('POST', '/api/extensions/pkg-replaced/install?wait=true', {})).status).toBe(200);
+    await s.tessera.extensions.sweep();
+    const left = (await readdir(store)).filter((d) => d.startsWith('pkg-replaced@'));
+    expect(left).toHaveLength(1);
+    expect(left).not.toEqual(first);
+    expect((await readFile(join((await runToEnd(s, 'pkg-replaced')).workflow_dir, 'out.txt'), 'utf8')).trim()).toBe('second');
+  });
+
   it('checks install parameters against the manifest and gives them to every task as environment variables', async () => {
     await upload(s, await shellPackage('pkg-params', '1.0.0', 'echo "$MODE $VERBOSE $LABELS" > "$WORKFLOW_DIR/out.txt"', {
       parameters: {

@@ -186,9 +186,10 @@ export class ExtensionManager {
       ...(await this.#db.selectFrom('extension_garbage').select('dir').execute()).map((r) => r.dir),
       ...(await this.#db.selectFrom('extension_installs').select('dir').execute()).map((r) => r.dir.replace(/\/extension$/, '')),
     ]);
+    const active = await this.#o.activeRunDirs();
     for (const e of await readdir(this.#storeDir)) {
       const dir = join(this.#storeDir, e);
-      if (!known.has(dir)) await rm(dir, { recursive: true, force: true });
+      if (!known.has(dir) && !active.has(join(dir, PACKAGE_EXTENSION_DIR))) await rm(dir, { recursive: true, force: true });
     }
   }
 
@@ -567,9 +568,9 @@ export class ExtensionManager {
         const note = await this.#o.images.remove(image);
         if (note) this.#o.log.warn(note);
       }
-      if (g.dir && !usedDirs.has(g.dir) && !usedDirs.has(join(g.dir, PACKAGE_EXTENSION_DIR)) && g.dir.startsWith(this.#storeDir)) {
-        await rm(g.dir, { recursive: true, force: true });
-      }
+      // A replaced package that is still the installed version stays until the install moves on.
+      if (g.dir && (usedDirs.has(g.dir) || usedDirs.has(join(g.dir, PACKAGE_EXTENSION_DIR)))) continue;
+      if (g.dir && g.dir.startsWith(this.#storeDir)) await rm(g.dir, { recursive: true, force: true });
       await this.#db.deleteFrom('extension_garbage').where('id', '=', g.id).execute();
     }
   }
