@@ -45,7 +45,7 @@ export async function readManifest(dir: string): Promise<ExtensionManifest> {
 }
 
 /** Reads and validates an extension folder's manifest, then loads and compiles every workflow it names. */
-export async function loadExtensionFolder(dir: string): Promise<LoadedExtension> {
+export async function loadExtensionFolder(dir: string, options: { compiledOnly?: boolean } = {}): Promise<LoadedExtension> {
   const manifestPath = join(dir, MANIFEST_FILE);
   const manifest = await readManifest(dir);
   const workflows: LoadedWorkflow[] = [];
@@ -53,6 +53,10 @@ export async function loadExtensionFolder(dir: string): Promise<LoadedExtension>
     const file = resolve(dir, entry);
     if (isAbsolute(entry) || relative(dir, file).startsWith('..')) {
       throw new TesseraError('TESSERA_INVALID_MANIFEST', `${manifestPath}: workflow path "${entry}" must stay inside the extension folder`);
+    }
+    if (options.compiledOnly && !entry.endsWith('.json')) {
+      // A package's workflows are compiled DAG specs: a module would be code run just to load it.
+      throw new TesseraError('TESSERA_INVALID_PACKAGE', `${manifest.name}: workflow "${entry}" is a module, not a compiled DAG spec (.json); build the package with \`tessera ext build\``);
     }
     const spec = await loadWorkflowFile(file).catch((err: unknown) => {
       const message = err instanceof Error ? err.message : String(err);
@@ -95,8 +99,11 @@ function inside(dir: string, entry: string): boolean {
 
 /** What the JSON Schema cannot say: kinds and their parts, version ranges, parameter defaults, image contexts. */
 function checkManifest(m: ExtensionManifest, dir: string, manifestPath: string): void {
+  if (!semver.valid(m.version)) throw refuse(manifestPath, 'version', `"${m.version}" is not a semantic version (e.g. 1.2.0, 1.2.0-rc.1)`);
   if (m.kind === 'workflow' && !m.workflows) throw refuse(manifestPath, 'workflows', 'is required for a workflow extension: name its workflow modules or DAG specs');
   if (m.kind === 'application' && !m.app) throw refuse(manifestPath, 'app', 'is required for an application extension: how to start it, its port, its health check');
+  if (m.kind !== 'application' && m.app) throw refuse(manifestPath, 'app', `is only for application extensions; this one is a ${m.kind} extension`);
+  if (m.app && !m.app.process && !m.app.container) throw refuse(manifestPath, 'app', 'needs "process" (a command) or "container" (an image and its port), or both');
   if (m.platform !== undefined) {
     if (!semver.validRange(m.platform)) throw refuse(manifestPath, 'platform', `"${m.platform}" is not a semver range (e.g. ">=0.1.0 <1")`);
     if (!semver.satisfies(PLATFORM_VERSION, m.platform, { includePrerelease: true })) {

@@ -19,6 +19,59 @@ const Parameter = Type.Object(
   { additionalProperties: false },
 );
 
+/** How an application extension runs: a web app served on a subpath of the platform. */
+export const AppSpec = Type.Object(
+  {
+    process: Type.Optional(
+      Type.Object(
+        {
+          command: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Command run with the extension folder as working directory; it must listen on 127.0.0.1:$PORT.' }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    container: Type.Optional(
+      Type.Object(
+        {
+          image: Type.String({ minLength: 1 }),
+          command: Type.Optional(Type.Array(Type.String())),
+          port: Type.Integer({ minimum: 1, maximum: 65535, description: 'Port the app listens on inside the container.' }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String(), { description: 'Environment of the app.' })),
+    ingress: Type.Optional(
+      Type.Union([Type.Literal('subpath'), Type.Literal('strip')], {
+        description: '"subpath" (default): the app serves under INGRESS_PATH itself (e.g. a base_url setting); "strip": the proxy removes the prefix, and rewrites redirects and cookie paths.',
+      }),
+    ),
+    health: Type.Optional(
+      Type.Object(
+        {
+          path: Type.Optional(Type.String({ pattern: '^/', description: 'Path (under the subpath when ingress is "subpath") that answers 2xx or 3xx once the app is ready; default "/".' })),
+          timeout_s: Type.Optional(Type.Number({ minimum: 1, maximum: 3600, description: 'How long it may take to become ready (default 60).' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    resources: Type.Optional(Type.Object({ ram_mb: Type.Optional(Type.Integer({ minimum: 1 })), cpu_millicores: Type.Optional(Type.Integer({ minimum: 1 })) }, { additionalProperties: false })),
+    instances: Type.Optional(
+      Type.Union([Type.Literal('single'), Type.Literal('multi')], {
+        description: '"single" (default): one instance per project; "multi": several per project, each with its own parameters and name.',
+      }),
+    ),
+    mounts: Type.Optional(
+      Type.Object(
+        { results: Type.Optional(Type.Boolean({ description: "The project's result bucket, as RESULTS_DIR (in a container: /kaapana/mounted/results)." })) },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false, description: 'The application spec of kind "application": how to start it, where it listens, when it is ready.' },
+);
+export type AppSpecT = Static<typeof AppSpec>;
+
 /**
  * The extension manifest (`tessera-extension.json`): what an extension is, what it
  * needs, and what it provides. Only name, version, kind and (for workflow extensions)
@@ -61,7 +114,7 @@ export const ExtensionManifestSchema = Type.Object(
         { description: 'Container images the extension builds and ships.' },
       ),
     ),
-    app: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'The application spec of kind "application" (see the applications guide).' })),
+    app: Type.Optional(AppSpec),
     triggers: Type.Optional(
       Type.Array(
         Type.Object(

@@ -6,3 +6,4 @@ export * from './package/package-format.ts';
 export * from './package/package-build.ts';
 export * from './package/package-read.ts';
 export * from './package/docker-images.ts';
+export * from './extension-params.ts';

@@ -71,7 +71,10 @@ export async function extRunOperatorCommand(api: ApiClient, runId: string, taskI
     const stop = (): void => void runner.stop(exec.handle);
     process.once('SIGINT', stop);
     let offset = 0;
-    const pump = async (): Promise<void> => {
+    let pumping = Promise.resolve();
+    // One read at a time: overlapping reads would print the same bytes twice.
+    const pump = (): Promise<void> => (pumping = pumping.then(readNew));
+    const readNew = async (): Promise<void> => {
       if (!existsSync(logFile)) return;
       const fh = await open(logFile, 'r');
       try {

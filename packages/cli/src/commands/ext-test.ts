@@ -181,8 +181,11 @@ async function runCase(api: ApiClient, root: string, c: TestCaseT, dataset: stri
   } finally {
     if (cleanup) await rm(cleanup, { recursive: true, force: true });
   }
+  // Series the run stores (put-result) are those that were not there before it.
+  const before = new Set((await api.get<{ items: { series_instance_uid: string }[] }>('/api/series', { dataset, limit: 1000 })).items.map((x) => x.series_instance_uid));
   const job = await api.post<{ runs: { id: string }[] }>('/api/jobs', { workflow: c.workflow, conf: { workflow_form: c.form ?? {}, data_form: { dataset_name: dataset } } });
   const problems: string[] = [];
+  if (job.runs.length === 0) problems.push(`the job started no run (does dataset ${dataset} hold series the workflow takes?)`);
   for (const { id } of job.runs) {
     let run = await api.get<RunJson>(`/api/runs/${id}`);
     while (!['success', 'failed', 'canceled'].includes(run.state)) {
@@ -209,10 +212,10 @@ async function runCase(api: ApiClient, root: string, c: TestCaseT, dataset: stri
       }
     }
     for (const s of expect.series ?? []) {
-      const found = await api.get<{ items: { series_description: string | null }[]; total: number }>('/api/series', { dataset, modality: s.modality, limit: 1000 });
-      const n = found.items.filter((x) => !s.description || x.series_description === s.description).length;
+      const found = await api.get<{ items: { series_instance_uid: string; series_description: string | null }[]; total: number }>('/api/series', { dataset, modality: s.modality, limit: 1000 });
+      const n = found.items.filter((x) => !before.has(x.series_instance_uid) && (!s.description || x.series_description === s.description)).length;
       const min = s.min ?? 1;
-      if (n < min) problems.push(`expected at least ${min} stored series${s.modality ? ` of modality ${s.modality}` : ''}${s.description ? ` described "${s.description}"` : ''}, found ${n}`);
+      if (n < min) problems.push(`expected at least ${min} series stored by the run${s.modality ? ` of modality ${s.modality}` : ''}${s.description ? ` described "${s.description}"` : ''}, found ${n}`);
     }
   }
   return problems;

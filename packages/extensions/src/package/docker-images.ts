@@ -103,6 +103,13 @@ export class ImageTool {
     }
   }
 
+  /** Points `name` (repo:tag) at the image `id`. */
+  async tag(id: string, name: string): Promise<void> {
+    const colon = name.lastIndexOf(':');
+    const hasTag = colon > name.lastIndexOf('/');
+    await this.#docker.getImage(id).tag({ repo: hasTag ? name.slice(0, colon) : name, tag: hasTag ? name.slice(colon + 1) : 'latest' });
+  }
+
   /** Removes an image by name; a missing image is fine, one a container still uses is left with a note. */
   async remove(name: string): Promise<string | undefined> {
     try {

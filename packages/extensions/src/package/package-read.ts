@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
@@ -45,15 +45,21 @@ export async function unpackPackage(source: Readable, dest: string, options: { m
   try {
     await mkdir(dest, { recursive: false });
   } catch (err) {
-    source.destroy();
+    source.resume();
     throw err;
   }
   try {
     return await unpack(source, dest, options.maxBytes);
   } catch (err) {
     await rm(dest, { recursive: true, force: true });
-    source.destroy();
+    // The rest of an HTTP upload is read and dropped, not cut off: a client still
+    // sending would otherwise see a broken connection instead of the answer.
+    source.resume();
     if (err instanceof TesseraError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' || code === 'ENOTDIR' || code === 'EISDIR') {
+      throw refuse(`an entry is both a file and a folder (${code}); build it with \`tessera ext build\``);
+    }
     const message = (err as Error).message;
     if (/incorrect header check|unexpected end of file|invalid (tar|block)|Unexpected end of data|invalid distance|too far back/i.test(message)) {
       throw refuse(`it is not a gzipped tar archive, or it is cut short (${message}); build it with \`tessera ext build\``);
@@ -131,16 +137,41 @@ async function unpack(source: Readable, dest: string, maxBytes: number): Promise
       seen.set(path, sum);
     }
   })();
-  await Promise.all([pipeline(source, counter, createGunzip(), extract), reading]);
+  // What gunzip yields is counted too: a small archive must not inflate without end
+  // (after the tar's end, or in entries whose headers understate nothing but pad on).
+  let inflated = 0;
+  const inflatedLimit = maxBytes + Math.min(64 * 1024 * 1024, maxBytes / 8); // tar headers and padding on top of the files
+  const inflateCounter = new Transform({
+    transform(chunk: Buffer, _enc, next) {
+      inflated += chunk.length;
+      if (inflated > inflatedLimit) {
+        next(new TesseraError('TESSERA_PAYLOAD_TOO_LARGE', `the extension package was refused: it unpacks to more than the limit of ${limitMb} MB (TESSERA_EXTENSION_MAX_PACKAGE_MB); nothing of it was kept`));
+        return;
+      }
+      next(null, chunk);
+    },
+  });
+  // The source is piped, not part of the pipeline, so that a refusal does not destroy it (see unpackPackage).
+  source.pipe(counter);
+  source.once('error', (err) => counter.destroy(err));
+  try {
+    await Promise.all([pipeline(counter, createGunzip(), inflateCounter, extract), reading]);
+  } finally {
+    source.unpipe(counter);
+  }
   if (!meta) throw refuse(`the archive is empty`);
   const missing = Object.keys(meta.files).filter((p) => !seen.has(p));
   if (missing.length > 0) throw refuse(`${missing.length} file${missing.length === 1 ? '' : 's'} listed in ${PACKAGE_META_FILE} ${missing.length === 1 ? 'is' : 'are'} missing: ${missing.slice(0, 5).join(', ')}`);
   for (const image of meta.images) {
     if (image.file !== undefined && !seen.has(image.file)) throw refuse(`image ${image.name} names ${image.file}, which is not in the archive`);
   }
+  for (const image of meta.images) {
+    if (image.file) await checkImageArchive(join(dest, image.file), image.name, image.id);
+  }
   let extension: LoadedExtension;
   try {
-    extension = await loadExtensionFolder(join(dest, PACKAGE_EXTENSION_DIR));
+    // compiledOnly: nothing of an uploaded package is executed here, not even to find out that it should not be.
+    extension = await loadExtensionFolder(join(dest, PACKAGE_EXTENSION_DIR), { compiledOnly: true });
   } catch (err) {
     const e = err as TesseraError;
     throw new TesseraError(e.code ?? 'TESSERA_INVALID_PACKAGE', `the extension package was refused: ${e.message.replace(join(dest, PACKAGE_EXTENSION_DIR), '<package>')}; nothing of it was kept`, { details: e.details ?? [] });
@@ -160,6 +191,58 @@ async function unpack(source: Readable, dest: string, maxBytes: number): Promise
   // Kept next to what it describes: installs read the images (and their ids) from it.
   await writeFile(join(dest, PACKAGE_META_FILE), `${JSON.stringify(meta, null, 2)}\n`);
   return { meta, extension, sha256: archiveHash.digest('hex'), bytes: archiveBytes };
+}
+
+/**
+ * `docker load` tags what the archive says, whatever the package declares: an image
+ * archive must name exactly the declared image, as the declared id, and nothing else,
+ * or a package could move the tag of any image of the engine.
+ */
+async function checkImageArchive(file: string, name: string, id: string): Promise<void> {
+  const wanted = new Set(['manifest.json', 'repositories', 'index.json']);
+  const found = new Map<string, string>();
+  const extract = tarExtract();
+  const reading = (async () => {
+    for await (const entry of extract) {
+      const entryName = entry.header.name.replace(/^\.\//, '');
+      if (wanted.has(entryName) && (entry.header.size ?? 0) < 1024 * 1024) {
+        const chunks: Buffer[] = [];
+        for await (const c of entry) chunks.push(c as Buffer);
+        found.set(entryName, Buffer.concat(chunks).toString('utf8'));
+      } else {
+        entry.resume();
+      }
+    }
+  })();
+  await Promise.all([pipeline(createReadStream(file), extract), reading]).catch((err: Error) => {
+    throw refuse(`image ${name}: its archive is not a docker image archive (${err.message})`);
+  });
+  const bad = (why: string): TesseraError => refuse(`image ${name}: ${why}; a package's image archive must carry exactly the image it declares`);
+  const parse = (entry: string): unknown => {
+    try {
+      return JSON.parse(found.get(entry)!);
+    } catch {
+      throw bad(`its ${entry} is not JSON`);
+    }
+  };
+  if (!found.has('manifest.json')) throw bad('its archive has no manifest.json');
+  const manifest = parse('manifest.json') as { Config?: string; RepoTags?: string[] }[];
+  if (!Array.isArray(manifest) || manifest.length !== 1) throw bad('its manifest.json must describe one image');
+  const tags = manifest[0]!.RepoTags ?? [];
+  if (tags.length !== 1 || tags[0] !== name) throw bad(`it is tagged ${tags.length ? tags.join(', ') : '(nothing)'}, not ${name}`);
+  const config = /([0-9a-f]{64})(\.json)?$/.exec(manifest[0]!.Config ?? '')?.[1];
+  if (`sha256:${config}` !== id) throw bad(`its id is sha256:${config ?? '?'}, not ${id}`);
+  if (found.has('repositories')) {
+    const repos = parse('repositories') as Record<string, Record<string, string>>;
+    const named = Object.entries(repos ?? {}).flatMap(([repo, t]) => Object.keys(t ?? {}).map((tag) => `${repo}:${tag}`));
+    if (named.some((n) => n !== name && `docker.io/library/${n}` !== name)) throw bad(`its repositories file also names ${named.filter((n) => n !== name).join(', ')}`);
+  }
+  if (found.has('index.json')) {
+    const index = parse('index.json') as { manifests?: { annotations?: Record<string, string> }[] };
+    const refs = (index.manifests ?? []).flatMap((m) => [m.annotations?.['io.containerd.image.name'], m.annotations?.['org.opencontainers.image.ref.name']]).filter((r): r is string => Boolean(r));
+    const shortName = name.split(':').pop();
+    if (refs.some((r) => r !== name && r !== shortName && !r.endsWith(`/${name}`))) throw bad(`its index.json also names ${refs.join(', ')}`);
+  }
 }
 
 function parseMeta(data: Buffer): PackageMeta {

@@ -514,12 +514,46 @@ describe('unpackPackage', () => {
     await refused(await crafted(extensionFiles({}, spec)), 'TESSERA_INVALID_SPEC', '.compiled/convert.json', 'tasks[1] (id "b"): unknown upstream task "ghost"');
   });
 
-  it('refuses a workflow left as a .ts module (not compiled)', async () => {
+  it('refuses a workflow left as a module without running it', async () => {
+    const marker = join(await temp(), 'ran.txt');
     const files: Entry[] = [
-      { name: 'extension/tessera-extension.json', data: Buffer.from(JSON.stringify({ name: 'convert-ext', version: '1.2.3', kind: 'workflow', workflows: ['workflows/wf.ts'] })) },
-      { name: 'extension/workflows/wf.ts', data: Buffer.from(`export default ${JSON.stringify(dagSpec('from-ts'))};\n`) },
+      { name: 'extension/tessera-extension.json', data: Buffer.from(JSON.stringify({ name: 'convert-ext', version: '1.2.3', kind: 'workflow', workflows: ['workflows/wf.mjs'] })) },
+      { name: 'extension/workflows/wf.mjs', data: Buffer.from(`import { writeFileSync } from 'node:fs';\nwriteFileSync(${JSON.stringify(marker)}, 'ran');\nexport default ${JSON.stringify(dagSpec('from-module'))};\n`) },
     ];
-    await refused(await crafted(files), 'TESSERA_INVALID_PACKAGE', 'workflow "from-ts" is a module (wf.ts), not a compiled DAG spec', 'tessera ext build');
+    await refused(await crafted(files), 'TESSERA_INVALID_PACKAGE', 'workflow "workflows/wf.mjs" is a module, not a compiled DAG spec', 'tessera ext build');
+    expect(existsSync(marker), 'the module of an uploaded package was executed').toBe(false);
+  });
+
+  it('refuses a version that is not semver (which would break sorting the catalog)', async () => {
+    const files = extensionFiles({ version: '1.0.0-01' });
+    await refused(await crafted(files, { version: '1.0.0-01' }), 'TESSERA_INVALID_MANIFEST', '"1.0.0-01" is not a semantic version');
+  });
+
+  it('refuses an entry that is both a file and a folder with 400, not a server error', async () => {
+    const files: Entry[] = [...extensionFiles(), { name: 'extension/a', data: Buffer.from('file') }, { name: 'extension/a/b', data: Buffer.from('below a file') }];
+    await refused(await crafted(files), 'TESSERA_INVALID_PACKAGE', 'both a file and a folder');
+  });
+
+  it('refuses gzip data that goes on inflating after the end of the tar', async () => {
+    const good = gunzipSync(await crafted(extensionFiles()));
+    const archive = gzipSync(Buffer.concat([good, Buffer.alloc(4 * MB)]));
+    expect(archive.length).toBeLessThan(MB);
+    await refusedWith(archive, MB / 2, 'TESSERA_PAYLOAD_TOO_LARGE', 'unpacks to more than the limit');
+  });
+
+  it.each([
+    ['tagged with another name', { RepoTags: ['tessera/base-python:bookworm'] }, undefined, 'it is tagged tessera/base-python:bookworm, not tessera-ext/convert:1.2.3'],
+    ['tagged with two names', { RepoTags: ['tessera-ext/convert:1.2.3', 'victim:1'] }, undefined, 'it is tagged tessera-ext/convert:1.2.3, victim:1'],
+    ['of another id', { RepoTags: ['tessera-ext/convert:1.2.3'], Config: `${'b'.repeat(64)}.json` }, undefined, `its id is sha256:${'b'.repeat(64)}`],
+    ['naming another image in its repositories file', { RepoTags: ['tessera-ext/convert:1.2.3'] }, { victim: { '1': 'x' } }, 'its repositories file also names victim:1'],
+  ])('refuses an image archive %s (docker load would move that tag)', async (_what, manifestEntry, repositories, message) => {
+    const id = `sha256:${'a'.repeat(64)}`;
+    const imageTar = await tgz([
+      { name: 'manifest.json', data: Buffer.from(JSON.stringify([{ Config: `${'a'.repeat(64)}.json`, Layers: [], ...manifestEntry }])) },
+      ...(repositories ? [{ name: 'repositories', data: Buffer.from(JSON.stringify(repositories)) }] : []),
+    ]);
+    const files: Entry[] = [...extensionFiles({ images: [{ name: 'tessera-ext/convert:1.2.3', context: '.compiled' }] }), { name: 'images/0.tar', data: gunzipSync(imageTar) }];
+    await refused(await crafted(files, { images: [{ name: 'tessera-ext/convert:1.2.3', id, file: 'images/0.tar' }] }), 'TESSERA_INVALID_PACKAGE', `image tessera-ext/convert:1.2.3: ${message}`);
   });
 
   it('refuses a tessera-package.json whose name or version differs from the manifest', async () => {

@@ -69,6 +69,34 @@ describe.skipIf(skipDocker)('extension images', () => {
     }
   });
 
+  it('a failed upgrade that reused an image name points the name back at the installed version\'s image', { timeout: 120_000 }, async () => {
+    const tag = `tessera-test/ext-retag-${randomBytes(4).toString('hex')}:1`;
+    const v1 = await buildPackage(await imageExtension(work, 'img-retag', '1.0.0', tag), { out: join(work, 'retag-1.tgz') });
+    // 2.0.0 reuses the tag, and fails after its image is loaded: its workflow id is hello-world's.
+    const dir2 = await imageExtension(work, 'img-retag', '2.0.0', tag);
+    const wf = join(dir2, 'img-retag.json');
+    await writeFile(wf, (await readFile(wf, 'utf8')).replace('"id":"img-retag"', '"id":"hello-world"'));
+    const v2 = await buildPackage(dir2, { out: join(work, 'retag-2.tgz') });
+    expect(v2.meta.images[0]!.id).not.toBe(v1.meta.images[0]!.id);
+    const s: TestServer = await startTestServer({ runners: ['docker', 'process'], dockerSocket });
+    try {
+      for (const p of [v1, v2]) {
+        expect((await fetch(`${s.url}/api/extensions/packages`, { method: 'POST', headers: { 'content-type': 'application/gzip' }, body: await readFile(p.file) })).status).toBe(201);
+      }
+      expect((await s.call('POST', '/api/extensions/img-retag/install?wait=true', { version: '1.0.0' })).status).toBe(200);
+      const failed = await s.call('POST', '/api/extensions/img-retag/install?wait=true', { version: '2.0.0' });
+      expect(failed.status).toBe(409);
+      const entry = (await s.call('GET', '/api/extensions/img-retag')).body;
+      expect(entry).toMatchObject({ state: 'installed', installed: { version: '1.0.0' } });
+      expect(entry.error).toMatch(/^installing 2\.0\.0 failed: workflow "hello-world" is already provided/);
+      expect((await docker!.getImage(tag).inspect()).Id).toBe(v1.meta.images[0]!.id);
+    } finally {
+      await s.close();
+      await docker!.getImage(tag).remove({ force: true }).catch(() => {});
+      await docker!.getImage(v2.meta.images[0]!.id).remove({ force: true }).catch(() => {});
+    }
+  });
+
   it('an install cut short by a crash ends in error, or in the version installed before, never half-installed', { timeout: 120_000 }, async () => {
     const collection = join(work, 'collection');
     const tag = `tessera-test/ext-crash-${randomBytes(4).toString('hex')}:2.0.0`;

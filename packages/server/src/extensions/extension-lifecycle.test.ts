@@ -244,6 +244,44 @@ describe('installing uploaded packages', () => {
     expect((await s.call('GET', '/api/health')).status).toBe(200);
   });
 
+  it('takes one install of a name at a time: the others are refused with 409, not interleaved', async () => {
+    await upload(s, await shellPackage('pkg-race', '1.0.0', 'true'));
+    const answers = await Promise.all([1, 2, 3, 4].map(() => s.call('POST', '/api/extensions/pkg-race/install', {})));
+    const statuses = answers.map((a) => a.status).sort();
+    expect(statuses.filter((x) => x === 202 || x === 200)).toHaveLength(1);
+    expect(statuses.filter((x) => x === 409)).toHaveLength(3);
+    expect(answers.find((a) => a.status === 409)!.body.error.message).toContain('is being installed right now');
+    await waitFor(async () => (await s.call('GET', '/api/extensions/pkg-race')).body.state === 'installed', 10_000, 'the install');
+  });
+
+  it('refuses an install whose workflow id another extension provides, keeping that one', async () => {
+    const root = await mkdtemp(join(work, 'dup-'));
+    const dir = await writeShellExtension(root, 'pkg-dup', [{ id: 'hello-world', tasks: [{ id: 'work', level: 'batch', sh: 'true' }] }]);
+    await upload(s, (await buildPackage(dir, { out: join(work, 'pkg-dup.tgz') })).file);
+    const res = await s.call('POST', '/api/extensions/pkg-dup/install?wait=true', {});
+    expect(res.status).toBe(409);
+    expect(res.body.error.message).toBe('workflow "hello-world" is already provided by extension "hello-world"; workflow ids are unique across extensions: rename it, or uninstall hello-world');
+    expect((await s.call('GET', '/api/extensions/pkg-dup')).body.state).toBe('error');
+    expect((await s.call('GET', '/api/workflows/hello-world')).body.extension.name).toBe('hello-world');
+  });
+
+  it('answers a refusal found early in a large upload to a client still sending it', async () => {
+    const { pack } = await import('tar-stream');
+    const { createGzip } = await import('node:zlib');
+    const { randomBytes } = await import('node:crypto');
+    const tar = pack();
+    tar.entry({ name: 'not-the-meta.txt' }, 'x');
+    tar.entry({ name: 'big.bin' }, randomBytes(24 * 1024 * 1024));
+    tar.finalize();
+    const chunks: Buffer[] = [];
+    for await (const c of tar.pipe(createGzip({ level: 1 }))) chunks.push(c as Buffer);
+    const file = join(work, 'early.tgz');
+    await writeFile(file, Buffer.concat(chunks));
+    const res = await fetch(`${s.url}/api/extensions/packages`, { method: 'POST', headers: { 'content-type': 'application/gzip' }, body: (await import('node:fs')).createReadStream(file) as unknown as BodyInit, duplex: 'half' } as RequestInit);
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toContain('its first entry is "not-the-meta.txt", not tessera-package.json');
+  });
+
   it('refuses a package over the size limit with 413', async () => {
     const small = await startTestServer({ extensionMaxPackageMb: 1 });
     try {

@@ -13,6 +13,7 @@ import {
   loadExtensionFolder,
   readManifest,
   unpackPackage,
+  validateParams,
   type ExtensionManifest,
   type ImageTool,
   type PackageMeta,
@@ -20,7 +21,6 @@ import {
 } from '@tessera/extensions';
 import { readFile } from 'node:fs/promises';
 import type { ExtensionInstallsTable, ExtensionTables, InstallState } from './extension-store.ts';
-import { validateParams } from './extension-params.ts';
 
 export type CatalogState = 'not_installed' | InstallState;
 
@@ -74,6 +74,8 @@ interface Available {
 }
 
 interface PreviousInstall {
+  /** Image name -> the id it pointed at before the install began. */
+  image_ids?: Record<string, string>;
   version: string;
   source: 'builtin' | 'package';
   dir: string;
@@ -113,6 +115,8 @@ export class ExtensionManager {
   readonly #jobs = new Map<string, { progress: string; done: Promise<void> }>();
   #sweepTimer: NodeJS.Timeout | undefined;
   #sweeping: Promise<void> | undefined;
+  /** Serializes what changes the package store: upload commits and sweeps. */
+  #lock: Promise<unknown> = Promise.resolve();
   #closed = false;
 
   constructor(options: ExtensionManagerOptions) {
@@ -131,7 +135,7 @@ export class ExtensionManager {
     await this.#recover();
     for (const row of await this.#db.selectFrom('extension_installs').selectAll().where('state', '=', 'installed').execute()) {
       try {
-        const extension = await loadExtensionFolder(row.dir);
+        const extension = await loadExtensionFolder(row.dir, { compiledOnly: row.source === 'package' });
         this.#o.registry.install(row.name, { extension, params: JSON.parse(row.params_json) as Record<string, unknown> });
       } catch (err) {
         const message = `could not load installed ${row.name}@${row.version} from ${row.dir}: ${(err as Error).message}`;
@@ -179,6 +183,12 @@ export class ExtensionManager {
     return this.#builtinProblems;
   }
 
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#lock.then(fn, fn);
+    this.#lock = run.catch(() => {});
+    return run;
+  }
+
   /** Package folders no row refers to: a crash between unpacking an upload and committing it. */
   async #removeOrphanPackages(): Promise<void> {
     const known = new Set([
@@ -219,8 +229,9 @@ export class ExtensionManager {
       const images = JSON.parse(row.images_json) as string[];
       await this.#db.transaction().execute(async (trx) => {
         if (previous) {
+          const { image_ids: _ids, ...restored } = previous;
           await trx.updateTable('extension_installs').set({
-            ...previous, state: 'installed', previous_json: null, updated_at: Date.now(),
+            ...restored, state: 'installed', previous_json: null, updated_at: Date.now(),
             error: `installing ${row.version} was interrupted (the server stopped); ${previous.version} stays installed`,
           }).where('name', '=', row.name).execute();
         } else {
@@ -233,6 +244,7 @@ export class ExtensionManager {
         const drop = images.filter((i) => !keep.includes(i));
         if (drop.length > 0) await trx.insertInto('extension_garbage').values({ id: randomUUID(), dir: null, run_dir: row.dir, images_json: JSON.stringify(drop), created_at: Date.now() }).execute();
       });
+      await this.#restoreImages(previous ?? null);
       this.#o.log.warn(`the install of ${row.name}@${row.version} was interrupted by a stop; ${previous ? `${previous.version} stays installed` : 'it is in state error'}`);
     }
   }
@@ -262,7 +274,7 @@ export class ExtensionManager {
     const list = await this.#packages(name);
     const b = this.#builtin.get(name);
     if (b) list.push(b);
-    return list.sort((x, y) => semver.rcompare(x.version, y.version));
+    return list.sort(newestFirst);
   }
 
   /** The whole catalog, by name. */
@@ -273,7 +285,7 @@ export class ExtensionManager {
     const entries: CatalogEntry[] = [];
     for (const name of [...names].sort()) {
       const available = [...packages.filter((p) => p.manifest.name === name), ...(this.#builtin.has(name) ? [this.#builtin.get(name)!] : [])]
-        .sort((x, y) => semver.rcompare(x.version, y.version));
+        .sort(newestFirst);
       entries.push(this.#entry(name, available, installs.find((i) => i.name === name)));
     }
     return entries;
@@ -347,10 +359,19 @@ export class ExtensionManager {
       throw new TesseraError('TESSERA_CONFLICT', `the package ${meta.name}@${meta.version} has the name and version of a built-in extension; give it another version (or another name) in tessera-extension.json`);
     }
     const target = join(this.#storeDir, `${meta.name}@${meta.version}+${unpacked.sha256.slice(0, 12)}`);
-    if (existsSync(target)) await rm(staging, { recursive: true, force: true });
-    else await rename(staging, target);
+    return this.#exclusive(async () => {
+    if (existsSync(target)) {
+      await rm(staging, { recursive: true, force: true });
+    } else {
+      await rename(staging, target).catch(async (err: NodeJS.ErrnoException) => {
+        await rm(staging, { recursive: true, force: true });
+        if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err; // the same bytes, stored by a twin upload
+      });
+    }
     const old = await this.#db.selectFrom('extension_packages').selectAll().where('name', '=', meta.name).where('version', '=', meta.version).executeTakeFirst();
     await this.#db.transaction().execute(async (trx) => {
+      // This folder is current (again): whatever marked it for removal no longer holds.
+      await trx.deleteFrom('extension_garbage').where('dir', '=', target).execute();
       if (old && old.dir !== target) {
         await trx.deleteFrom('extension_packages').where('name', '=', meta.name).where('version', '=', meta.version).execute();
         await trx.insertInto('extension_garbage').values({ id: randomUUID(), dir: old.dir, run_dir: join(old.dir, PACKAGE_EXTENSION_DIR), images_json: '[]', created_at: Date.now() }).execute();
@@ -363,6 +384,7 @@ export class ExtensionManager {
     });
     if (old && old.dir !== target) void this.sweep();
     return { name: meta.name, version: meta.version, kind: meta.kind, sha256: unpacked.sha256, bytes: unpacked.bytes, replaced: Boolean(old && old.dir !== target) };
+    });
   }
 
   /**
@@ -372,7 +394,19 @@ export class ExtensionManager {
    * (its failure is recorded in the catalog, and rejects `done`).
    */
   async install(name: string, request: { version?: string; params?: Record<string, unknown> }): Promise<{ entry: CatalogEntry; done: Promise<void> }> {
-    if (this.#jobs.has(name)) throw new TesseraError('TESSERA_CONFLICT', `extension "${name}" is being installed right now; wait until it is done (tessera ext list shows its state)`);
+    // Reserved before the first await: a second install (or an uninstall) of the name is refused, not interleaved.
+    if (this.#jobs.has(name)) throw new TesseraError('TESSERA_CONFLICT', `extension "${name}" is being ${this.#jobs.get(name)!.progress.startsWith('uninstalling') ? 'uninstalled' : 'installed'} right now; wait until it is done (tessera ext list shows its state)`);
+    const job = { progress: `installing ${name}`, done: Promise.resolve() };
+    this.#jobs.set(name, job);
+    try {
+      return await this.#install(name, request, job);
+    } catch (err) {
+      this.#jobs.delete(name);
+      throw err;
+    }
+  }
+
+  async #install(name: string, request: { version?: string; params?: Record<string, unknown> }, job: { progress: string; done: Promise<void> }): Promise<{ entry: CatalogEntry; done: Promise<void> }> {
     const linked = this.#o.registry.linked().find((l) => l.manifest.name === name);
     if (linked) throw new TesseraError('TESSERA_CONFLICT', `extension "${name}" is loaded from the linked folder ${linked.dir} (TESSERA_EXTENSIONS_DIRS), which is always installed as it is on disk`);
     const available = await this.#available(name);
@@ -392,24 +426,35 @@ export class ExtensionManager {
     if (problem) throw new TesseraError('TESSERA_EXTENSION_INCOMPATIBLE', `${name}@${target.version} cannot be installed: ${problem}`);
     const row = await this.#row(name);
     if (row?.state === 'uninstalling') throw new TesseraError('TESSERA_CONFLICT', `extension "${name}" is being uninstalled`);
-    const params = validateParams(m.parameters ?? {}, request.params ?? (row && row.state === 'installed' ? (JSON.parse(row.params_json) as Record<string, unknown>) : {}));
+    // Without new values, an upgrade keeps the values of the parameters the new version still has.
+    const kept = row && row.state === 'installed'
+      ? Object.fromEntries(Object.entries(JSON.parse(row.params_json) as Record<string, unknown>).filter(([k]) => Object.hasOwn(m.parameters ?? {}, k)))
+      : {};
+    const params = validateParams(m.parameters ?? {}, request.params ?? kept);
     await this.#checkDependencies(name, m);
     if ((m.images ?? []).length > 0 && !this.#o.images) {
       throw new TesseraError('TESSERA_DOCKER', `${name}@${target.version} needs the container images ${(m.images ?? []).map((i) => i.name).join(', ')}, and this server found no Docker engine: start Docker (or set DOCKER_HOST) and restart the server`);
     }
     if (row?.state === 'installed' && row.version === target.version && row.dir === target.dir && row.params_json === JSON.stringify(params) && !row.error) {
+      this.#jobs.delete(name);
       return { entry: await this.get(name), done: Promise.resolve() };
     }
-    const previous: PreviousInstall | null = row?.state === 'installed'
-      ? { version: row.version, source: row.source, dir: row.dir, sha256: row.sha256, params_json: row.params_json, images_json: row.images_json }
-      : null;
+    let previous: PreviousInstall | null = null;
+    if (row?.state === 'installed') {
+      // The ids its image names point at now: a failed upgrade that reuses a name points it back.
+      const imageIds: Record<string, string> = {};
+      for (const image of JSON.parse(row.images_json) as string[]) {
+        const id = await this.#o.images?.imageId(image).catch(() => undefined);
+        if (id) imageIds[image] = id;
+      }
+      previous = { version: row.version, source: row.source, dir: row.dir, sha256: row.sha256, params_json: row.params_json, images_json: row.images_json, image_ids: imageIds };
+    }
     const values = {
       name, version: target.version, state: 'installing' as const, source: target.source, dir: target.dir, sha256: target.sha256,
       params_json: JSON.stringify(params), images_json: '[]', error: null, previous_json: previous ? JSON.stringify(previous) : null, updated_at: Date.now(),
     };
     await this.#db.insertInto('extension_installs').values(values).onConflict((oc) => oc.column('name').doUpdateSet(values)).execute();
-    const job = { progress: `installing ${name}@${target.version}`, done: Promise.resolve() };
-    this.#jobs.set(name, job);
+    job.progress = `installing ${name}@${target.version}`;
     job.done = this.#runInstall(name, target, params, previous, (p) => (job.progress = p)).finally(() => this.#jobs.delete(name));
     job.done.catch(() => {}); // recorded in the catalog; callers that wait see it too
     return { entry: await this.get(name), done: job.done };
@@ -474,7 +519,11 @@ export class ExtensionManager {
         }
       }
       progress(`loading the workflows of ${name}@${target.version}`);
-      const extension = await loadExtensionFolder(target.dir);
+      const extension = await loadExtensionFolder(target.dir, { compiledOnly: target.source === 'package' });
+      for (const wf of extension.workflows) {
+        const owner = this.#o.registry.list().find((w) => w.spec.id === wf.spec.id && w.extension.name !== name);
+        if (owner) throw new TesseraError('TESSERA_CONFLICT', `workflow "${wf.spec.id}" is already provided by extension "${owner.extension.name}"; workflow ids are unique across extensions: rename it, or uninstall ${owner.extension.name}`);
+      }
       await this.#db.transaction().execute(async (trx) => {
         await trx.updateTable('extension_installs').set({ state: 'installed', images_json: JSON.stringify(loadedImages.length ? loadedImages : sameImages(previous, target)), error: null, previous_json: null, updated_at: Date.now() }).where('name', '=', name).execute();
         if (previous && (previous.dir !== target.dir || previousImages.some((i) => !loadedImages.includes(i)))) {
@@ -497,13 +546,24 @@ export class ExtensionManager {
         const note = await this.#o.images?.remove(image);
         if (note) this.#o.log.warn(note);
       }
+      await this.#restoreImages(previous);
       if (previous) {
-        await this.#db.updateTable('extension_installs').set({ ...previous, state: 'installed', previous_json: null, error: `installing ${target.version} failed: ${message}`, updated_at: Date.now() }).where('name', '=', name).execute();
+        const { image_ids: _ids, ...restored } = previous;
+        await this.#db.updateTable('extension_installs').set({ ...restored, state: 'installed', previous_json: null, error: `installing ${target.version} failed: ${message}`, updated_at: Date.now() }).where('name', '=', name).execute();
       } else {
         await this.#db.updateTable('extension_installs').set({ state: 'error', images_json: '[]', error: message, updated_at: Date.now() }).where('name', '=', name).execute();
       }
       this.#o.log.warn(`installing ${name}@${target.version} failed: ${message}`);
       throw err;
+    }
+  }
+
+  /** Points the previous version's image names back at the ids they had (a failed upgrade may have loaded others under them). */
+  async #restoreImages(previous: PreviousInstall | null): Promise<void> {
+    for (const [image, id] of Object.entries(previous?.image_ids ?? {})) {
+      const now = await this.#o.images?.imageId(image).catch(() => undefined);
+      if (now === id) continue;
+      await this.#o.images?.tag(id, image).catch((err: Error) => this.#o.log.warn(`could not point ${image} back at ${id}: ${err.message}`));
     }
   }
 
@@ -513,7 +573,16 @@ export class ExtensionManager {
 
   /** Uninstalls: its workflows go at once; its images go once no run of it is still going. */
   async uninstall(name: string): Promise<void> {
-    if (this.#jobs.has(name)) throw new TesseraError('TESSERA_CONFLICT', `extension "${name}" is being installed right now; uninstall it when that is done`);
+    if (this.#jobs.has(name)) throw new TesseraError('TESSERA_CONFLICT', `extension "${name}" is being installed or uninstalled right now; try again when that is done`);
+    this.#jobs.set(name, { progress: `uninstalling ${name}`, done: Promise.resolve() });
+    try {
+      await this.#uninstall(name);
+    } finally {
+      this.#jobs.delete(name);
+    }
+  }
+
+  async #uninstall(name: string): Promise<void> {
     const linked = this.#o.registry.linked().find((l) => l.manifest.name === name);
     if (linked) throw new TesseraError('TESSERA_CONFLICT', `extension "${name}" is loaded from the linked folder ${linked.dir}; remove that folder from TESSERA_EXTENSIONS_DIRS instead`);
     const row = await this.#row(name);
@@ -549,7 +618,7 @@ export class ExtensionManager {
    */
   sweep(): Promise<void> {
     if (this.#closed) return Promise.resolve();
-    this.#sweeping ??= this.#sweep().catch((err: Error) => this.#o.log.warn(`extension cleanup failed: ${err.message}`)).finally(() => (this.#sweeping = undefined));
+    this.#sweeping ??= this.#exclusive(() => this.#sweep()).catch((err: Error) => this.#o.log.warn(`extension cleanup failed: ${err.message}`)).finally(() => (this.#sweeping = undefined));
     return this.#sweeping;
   }
 
@@ -574,6 +643,14 @@ export class ExtensionManager {
       await this.#db.deleteFrom('extension_garbage').where('id', '=', g.id).execute();
     }
   }
+}
+
+/** Newest version first; a version semver cannot read (refused today, but maybe stored before) sorts last instead of breaking the catalog. */
+function newestFirst(x: { version: string }, y: { version: string }): number {
+  const a = semver.valid(x.version);
+  const b = semver.valid(y.version);
+  if (a && b) return semver.rcompare(a, b);
+  return a ? -1 : b ? 1 : x.version.localeCompare(y.version);
 }
 
 function sameImages(previous: PreviousInstall | null, target: Available): string[] {

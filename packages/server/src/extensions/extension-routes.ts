@@ -70,7 +70,15 @@ export async function extensionRoutes(app: FastifyInstance, opts: { manager: Ext
     if (Number.isFinite(length) && length > manager.maxPackageBytes) {
       throw new TesseraError('TESSERA_PAYLOAD_TOO_LARGE', `the extension package was refused: it is larger than the limit of ${Math.round(manager.maxPackageBytes / 1024 / 1024)} MB (TESSERA_EXTENSION_MAX_PACKAGE_MB); nothing of it was kept`);
     }
-    const result = await manager.uploadPackage(request.raw);
+    let result;
+    try {
+      result = await manager.uploadPackage(request.raw);
+    } catch (err) {
+      // Answering while the client still sends makes it see a broken pipe instead of the
+      // answer: read the rest first (up to the size limit, for at most 30 s), then answer.
+      await drain(request.raw, manager.maxPackageBytes, 30_000);
+      throw err;
+    }
     return reply.code(201).send(result);
   });
 
@@ -100,5 +108,33 @@ export async function extensionRoutes(app: FastifyInstance, opts: { manager: Ext
   }, async (request) => {
     await manager.uninstall(request.params.name);
     return manager.get(request.params.name).catch(() => ({ name: request.params.name, state: 'not_installed' }));
+  });
+}
+
+function drain(stream: NodeJS.ReadableStream & { readableEnded?: boolean; destroy?: () => void }, maxBytes: number, maxMs: number): Promise<void> {
+  if (stream.readableEnded) return Promise.resolve();
+  return new Promise((done) => {
+    let bytes = 0;
+    const stop = (): void => {
+      clearTimeout(timer);
+      stream.removeListener('data', count);
+      done();
+    };
+    const count = (chunk: Buffer): void => {
+      bytes += chunk.length;
+      if (bytes > maxBytes) {
+        stream.destroy?.();
+        stop();
+      }
+    };
+    const timer = setTimeout(() => {
+      stream.destroy?.();
+      stop();
+    }, maxMs);
+    stream.on('data', count);
+    stream.once('end', stop);
+    stream.once('close', stop);
+    stream.once('error', stop);
+    stream.resume();
   });
 }

@@ -1,5 +1,5 @@
 import { TesseraError, type ErrorDetail } from '@tessera/model';
-import type { ExtensionManifest } from '@tessera/extensions';
+import type { ExtensionManifest } from './extension-manifest.schema.ts';
 
 type Parameters = NonNullable<ExtensionManifest['parameters']>;
 
@@ -12,7 +12,7 @@ export function validateParams(declared: Parameters, given: Record<string, unkno
   const details: ErrorDetail[] = [];
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(given)) {
-    if (!(key in declared)) {
+    if (!Object.hasOwn(declared, key)) {
       const known = Object.keys(declared);
       details.push({ where: `params.${key}`, message: `is not a parameter of this extension${known.length ? ` (it has ${known.join(', ')})` : ' (it has none)'}` });
     }

@@ -1,0 +1,306 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Kysely } from '@tessera/db';
+import { paramsEnv, validateParams, type AppSpecT, type LoadedExtension } from '@tessera/extensions';
+import { TesseraError } from '@tessera/model';
+import type { AppInstancesTable, AppState, AppTables } from './app-tables.ts';
+import { freePort, ProcessAppRunner, type AppProcess } from './process-app-runner.ts';
+import { APP_PREFIX, type ProxyTarget } from './subpath-proxy.ts';
+
+const INSTANCE_NAME = /^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$/;
+
+export interface AppInstance {
+  id: string;
+  name: string;
+  project: string;
+  extension: string;
+  version: string;
+  state: AppState;
+  reason: string | null;
+  runner: string;
+  params: Record<string, unknown>;
+  /** Path of the instance on the platform's port. */
+  url: string;
+  created_at: string;
+  started_at: string | null;
+}
+
+export interface AppManagerOptions {
+  db: Kysely<AppTables>;
+  home: string;
+  /** Installed extensions (application ones are launchable). */
+  extensions: () => LoadedExtension[];
+  /** Install parameter values of an installed extension. */
+  installParams: (name: string) => Record<string, unknown>;
+  projects: { byName: (name: string) => Promise<{ id: string; name: string }>; nameOf: (id: string) => Promise<string> };
+  /** The project's result bucket folder (mounted when the app spec asks for it). */
+  resultsDir: (projectId: string) => string;
+  services: () => Record<string, string>;
+  log: { info: (m: string) => void; warn: (m: string) => void };
+}
+
+interface Live {
+  row: AppInstancesTable;
+  target: ProxyTarget;
+  process?: AppProcess;
+  stopping?: boolean;
+}
+
+/**
+ * Application instances: launch (per project, with parameters), health, logs, stop;
+ * and the routing table of the subpath proxy. What should run is recorded before it is
+ * started, so that a restart starts it again.
+ */
+export class AppManager {
+  readonly #o: AppManagerOptions;
+  readonly #runner = new ProcessAppRunner();
+  /** By `<project name>/<instance name>`. */
+  readonly #live = new Map<string, Live>();
+  #closed = false;
+
+  constructor(options: AppManagerOptions) {
+    this.#o = options;
+  }
+
+  /** The proxy's lookup. */
+  target(project: string, instance: string): ProxyTarget | undefined {
+    return this.#live.get(`${project}/${instance}`)?.target;
+  }
+
+  logFile(id: string): string {
+    return join(this.#o.home, 'apps', id, 'app.log');
+  }
+
+  /** Starts again every instance that should run (their processes ended with the last server). */
+  async start(): Promise<{ restarted: number }> {
+    const rows = await this.#o.db.selectFrom('app_instances').selectAll().execute();
+    let restarted = 0;
+    for (const row of rows) {
+      const project = await this.#o.projects.nameOf(row.project_id);
+      if (row.desired !== 'running') {
+        this.#live.set(`${project}/${row.name}`, { row, target: { state: row.state, port: null, ingress: ingressOf(row), reason: row.reason } });
+        continue;
+      }
+      if (row.handle) killStale(Number(row.handle), row.id);
+      const live: Live = { row, target: { state: 'starting', port: null, ingress: ingressOf(row), reason: null } };
+      this.#live.set(`${project}/${row.name}`, live);
+      restarted++;
+      void this.#run(live, project, 'started again after a server restart');
+    }
+    return { restarted };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all([...this.#live.values()].filter((l) => l.process).map(async (l) => {
+      l.stopping = true;
+      await this.#runner.stop(l.process!, 3000);
+    }));
+  }
+
+  async launch(extensionName: string, o: { project: string; name?: string; params?: Record<string, unknown> }): Promise<AppInstance> {
+    const ext = this.#o.extensions().find((e) => e.manifest.name === extensionName);
+    if (!ext) {
+      throw new TesseraError('TESSERA_NOT_FOUND', `application "${extensionName}" is not installed; install it first (tessera ext install ${extensionName}), or see what is: tessera ext list --kind application`);
+    }
+    if (ext.manifest.kind !== 'application' || !ext.manifest.app) {
+      throw new TesseraError('TESSERA_INVALID_REQUEST', `extension "${extensionName}" is a ${ext.manifest.kind} extension; only application extensions are launched (run its workflows with tessera run)`);
+    }
+    const spec = ext.manifest.app;
+    const project = await this.#o.projects.byName(o.project);
+    const multi = spec.instances === 'multi';
+    let name = o.name ?? extensionName;
+    if (o.name !== undefined && !multi) throw new TesseraError('TESSERA_INVALID_REQUEST', `application "${extensionName}" has one instance per project; it takes no instance name`);
+    if (!INSTANCE_NAME.test(name)) throw new TesseraError('TESSERA_INVALID_REQUEST', `instance name "${name}" is invalid: use 1-40 lower-case letters, digits and "-"`);
+    const params = { ...this.#o.installParams(extensionName), ...validateParams(ext.manifest.parameters ?? {}, o.params ?? {}) };
+    if (multi && o.name === undefined) {
+      for (let n = 1; ; n++) {
+        name = `${extensionName}-${n}`;
+        if (!this.#live.has(`${project.name}/${name}`)) break;
+      }
+    }
+    const key = `${project.name}/${name}`;
+    const existing = this.#live.get(key);
+    if (existing && existing.row.desired === 'running') {
+      throw new TesseraError('TESSERA_CONFLICT', `${name} already runs in project ${project.name} (${existing.target.state}) at ${APP_PREFIX}${project.name}/release/${name}/; stop it first (tessera app stop ${name})`);
+    }
+    if (!spec.process) {
+      throw new TesseraError('TESSERA_INVALID_REQUEST', `application "${extensionName}" runs only in a container, and this Tessera launches applications as processes so far`);
+    }
+    const now = Date.now();
+    const row: AppInstancesTable = {
+      id: existing?.row.id ?? `a-${randomBytes(6).toString('hex')}`,
+      name,
+      project_id: project.id,
+      extension: extensionName,
+      version: ext.manifest.version,
+      ext_dir: ext.dir,
+      spec_json: JSON.stringify(spec),
+      params_json: JSON.stringify(params),
+      desired: 'running',
+      state: 'starting',
+      reason: null,
+      runner: this.#runner.name,
+      port: null,
+      handle: null,
+      created_at: existing?.row.created_at ?? now,
+      started_at: null,
+      updated_at: now,
+    };
+    await this.#o.db.insertInto('app_instances').values(row).onConflict((oc) => oc.column('id').doUpdateSet(row)).execute();
+    const live: Live = { row, target: { state: 'starting', port: null, ingress: spec.ingress ?? 'subpath', reason: null } };
+    this.#live.set(key, live);
+    void this.#run(live, project.name);
+    return this.#json(live, project.name);
+  }
+
+  async list(o: { project?: string } = {}): Promise<AppInstance[]> {
+    const out: AppInstance[] = [];
+    for (const [key, live] of this.#live) {
+      const project = key.slice(0, key.indexOf('/'));
+      if (o.project && project !== o.project) continue;
+      out.push(this.#json(live, project));
+    }
+    return out.sort((a, b) => a.project.localeCompare(b.project) || a.name.localeCompare(b.name));
+  }
+
+  async get(project: string, name: string): Promise<AppInstance> {
+    return this.#json(this.#find(project, name), project);
+  }
+
+  async stop(project: string, name: string): Promise<AppInstance> {
+    const live = this.#find(project, name);
+    live.row.desired = 'stopped';
+    await this.#o.db.updateTable('app_instances').set({ desired: 'stopped', updated_at: Date.now() }).where('id', '=', live.row.id).execute();
+    if (live.process) {
+      live.stopping = true;
+      await this.#runner.stop(live.process);
+    }
+    await this.#set(live, 'stopped', null);
+    return this.#json(live, project);
+  }
+
+  /** The last `lines` lines of an instance's log. */
+  async logs(project: string, name: string, lines = 200): Promise<string> {
+    const live = this.#find(project, name);
+    return tail(this.logFile(live.row.id), lines);
+  }
+
+  #find(project: string, name: string): Live {
+    const live = this.#live.get(`${project}/${name}`);
+    if (!live) throw new TesseraError('TESSERA_NOT_FOUND', `project ${project} has no application instance "${name}"; tessera app list shows them`);
+    return live;
+  }
+
+  #json(live: Live, project: string): AppInstance {
+    const r = live.row;
+    return {
+      id: r.id,
+      name: r.name,
+      project,
+      extension: r.extension,
+      version: r.version,
+      state: live.target.state,
+      reason: live.target.reason,
+      runner: r.runner,
+      params: JSON.parse(r.params_json) as Record<string, unknown>,
+      url: `${APP_PREFIX}${project}/release/${r.name}/`,
+      created_at: new Date(r.created_at).toISOString(),
+      started_at: r.started_at ? new Date(r.started_at).toISOString() : null,
+    };
+  }
+
+  async #set(live: Live, state: AppState, reason: string | null, patch: Partial<AppInstancesTable> = {}): Promise<void> {
+    Object.assign(live.row, { state, reason, updated_at: Date.now(), ...patch });
+    live.target.state = state;
+    live.target.reason = reason;
+    if (state !== 'running') live.target.port = state === 'starting' ? null : live.target.port;
+    if (this.#closed) return;
+    await this.#o.db.updateTable('app_instances').set({ state, reason, updated_at: live.row.updated_at, ...patch }).where('id', '=', live.row.id).execute();
+  }
+
+  /** Starts the process, waits for its health check, and follows it until it ends. */
+  async #run(live: Live, project: string, note?: string): Promise<void> {
+    const spec = JSON.parse(live.row.spec_json) as AppSpecT;
+    const prefix = `${APP_PREFIX}${project}/release/${live.row.name}`;
+    const logFile = this.logFile(live.row.id);
+    try {
+      const port = await freePort();
+      const env: Record<string, string> = {
+        ...spec.env,
+        ...paramsEnv(JSON.parse(live.row.params_json) as Record<string, unknown>),
+        ...this.#o.services(),
+        PORT: String(port),
+        INGRESS_PATH: prefix,
+        TESSERA_PROJECT: project,
+        TESSERA_APP_ID: live.row.id,
+        EXTENSION_DIR: live.row.ext_dir,
+      };
+      if (spec.mounts?.results) env.RESULTS_DIR = this.#o.resultsDir(live.row.project_id);
+      if (!existsSync(live.row.ext_dir)) throw new Error(`its extension folder ${live.row.ext_dir} is gone (was ${live.row.extension} uninstalled?)`);
+      const proc = await this.#runner.start({ command: spec.process!.command, cwd: live.row.ext_dir, env, logFile });
+      live.process = proc;
+      await this.#set(live, 'starting', null, { port, handle: String(proc.pid) });
+      let exited: { code: number | null; signal: string | null } | undefined;
+      void proc.exited.then(async (e) => {
+        exited = e;
+        live.process = undefined;
+        if (live.stopping || live.row.desired === 'stopped' || this.#closed) return;
+        const how = e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`;
+        await this.#set(live, 'failed', `the application ${how}; its last lines:\n${await tail(logFile, 10)}`).catch(() => {});
+      });
+      const timeoutMs = (spec.health?.timeout_s ?? 60) * 1000;
+      const healthPath = (spec.ingress ?? 'subpath') === 'subpath' ? `${prefix}${spec.health?.path ?? '/'}` : (spec.health?.path ?? '/');
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        if (exited || live.stopping) return;
+        const ok = await fetch(`http://127.0.0.1:${port}${healthPath}`, { redirect: 'manual', signal: AbortSignal.timeout(2000) })
+          .then((r) => r.status < 400, () => false);
+        if (ok) break;
+        if (Date.now() > deadline) {
+          live.stopping = true;
+          await this.#runner.stop(proc);
+          await this.#set(live, 'failed', `the application did not become healthy within ${timeoutMs / 1000} s (GET ${healthPath}); its last lines:\n${await tail(logFile, 10)}`);
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      live.target.port = port;
+      await this.#set(live, 'running', note ?? null, { started_at: Date.now() });
+      this.#o.log.info(`application ${project}/${live.row.name} (${live.row.extension}) is running at ${prefix}/`);
+    } catch (err) {
+      await this.#set(live, 'failed', `could not start: ${(err as Error).message}`).catch(() => {});
+    }
+  }
+}
+
+function ingressOf(row: AppInstancesTable): 'subpath' | 'strip' {
+  return (JSON.parse(row.spec_json) as AppSpecT).ingress ?? 'subpath';
+}
+
+/** Stops what a previous server left running for this instance (its group, if it is still ours). */
+function killStale(pid: number, appId: string): void {
+  try {
+    const environ = readFileSync(`/proc/${pid}/environ`, 'latin1');
+    if (!environ.split('\0').includes(`TESSERA_APP_ID=${appId}`)) return;
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // gone, or not ours
+  }
+}
+
+async function tail(file: string, lines: number): Promise<string> {
+  const size = (await stat(file).catch(() => undefined))?.size ?? 0;
+  if (size === 0) return '';
+  const fh = await open(file, 'r');
+  try {
+    const length = Math.min(size, 64 * 1024);
+    const buf = Buffer.alloc(length);
+    await fh.read(buf, 0, length, size - length);
+    return buf.toString('utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,62 @@
+import type { Kysely, NamedMigration } from '@tessera/db';
+
+export type AppState = 'starting' | 'running' | 'failed' | 'stopped';
+
+/** One launched instance of an application extension, in a project. */
+export interface AppInstancesTable {
+  id: string;
+  /** Unique within its project; the last part of its URL. */
+  name: string;
+  project_id: string;
+  extension: string;
+  version: string;
+  /** The extension folder it runs from (the working directory of a process). */
+  ext_dir: string;
+  /** The app spec of the manifest, as it was when launched. */
+  spec_json: string;
+  params_json: string;
+  /** What the user asked for: it should run, or not. Restarts start again what should run. */
+  desired: 'running' | 'stopped';
+  state: AppState;
+  reason: string | null;
+  runner: string;
+  port: number | null;
+  /** pid of a process app. */
+  handle: string | null;
+  created_at: number;
+  started_at: number | null;
+  updated_at: number;
+}
+
+export interface AppTables {
+  app_instances: AppInstancesTable;
+}
+
+export const appMigrations: NamedMigration[] = [
+  {
+    name: '2026-12-02-03-apps',
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('app_instances')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('project_id', 'text', (c) => c.notNull())
+        .addColumn('extension', 'text', (c) => c.notNull())
+        .addColumn('version', 'text', (c) => c.notNull())
+        .addColumn('ext_dir', 'text', (c) => c.notNull())
+        .addColumn('spec_json', 'text', (c) => c.notNull())
+        .addColumn('params_json', 'text', (c) => c.notNull())
+        .addColumn('desired', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text')
+        .addColumn('runner', 'text', (c) => c.notNull())
+        .addColumn('port', 'integer')
+        .addColumn('handle', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('started_at', 'bigint')
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addUniqueConstraint('app_instances_project_name', ['project_id', 'name'])
+        .execute();
+    },
+  },
+];

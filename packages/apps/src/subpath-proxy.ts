@@ -1,0 +1,208 @@
+import { Agent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+
+/** Where the proxy sends an instance's traffic, and how. */
+export interface ProxyTarget {
+  state: 'starting' | 'running' | 'failed' | 'stopped';
+  port: number | null;
+  /** "subpath": the app serves under the prefix; "strip": the proxy removes it. */
+  ingress: 'subpath' | 'strip';
+  /** Why it is not running (failed), for the page the proxy answers. */
+  reason: string | null;
+}
+
+export const APP_PREFIX = '/applications/project/';
+
+/** /applications/project/<project>/release/<instance>/<rest>, split; undefined when the path is not one. */
+export function parseAppPath(url: string): { project: string; instance: string; prefix: string; rest: string } | 'bad' | undefined {
+  if (!url.startsWith(APP_PREFIX)) return undefined;
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  const query = q < 0 ? '' : url.slice(q);
+  // Encoded slashes, backslashes and dot segments never reach an app: no path trick
+  // can make one instance's URL name another's, or a file of the host.
+  if (/%2f|%5c|\\/i.test(path)) return 'bad';
+  const parts = path.slice(APP_PREFIX.length).split('/');
+  let decoded: string[];
+  try {
+    decoded = parts.map((p) => decodeURIComponent(p));
+  } catch {
+    return 'bad';
+  }
+  if (decoded.some((p) => p === '..' || p === '.')) return 'bad';
+  const [project, release, instance] = parts;
+  if (!project || release !== 'release' || !instance) return 'bad';
+  const prefix = `${APP_PREFIX}${project}/release/${instance}`;
+  return { project, instance, prefix, rest: `/${parts.slice(3).join('/')}${query}` };
+}
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection']);
+
+function page(res: ServerResponse, status: number, title: string, text: string, retry = false): void {
+  const body = `<!doctype html><meta charset="utf-8"><title>${title}</title>${retry ? '<meta http-equiv="refresh" content="2">' : ''}` +
+    `<body style="font-family:sans-serif;max-width:40em;margin:4em auto"><h1>${title}</h1><p>${text.replace(/[<&]/g, (c) => (c === '<' ? '&lt;' : '&amp;'))}</p></body>`;
+  res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', ...(retry ? { 'retry-after': '2' } : {}) });
+  res.end(body);
+}
+
+/**
+ * The platform's reverse proxy for application instances, on the platform's own port.
+ * Bodies stream both ways (nothing is buffered), WebSockets are tunnelled, and the
+ * X-Forwarded-* headers say where the request came from. For apps that do not serve
+ * under their subpath (ingress "strip"), the prefix is removed going in and put back
+ * into redirects and cookie paths coming out.
+ */
+export class SubpathProxy {
+  readonly #agent = new Agent({ keepAlive: true, maxSockets: 256, keepAliveMsecs: 10_000 });
+  readonly #lookup: (project: string, instance: string) => ProxyTarget | undefined;
+
+  constructor(lookup: (project: string, instance: string) => ProxyTarget | undefined) {
+    this.#lookup = lookup;
+  }
+
+  /** Handles the request when its path is an application's; false otherwise. */
+  handle(req: IncomingMessage, res: ServerResponse): boolean {
+    const parsed = parseAppPath(req.url ?? '');
+    if (parsed === undefined) return false;
+    if (parsed === 'bad') {
+      page(res, 400, 'Bad application path', 'The path has an encoded slash, a backslash or a dot segment, which application paths never have.');
+      return true;
+    }
+    const target = this.#route(parsed, res);
+    if (!target) return true;
+    if (parsed.rest === '/' && req.url === parsed.prefix) {
+      // /…/release/<instance> without its slash: relative links of the app need it.
+      res.writeHead(308, { location: `${parsed.prefix}/` });
+      res.end();
+      return true;
+    }
+    const path = target.ingress === 'strip' ? parsed.rest : req.url!;
+    const upstream = httpRequest({
+      host: '127.0.0.1',
+      port: target.port!,
+      method: req.method,
+      path,
+      headers: this.#forwardHeaders(req, parsed.prefix),
+      agent: this.#agent,
+    });
+    upstream.on('response', (up) => {
+      const headers: OutgoingHttpHeaders = {};
+      for (const [k, v] of Object.entries(up.headers)) {
+        if (v === undefined || HOP_BY_HOP.has(k)) continue;
+        headers[k] = v;
+      }
+      if (target.ingress === 'strip') {
+        const location = up.headers.location;
+        if (location?.startsWith('/') && !location.startsWith('//')) headers.location = `${parsed.prefix}${location}`;
+        const cookies = up.headers['set-cookie'];
+        if (cookies) headers['set-cookie'] = cookies.map((c) => rewriteCookiePath(c, parsed.prefix));
+      }
+      res.writeHead(up.statusCode ?? 502, up.statusMessage, headers);
+      up.pipe(res);
+      up.on('error', () => res.destroy());
+    });
+    upstream.on('error', (err) => {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      page(res, 502, 'The application did not answer', `${parsed.instance} did not answer (${(err as NodeJS.ErrnoException).code ?? err.message}); it may have just stopped. Its state and logs: tessera app list, tessera app logs ${parsed.instance}.`);
+    });
+    req.pipe(upstream);
+    req.on('aborted', () => upstream.destroy());
+    res.on('close', () => {
+      if (!res.writableFinished) upstream.destroy();
+    });
+    return true;
+  }
+
+  /** Tunnels a WebSocket (or any Upgrade) to the instance; false when the path is not an application's. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    const parsed = parseAppPath(req.url ?? '');
+    if (parsed === undefined) return false;
+    const refuse = (status: string): void => {
+      socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    };
+    if (parsed === 'bad') {
+      refuse('400 Bad Request');
+      return true;
+    }
+    const target = this.#lookup(parsed.project, parsed.instance);
+    if (!target || target.state !== 'running' || !target.port) {
+      refuse(target ? '503 Service Unavailable' : '404 Not Found');
+      return true;
+    }
+    const headers = this.#forwardHeaders(req, parsed.prefix);
+    headers.connection = 'Upgrade';
+    headers.upgrade = req.headers.upgrade ?? 'websocket';
+    const upstream = httpRequest({ host: '127.0.0.1', port: target.port, method: req.method, path: target.ingress === 'strip' ? parsed.rest : req.url!, headers });
+    upstream.on('upgrade', (up, upSocket, upHead) => {
+      let answer = `HTTP/1.1 ${up.statusCode} ${up.statusMessage}\r\n`;
+      for (let i = 0; i < up.rawHeaders.length; i += 2) answer += `${up.rawHeaders[i]}: ${up.rawHeaders[i + 1]}\r\n`;
+      socket.write(`${answer}\r\n`);
+      if (upHead.length) socket.write(upHead);
+      upSocket.pipe(socket).pipe(upSocket);
+      const close = (): void => {
+        upSocket.destroy();
+        socket.destroy();
+      };
+      upSocket.on('error', close);
+      socket.on('error', close);
+      upSocket.on('close', close);
+      socket.on('close', close);
+    });
+    upstream.on('response', (up) => {
+      // The app refused the upgrade: pass its answer on.
+      let out = `HTTP/1.1 ${up.statusCode} ${up.statusMessage}\r\n`;
+      for (let i = 0; i < up.rawHeaders.length; i += 2) out += `${up.rawHeaders[i]}: ${up.rawHeaders[i + 1]}\r\n`;
+      socket.write(`${out}\r\n`);
+      up.pipe(socket);
+    });
+    upstream.on('error', () => refuse('502 Bad Gateway'));
+    if (head.length) upstream.write(head);
+    upstream.end();
+    return true;
+  }
+
+  close(): void {
+    this.#agent.destroy();
+  }
+
+  #route(parsed: { project: string; instance: string }, res: ServerResponse): ProxyTarget | undefined {
+    const target = this.#lookup(parsed.project, parsed.instance);
+    if (!target) {
+      page(res, 404, 'No such application', `Project ${parsed.project} has no application instance named ${parsed.instance}. Launched applications: tessera app list.`);
+      return undefined;
+    }
+    if (target.state === 'starting' || (target.state === 'running' && !target.port)) {
+      page(res, 503, `${parsed.instance} is starting`, 'The application is starting; this page reloads until it is ready.', true);
+      return undefined;
+    }
+    if (target.state !== 'running') {
+      page(res, 503, `${parsed.instance} is ${target.state}`, target.reason ?? `The application is ${target.state}; launch it again with tessera app launch.`);
+      return undefined;
+    }
+    return target;
+  }
+
+  #forwardHeaders(req: IncomingMessage, prefix: string): OutgoingHttpHeaders {
+    const headers: OutgoingHttpHeaders = {};
+    for (const [k, v] of Object.entries(req.headers)) {
+      if (v === undefined || HOP_BY_HOP.has(k)) continue;
+      headers[k] = v;
+    }
+    const remote = req.socket.remoteAddress ?? '';
+    const prior = req.headers['x-forwarded-for'];
+    headers['x-forwarded-for'] = prior ? `${prior}, ${remote}` : remote;
+    headers['x-forwarded-proto'] = (req.headers['x-forwarded-proto'] as string | undefined) ?? ('encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http');
+    headers['x-forwarded-host'] = (req.headers['x-forwarded-host'] as string | undefined) ?? req.headers.host ?? '';
+    headers['x-forwarded-prefix'] = prefix;
+    return headers;
+  }
+}
+
+/** `Path=/x` of a Set-Cookie becomes `Path=<prefix>/x`; a cookie without a path gets the prefix. */
+export function rewriteCookiePath(cookie: string, prefix: string): string {
+  if (/;\s*path=/i.test(cookie)) return cookie.replace(/(;\s*path=)(\/[^;]*)/i, (_m, p: string, path: string) => `${p}${prefix}${path === '/' ? '/' : path}`);
+  return `${cookie}; Path=${prefix}/`;
+}
