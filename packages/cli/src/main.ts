@@ -271,6 +271,26 @@ export function buildProgram(): Command {
     .option('-e, --env <key=value>', 'an extra environment variable (repeatable)', collect, [] as string[])
     .action(act(async (run: string, task: string, o: { runner?: 'docker' | 'process'; image?: string; env: string[] }) => (await import('./commands/ext-run-operator.ts')).extRunOperatorCommand(api(), run, task, { ...o, project: project() })));
 
+  // ------------------------------------------------------------------ applications
+  const appCmd = program.command('app').description('application instances: launch, list, logs, stop (web apps served on the platform\'s port)');
+  appCmd.command('launch <extension>').description('launch an instance of an installed application extension and wait until it serves')
+    .option('-p, --param <key=value>', 'a parameter of the instance (repeatable)', collect, [] as string[])
+    .option('--name <name>', 'instance name (multi-instance applications; default <extension>-<n>)')
+    .option('--no-wait', 'return once it is starting')
+    .option('--json', 'print the instance as JSON')
+    .action(act(async (extension: string, o: { param: string[]; name?: string; wait: boolean; json?: boolean }) =>
+      (await import('./commands/app-command.ts')).appLaunchCommand(api(), extension, { ...o, project: project() })));
+  appCmd.command('list', { isDefault: true }).description('instances with their state and URL (the default of `tessera app`)')
+    .option('--all-projects', 'instances of every project')
+    .option('--json', 'print JSON')
+    .action(act(async (o: { allProjects?: boolean; json?: boolean }) =>
+      (await import('./commands/app-command.ts')).appListCommand(api(), { project: o.allProjects ? undefined : project(), json: o.json })));
+  appCmd.command('logs <instance>').description("the last lines of an instance's output")
+    .option('-n, --lines <n>', 'how many lines', atLeastOne, 200)
+    .action(act(async (name: string, o: { lines: number }) => (await import('./commands/app-command.ts')).appLogsCommand(api(), name, { ...o, project: project() })));
+  appCmd.command('stop <instance>').description('stop an instance')
+    .action(act(async (name: string) => (await import('./commands/app-command.ts')).appStopCommand(api(), name, { project: project() })));
+
   program.hook('postAction', () => {
     process.exitCode = exitCode;
   });

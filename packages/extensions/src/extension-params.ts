@@ -51,7 +51,7 @@ export function validateParams(declared: Parameters, given: Record<string, unkno
     }
   }
   if (details.length > 0) {
-    throw new TesseraError('TESSERA_INVALID_REQUEST', `invalid install parameters: ${details.map((d) => `${d.where} ${d.message}`).join('; ')}`, { details });
+    throw new TesseraError('TESSERA_INVALID_REQUEST', `invalid parameters: ${details.map((d) => `${d.where} ${d.message}`).join('; ')}`, { details });
   }
   return out;
 }

@@ -63,6 +63,11 @@ export class WorkflowRegistry {
     this.#rebuild();
   }
 
+  /** The install parameter values of an installed extension ({} for linked or unknown ones). */
+  installedParams(name: string): Record<string, unknown> {
+    return this.#installed.get(name)?.params ?? {};
+  }
+
   /** Extensions from the linked roots (not managed by installs). */
   linked(): LoadedExtension[] {
     return this.#linked;

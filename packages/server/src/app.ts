@@ -20,6 +20,8 @@ import {
   type WorkflowTables,
 } from '@tessera/engine';
 import { ImageTool, WorkflowRegistry } from '@tessera/extensions';
+import { AppManager, SubpathProxy, appMigrations, type AppTables } from '@tessera/apps';
+import { createServer } from 'node:http';
 import type { ServerConfig } from './config.ts';
 import { ErrorResponse } from './http/common.schema.ts';
 import { installErrorHandler } from './http/error-handler.ts';
@@ -31,6 +33,7 @@ import { workflowRoutes } from './workflows/workflow-routes.ts';
 import { ExtensionManager } from './extensions/extension-manager.ts';
 import { extensionMigrations, type ExtensionTables } from './extensions/extension-store.ts';
 import { extensionRoutes } from './extensions/extension-routes.ts';
+import { applicationRoutes } from './applications/application-routes.ts';
 
 export const VERSION = PLATFORM_VERSION;
 
@@ -46,6 +49,7 @@ export interface Tessera {
   scheduler: DagScheduler;
   registry: WorkflowRegistry;
   extensions: ExtensionManager;
+  apps: AppManager;
   projects: ProjectStore;
   dicom: DicomDomain;
   /** The DICOM C-STORE port once listening (undefined when DICOM_PORT=off). */
@@ -69,7 +73,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   // server on the same home would kill the first one's tasks.
   const releaseHome = lockHome(config.home);
   const db = openDatabase<object>({ file: join(config.home, 'tessera.db'), durability: config.dbDurability });
-  await migrate(db as Kysely<unknown>, [...projectMigrations, ...workflowMigrations, ...dicomMigrations, ...extensionMigrations]);
+  await migrate(db as Kysely<unknown>, [...projectMigrations, ...workflowMigrations, ...dicomMigrations, ...extensionMigrations, ...appMigrations]);
   const projects = new ProjectStore(domainView<ProjectTables>(db));
   await projects.ensureDefault();
 
@@ -80,7 +84,18 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   const registry = new WorkflowRegistry({ roots: config.extensionRoots });
   const loaded = await registry.reload();
 
+  // Application instances are served on the platform's own port, ahead of the API routes.
+  let proxy: SubpathProxy | undefined;
   const app = Fastify({
+    serverFactory: (handler) => {
+      const server = createServer((req, res) => {
+        if (!proxy?.handle(req, res)) handler(req, res);
+      });
+      server.on('upgrade', (req, socket, head) => {
+        if (!proxy?.upgrade(req, socket, head)) socket.destroy();
+      });
+      return server;
+    },
     logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
     logController: new LogController({ disableRequestLogging: true }),
     // A followed log streams until its task ends: closing must not wait for it.
@@ -115,6 +130,20 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     log: { info: (m) => app.log.info(m), warn: (m) => app.log.warn(m) },
   });
   await extensions.start();
+  const apps = new AppManager({
+    db: domainView<AppTables>(db),
+    home: config.home,
+    extensions: () => registry.extensions(),
+    installParams: (name) => registry.installedParams(name),
+    projects: {
+      byName: (name) => projects.require(name),
+      nameOf: async (id) => (await projects.findById(id))?.name ?? id,
+    },
+    resultsDir: (projectId) => join(config.home, 'buckets', projectId),
+    services: () => ({ TESSERA_API_URL: publicUrl }),
+    log: { info: (m) => app.log.info(m), warn: (m) => app.log.warn(m) },
+  });
+  proxy = new SubpathProxy((project, instance) => apps.target(project, instance));
 
   const retention = { days: config.retentionDays, failedDays: config.failedRetentionDays };
   const sweepDirs = (): void => {
@@ -130,7 +159,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     openapi: {
       openapi: '3.1.0',
       info: { title: 'Tessera API', version: VERSION, description: 'Workflows, runs, projects. Errors are `{ error: { code, message, details } }`.' },
-      tags: [{ name: 'platform' }, { name: 'projects' }, { name: 'workflows' }, { name: 'extensions' }, { name: 'data' }, { name: 'datasets' }, { name: 'dicomweb' }],
+      tags: [{ name: 'platform' }, { name: 'projects' }, { name: 'workflows' }, { name: 'extensions' }, { name: 'applications' }, { name: 'data' }, { name: 'datasets' }, { name: 'dicomweb' }],
     },
   });
   app.addSchema(ErrorResponse);
@@ -151,6 +180,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   await app.register(projectRoutes, { projects });
   await app.register(workflowRoutes, { scheduler, registry, projects });
   await app.register(extensionRoutes, { manager: extensions });
+  await app.register(applicationRoutes, { apps });
   await dicom.register(app, () => publicUrl);
   const triggers = startArrivalTriggers({ dicom: dicom.service, registry, scheduler, projects, log: (m) => app.log.warn(m) });
   let dicomPort: number | undefined;
@@ -161,6 +191,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     scheduler,
     registry,
     extensions,
+    apps,
     projects,
     dicom,
     get dicomPort() {
@@ -174,6 +205,8 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
       const port = typeof address === 'object' && address ? address.port : config.port;
       const host = config.host.includes(':') ? `[${config.host}]` : config.host;
       publicUrl = config.publicUrl ?? `http://${host}:${port}`;
+      const { restarted } = await apps.start();
+      if (restarted > 0) app.log.info(`starting ${restarted} application instance(s) again`);
       try {
         dicomPort = await dicom.listen();
       } catch (err) {
@@ -190,6 +223,8 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     close: async () => {
       clearInterval(retentionTimer);
       triggers.stop();
+      await apps.close();
+      proxy?.close();
       await extensions.close();
       await dicom.close();
       await app.close();

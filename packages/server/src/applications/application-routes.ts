@@ -1,0 +1,50 @@
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import type { AppManager } from '@tessera/apps';
+import { errorResponses } from '../http/common.schema.ts';
+import { DEFAULT_PROJECT } from '../projects/project-store.ts';
+
+const Open = (description: string) => Type.Object({}, { additionalProperties: true, description });
+const LaunchBody = Type.Object(
+  {
+    extension: Type.String({ minLength: 1, description: 'An installed application extension, e.g. "hello-world-app".' }),
+    project: Type.Optional(Type.String({ description: 'Project name (default "admin").' })),
+    name: Type.Optional(Type.String({ description: 'Instance name (multi-instance applications only; default <extension>-<n>).' })),
+    params: Type.Optional(Type.Object({}, { additionalProperties: true, description: "Values of the extension's parameters for this instance." })),
+  },
+  { additionalProperties: false },
+);
+const InstanceParams = Type.Object({ name: Type.String({ minLength: 1 }) });
+const ProjectQuery = Type.Object({ project: Type.Optional(Type.String()) });
+const LogQuery = Type.Object({ project: Type.Optional(Type.String()), lines: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 200 })) });
+
+/** The applications domain: launch, list, read logs of, and stop application instances. */
+export async function applicationRoutes(app: FastifyInstance, opts: { apps: AppManager }): Promise<void> {
+  const { apps } = opts;
+  app.get<{ Querystring: Static<typeof ProjectQuery> }>('/api/applications', {
+    schema: { tags: ['applications'], summary: 'Application instances with their state (starting, running, failed with the reason, stopped) and URL', querystring: ProjectQuery, response: { 200: Type.Object({ items: Type.Array(Open('An instance')) }) } },
+  }, async (request) => ({ items: await apps.list({ project: request.query.project }) }));
+
+  app.post<{ Body: Static<typeof LaunchBody> }>('/api/applications', {
+    schema: { tags: ['applications'], summary: 'Launch an instance of an installed application (202: starting; it is served at its url once running)', body: LaunchBody, response: { 202: Open('The instance'), ...errorResponses } },
+  }, async (request, reply) => {
+    const { extension, project, name, params } = request.body;
+    const instance = await apps.launch(extension, { project: project ?? DEFAULT_PROJECT, name, params });
+    return reply.code(202).send(instance);
+  });
+
+  app.get<{ Params: Static<typeof InstanceParams>; Querystring: Static<typeof ProjectQuery> }>('/api/applications/:name', {
+    schema: { tags: ['applications'], summary: 'One instance', params: InstanceParams, querystring: ProjectQuery, response: { 200: Open('The instance'), ...errorResponses } },
+  }, async (request) => apps.get(request.query.project ?? DEFAULT_PROJECT, request.params.name));
+
+  app.get<{ Params: Static<typeof InstanceParams>; Querystring: Static<typeof LogQuery> }>('/api/applications/:name/logs', {
+    schema: { tags: ['applications'], summary: "The last lines of an instance's output", params: InstanceParams, querystring: LogQuery },
+  }, async (request, reply) => {
+    const text = await apps.logs(request.query.project ?? DEFAULT_PROJECT, request.params.name, request.query.lines ?? 200);
+    return reply.type('text/plain; charset=utf-8').send(text ? `${text}\n` : '');
+  });
+
+  app.delete<{ Params: Static<typeof InstanceParams>; Querystring: Static<typeof ProjectQuery> }>('/api/applications/:name', {
+    schema: { tags: ['applications'], summary: 'Stop an instance (it stays listed, stopped, until launched again)', params: InstanceParams, querystring: ProjectQuery, response: { 200: Open('The instance'), ...errorResponses } },
+  }, async (request) => apps.stop(request.query.project ?? DEFAULT_PROJECT, request.params.name));
+}

@@ -1,0 +1,208 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTessera } from '../app.ts';
+import { loadConfig, type ServerConfig } from '../config.ts';
+import { startTestServer, waitFor, type TestServer } from '../__fixtures__/test-server.ts';
+
+/** An application extension in a linked folder: `server` is the body of a Node script listening on PORT. */
+async function appExtension(root: string, name: string, app: Record<string, unknown>, server: string): Promise<void> {
+  const dir = join(root, name);
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'server.mjs'), server);
+  await writeFile(join(dir, 'tessera-extension.json'), JSON.stringify({ name, version: '1.0.0', kind: 'application', app: { process: { command: ['node', 'server.mjs'] }, ...app } }));
+}
+
+async function launched(s: TestServer, body: Record<string, unknown>): Promise<{ name: string; state: string; reason: string | null; url: string }> {
+  const res = await s.call('POST', '/api/applications', body);
+  expect(res.status, JSON.stringify(res.body)).toBe(202);
+  return waitFor(async () => {
+    const a = (await s.call('GET', `/api/applications/${res.body.name}`)).body;
+    return a.state !== 'starting' ? a : undefined;
+  }, 20_000, `${res.body.name} to start`);
+}
+
+/** A WebSocket client of the bare protocol: sends one masked text frame, resolves with the first text frame back. */
+function wsEcho(url: string, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const key = randomBytes(16).toString('base64');
+    const req = request(url, { headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': key, 'sec-websocket-version': '13' } });
+    req.on('upgrade', (res, socket) => {
+      const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+      if (res.headers['sec-websocket-accept'] !== accept) reject(new Error('bad accept'));
+      const payload = Buffer.from(text);
+      const mask = randomBytes(4);
+      const masked = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!));
+      socket.write(Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, masked]));
+      socket.once('data', (d: Buffer) => {
+        resolve(d.subarray(2, 2 + (d[1]! & 0x7f)).toString());
+        socket.destroy();
+      });
+    });
+    req.on('response', (res) => reject(new Error(`no upgrade: ${res.statusCode}`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('application instances behind the subpath proxy', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer();
+    expect((await s.call('POST', '/api/extensions/hello-world-app/install?wait=true', {})).status).toBe(200);
+    await appExtension(s.extRoot, 'strip-app', { ingress: 'strip', health: { path: '/' } }, `
+import { createServer } from 'node:http';
+createServer((req, res) => {
+  if (req.url === '/go') { res.writeHead(302, { location: '/landing?x=1' }); return res.end(); }
+  if (req.url === '/away') { res.writeHead(302, { location: 'https://example.org/' }); return res.end(); }
+  if (req.url === '/cookie') { res.writeHead(200, { 'set-cookie': ['a=1; Path=/', 'b=2; Path=/sub; HttpOnly', 'c=3'] }); return res.end('ok'); }
+  res.end('root sees ' + req.url);
+}).listen(Number(process.env.PORT), '127.0.0.1');`);
+    await appExtension(s.extRoot, 'crash-app', { health: { timeout_s: 10 } }, `console.error('cannot open /data/model.bin: no such file'); process.exit(3);`);
+    await appExtension(s.extRoot, 'sick-app', { ingress: 'strip', health: { path: '/ready', timeout_s: 1 } }, `
+import { createServer } from 'node:http';
+createServer((req, res) => { res.writeHead(500); res.end('not ready'); }).listen(Number(process.env.PORT), '127.0.0.1');
+console.log('listening, never ready');`);
+    await appExtension(s.extRoot, 'slow-app', { ingress: 'strip', health: { timeout_s: 20 } }, `
+import { createServer } from 'node:http';
+setTimeout(() => createServer((req, res) => res.end('finally')).listen(Number(process.env.PORT), '127.0.0.1'), 1500);`);
+    await s.call('POST', '/api/workflows/reload');
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  it('launches an instance with its parameters and serves it on its subpath: every method, X-Forwarded-*, redirects to the slash', async () => {
+    const app = await launched(s, { extension: 'hello-world-app', name: 'ada', params: { display_name: 'Ada' } });
+    expect(app).toMatchObject({ state: 'running', url: '/applications/project/admin/release/ada/' });
+    const page = await fetch(`${s.url}${app.url}`);
+    expect(await page.text()).toContain('<h1>Hello, Ada!</h1>');
+    const bare = await fetch(`${s.url}/applications/project/admin/release/ada`, { redirect: 'manual' });
+    expect(bare.status).toBe(308);
+    expect(bare.headers.get('location')).toBe('/applications/project/admin/release/ada/');
+    for (const method of ['GET', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']) {
+      const r = (await (await fetch(`${s.url}${app.url}headers?q=1`, { method, headers: { 'x-forwarded-for': '10.1.2.3' } })).json()) as { method: string; url: string; headers: Record<string, string> };
+      expect(r.method).toBe(method);
+      expect(r.url).toBe('/applications/project/admin/release/ada/headers?q=1'); // ingress "subpath": the app sees its prefix
+      expect(r.headers).toMatchObject({ 'x-forwarded-for': '10.1.2.3, 127.0.0.1', 'x-forwarded-proto': 'http', 'x-forwarded-prefix': '/applications/project/admin/release/ada' });
+      expect(r.headers['x-forwarded-host']).toBe(new URL(s.url).host);
+    }
+  });
+
+  it('streams large bodies both ways without holding them', async () => {
+    const app = await launched(s, { extension: 'hello-world-app', name: 'streams' });
+    const up = randomBytes(32 * 1024 * 1024);
+    const echoed = Buffer.from(await (await fetch(`${s.url}${app.url}echo`, { method: 'POST', body: up, headers: { 'content-type': 'application/octet-stream' } })).arrayBuffer());
+    expect(echoed.length).toBe(up.length);
+    expect(createHash('sha256').update(echoed).digest('hex')).toBe(createHash('sha256').update(up).digest('hex'));
+    const down = await fetch(`${s.url}${app.url}bytes/${64 * 1024 * 1024}`);
+    expect(down.headers.get('content-length')).toBe(String(64 * 1024 * 1024));
+    let n = 0;
+    for await (const chunk of down.body as unknown as AsyncIterable<Uint8Array>) n += chunk.length;
+    expect(n).toBe(64 * 1024 * 1024);
+  });
+
+  it('tunnels WebSockets', async () => {
+    const app = await launched(s, { extension: 'hello-world-app', name: 'sockets' });
+    expect(await wsEcho(`${s.url}${app.url}ws`, 'hello over the proxy')).toBe('echo: hello over the proxy');
+  });
+
+  it('strips the prefix for apps that serve at /, and puts it back into redirects and cookie paths', async () => {
+    const app = await launched(s, { extension: 'strip-app' });
+    expect(app.url).toBe('/applications/project/admin/release/strip-app/');
+    expect(await (await fetch(`${s.url}${app.url}deep/path?y=2`)).text()).toBe('root sees /deep/path?y=2');
+    const go = await fetch(`${s.url}${app.url}go`, { redirect: 'manual' });
+    expect(go.headers.get('location')).toBe('/applications/project/admin/release/strip-app/landing?x=1');
+    expect((await fetch(`${s.url}${app.url}away`, { redirect: 'manual' })).headers.get('location')).toBe('https://example.org/');
+    const cookies = (await fetch(`${s.url}${app.url}cookie`)).headers.getSetCookie();
+    expect(cookies).toEqual([
+      'a=1; Path=/applications/project/admin/release/strip-app/',
+      'b=2; Path=/applications/project/admin/release/strip-app/sub; HttpOnly',
+      'c=3; Path=/applications/project/admin/release/strip-app/',
+    ]);
+  });
+
+  it('answers a starting instance with a page that reloads, not a hang', async () => {
+    const res = await s.call('POST', '/api/applications', { extension: 'slow-app' });
+    const page = await fetch(`${s.url}${res.body.url}`);
+    expect(page.status).toBe(503);
+    expect(page.headers.get('retry-after')).toBe('2');
+    expect(await page.text()).toContain('slow-app is starting');
+    await waitFor(async () => (await fetch(`${s.url}${res.body.url}`)).status === 200, 20_000, 'slow-app to serve');
+  });
+
+  it('ends an app that crashes or never becomes healthy in state failed with its last log lines; the platform serves on', async () => {
+    const crashed = await launched(s, { extension: 'crash-app' });
+    expect(crashed.state).toBe('failed');
+    expect(crashed.reason).toMatch(/exited with code 3; its last lines:\ncannot open \/data\/model\.bin: no such file/);
+    const sick = await launched(s, { extension: 'sick-app' });
+    expect(sick.state).toBe('failed');
+    expect(sick.reason).toMatch(/did not become healthy within 1 s \(GET \/ready\); its last lines:\nlistening, never ready/);
+    const page = await fetch(`${s.url}${sick.url}`);
+    expect(page.status).toBe(503);
+    expect(await page.text()).toContain('did not become healthy');
+    expect((await s.call('GET', '/api/health')).status).toBe(200);
+  });
+
+  it('answers unknown instances with 404 and never lets a path trick reach another instance or the API', async () => {
+    await launched(s, { extension: 'hello-world-app', name: 'target' });
+    expect((await fetch(`${s.url}/applications/project/admin/release/nobody/`)).status).toBe(404);
+    expect((await fetch(`${s.url}/applications/project/other/release/target/`)).status).toBe(404);
+    for (const trick of ['target/..%2f..%2f..%2fapi/health', 'target/%2e%2e/%2e%2e/x', 'target/..\\..\\x', 'target%2f..%2fnobody/', 'target/a/../../nobody/']) {
+      const res = await fetch(`${s.url}/applications/project/admin/release/${trick}`, { redirect: 'manual' });
+      expect([400, 404], `${trick} answered ${res.status}`).toContain(res.status);
+    }
+  });
+
+  it('refuses what cannot be launched, saying why', async () => {
+    expect((await s.call('POST', '/api/applications', { extension: 'hello-world' })).body.error.message).toContain('is a workflow extension');
+    expect((await s.call('POST', '/api/applications', { extension: 'dcm2nifti' })).body.error.message).toContain('application "dcm2nifti" is not installed');
+    const dup = await s.call('POST', '/api/applications', { extension: 'strip-app' });
+    expect(dup.status).toBe(409);
+    expect((await s.call('POST', '/api/applications', { extension: 'strip-app', name: 'x' })).body.error.message).toContain('has one instance per project');
+    expect((await s.call('POST', '/api/applications', { extension: 'hello-world-app', params: { colour: 'red' } })).body.error.details[0].where).toBe('params.colour');
+  });
+
+  it('stops an instance: its URL then says so, its logs stay readable', async () => {
+    const app = await launched(s, { extension: 'hello-world-app', name: 'stopme' });
+    const stopped = await s.call('DELETE', '/api/applications/stopme');
+    expect(stopped.body.state).toBe('stopped');
+    expect((await fetch(`${s.url}${app.url}`)).status).toBe(503);
+    expect((await s.call('GET', '/api/applications/stopme/logs')).body).toContain('hello-world-app for Tessera on 127.0.0.1:');
+  });
+});
+
+describe('application instances across a server restart', () => {
+  it('starts again what should run and leaves stopped what was stopped', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'tessera-apps-restart-'));
+    const config: ServerConfig = { ...loadConfig({}), port: 0, home, extensionRoots: [], runners: ['process'], logLevel: 'silent', dicomPort: 'off' };
+    let t = await createTessera(config);
+    let url = await t.listen();
+    const call = async (method: string, path: string, body?: unknown): Promise<any> => // eslint-disable-line @typescript-eslint/no-explicit-any
+      (await fetch(`${url}${path}`, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined })).json();
+    try {
+      await call('POST', '/api/extensions/hello-world-app/install?wait=true', {});
+      await call('POST', '/api/applications', { extension: 'hello-world-app', name: 'keeps' });
+      await call('POST', '/api/applications', { extension: 'hello-world-app', name: 'halts' });
+      await waitFor(async () => (await call('GET', '/api/applications')).items.every((a: { state: string }) => a.state === 'running'), 20_000, 'both running');
+      await call('DELETE', '/api/applications/halts');
+      await t.close();
+
+      t = await createTessera(config);
+      url = await t.listen();
+      const keeps = await waitFor(async () => {
+        const a = await call('GET', '/api/applications/keeps');
+        return a.state === 'running' ? a : undefined;
+      }, 20_000, 'keeps to run again');
+      expect(keeps.reason).toBe('started again after a server restart');
+      expect(await (await fetch(`${url}${keeps.url}`)).text()).toContain('Hello, Tessera!');
+      expect((await call('GET', '/api/applications/halts')).state).toBe('stopped');
+    } finally {
+      await t.close();
+      await rm(home, { recursive: true, force: true });
+    }
+  });
+});
