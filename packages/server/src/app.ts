@@ -85,14 +85,14 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   const loaded = await registry.reload();
 
   // Application instances are served on the platform's own port, ahead of the API routes.
-  let proxy: SubpathProxy | undefined;
+  const routing: { proxy?: SubpathProxy } = {};
   const app = Fastify({
     serverFactory: (handler) => {
       const server = createServer((req, res) => {
-        if (!proxy?.handle(req, res)) handler(req, res);
+        if (!routing.proxy?.handle(req, res)) handler(req, res);
       });
       server.on('upgrade', (req, socket, head) => {
-        if (!proxy?.upgrade(req, socket, head)) socket.destroy();
+        if (!routing.proxy?.upgrade(req, socket, head)) socket.destroy();
       });
       return server;
     },
@@ -143,7 +143,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     services: () => ({ TESSERA_API_URL: publicUrl }),
     log: { info: (m) => app.log.info(m), warn: (m) => app.log.warn(m) },
   });
-  proxy = new SubpathProxy((project, instance) => apps.target(project, instance));
+  routing.proxy = new SubpathProxy((project, instance) => apps.target(project, instance));
 
   const retention = { days: config.retentionDays, failedDays: config.failedRetentionDays };
   const sweepDirs = (): void => {
@@ -224,7 +224,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
       clearInterval(retentionTimer);
       triggers.stop();
       await apps.close();
-      proxy?.close();
+      routing.proxy?.close();
       await extensions.close();
       await dicom.close();
       await app.close();
