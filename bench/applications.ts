@@ -1,0 +1,143 @@
+/**
+ * Application runtime figures:
+ *
+ * 1. Proxy: requests per second and latency of a small response (hello-world-app's
+ *    /healthz, 3 bytes) through Tessera's subpath proxy, through nginx configured as a
+ *    reverse proxy for the same app process, and straight to the app (the floor), with
+ *    wrk on loopback. Systems take turns, `--rounds` times.
+ * 2. Launch: from POST /api/applications to the first 200 through the proxy, for
+ *    hello-world-app on the process runner.
+ *
+ *   npx tsx bench/applications.ts [--duration 10] [--connections 32] [--rounds 3] [--launches 10]
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const { values: args } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '32' },
+    rounds: { type: 'string', default: '3' },
+    launches: { type: 'string', default: '10' },
+    port: { type: 'string', default: '18282' },
+    'nginx-port': { type: 'string', default: '18283' },
+  },
+});
+for (const tool of ['/usr/bin/wrk', '/usr/sbin/nginx']) {
+  if (spawnSync(tool, ['-v']).error) throw new Error(`${tool} is missing: apt-get install wrk nginx-light`);
+}
+const root = await mkdtemp(join(tmpdir(), 'tessera-bench-apps-'));
+const url = `http://127.0.0.1:${args.port}`;
+
+async function call(method: string, path: string, body?: unknown): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const res = await fetch(`${url}${path}`, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
+  return res.headers.get('content-type')?.includes('json') ? res.json() : res.text();
+}
+
+function wrk(target: string): { rps: number; p50: number; p99: number } {
+  const r = spawnSync('/usr/bin/wrk', ['-t2', `-c${args.connections}`, `-d${args.duration}s`, '--latency', target], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`wrk failed: ${r.stderr}`);
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1]);
+  const ms = (label: string): number => {
+    const m = new RegExp(`${label}%\\s+([\\d.]+)(us|ms|s)`).exec(r.stdout);
+    if (!m) return Number.NaN;
+    return Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1);
+  };
+  if (/Non-2xx/.test(r.stdout)) throw new Error(`wrk saw errors against ${target}:\n${r.stdout}`);
+  return { rps, p50: ms(' 50'), p99: ms(' 99') };
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+const server: ChildProcess = spawn(process.execPath, [join(REPO, 'bin/tessera-server.mjs')], {
+  cwd: REPO,
+  env: { ...process.env, PORT: args.port, HOST: '127.0.0.1', TESSERA_HOME: join(root, 'home'), DICOM_PORT: 'off', TESSERA_LOG_LEVEL: 'warn', TESSERA_RUNNERS: 'process', TESSERA_DEFAULT_EXTENSIONS: 'none' },
+  stdio: ['ignore', 'ignore', 'inherit'],
+});
+let nginx: ChildProcess | undefined;
+const out: string[] = [];
+try {
+  for (let i = 0; !(await fetch(`${url}/api/health`).then((r) => r.ok, () => false)); i++) {
+    if (i > 600) throw new Error('the server did not start');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await call('POST', '/api/extensions/hello-world-app/install?wait=true', {});
+
+  // ------------------------------------------------------------------ launch
+  const launchMs: number[] = [];
+  for (let i = 0; i < Number(args.launches); i++) {
+    const t = performance.now();
+    const app = await call('POST', '/api/applications', { extension: 'hello-world-app', name: `launch-${i}` });
+    for (;;) {
+      const res = await fetch(`${url}${app.url}healthz`);
+      if (res.status === 200) break;
+      if (performance.now() - t > 30_000) throw new Error('launch took over 30 s');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    launchMs.push(performance.now() - t);
+    await call('DELETE', `/api/applications/launch-${i}`);
+  }
+
+  // ------------------------------------------------------------------ proxy
+  const app = await call('POST', '/api/applications', { extension: 'hello-world-app', name: 'bench' });
+  while ((await call('GET', '/api/applications/bench')).state !== 'running') await new Promise((r) => setTimeout(r, 50));
+  const appPort = Number(/127\.0\.0\.1:(\d+)/.exec(await call('GET', '/api/applications/bench/logs'))?.[1]);
+  const conf = join(root, 'nginx.conf');
+  await writeFile(conf, `worker_processes 1;
+daemon off;
+pid ${join(root, 'nginx.pid')};
+error_log ${join(root, 'nginx-error.log')} warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream app { server 127.0.0.1:${appPort}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${args['nginx-port']};
+    location /applications/ {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $host;
+      proxy_buffering off;
+      proxy_request_buffering off;
+    }
+  }
+}
+`);
+  nginx = spawn('/usr/sbin/nginx', ['-c', conf, '-p', root], { stdio: ['ignore', 'ignore', 'inherit'] });
+  await new Promise((r) => setTimeout(r, 500));
+  const path = `${app.url}healthz`;
+  const targets: Record<string, string> = {
+    'app directly (floor)': `http://127.0.0.1:${appPort}${path}`,
+    'nginx 1.22 (1 worker)': `http://127.0.0.1:${args['nginx-port']}${path}`,
+    'Tessera proxy': `${url}${path}`,
+  };
+  const results: Record<string, { rps: number; p50: number; p99: number }[]> = {};
+  for (let round = 0; round < Number(args.rounds); round++) {
+    for (const [name, target] of Object.entries(targets)) (results[name] ??= []).push(wrk(target));
+  }
+  const m = (name: string, k: 'rps' | 'p50' | 'p99'): number => median(results[name]!.map((r) => r[k]));
+  const floorP99 = m('app directly (floor)', 'p99');
+  out.push(`### Proxy: ${args.connections} connections, ${args.duration} s, wrk -t2, median of ${args.rounds} rounds`, '',
+    '| | requests/s | p50 | p99 | p99 added over the app | throughput vs nginx |', '| --- | ---: | ---: | ---: | ---: | ---: |');
+  for (const name of Object.keys(targets)) {
+    out.push(`| ${name} | ${m(name, 'rps').toFixed(0)} | ${m(name, 'p50').toFixed(2)} ms | ${m(name, 'p99').toFixed(2)} ms | ${(m(name, 'p99') - floorP99).toFixed(2)} ms | ${(m(name, 'rps') / m('nginx 1.22 (1 worker)', 'rps')).toFixed(2)}x |`);
+  }
+  out.push('', `### Launch: POST /api/applications to the first 200 through the proxy (hello-world-app, process runner), ${launchMs.length} launches`, '',
+    '| median | slowest |', '| ---: | ---: |', `| **${median(launchMs).toFixed(0)} ms** | ${Math.max(...launchMs).toFixed(0)} ms |`, '');
+} finally {
+  nginx?.kill('SIGTERM');
+  server.kill('SIGTERM');
+  await new Promise((r) => server.once('exit', r));
+  await rm(root, { recursive: true, force: true });
+}
+console.log(out.join('\n'));
