@@ -123,7 +123,7 @@ export class AppManager {
     }
     const key = `${project.name}/${name}`;
     const existing = this.#live.get(key);
-    if (existing && existing.row.desired === 'running') {
+    if (existing && (existing.target.state === 'running' || existing.target.state === 'starting')) {
       throw new TesseraError('TESSERA_CONFLICT', `${name} already runs in project ${project.name} (${existing.target.state}) at ${APP_PREFIX}${project.name}/release/${name}/; stop it first (tessera app stop ${name})`);
     }
     if (!spec.process) {

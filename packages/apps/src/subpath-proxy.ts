@@ -223,7 +223,7 @@ export class SubpathProxy {
       return undefined;
     }
     if (target.state !== 'running') {
-      page(res, 503, `${parsed.instance} is ${target.state}`, target.reason ?? `The application is ${target.state}; launch it again with tessera app launch.`);
+      page(res, 503, target.state === 'failed' ? `${parsed.instance} failed` : `${parsed.instance} is stopped`, target.reason ?? `The application is ${target.state}; launch it again with tessera app launch.`);
       return undefined;
     }
     return target;

@@ -1,0 +1,17 @@
+#!/bin/sh
+# Jupyter Notebook 6 behind Tessera's proxy. It serves under INGRESS_PATH itself
+# (base_url), on 127.0.0.1 only: the platform's port is the way in. Notebooks are kept
+# in the project's result bucket (RESULTS_DIR).
+set -e
+command -v jupyter-notebook >/dev/null || { echo "jupyter-notebook is not installed: apt-get install jupyter-notebook" >&2; exit 127; }
+dir="${RESULTS_DIR:-$HOME}/notebooks"
+mkdir -p "$dir"
+export JUPYTER_RUNTIME_DIR="${TMPDIR:-/tmp}/tessera-jupyter-$TESSERA_APP_ID"
+# No token: the platform has no login yet and binds to loopback by default; anyone who
+# can reach the platform's port can use this notebook server (docs/guides/operations.md).
+root=""
+[ "$(id -u)" = 0 ] && root=--allow-root # containers and CI run as root
+exec jupyter-notebook $root --no-browser --ip=127.0.0.1 --port="$PORT" --port-retries=0 \
+  --NotebookApp.base_url="$INGRESS_PATH/" --NotebookApp.token='' --NotebookApp.password='' \
+  --NotebookApp.disable_check_xsrf=True --NotebookApp.allow_origin='*' \
+  --notebook-dir="$dir"
