@@ -19,13 +19,16 @@ describe('tessera ext without a server', () => {
   });
   const cli = (...args: string[]) => runCli({ url: 'http://127.0.0.1:9', cwd: work, args });
 
-  it('init refuses bad names, kinds and existing folders with usage errors', async () => {
+  it('init makes either kind, and refuses bad names, kinds and existing folders with usage errors', async () => {
     const bad = await cli('ext', 'init', 'My_Ext');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('"My_Ext" is not a valid extension name');
+    const kind = await cli('ext', 'init', 'an-ext', '--kind', 'plugin');
+    expect(kind.code).toBe(2);
+    expect(kind.stderr).toContain("argument 'plugin' is invalid");
     const app = await cli('ext', 'init', 'an-app', '--kind', 'application');
-    expect(app.code).toBe(2);
-    expect(app.stderr).toContain('application extensions cannot be made yet');
+    expect(app.code, app.stderr).toBe(0);
+    expect(JSON.parse(await readFile(join(work, 'an-app', 'tessera-extension.json'), 'utf8'))).toMatchObject({ kind: 'application', app: { process: { command: ['python3', 'app.py'] } } });
     expect((await cli('ext', 'init', 'twice')).code).toBe(0);
     const again = await cli('ext', 'init', 'twice');
     expect(again.code).toBe(1);

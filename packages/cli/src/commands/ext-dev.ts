@@ -43,11 +43,15 @@ export async function extDevCommand(api: ApiClient, folder: string, o: { signal?
       });
       await uploadPackage(api, built.file, true);
       const entry = await installAndWait(api, built.meta.name, { version: built.meta.version, wait: true, quiet: true });
+      const relaunched = built.manifest.kind === 'application' ? await relaunch(api, built.meta.name) : [];
       // Editors' and sed's temporary files are gone by now: name what is there.
       const shown = changed.filter((f) => existsSync(join(root, f)));
       if (shown.length > 0) changed = shown;
       const what = first ? 'installed' : `${changed.slice(0, 3).join(', ')}${changed.length > 3 ? ', ...' : ''} changed: ${rebuilt.size ? `rebuilt ${[...rebuilt].join(', ')}, ` : ''}reinstalled`;
-      console.log(`[${clock()}] ${what} ${entry.name}@${entry.installed?.version} in ${((Date.now() - started) / 1000).toFixed(2)} s; workflows: ${entry.workflows.join(', ') || '-'}`);
+      const provides = built.manifest.kind === 'application'
+        ? (relaunched.length ? `relaunched ${relaunched.join(', ')}` : `launch it with: tessera app launch ${entry.name}`)
+        : `workflows: ${entry.workflows.join(', ') || '-'}`;
+      console.log(`[${clock()}] ${what} ${entry.name}@${entry.installed?.version} in ${((Date.now() - started) / 1000).toFixed(2)} s; ${provides}`);
     } catch (err) {
       console.log(`[${clock()}] error: ${describe(err, root)}`);
       if (err instanceof TesseraError) for (const d of err.details) console.log(`  ${d.where}: ${d.message}`);
@@ -81,6 +85,18 @@ export async function extDevCommand(api: ApiClient, folder: string, o: { signal?
     process.once('SIGTERM', stop);
   });
   return 0;
+}
+
+/** Instances of an application that run (or failed) start again on the version just installed, with their parameters. */
+async function relaunch(api: ApiClient, extension: string): Promise<string[]> {
+  const { items } = await api.get<{ items: { name: string; project: string; extension: string; state: string; params: Record<string, unknown> }[] }>('/api/applications');
+  const names: string[] = [];
+  for (const a of items.filter((i) => i.extension === extension && i.state !== 'stopped')) {
+    await api.delete(`/api/applications/${encodeURIComponent(a.name)}`, { project: a.project });
+    await api.post('/api/applications', { extension, project: a.project, ...(a.name !== extension ? { name: a.name } : {}), params: a.params });
+    names.push(a.project === 'admin' ? a.name : `${a.project}/${a.name}`);
+  }
+  return names;
 }
 
 /**

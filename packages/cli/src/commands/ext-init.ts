@@ -8,18 +8,27 @@ const NAME = /^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$/;
 /** `tessera ext init <name> --kind workflow`: a working extension to start from. */
 export async function extInitCommand(name: string, o: { kind: string; dir?: string }): Promise<number> {
   if (!NAME.test(name)) throw new CliError(`"${name}" is not a valid extension name: use lower-case letters, digits and "-" (e.g. lung-seg)`, { exitCode: 2 });
-  if (o.kind === 'application') throw new CliError('application extensions cannot be made yet: they arrive with the applications runtime; use --kind workflow', { exitCode: 2 });
-  if (o.kind !== 'workflow') throw new CliError(`--kind "${o.kind}" is not a kind of extension; use workflow`, { exitCode: 2 });
+  if (o.kind !== 'workflow' && o.kind !== 'application') throw new CliError(`--kind "${o.kind}" is not a kind of extension; use workflow or application`, { exitCode: 2 });
   const dir = resolve(o.dir ?? '.', name);
   if (existsSync(dir)) throw new CliError(`${dir} already exists; pick another name or folder (--dir)`, { exitCode: 1 });
-  const files = workflowTemplate(name);
+  const files = o.kind === 'application' ? applicationTemplate(name) : workflowTemplate(name);
   for (const [path, content] of Object.entries(files)) {
     await mkdir(join(dir, path, '..'), { recursive: true });
     await writeFile(join(dir, path), content);
   }
   const shown = relative(process.cwd(), dir) || '.';
+  const list = Object.keys(files).sort().map((f) => `  ${f}`).join('\n');
+  if (o.kind === 'application') {
+    console.log(`created ${shown}/ (an application extension: a Python web app served on a subpath of the platform)
+${list}
+
+next:
+  tessera ext dev ${shown}         install it into the running platform; every save reinstalls it and relaunches its instances
+  tessera app launch ${name}`);
+    return 0;
+  }
   console.log(`created ${shown}/ (a workflow extension: get-input -> a Python container -> put-files)
-${Object.keys(files).sort().map((f) => `  ${f}`).join('\n')}
+${list}
 
 next:
   tessera ext test ${shown}        run it on the bundled sample CT in a throwaway platform
@@ -169,6 +178,98 @@ per series, and \`put-files\` copies the summaries into the project's result buc
 When you change the version, change the image tag in \`tessera-extension.json\` and in
 \`workflows/${name}.ts\` with it. To debug one step, run it alone on a past run's
 workflow dir: \`tessera ext run-operator <run> summarize\`.
+`,
+  };
+}
+
+function applicationTemplate(name: string): Record<string, string> {
+  const title = name.split('-').map((w) => w[0]!.toUpperCase() + w.slice(1)).join(' ');
+  return {
+    'tessera-extension.json': `${JSON.stringify({
+      name,
+      version: '0.1.0',
+      kind: 'application',
+      title,
+      description: "A web app that lists the files of the project's result bucket.",
+      platform: '>=0.1.0 <1',
+      parameters: { heading: { type: 'string', default: title, description: 'The heading of the page (HEADING).' } },
+      app: {
+        process: { command: ['python3', 'app.py'] },
+        ingress: 'subpath',
+        health: { path: '/healthz', timeout_s: 30 },
+        instances: 'single',
+        mounts: { results: true },
+      },
+    }, null, 2)}\n`,
+    'package.json': `${JSON.stringify({ name, version: '0.1.0', private: true, type: 'module' }, null, 2)}\n`,
+    '.gitignore': 'dist/\n',
+    'app.py': `"""A Tessera application: a web app served at INGRESS_PATH on PORT (127.0.0.1).
+
+Tessera starts it with the extension folder as working directory and gives it:
+  PORT           where to listen (on 127.0.0.1)
+  INGRESS_PATH   the subpath it is served at, e.g. /applications/project/admin/release/${name}
+  RESULTS_DIR    the project's result bucket (manifest: "mounts": {"results": true})
+  TESSERA_API_URL, TESSERA_PROJECT, and every parameter upper-cased (HEADING)
+It is ready when GET INGRESS_PATH/healthz answers 200 (manifest: "health").
+"""
+import html
+import os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote
+
+BASE = os.environ.get("INGRESS_PATH", "")
+RESULTS = Path(os.environ.get("RESULTS_DIR", "."))
+HEADING = os.environ.get("HEADING", "${title}")
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        path = unquote(self.path.split("?")[0])
+        if not path.startswith(BASE + "/"):
+            return self.send_error(404)
+        path = path[len(BASE):]
+        if path == "/healthz":
+            return self.reply(200, "text/plain", b"ok\\n")
+        if path == "/":
+            files = sorted(p.relative_to(RESULTS).as_posix() for p in RESULTS.rglob("*") if p.is_file()) if RESULTS.is_dir() else []
+            items = "".join(f'<li><a href="files/{html.escape(f)}">{html.escape(f)}</a></li>' for f in files)
+            body = f"<!doctype html><meta charset=utf-8><title>{html.escape(HEADING)}</title><h1>{html.escape(HEADING)}</h1>"
+            body += f"<p>{len(files)} files in the project's result bucket</p><ul>{items}</ul>"
+            return self.reply(200, "text/html; charset=utf-8", body.encode())
+        if path.startswith("/files/"):
+            target = (RESULTS / path[len("/files/"):]).resolve()
+            if RESULTS.resolve() not in target.parents or not target.is_file():
+                return self.send_error(404)
+            return self.reply(200, "application/octet-stream", target.read_bytes())
+        self.send_error(404)
+
+    def reply(self, status, content_type, body):
+        self.send_response(status)
+        self.send_header("content-type", content_type)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+print(f"{HEADING} on 127.0.0.1:{os.environ['PORT']}{BASE}/", flush=True)
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+`,
+    'README.md': `# ${title}
+
+A Tessera application extension: \`app.py\` is a small web app (Python's standard
+library) that Tessera serves at \`/applications/project/<project>/release/${name}/\` on the
+platform's own port. It lists the files of the project's result bucket.
+
+| file | what it is |
+|---|---|
+| \`tessera-extension.json\` | the manifest; \`app\` says how to start it, where it is healthy, what it mounts |
+| \`app.py\` | the app: listens on 127.0.0.1:$PORT, serves under $INGRESS_PATH |
+
+    tessera ext dev .                  # install; every save reinstalls and relaunches it
+    tessera app launch ${name}
+    tessera app logs ${name}
+    tessera ext build .                # dist/${name}-0.1.0.tgz
 `,
   };
 }
