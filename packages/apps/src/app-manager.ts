@@ -25,6 +25,8 @@ export interface AppInstance {
   url: string;
   created_at: string;
   started_at: string | null;
+  /** The workflow task that launched it and waits for a person to mark it complete. */
+  task: { run: string; task: string; completed_at: string | null } | null;
 }
 
 export interface AppManagerOptions {
@@ -58,6 +60,8 @@ export class AppManager {
   readonly #runner = new ProcessAppRunner();
   /** By `<project name>/<instance name>`. */
   readonly #live = new Map<string, Live>();
+  /** Waiters of workflow tasks, by instance id. */
+  readonly #waiters = new Map<string, () => void>();
   #closed = false;
 
   constructor(options: AppManagerOptions) {
@@ -100,7 +104,10 @@ export class AppManager {
     }));
   }
 
-  async launch(extensionName: string, o: { project: string; name?: string; params?: Record<string, unknown> }): Promise<AppInstance> {
+  async launch(
+    extensionName: string,
+    o: { project: string; name?: string; params?: Record<string, unknown>; task?: { runId: string; taskId: string; env: Record<string, string> } },
+  ): Promise<AppInstance> {
     const ext = this.#o.extensions().find((e) => e.manifest.name === extensionName);
     if (!ext) {
       throw new TesseraError('TESSERA_NOT_FOUND', `application "${extensionName}" is not installed; install it first (tessera ext install ${extensionName}), or see what is: tessera ext list --kind application`);
@@ -112,7 +119,7 @@ export class AppManager {
     const project = await this.#o.projects.byName(o.project);
     const multi = spec.instances === 'multi';
     let name = o.name ?? extensionName;
-    if (o.name !== undefined && !multi) throw new TesseraError('TESSERA_INVALID_REQUEST', `application "${extensionName}" has one instance per project; it takes no instance name`);
+    if (o.name !== undefined && !multi && !o.task) throw new TesseraError('TESSERA_INVALID_REQUEST', `application "${extensionName}" has one instance per project; it takes no instance name`);
     if (!INSTANCE_NAME.test(name)) throw new TesseraError('TESSERA_INVALID_REQUEST', `instance name "${name}" is invalid: use 1-40 lower-case letters, digits and "-"`);
     const params = { ...this.#o.installParams(extensionName), ...validateParams(ext.manifest.parameters ?? {}, o.params ?? {}) };
     if (multi && o.name === undefined) {
@@ -123,6 +130,10 @@ export class AppManager {
     }
     const key = `${project.name}/${name}`;
     const existing = this.#live.get(key);
+    // A task launched again (the server restarted while it waited) finds its instance.
+    if (o.task && existing?.row.run_id === o.task.runId && existing.row.task_id === o.task.taskId && existing.target.state !== 'stopped' && existing.target.state !== 'failed') {
+      return this.#json(existing, project.name);
+    }
     if (existing && (existing.target.state === 'running' || existing.target.state === 'starting')) {
       throw new TesseraError('TESSERA_CONFLICT', `${name} already runs in project ${project.name} (${existing.target.state}) at ${APP_PREFIX}${project.name}/release/${name}/; stop it first (tessera app stop ${name})`);
     }
@@ -148,7 +159,11 @@ export class AppManager {
       created_at: existing?.row.created_at ?? now,
       started_at: null,
       updated_at: now,
+      run_id: o.task?.runId ?? null,
+      task_id: o.task?.taskId ?? null,
+      completed_at: null,
     };
+    if (o.task) row.spec_json = JSON.stringify({ ...spec, env: { ...spec.env, ...o.task.env } });
     await this.#o.db.insertInto('app_instances').values(row).onConflict((oc) => oc.column('id').doUpdateSet(row)).execute();
     const live: Live = { row, target: { state: 'starting', port: null, ingress: spec.ingress ?? 'subpath', reason: null } };
     this.#live.set(key, live);
@@ -182,6 +197,41 @@ export class AppManager {
     return this.#json(live, project);
   }
 
+  /** A person is done with an instance a workflow task launched: the task ends, the DAG goes on. */
+  async complete(project: string, name: string): Promise<AppInstance> {
+    const live = this.#find(project, name);
+    if (!live.row.run_id) throw new TesseraError('TESSERA_CONFLICT', `${name} was not launched by a workflow; there is nothing to complete (stop it with tessera app stop ${name})`);
+    if (!live.row.completed_at) {
+      live.row.completed_at = Date.now();
+      await this.#o.db.updateTable('app_instances').set({ completed_at: live.row.completed_at }).where('id', '=', live.row.id).execute();
+    }
+    this.#waiters.get(live.row.id)?.();
+    return this.#json(live, project);
+  }
+
+  /** Resolves once the instance is marked complete; rejects when it fails or `signal` aborts. */
+  async waitForCompletion(project: string, name: string, signal: AbortSignal): Promise<void> {
+    const live = this.#find(project, name);
+    if (live.row.completed_at) return;
+    await new Promise<void>((resolve, reject) => {
+      const done = (err?: Error): void => {
+        clearInterval(timer);
+        this.#waiters.delete(live.row.id);
+        signal.removeEventListener('abort', aborted);
+        if (err) reject(err);
+        else resolve();
+      };
+      const aborted = (): void => done(new Error('stopped while waiting for a person'));
+      // A failed app fails the task; it does not wait for ever.
+      const timer = setInterval(() => {
+        if (live.target.state === 'failed') done(new Error(`the application failed: ${live.target.reason ?? ''}`));
+        else if (live.target.state === 'stopped' && !live.row.completed_at) done(new Error('the application was stopped before the task was marked complete'));
+      }, 500);
+      this.#waiters.set(live.row.id, () => done());
+      signal.addEventListener('abort', aborted, { once: true });
+    });
+  }
+
   /** The last `lines` lines of an instance's log. */
   async logs(project: string, name: string, lines = 200): Promise<string> {
     const live = this.#find(project, name);
@@ -209,6 +259,7 @@ export class AppManager {
       url: `${APP_PREFIX}${project}/release/${r.name}/`,
       created_at: new Date(r.created_at).toISOString(),
       started_at: r.started_at ? new Date(r.started_at).toISOString() : null,
+      task: r.run_id && r.task_id ? { run: r.run_id, task: r.task_id, completed_at: r.completed_at ? new Date(r.completed_at).toISOString() : null } : null,
     };
   }
 

@@ -26,6 +26,10 @@ export interface AppInstancesTable {
   created_at: number;
   started_at: number | null;
   updated_at: number;
+  /** Launched by a workflow task (launch-app), which waits until a person marks it complete. */
+  run_id: string | null;
+  task_id: string | null;
+  completed_at: number | null;
 }
 
 export interface AppTables {
@@ -57,6 +61,13 @@ export const appMigrations: NamedMigration[] = [
         .addColumn('updated_at', 'bigint', (c) => c.notNull())
         .addUniqueConstraint('app_instances_project_name', ['project_id', 'name'])
         .execute();
+    },
+  },
+  {
+    name: '2026-12-02-04-app-tasks',
+    async up(db: Kysely<unknown>) {
+      for (const column of ['run_id', 'task_id'] as const) await db.schema.alterTable('app_instances').addColumn(column, 'text').execute();
+      await db.schema.alterTable('app_instances').addColumn('completed_at', 'bigint').execute();
     },
   },
 ];

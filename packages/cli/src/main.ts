@@ -288,6 +288,11 @@ export function buildProgram(): Command {
   appCmd.command('logs <instance>').description("the last lines of an instance's output")
     .option('-n, --lines <n>', 'how many lines', atLeastOne, 200)
     .action(act(async (name: string, o: { lines: number }) => (await import('./commands/app-command.ts')).appLogsCommand(api(), name, { ...o, project: project() })));
+  appCmd.command('complete <instance>').description('mark an instance a workflow task launched (launch-app) complete: the run goes on')
+    .action(act(async (name: string) => {
+      const a = await api().post<{ name: string; task: { run: string; task: string } | null }>(`/api/applications/${encodeURIComponent(name)}/complete`, {}, { project: project() });
+      console.log(`${a.name}: complete; run ${a.task?.run} goes on after task ${a.task?.task}`);
+    }));
   appCmd.command('stop <instance>').description('stop an instance')
     .action(act(async (name: string) => (await import('./commands/app-command.ts')).appStopCommand(api(), name, { project: project() })));
 

@@ -43,3 +43,21 @@ export function putFiles(options: { name?: string } = {}): Operator {
     level: 'batch',
   });
 }
+
+/**
+ * launch-app: launches an installed application with the run's data (WORKFLOW_DIR, and
+ * this task's OPERATOR_IN_DIR and OPERATOR_OUT_DIR in its environment), and waits until a
+ * person marks it complete (`tessera app complete <instance>`); downstream tasks then
+ * read what the person saved in its output dir. Kaapana's MITK-flow pattern.
+ */
+export function launchApp(options: { extension: string; name?: string; params?: Record<string, unknown>; outputDir?: string; timeout?: number }): Operator {
+  return defineOperator({
+    name: options.name ?? 'launch-app',
+    title: `Wait for a person in ${options.extension}`,
+    builtin: 'launch-app',
+    level: 'batch',
+    ...(options.outputDir ? { outputDir: options.outputDir } : {}),
+    ...(options.timeout ? { timeout: options.timeout } : {}),
+    builtinParams: { extension: options.extension, ...(options.params ? { params: options.params } : {}) },
+  });
+}

@@ -34,6 +34,7 @@ import { ExtensionManager } from './extensions/extension-manager.ts';
 import { extensionMigrations, type ExtensionTables } from './extensions/extension-store.ts';
 import { extensionRoutes } from './extensions/extension-routes.ts';
 import { applicationRoutes } from './applications/application-routes.ts';
+import { launchAppOperator } from './applications/launch-app-operator.ts';
 
 export const VERSION = PLATFORM_VERSION;
 
@@ -143,6 +144,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     services: () => ({ TESSERA_API_URL: publicUrl }),
     log: { info: (m) => app.log.info(m), warn: (m) => app.log.warn(m) },
   });
+  builtins.register('launch-app', launchAppOperator(apps, () => publicUrl));
   routing.proxy = new SubpathProxy((project, instance) => apps.target(project, instance));
 
   const retention = { days: config.retentionDays, failedDays: config.failedRetentionDays };

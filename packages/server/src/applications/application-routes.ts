@@ -44,6 +44,10 @@ export async function applicationRoutes(app: FastifyInstance, opts: { apps: AppM
     return reply.type('text/plain; charset=utf-8').send(text ? `${text}\n` : '');
   });
 
+  app.post<{ Params: Static<typeof InstanceParams>; Querystring: Static<typeof ProjectQuery> }>('/api/applications/:name/complete', {
+    schema: { tags: ['applications'], summary: 'Mark an instance launched by a workflow task (launch-app) complete: the task ends and the run goes on', params: InstanceParams, querystring: ProjectQuery, response: { 200: Open('The instance'), ...errorResponses } },
+  }, async (request) => apps.complete(request.query.project ?? DEFAULT_PROJECT, request.params.name));
+
   app.delete<{ Params: Static<typeof InstanceParams>; Querystring: Static<typeof ProjectQuery> }>('/api/applications/:name', {
     schema: { tags: ['applications'], summary: 'Stop an instance (it stays listed, stopped, until launched again)', params: InstanceParams, querystring: ProjectQuery, response: { 200: Open('The instance'), ...errorResponses } },
   }, async (request) => apps.stop(request.query.project ?? DEFAULT_PROJECT, request.params.name));

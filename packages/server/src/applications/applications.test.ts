@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTessera } from '../app.ts';
 import { loadConfig, type ServerConfig } from '../config.ts';
-import { startTestServer, waitFor, type TestServer } from '../__fixtures__/test-server.ts';
+import { startTestServer, waitFor, writeShellExtension, type TestServer } from '../__fixtures__/test-server.ts';
+import { readFile } from 'node:fs/promises';
 
 /** An application extension in a linked folder: `server` is the body of a Node script listening on PORT. */
 async function appExtension(root: string, name: string, app: Record<string, unknown>, server: string): Promise<void> {
@@ -172,6 +173,71 @@ setTimeout(() => createServer((req, res) => res.end('finally')).listen(Number(pr
     expect(stopped.body.state).toBe('stopped');
     expect((await fetch(`${s.url}${app.url}`)).status).toBe(503);
     expect((await s.call('GET', '/api/applications/stopme/logs')).body).toContain('hello-world-app for Tessera on 127.0.0.1:');
+  });
+});
+
+describe('applications launched by a workflow (launch-app)', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer();
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  it('pauses the run until a person marks the task complete, then goes on with what the person saved', async () => {
+    await appExtension(s.extRoot, 'review-app', { ingress: 'strip', instances: 'single' }, `
+import { createServer } from 'node:http';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+const wd = process.env.WORKFLOW_DIR;
+createServer((req, res) => {
+  if (req.method === 'POST' && req.url === '/save') {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      mkdirSync(join(wd, process.env.OPERATOR_OUT_DIR), { recursive: true });
+      writeFileSync(join(wd, process.env.OPERATOR_OUT_DIR, 'saved.txt'), body);
+      res.end('saved');
+    });
+    return;
+  }
+  res.end('input: ' + readFileSync(join(wd, process.env.OPERATOR_IN_DIR, 'input.txt'), 'utf8'));
+}).listen(Number(process.env.PORT), '127.0.0.1');`);
+    await writeShellExtension(s.extRoot, 'review-flow', [{
+      id: 'review-flow',
+      tasks: [
+        { id: 'prepare', level: 'batch', sh: 'mkdir -p "$WORKFLOW_DIR/prepare" && echo "a segmentation to check" > "$WORKFLOW_DIR/prepare/input.txt"' },
+        { id: 'review', level: 'batch', builtin: 'launch-app', builtin_params: { extension: 'review-app' }, upstream: ['prepare'], input_dir: 'prepare' },
+        { id: 'after', level: 'batch', upstream: ['review'], sh: 'cp "$WORKFLOW_DIR/review/saved.txt" "$WORKFLOW_DIR/final.txt"' },
+      ],
+    }]);
+    expect((await s.call('POST', '/api/workflows/reload')).status).toBe(200);
+    const job = await s.call('POST', '/api/jobs', { workflow: 'review-flow' });
+    expect(job.status, JSON.stringify(job.body)).toBe(201);
+    const runId = job.body.runs[0].id as string;
+    const app = await waitFor(async () => {
+      const { items } = (await s.call('GET', '/api/applications')).body as { items: { name: string; state: string; url: string; task: { run: string } | null }[] };
+      return items.find((a) => a.task?.run === runId && a.state === 'running');
+    }, 20_000, 'the review app to run');
+    expect(await (await fetch(`${s.url}${app.url}`)).text()).toBe('input: a segmentation to check\n');
+    // The run waits: the person has not said they are done.
+    await new Promise((r) => setTimeout(r, 500));
+    const waiting = (await s.call('GET', `/api/runs/${runId}`)).body;
+    expect(waiting.state).toBe('running');
+    expect(waiting.tasks.find((t: { id: string }) => t.id === 'review').state).toBe('running');
+
+    expect(await (await fetch(`${s.url}${app.url}save`, { method: 'POST', body: 'corrected by a person' })).text()).toBe('saved');
+    const done = await s.call('POST', `/api/applications/${app.name}/complete`);
+    expect(done.body.task).toMatchObject({ run: runId, task: 'review', completed_at: expect.any(String) });
+    const run = await waitFor(async () => {
+      const r = (await s.call('GET', `/api/runs/${runId}`)).body;
+      return ['success', 'failed'].includes(r.state) ? r : undefined;
+    }, 20_000, 'the run to end');
+    expect(run.state).toBe('success');
+    expect(await readFile(join(run.workflow_dir, 'final.txt'), 'utf8')).toBe('corrected by a person');
+    expect((await s.call('GET', `/api/applications/${app.name}`)).body.state).toBe('stopped');
+    expect((await s.call('POST', '/api/applications/hello-nothing/complete')).status).toBe(404);
   });
 });
 

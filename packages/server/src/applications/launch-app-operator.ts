@@ -1,0 +1,31 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AppManager } from '@tessera/apps';
+import type { BuiltinOperator } from '@tessera/engine';
+
+/**
+ * launch-app: launches an application with the run's data (Kaapana's MITK-flow
+ * pattern), then waits until a person marks the task complete
+ * (POST /api/applications/<instance>/complete, `tessera app complete`); the DAG then
+ * goes on with what the person saved in the task's output dir. The instance is named
+ * after the run and the task, and stopped at the end.
+ */
+export function launchAppOperator(apps: AppManager, publicUrl: () => string): BuiltinOperator {
+  return async (ctx) => {
+    const { extension, params } = ctx.params as { extension?: string; params?: Record<string, unknown> };
+    if (!extension) throw new Error('launch-app needs builtin_params.extension: the application to launch');
+    const conf = JSON.parse(await readFile(join(ctx.launch.workflowDir, 'conf', 'conf.json'), 'utf8')) as { project_form: { name: string } };
+    const project = conf.project_form.name;
+    const name = `${ctx.launch.runId}-${ctx.launch.taskId}`.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 40).replace(/-+$/, '');
+    const env = ctx.launch.env(ctx.launch.workflowDir);
+    const app = await apps.launch(extension, { project, name, params, task: { runId: ctx.launch.runId, taskId: ctx.launch.taskId, env } });
+    await ctx.log(`launch-app: ${extension} runs for this task at ${publicUrl()}${app.url}`);
+    await ctx.log(`launch-app: waiting until it is marked complete: tessera app complete ${name} (or POST /api/applications/${name}/complete?project=${project})`);
+    try {
+      await apps.waitForCompletion(project, name, ctx.signal);
+      await ctx.log('launch-app: marked complete; the workflow goes on');
+    } finally {
+      await apps.stop(project, name).catch(() => undefined);
+    }
+  };
+}
