@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { mkdir, open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Kysely } from '@tessera/db';
 import { paramsEnv, validateParams, type AppSpecT, type LoadedExtension } from '@tessera/extensions';
 import { TesseraError } from '@tessera/model';
 import type { AppInstancesTable, AppState, AppTables } from './app-tables.ts';
-import { freePort, ProcessAppRunner, type AppProcess } from './process-app-runner.ts';
+import { CONTAINER_RESULTS_DIR, CONTAINER_WORKFLOW_ROOT, type DockerAppRunner } from './docker-app-runner.ts';
+import { freePort, ProcessAppRunner } from './process-app-runner.ts';
 import { APP_PREFIX, type ProxyTarget } from './subpath-proxy.ts';
 
 const INSTANCE_NAME = /^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$/;
@@ -41,12 +42,15 @@ export interface AppManagerOptions {
   resultsDir: (projectId: string) => string;
   services: () => Record<string, string>;
   log: { info: (m: string) => void; warn: (m: string) => void };
+  /** The Docker engine, when one answers: apps with a `container` run there. */
+  docker?: DockerAppRunner;
 }
 
 interface Live {
   row: AppInstancesTable;
   target: ProxyTarget;
-  process?: AppProcess;
+  /** Stops what runs now (process group or container); undefined when nothing does. */
+  stop?: () => Promise<void>;
   stopping?: boolean;
 }
 
@@ -87,7 +91,8 @@ export class AppManager {
         this.#live.set(`${project}/${row.name}`, { row, target: { state: row.state, port: null, ingress: ingressOf(row), reason: row.reason } });
         continue;
       }
-      if (row.handle) killStale(Number(row.handle), row.id);
+      if (row.runner === 'docker') await this.#o.docker?.removeStale(row.id);
+      else if (row.handle) killStale(Number(row.handle), row.id);
       const live: Live = { row, target: { state: 'starting', port: null, ingress: ingressOf(row), reason: null } };
       this.#live.set(`${project}/${row.name}`, live);
       restarted++;
@@ -98,9 +103,9 @@ export class AppManager {
 
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.all([...this.#live.values()].filter((l) => l.process).map(async (l) => {
+    await Promise.all([...this.#live.values()].filter((l) => l.stop).map(async (l) => {
       l.stopping = true;
-      await this.#runner.stop(l.process!, 3000);
+      await l.stop!();
     }));
   }
 
@@ -137,8 +142,9 @@ export class AppManager {
     if (existing && (existing.target.state === 'running' || existing.target.state === 'starting')) {
       throw new TesseraError('TESSERA_CONFLICT', `${name} already runs in project ${project.name} (${existing.target.state}) at ${APP_PREFIX}${project.name}/release/${name}/; stop it first (tessera app stop ${name})`);
     }
-    if (!spec.process) {
-      throw new TesseraError('TESSERA_INVALID_REQUEST', `application "${extensionName}" runs only in a container, and this Tessera launches applications as processes so far`);
+    const runner = spec.container && this.#o.docker ? 'docker' : spec.process ? 'process' : undefined;
+    if (!runner) {
+      throw new TesseraError('TESSERA_DOCKER', `application "${extensionName}" runs only in a container (${spec.container!.image}), and this server found no Docker engine: start Docker (or set DOCKER_HOST) and restart the server`);
     }
     const now = Date.now();
     const row: AppInstancesTable = {
@@ -153,7 +159,7 @@ export class AppManager {
       desired: 'running',
       state: 'starting',
       reason: null,
-      runner: this.#runner.name,
+      runner,
       port: null,
       handle: null,
       created_at: existing?.row.created_at ?? now,
@@ -189,9 +195,9 @@ export class AppManager {
     const live = this.#find(project, name);
     live.row.desired = 'stopped';
     await this.#o.db.updateTable('app_instances').set({ desired: 'stopped', updated_at: Date.now() }).where('id', '=', live.row.id).execute();
-    if (live.process) {
+    if (live.stop) {
       live.stopping = true;
-      await this.#runner.stop(live.process);
+      await live.stop();
     }
     await this.#set(live, 'stopped', null);
     return this.#json(live, project);
@@ -291,13 +297,40 @@ export class AppManager {
       };
       if (spec.mounts?.results) env.RESULTS_DIR = this.#o.resultsDir(live.row.project_id);
       if (!existsSync(live.row.ext_dir)) throw new Error(`its extension folder ${live.row.ext_dir} is gone (was ${live.row.extension} uninstalled?)`);
-      const proc = await this.#runner.start({ command: spec.process!.command, cwd: live.row.ext_dir, env, logFile });
-      live.process = proc;
-      await this.#set(live, 'starting', null, { port, handle: String(proc.pid) });
+      let proc: { exited: Promise<{ code: number | null; signal: string | null }> };
+      let handle: string;
+      if (live.row.runner === 'docker') {
+        const c = spec.container!;
+        const binds: string[] = [];
+        const inContainer: Record<string, string> = { ...env, PORT: String(c.port) };
+        if (env.RESULTS_DIR) {
+          await mkdir(env.RESULTS_DIR, { recursive: true });
+          binds.push(`${env.RESULTS_DIR}:${CONTAINER_RESULTS_DIR}`);
+          inContainer.RESULTS_DIR = CONTAINER_RESULTS_DIR;
+        }
+        if (env.WORKFLOW_DIR && live.row.run_id) {
+          const at = `${CONTAINER_WORKFLOW_ROOT}/${live.row.run_id}`;
+          binds.push(`${env.WORKFLOW_DIR}:${at}`);
+          inContainer.WORKFLOW_DIR = at;
+          inContainer.BATCHES_INPUT_DIR = `${at}/batch`;
+        }
+        delete inContainer.EXTENSION_DIR;
+        const docker = this.#o.docker!;
+        const started = await docker.start({ appId: live.row.id, image: c.image, command: c.command, containerPort: c.port, hostPort: port, env: inContainer, binds, logFile, ramMb: spec.resources?.ram_mb });
+        proc = started;
+        handle = started.containerId;
+        live.stop = () => docker.stop(started.containerId);
+      } else {
+        const started = await this.#runner.start({ command: spec.process!.command, cwd: live.row.ext_dir, env, logFile });
+        proc = started;
+        handle = String(started.pid);
+        live.stop = () => this.#runner.stop(started);
+      }
+      await this.#set(live, 'starting', null, { port, handle });
       let exited: { code: number | null; signal: string | null } | undefined;
       void proc.exited.then(async (e) => {
         exited = e;
-        live.process = undefined;
+        live.stop = undefined;
         if (live.stopping || live.row.desired === 'stopped' || this.#closed) return;
         const how = e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`;
         await this.#set(live, 'failed', `the application ${how}; its last lines:\n${await tail(logFile, 10)}`).catch(() => {});
@@ -312,7 +345,7 @@ export class AppManager {
         if (ok) break;
         if (Date.now() > deadline) {
           live.stopping = true;
-          await this.#runner.stop(proc);
+          await live.stop?.();
           await this.#set(live, 'failed', `the application did not become healthy within ${timeoutMs / 1000} s (GET ${healthPath}); its last lines:\n${await tail(logFile, 10)}`);
           return;
         }

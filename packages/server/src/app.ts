@@ -20,7 +20,7 @@ import {
   type WorkflowTables,
 } from '@tessera/engine';
 import { ImageTool, WorkflowRegistry } from '@tessera/extensions';
-import { AppManager, SubpathProxy, appMigrations, type AppTables } from '@tessera/apps';
+import { AppManager, DockerAppRunner, SubpathProxy, appMigrations, type AppTables } from '@tessera/apps';
 import { createServer } from 'node:http';
 import type { ServerConfig } from './config.ts';
 import { ErrorResponse } from './http/common.schema.ts';
@@ -143,6 +143,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     resultsDir: (projectId) => join(config.home, 'buckets', projectId),
     services: () => ({ TESSERA_API_URL: publicUrl }),
     log: { info: (m) => app.log.info(m), warn: (m) => app.log.warn(m) },
+    ...(dockerSocket ? { docker: new DockerAppRunner(dockerSocket) } : {}),
   });
   builtins.register('launch-app', launchAppOperator(apps, () => publicUrl));
   routing.proxy = new SubpathProxy((project, instance) => apps.target(project, instance));
