@@ -9,9 +9,12 @@ mkdir -p "$dir"
 export JUPYTER_RUNTIME_DIR="${TMPDIR:-/tmp}/tessera-jupyter-$TESSERA_APP_ID"
 # No token: the platform has no login yet and binds to loopback by default; anyone who
 # can reach the platform's port can use this notebook server (docs/guides/operations.md).
+# Cross-origin requests stay refused and XSRF checks stay on, so that a web page open in
+# the same browser cannot drive it. allow_remote_access: requests come through the proxy
+# with the platform's host name, whatever it is.
 root=""
 [ "$(id -u)" = 0 ] && root=--allow-root # containers and CI run as root
 exec jupyter-notebook $root --no-browser --ip=127.0.0.1 --port="$PORT" --port-retries=0 \
   --NotebookApp.base_url="$INGRESS_PATH/" --NotebookApp.token='' --NotebookApp.password='' \
-  --NotebookApp.disable_check_xsrf=True --NotebookApp.allow_origin='*' \
+  --NotebookApp.allow_remote_access=True \
   --notebook-dir="$dir"

@@ -42,6 +42,8 @@ export interface AppManagerOptions {
   resultsDir: (projectId: string) => string;
   services: () => Record<string, string>;
   log: { info: (m: string) => void; warn: (m: string) => void };
+  /** Called when an instance no longer listens on `port` (the proxy drops its connections to it). */
+  released?: (port: number) => void;
   /** The Docker engine, when one answers: apps with a `container` run there. */
   docker?: DockerAppRunner;
 }
@@ -52,6 +54,8 @@ interface Live {
   /** Stops what runs now (process group or container); undefined when nothing does. */
   stop?: () => Promise<void>;
   stopping?: boolean;
+  /** #run has begun for this launch. */
+  started?: boolean;
 }
 
 /**
@@ -81,22 +85,34 @@ export class AppManager {
     return join(this.#o.home, 'apps', id, 'app.log');
   }
 
-  /** Starts again every instance that should run (their processes ended with the last server). */
-  async start(): Promise<{ restarted: number }> {
+  /**
+   * Loads every instance the last server knew, before runs resume (a workflow task that
+   * waited for a person finds its instance). What should run is marked starting and
+   * started again by resume(), once the platform listens.
+   */
+  async load(): Promise<void> {
     const rows = await this.#o.db.selectFrom('app_instances').selectAll().execute();
-    let restarted = 0;
     for (const row of rows) {
       const project = await this.#o.projects.nameOf(row.project_id);
       if (row.desired !== 'running') {
-        this.#live.set(`${project}/${row.name}`, { row, target: { state: row.state, port: null, ingress: ingressOf(row), reason: row.reason } });
+        // Whatever the state column says: nothing of it runs now.
+        row.state = 'stopped';
+        this.#live.set(`${project}/${row.name}`, { row, target: { state: 'stopped', port: null, ingress: ingressOf(row), reason: row.reason } });
         continue;
       }
-      if (row.runner === 'docker') await this.#o.docker?.removeStale(row.id);
-      else if (row.handle) killStale(Number(row.handle), row.id);
-      const live: Live = { row, target: { state: 'starting', port: null, ingress: ingressOf(row), reason: null } };
-      this.#live.set(`${project}/${row.name}`, live);
+      this.#live.set(`${project}/${row.name}`, { row, target: { state: 'starting', port: null, ingress: ingressOf(row), reason: null } });
+    }
+  }
+
+  /** Starts again every instance that should run (their processes ended with the last server). */
+  async resume(): Promise<{ restarted: number }> {
+    let restarted = 0;
+    for (const [key, live] of this.#live) {
+      if (live.row.desired !== 'running' || live.stop || live.started) continue;
+      if (live.row.runner === 'docker') await this.#o.docker?.removeStale(live.row.id);
+      else if (live.row.handle) killStale(Number(live.row.handle), live.row.id);
       restarted++;
-      void this.#run(live, project, 'started again after a server restart');
+      void this.#run(live, key.slice(0, key.indexOf('/')), 'started again after a server restart');
     }
     return { restarted };
   }
@@ -193,7 +209,10 @@ export class AppManager {
 
   async stop(project: string, name: string): Promise<AppInstance> {
     const live = this.#find(project, name);
+    // The server stopping ends waiting tasks too: their instances are for the next start to resume.
+    if (this.#closed) return this.#json(live, project);
     live.row.desired = 'stopped';
+    live.stopping = true;
     await this.#o.db.updateTable('app_instances').set({ desired: 'stopped', updated_at: Date.now() }).where('id', '=', live.row.id).execute();
     if (live.stop) {
       live.stopping = true;
@@ -280,7 +299,15 @@ export class AppManager {
 
   /** Starts the process, waits for its health check, and follows it until it ends. */
   async #run(live: Live, project: string, note?: string): Promise<void> {
+    live.started = true;
+    live.stopping = false;
     const spec = JSON.parse(live.row.spec_json) as AppSpecT;
+    /** A stop that came while this was starting: what was started goes, and the launch ends here. */
+    const stoppedMeanwhile = async (): Promise<boolean> => {
+      if (live.row.desired !== 'stopped' && !this.#closed) return false;
+      await live.stop?.();
+      return true;
+    };
     const prefix = `${APP_PREFIX}${project}/release/${live.row.name}`;
     const logFile = this.logFile(live.row.id);
     try {
@@ -326,11 +353,15 @@ export class AppManager {
         handle = String(started.pid);
         live.stop = () => this.#runner.stop(started);
       }
+      if (await stoppedMeanwhile()) return;
       await this.#set(live, 'starting', null, { port, handle });
       let exited: { code: number | null; signal: string | null } | undefined;
       void proc.exited.then(async (e) => {
         exited = e;
         live.stop = undefined;
+        // What the app started in its group goes with it.
+        if (live.row.runner === 'process') killGroup(Number(handle));
+        this.#o.released?.(port);
         if (live.stopping || live.row.desired === 'stopped' || this.#closed) return;
         const how = e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`;
         await this.#set(live, 'failed', `the application ${how}; its last lines:\n${await tail(logFile, 10)}`).catch(() => {});
@@ -339,9 +370,12 @@ export class AppManager {
       const healthPath = (spec.ingress ?? 'subpath') === 'subpath' ? `${prefix}${spec.health?.path ?? '/'}` : (spec.health?.path ?? '/');
       const deadline = Date.now() + timeoutMs;
       for (;;) {
-        if (exited || live.stopping) return;
+        if (exited || live.stopping || (await stoppedMeanwhile())) return;
         const ok = await fetch(`http://127.0.0.1:${port}${healthPath}`, { redirect: 'manual', signal: AbortSignal.timeout(2000) })
-          .then((r) => r.status < 400, () => false);
+          .then((r) => {
+            void r.body?.cancel();
+            return r.status < 400;
+          }, () => false);
         if (ok) break;
         if (Date.now() > deadline) {
           live.stopping = true;
@@ -362,6 +396,14 @@ export class AppManager {
 
 function ingressOf(row: AppInstancesTable): 'subpath' | 'strip' {
   return (JSON.parse(row.spec_json) as AppSpecT).ingress ?? 'subpath';
+}
+
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // gone
+  }
 }
 
 /** Stops what a previous server left running for this instance (its group, if it is still ours). */

@@ -1,4 +1,4 @@
-import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Pool, type Dispatcher } from 'undici';
 import type { Duplex } from 'node:stream';
 
@@ -38,6 +38,8 @@ export function parseAppPath(url: string): { project: string; instance: string; 
 }
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection']);
+/** Not passed on from clients: Node has answered `expect` (100 Continue) already, and the others only this hop may set. */
+const CLIENT_ONLY = new Set(['expect', 'forwarded', 'x-real-ip', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-prefix']);
 
 function page(res: ServerResponse, status: number, title: string, text: string, retry = false): void {
   const body = `<!doctype html><meta charset="utf-8"><title>${title}</title>${retry ? '<meta http-equiv="refresh" content="2">' : ''}` +
@@ -95,6 +97,7 @@ export class SubpathProxy {
           abort = a;
         },
         onHeaders: (status: number, raw: Buffer[], resumeFn: () => void) => {
+          if (status < 200) return true; // 100, 102, 103: informational; the final answer follows
           resume = resumeFn;
           const headers: string[] = [];
           for (let i = 0; i < raw.length; i += 2) {
@@ -139,21 +142,21 @@ export class SubpathProxy {
     const out: string[] = [];
     const raw = req.rawHeaders;
     let prior: string | undefined;
-    let proto: string | undefined;
-    let host: string | undefined;
+    // Headers the client names in Connection are for this hop only (RFC 9110 7.6.1).
+    const named = new Set((req.headers.connection ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean));
     for (let i = 0; i < raw.length; i += 2) {
       const lower = raw[i]!.toLowerCase();
-      if (HOP_BY_HOP.has(lower)) continue;
+      if (HOP_BY_HOP.has(lower) || CLIENT_ONLY.has(lower) || named.has(lower)) continue;
+      // X-Forwarded-For is a chain: what came before us is kept, our peer is added.
       if (lower === 'x-forwarded-for') prior = prior ? `${prior}, ${raw[i + 1]}` : raw[i + 1];
-      else if (lower === 'x-forwarded-proto') proto = raw[i + 1];
-      else if (lower === 'x-forwarded-host') host = raw[i + 1];
-      else if (lower !== 'x-forwarded-prefix') out.push(raw[i]!, raw[i + 1]!);
+      else out.push(raw[i]!, raw[i + 1]!);
     }
     const remote = req.socket.remoteAddress ?? '';
+    // Proto and host are this hop's own view: a client cannot make an app build links to another site.
     out.push(
       'x-forwarded-for', prior ? `${prior}, ${remote}` : remote,
-      'x-forwarded-proto', proto ?? ('encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http'),
-      'x-forwarded-host', host ?? req.headers.host ?? '',
+      'x-forwarded-proto', 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http',
+      'x-forwarded-host', req.headers.host ?? '',
       'x-forwarded-prefix', prefix,
     );
     return out;
@@ -163,6 +166,9 @@ export class SubpathProxy {
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     const parsed = parseAppPath(req.url ?? '');
     if (parsed === undefined) return false;
+    // Node drops its own error handler from a socket it hands to 'upgrade': without one,
+    // a client resetting the connection at any point would take the server down.
+    socket.on('error', () => socket.destroy());
     const refuse = (status: string): void => {
       socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
     };
@@ -175,11 +181,22 @@ export class SubpathProxy {
       refuse(target ? '503 Service Unavailable' : '404 Not Found');
       return true;
     }
-    const headers = this.#forwardHeaders(req, parsed.prefix);
-    headers.connection = 'Upgrade';
-    headers.upgrade = req.headers.upgrade ?? 'websocket';
-    const upstream = httpRequest({ host: '127.0.0.1', port: target.port, method: req.method, path: target.ingress === 'strip' ? parsed.rest : req.url!, headers });
+    const raw = this.#forwardRawHeaders(req, parsed.prefix);
+    raw.push('connection', 'Upgrade', 'upgrade', req.headers.upgrade ?? 'websocket');
+    const upstream = httpRequest({ host: '127.0.0.1', port: target.port, method: req.method, path: target.ingress === 'strip' ? parsed.rest : req.url!, headers: raw });
+    // A client that goes away during the handshake takes its upstream request along, and a
+    // handshake the app never answers ends after 30 s.
+    const abandon = (): void => {
+      upstream.destroy();
+    };
+    socket.once('close', abandon);
+    upstream.setTimeout(30_000, () => {
+      upstream.destroy();
+      refuse('504 Gateway Timeout');
+    });
     upstream.on('upgrade', (up, upSocket, upHead) => {
+      upstream.setTimeout(0);
+      socket.removeListener('close', abandon);
       let answer = `HTTP/1.1 ${up.statusCode} ${up.statusMessage}\r\n`;
       for (let i = 0; i < up.rawHeaders.length; i += 2) answer += `${up.rawHeaders[i]}: ${up.rawHeaders[i + 1]}\r\n`;
       socket.write(`${answer}\r\n`);
@@ -195,16 +212,32 @@ export class SubpathProxy {
       socket.on('close', close);
     });
     upstream.on('response', (up) => {
-      // The app refused the upgrade: pass its answer on.
+      // The app refused the upgrade: its answer goes on, as a plain body on a closing connection.
+      upstream.setTimeout(0);
       let out = `HTTP/1.1 ${up.statusCode} ${up.statusMessage}\r\n`;
-      for (let i = 0; i < up.rawHeaders.length; i += 2) out += `${up.rawHeaders[i]}: ${up.rawHeaders[i + 1]}\r\n`;
-      socket.write(`${out}\r\n`);
+      for (let i = 0; i < up.rawHeaders.length; i += 2) {
+        const key = up.rawHeaders[i]!.toLowerCase();
+        if (HOP_BY_HOP.has(key) || key === 'content-length') continue;
+        out += `${up.rawHeaders[i]}: ${up.rawHeaders[i + 1]}\r\n`;
+      }
+      socket.write(`${out}connection: close\r\n\r\n`);
+      up.on('error', () => socket.destroy());
       up.pipe(socket);
     });
-    upstream.on('error', () => refuse('502 Bad Gateway'));
+    upstream.on('error', () => {
+      if (!socket.destroyed) refuse('502 Bad Gateway');
+    });
     if (head.length) upstream.write(head);
     upstream.end();
     return true;
+  }
+
+  /** Forgets the connections to a port whose instance is gone (ports are not reused for long). */
+  forget(port: number): void {
+    const pool = this.#pools.get(port);
+    if (!pool) return;
+    this.#pools.delete(port);
+    void pool.close().catch(() => undefined);
   }
 
   close(): void {
@@ -227,21 +260,6 @@ export class SubpathProxy {
       return undefined;
     }
     return target;
-  }
-
-  #forwardHeaders(req: IncomingMessage, prefix: string): OutgoingHttpHeaders {
-    const headers: OutgoingHttpHeaders = {};
-    for (const [k, v] of Object.entries(req.headers)) {
-      if (v === undefined || HOP_BY_HOP.has(k)) continue;
-      headers[k] = v;
-    }
-    const remote = req.socket.remoteAddress ?? '';
-    const prior = req.headers['x-forwarded-for'];
-    headers['x-forwarded-for'] = prior ? `${prior}, ${remote}` : remote;
-    headers['x-forwarded-proto'] = (req.headers['x-forwarded-proto'] as string | undefined) ?? ('encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http');
-    headers['x-forwarded-host'] = (req.headers['x-forwarded-host'] as string | undefined) ?? req.headers.host ?? '';
-    headers['x-forwarded-prefix'] = prefix;
-    return headers;
   }
 }
 

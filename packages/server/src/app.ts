@@ -114,10 +114,6 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     services: { get TESSERA_API_URL() { return publicUrl; } } as Record<string, string>,
     log: (m) => app.log.error(m),
   });
-  const recovery = await scheduler.start();
-  if (recovery.resumedRuns > 0 || recovery.swept > 0) {
-    app.log.info(recovery, 'resumed the runs that were active when the server stopped');
-  }
   for (const p of loaded.problems) app.log.warn(`extension ${p.dir} not loaded: ${p.message}`);
   const extensions = new ExtensionManager({
     db: domainView<ExtensionTables>(db),
@@ -144,8 +140,16 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     services: () => ({ TESSERA_API_URL: publicUrl }),
     log: { info: (m) => app.log.info(m), warn: (m) => app.log.warn(m) },
     ...(dockerSocket ? { docker: new DockerAppRunner(dockerSocket) } : {}),
+    released: (port) => routing.proxy?.forget(port),
   });
   builtins.register('launch-app', launchAppOperator(apps, () => publicUrl));
+  // Runs resume once what their tasks need is there: installed extensions, the launch-app
+  // operator, and the application instances a waiting task finds again.
+  await apps.load();
+  const recovery = await scheduler.start();
+  if (recovery.resumedRuns > 0 || recovery.swept > 0) {
+    app.log.info(recovery, 'resumed the runs that were active when the server stopped');
+  }
   routing.proxy = new SubpathProxy((project, instance) => apps.target(project, instance));
 
   const retention = { days: config.retentionDays, failedDays: config.failedRetentionDays };
@@ -208,7 +212,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
       const port = typeof address === 'object' && address ? address.port : config.port;
       const host = config.host.includes(':') ? `[${config.host}]` : config.host;
       publicUrl = config.publicUrl ?? `http://${host}:${port}`;
-      const { restarted } = await apps.start();
+      const { restarted } = await apps.resume();
       if (restarted > 0) app.log.info(`starting ${restarted} application instance(s) again`);
       try {
         dicomPort = await dicom.listen();

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { get } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'undici';
 import { startTestServer, waitFor, type TestServer } from '../__fixtures__/test-server.ts';
@@ -40,8 +41,22 @@ describe.skipIf(skip)('the jupyter-notebook application', () => {
     expect(tree.status).toBe(200);
     expect(await tree.text()).toContain('Jupyter');
 
-    const kernel = (await (await fetch(`${base}api/kernels`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":"python3"}' })).json()) as { id: string };
-    const ws = new WebSocket(`${base.replace('http:', 'ws:')}api/kernels/${kernel.id}/channels?session_id=${randomUUID()}`);
+    // As a browser does: the _xsrf cookie from a page, sent back as X-XSRFToken.
+    const xsrf = /_xsrf=([^;]+)/.exec(tree.headers.getSetCookie().join('; '))?.[1];
+    expect(xsrf, 'an _xsrf cookie').toBeDefined();
+    const auth = { cookie: `_xsrf=${xsrf}`, 'x-xsrftoken': xsrf! };
+    const forged = await fetch(`${base}api/kernels`, { method: 'POST', headers: { 'content-type': 'application/json', origin: 'https://evil.example' }, body: '{}' });
+    expect(forged.status, 'a cross-site request must not start a kernel').toBeGreaterThanOrEqual(400);
+    // fetch cannot set Host: a plain request as a browser sends it to a platform reached by address.
+    const remoteHost = await new Promise<number>((resolve, reject) => {
+      get(`${base}api`, { headers: { host: '10.0.0.5:8080' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      }).on('error', reject);
+    });
+    expect(remoteHost, 'a platform reached by another host name still reaches Jupyter').toBe(200);
+    const kernel = (await (await fetch(`${base}api/kernels`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: '{"name":"python3"}' })).json()) as { id: string };
+    const ws = new WebSocket(`${base.replace('http:', 'ws:')}api/kernels/${kernel.id}/channels?session_id=${randomUUID()}`, { headers: auth } as never);
     const msgId = randomUUID();
     const output = new Promise<string>((resolve, reject) => {
       ws.addEventListener('error', () => reject(new Error('the WebSocket failed')));
@@ -65,7 +80,7 @@ describe.skipIf(skip)('the jupyter-notebook application', () => {
     ws.close();
 
     // A notebook saved through the proxy lands in the project's result bucket.
-    const put = await fetch(`${base}api/contents/hello.ipynb`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'notebook', content: { cells: [], metadata: {}, nbformat: 4, nbformat_minor: 5 } }) });
+    const put = await fetch(`${base}api/contents/hello.ipynb`, { method: 'PUT', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ type: 'notebook', content: { cells: [], metadata: {}, nbformat: 4, nbformat_minor: 5 } }) });
     expect(put.status).toBe(201);
     expect((await s.call('DELETE', '/api/applications/jupyter-notebook')).body.state).toBe('stopped');
   });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AppManager } from '@tessera/apps';
@@ -16,7 +17,10 @@ export function launchAppOperator(apps: AppManager, publicUrl: () => string): Bu
     if (!extension) throw new Error('launch-app needs builtin_params.extension: the application to launch');
     const conf = JSON.parse(await readFile(join(ctx.launch.workflowDir, 'conf', 'conf.json'), 'utf8')) as { project_form: { name: string } };
     const project = conf.project_form.name;
-    const name = `${ctx.launch.runId}-${ctx.launch.taskId}`.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 40).replace(/-+$/, '');
+    // Named after the task, made unique by a hash of run and task (names are at most 40 characters).
+    const hash = createHash('sha256').update(`${ctx.launch.runId}/${ctx.launch.taskId}`).digest('hex').slice(0, 10);
+    const stem = ctx.launch.taskId.toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '').slice(0, 29) || 'task';
+    const name = `${stem}-${hash}`;
     const env = ctx.launch.env(ctx.launch.workflowDir);
     const app = await apps.launch(extension, { project, name, params, task: { runId: ctx.launch.runId, taskId: ctx.launch.taskId, env } });
     await ctx.log(`launch-app: ${extension} runs for this task at ${publicUrl()}${app.url}`);

@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest';
+import { parseAppPath, rewriteCookiePath } from './subpath-proxy.ts';
+
+describe('parseAppPath', () => {
+  it('splits an application URL into project, instance, prefix and the rest (query kept)', () => {
+    expect(parseAppPath('/applications/project/admin/release/viewer/a/b?x=1&y=%2F')).toEqual({
+      project: 'admin', instance: 'viewer', prefix: '/applications/project/admin/release/viewer', rest: '/a/b?x=1&y=%2F',
+    });
+    expect(parseAppPath('/applications/project/admin/release/viewer')).toMatchObject({ rest: '/' });
+  });
+
+  it('leaves other paths to the API', () => {
+    expect(parseAppPath('/api/health')).toBeUndefined();
+    expect(parseAppPath('//applications/project/a/release/b/')).toBeUndefined();
+    expect(parseAppPath('http://x/applications/project/a/release/b/')).toBeUndefined();
+  });
+
+  it.each([
+    '/applications/project/admin/release/v/%2e%2e/other/',
+    '/applications/project/admin/release/v/../other/',
+    '/applications/project/admin/release/v/./x',
+    '/applications/project/admin/release/v%2f..%2fother/',
+    '/applications/project/admin/release/v/a%5cb',
+    '/applications/project/admin/release/v/a\\b',
+    '/applications/project/admin/release/v/%zz',
+    '/applications/project/admin/other/v/',
+    '/applications/project/admin/release/',
+  ])('refuses %s', (path) => {
+    expect(parseAppPath(path)).toBe('bad');
+  });
+});
+
+describe('rewriteCookiePath', () => {
+  const prefix = '/applications/project/admin/release/v';
+  it.each([
+    ['a=1; Path=/', `a=1; Path=${prefix}/`],
+    ['a=1; path=/sub; HttpOnly', `a=1; path=${prefix}/sub; HttpOnly`],
+    ['a=1', `a=1; Path=${prefix}/`],
+    ['a=1; Secure; Path=/x/y', `a=1; Secure; Path=${prefix}/x/y`],
+  ])('%s -> %s', (cookie, expected) => {
+    expect(rewriteCookiePath(cookie, prefix)).toBe(expected);
+  });
+});
