@@ -142,7 +142,8 @@ export class AppManager {
     let name = o.name ?? extensionName;
     if (o.name !== undefined && !multi && !o.task) throw new TesseraError('TESSERA_INVALID_REQUEST', `application "${extensionName}" has one instance per project; it takes no instance name`);
     if (!INSTANCE_NAME.test(name)) throw new TesseraError('TESSERA_INVALID_REQUEST', `instance name "${name}" is invalid: use 1-40 lower-case letters, digits and "-"`);
-    const params = { ...this.#o.installParams(extensionName), ...validateParams(ext.manifest.parameters ?? {}, o.params ?? {}) };
+    // Launch values over install values over the manifest's defaults.
+    const params = validateParams(ext.manifest.parameters ?? {}, { ...this.#o.installParams(extensionName), ...o.params });
     if (multi && o.name === undefined) {
       for (let n = 1; ; n++) {
         name = `${extensionName}-${n}`;
