@@ -1,47 +1,16 @@
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TaskSpec } from '@tessera/sdk';
-import { DockerRunner, contractEnv, detectDocker, prepareOutputDirs, prepareWorkflowDir, type RunConf, type TaskLaunch } from '../../packages/engine/src/index.ts';
+import { OperatorImage, PYTHON, run, skipOperatorImage } from '../../packages/engine/src/__fixtures__/operator-image.ts';
 import { loadExtensionFolder } from '../../packages/extensions/src/extension-loader.ts';
 import workflow from './workflows/dcm2nifti.ts';
 
-// The operator's image is built here from processing/ with the docker CLI (cached by
-// the engine after the first build) and run through the engine's own Docker runner,
-// with the operator contract the engine gives it: the workflow dir mounted at
-// /kaapana/mounted/data/<run>, the env.
-
 const EXT_DIR = dirname(fileURLToPath(import.meta.url));
 const IMAGE = 'tessera-ext/dcm2nifti:0.1.0';
-const BASE_IMAGE = 'tessera/base-python:bookworm';
-const DOCKER_CLI = '/usr/bin/docker';
-const PYTHON = '/usr/bin/python3';
 const PYDICOM_FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
-const SETUP = 'as root: eval "$(bash scripts/docker-test-env.sh | tail -1)" (a Docker engine with tessera/base-python:bookworm) and apt-get install -y --no-install-recommends python3-pydicom';
-const run = promisify(execFile);
-
-/** Why the image tests cannot run here, or undefined. */
-async function whatIsMissing(): Promise<string | undefined> {
-  const problems: string[] = [];
-  const engine = await detectDocker();
-  if (!engine.available) problems.push(engine.reason);
-  if (!existsSync(DOCKER_CLI)) problems.push(`there is no docker CLI at ${DOCKER_CLI}`);
-  else if (engine.available && !(await run(DOCKER_CLI, ['image', 'inspect', BASE_IMAGE]).then(() => true, () => false))) problems.push(`the engine lacks the base image ${BASE_IMAGE}`);
-  if (!(await run(PYTHON, ['-c', 'import pydicom']).then(() => true, () => false))) problems.push(`${PYTHON} cannot import pydicom`);
-  else if (!existsSync(join(PYDICOM_FILES, 'test-SR.dcm'))) problems.push(`pydicom's test files are not in ${PYDICOM_FILES}`);
-  return problems.length ? `${problems.join('; ')}. Set up with, ${SETUP}` : undefined;
-}
-
-const problem = await whatIsMissing();
-/** Skip only outside CI: in CI (CI=true) a missing engine or tool must fail the tests, never skip them. */
-const skip = problem !== undefined && process.env.CI !== 'true';
-if (skip) console.warn(`dcm2nifti image tests skipped: ${problem}`);
 
 /**
  * A synthetic CT series written by pydicom: air (-1000 HU) with a bright ellipsoid
@@ -162,81 +131,19 @@ describe('dcm2nifti: the workflow and the manifest', () => {
   });
 });
 
-describe('dcm2nifti image prerequisites', () => {
-  it.skipIf(skip)('has a Docker engine with the base image, the docker CLI and pydicom', () => {
-    expect(problem, problem).toBeUndefined();
-  });
-});
+describe.skipIf(skipOperatorImage)('dcm2nifti image', () => {
+  const op = new OperatorImage({ extDir: EXT_DIR, image: IMAGE, dagId: 'dcm2nifti', task: workflow.toDagSpec().tasks.find((t) => t.id === 'dcm2nifti')! });
+  const workflowDir = op.workflowDir.bind(op);
+  const runTask = op.runTask.bind(op);
+  const leftovers = op.leftovers.bind(op);
 
-describe.skipIf(skip)('dcm2nifti image', () => {
-  const homeId = `dcm2nifti-test-${process.pid}`;
-  const task: TaskSpec = workflow.toDagSpec().tasks.find((t) => t.id === 'dcm2nifti')!;
-  let dir: string;
-  let runner: DockerRunner;
-  let tries = 0;
-
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'tessera-dcm2nifti-'));
-    runner = new DockerRunner({ homeId, killGraceSeconds: 1 });
-    const started = Date.now();
-    try {
-      await run(DOCKER_CLI, ['build', '-q', '-t', IMAGE, join(EXT_DIR, 'processing')], {
-        env: { ...process.env, DOCKER_BUILDKIT: '0' },
-        maxBuffer: 64 * 1024 * 1024,
-      });
-    } catch (err) {
-      const e = err as { stderr?: string; message: string };
-      throw new Error(`docker build of ${IMAGE} failed: ${e.message}\n${(e.stderr ?? '').slice(-3000)}`);
-    }
-    console.log(`built ${IMAGE} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  }, 20 * 60_000);
-
-  afterAll(async () => {
-    await runner?.close();
-    // The operator hands its files to the owner of the workflow dir, so this works without root too.
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
-
-  /** A run's workflow dir as the engine prepares it, with these series' files in batch/<series>/get-input/. */
-  async function workflowDir(runId: string, series: Record<string, string[]>, form: Record<string, unknown>): Promise<{ launch: (n: number) => TaskLaunch; wd: string }> {
-    const wd = join(dir, runId);
-    const conf: RunConf = { workflow_form: form, data_form: { identifiers: Object.keys(series) }, project_form: { id: 'p1', name: 'admin' } };
-    await prepareWorkflowDir(wd, conf);
-    for (const [uid, files] of Object.entries(series)) {
-      const input = join(wd, 'batch', uid, 'get-input');
-      await mkdir(input, { recursive: true });
-      for (const f of files) await copyFile(f, join(input, f.split('/').pop()!));
-    }
-    prepareOutputDirs(wd, task, Object.keys(series));
-    await mkdir(join(dir, 'logs'), { recursive: true });
-    const launch = (attempt: number): TaskLaunch => ({
-      key: `${runId}/${task.id}/1.${attempt}`,
-      runId,
-      taskId: task.id,
-      dagId: 'dcm2nifti',
-      task,
-      workflowDir: wd,
-      extensionDir: EXT_DIR,
-      logFile: join(dir, 'logs', `${runId}-${++tries}.log`),
-      env: (seen) => contractEnv({ workflowDir: seen, runId, dagId: 'dcm2nifti', task, conf, services: {} }),
-    });
-    return { launch, wd };
-  }
-
-  async function runTask(l: TaskLaunch): Promise<{ state: string; exitCode?: number; log: string }> {
-    const outcome = await (await runner.start(l)).done;
-    return { ...outcome, log: await readFile(l.logFile, 'utf8') };
-  }
+  beforeAll(() => op.setUp(), 20 * 60_000);
+  afterAll(() => op.tearDown());
 
   async function synthetic(name: string, slices: number, rows: number, columns: number): Promise<{ info: SyntheticSeries; files: string[] }> {
-    const out = join(dir, 'sources', name);
+    const out = join(op.dir, 'sources', name);
     const { stdout } = await run(PYTHON, ['-c', SYNTHETIC_CT, out, String(slices), String(rows), String(columns)]);
     return { info: JSON.parse(stdout) as SyntheticSeries, files: (await readdir(out)).map((f) => join(out, f)) };
-  }
-
-  async function leftovers(): Promise<string> {
-    const { stdout } = await run(DOCKER_CLI, ['ps', '-a', '-q', '--filter', `label=tessera.home=${homeId}`]);
-    return stdout.trim();
   }
 
   it('converts every series of the batch in one container to a .nii.gz with its JSON sidecar', async () => {

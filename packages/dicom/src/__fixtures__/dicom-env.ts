@@ -38,3 +38,10 @@ export function pydicomFile(name: string): string {
 
 /** Environment for dcmtk tools: without TCP_NODELAY loopback C-STORE crawls (Nagle). */
 export const DCMTK_ENV = { ...process.env, TCP_NODELAY: '1' };
+
+/** dicom3tools' IOD validator, for tests of DICOM objects we write (e.g. a SEG). */
+export const DCIODVFY = '/usr/bin/dciodvfy';
+export const dicom3toolsProblem = existsSync(DCIODVFY) ? undefined : `there is no ${DCIODVFY}; install with: apt-get install -y --no-install-recommends dicom3tools (as .ci/run does)`;
+/** Skip only outside CI: in CI (CI=true) a missing validator must fail the test, never skip it. */
+export const skipDicom3tools = dicom3toolsProblem !== undefined && process.env.CI !== 'true';
+if (skipDicom3tools) console.warn(`DICOM validator tests skipped: ${dicom3toolsProblem}`);
