@@ -203,12 +203,14 @@ async function runCase(api: ApiClient, root: string, c: TestCaseT, dataset: stri
     }
     const inDir = run.workflow_dir ? await listAll(run.workflow_dir) : [];
     for (const glob of expect.files ?? []) {
-      if (!inDir.some((f) => globRegExp(glob).test(f))) problems.push(`no file in the workflow dir matches "${glob}"${nearby(glob, inDir)}`);
+      const re = globRegExp(glob);
+      if (!inDir.some((f) => re.test(f))) problems.push(`no file in the workflow dir matches "${glob}"${nearby(glob, inDir)}`);
     }
     if (expect.results?.length) {
       const { items } = await api.get<{ items: { path: string }[] }>(`/api/results/${id}`, { limit: 1000 });
       for (const glob of expect.results) {
-        if (!items.some((f) => globRegExp(glob).test(f.path))) problems.push(`no result file of the run matches "${glob}"${items.length ? ` (it has ${items.slice(0, 8).map((f) => f.path).join(', ')})` : ' (it has none)'}`);
+        const re = globRegExp(glob);
+        if (!items.some((f) => re.test(f.path))) problems.push(`no result file of the run matches "${glob}"${items.length ? ` (it has ${items.slice(0, 8).map((f) => f.path).join(', ')})` : ' (it has none)'}`);
       }
     }
     for (const s of expect.series ?? []) {

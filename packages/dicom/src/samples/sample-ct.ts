@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { part10Header } from '../store/part10-writer.ts';
+import { element, part10Header, text } from '../store/part10-writer.ts';
 
 /** Sample data bundled with the platform, named by `ext test` cases and the guides (`"data": "sample:ct"`). */
 export const SAMPLE_DATA = {
@@ -17,19 +17,9 @@ export function newUid(): string {
   return `2.25.${BigInt(`0x${randomUUID().replace(/-/g, '')}`).toString()}`;
 }
 
-function el(group: number, elem: number, vr: string, value: Buffer): Buffer {
-  const long = ['OB', 'OW', 'OF', 'SQ', 'UT', 'UN'].includes(vr);
-  const header = Buffer.alloc(long ? 12 : 8);
-  header.writeUInt16LE(group, 0);
-  header.writeUInt16LE(elem, 2);
-  header.write(vr, 4, 'latin1');
-  if (long) header.writeUInt32LE(value.length, 8);
-  else header.writeUInt16LE(value.length, 6);
-  return Buffer.concat([header, value]);
-}
-
-const str = (v: string, pad = ' '): Buffer => Buffer.from(v.length % 2 ? v + pad : v, 'latin1');
-const uid = (v: string): Buffer => str(v, '\0');
+const el = element;
+const str = (v: string): Buffer => text(v, ' ');
+const uid = (v: string): Buffer => text(v, '\0');
 const us = (n: number): Buffer => {
   const b = Buffer.alloc(2);
   b.writeUInt16LE(n);

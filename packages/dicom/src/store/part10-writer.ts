@@ -2,8 +2,9 @@
 export const IMPLEMENTATION_CLASS_UID = '1.2.826.0.1.3680043.10.1515.1';
 export const IMPLEMENTATION_VERSION = 'TESSERA_010';
 
-function element(group: number, elem: number, vr: string, value: Buffer): Buffer {
-  const long = vr === 'OB';
+/** One explicit VR little endian element (PS3.5 7.1.2): a 4-byte length for OB, OW, OF, SQ, UT, UN. */
+export function element(group: number, elem: number, vr: string, value: Buffer): Buffer {
+  const long = ['OB', 'OW', 'OF', 'SQ', 'UT', 'UN'].includes(vr);
   const header = Buffer.alloc(long ? 12 : 8);
   header.writeUInt16LE(group, 0);
   header.writeUInt16LE(elem, 2);
@@ -13,7 +14,8 @@ function element(group: number, elem: number, vr: string, value: Buffer): Buffer
   return Buffer.concat([header, value]);
 }
 
-function text(value: string, pad: '\0' | ' '): Buffer {
+/** A text value padded to even length (UIDs with NUL, other strings with a space). */
+export function text(value: string, pad: '\0' | ' '): Buffer {
   return Buffer.from(value.length % 2 ? value + pad : value, 'latin1');
 }
 
