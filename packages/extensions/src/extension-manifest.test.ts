@@ -77,6 +77,15 @@ describe('the extension manifest', () => {
     expect(await refusal(await extension(root, 'bad', fields))).toMatch(message);
   });
 
+  it('names the allowed keywords when one is unknown, once', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'tessera-manifest-'));
+    temps.push(root);
+    const message = await refusal(await extension(root, 'kw', { keywords: ['viewer'] }));
+    expect(message).toContain('keywords[0] must be one of ["experimental","multi-installable","gpu-required"]');
+    expect(message).not.toContain('constant');
+    expect(message.match(/keywords\[0\]/g)).toHaveLength(1);
+  });
+
   it('does not load an extension whose dependencies are missing or in a version out of range, nor one that needs such an extension', async () => {
     const root = await mkdtemp(join(tmpdir(), 'tessera-deps-'));
     temps.push(root);

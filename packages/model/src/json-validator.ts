@@ -26,7 +26,7 @@ export function ajvErrorsToDetails(
   root: string,
   describePath: (pointer: string) => string = (p) => p,
 ): ErrorDetail[] {
-  return (errors ?? []).map((e) => {
+  return collapseConstChoices(errors ?? []).map((e) => {
     let pointer = e.instancePath;
     let message = e.message ?? 'is invalid';
     if (e.keyword === 'additionalProperties') {
@@ -49,6 +49,24 @@ export function ajvErrorsToDetails(
     const where = dotted === '' ? root : root === '' ? dotted : `${root}.${dotted}`.replace('.[', '[');
     return { where, message };
   });
+}
+
+/**
+ * A value that matches none of an anyOf of constants (TypeBox's union of literals) gets
+ * one error per constant plus the anyOf's; they become one "must be one of [...]".
+ */
+function collapseConstChoices(errors: ErrorObject[]): ErrorObject[] {
+  const dropped = new Set<ErrorObject>();
+  const replaced = new Map<ErrorObject, ErrorObject>();
+  for (const e of errors) {
+    if (e.keyword !== 'anyOf') continue;
+    const branches = errors.filter((b) => b !== e && b.instancePath === e.instancePath && b.schemaPath.startsWith(`${e.schemaPath}/`));
+    if (branches.length === 0 || !branches.every((b) => b.keyword === 'const')) continue;
+    for (const b of branches) dropped.add(b);
+    const allowed = branches.map((b) => (b.params as { allowedValue: unknown }).allowedValue);
+    replaced.set(e, { ...e, keyword: 'enum', params: { allowedValues: allowed }, message: 'must be one of the allowed values' });
+  }
+  return errors.filter((e) => !dropped.has(e)).map((e) => replaced.get(e) ?? e);
 }
 
 export type { ValidateFunction };
