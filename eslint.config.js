@@ -1,7 +1,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/**', '.tessera/**', 'bench/out/**', 'coverage/**', 'scratch/**'] },
+  { ignores: ['**/node_modules/**', 'packages/web/dist/**', '.tessera/**', 'bench/out/**', 'coverage/**', 'scratch/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {

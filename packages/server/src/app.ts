@@ -35,6 +35,7 @@ import { extensionMigrations, type ExtensionTables } from './extensions/extensio
 import { extensionRoutes } from './extensions/extension-routes.ts';
 import { applicationRoutes } from './applications/application-routes.ts';
 import { launchAppOperator } from './applications/launch-app-operator.ts';
+import { webUiRoutes } from './web-ui.ts';
 
 export const VERSION = PLATFORM_VERSION;
 
@@ -189,6 +190,8 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   await app.register(extensionRoutes, { manager: extensions });
   await app.register(applicationRoutes, { apps });
   await dicom.register(app, () => publicUrl);
+  // The web UI (packages/web/dist) at `/`, last: its catch-all answers only what no route above does.
+  await app.register(webUiRoutes);
   const triggers = startArrivalTriggers({ dicom: dicom.service, registry, scheduler, projects, log: (m) => app.log.warn(m) });
   let dicomPort: number | undefined;
 

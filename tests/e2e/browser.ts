@@ -1,0 +1,71 @@
+// Shared fixture of the web UI's end-to-end tests: a real server (SQLite file, temp home),
+// the built UI, and Debian's Chromium driven headless by playwright-core.
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { ensureWebBuilt } from '../../packages/web/build.ts';
+import { startTestServer, type TestServer } from '../../packages/server/src/__fixtures__/test-server.ts';
+import type { ServerConfig } from '../../packages/server/src/config.ts';
+import { REPO_ROOT } from '../../packages/server/src/__fixtures__/server-process.ts';
+
+export const CHROMIUM = process.env.TESSERA_CHROMIUM ?? '/usr/bin/chromium';
+/** Why the browser tests cannot run here, or undefined. */
+export const chromiumProblem = existsSync(CHROMIUM) ? undefined : `there is no ${CHROMIUM}; install with: apt-get install -y --no-install-recommends chromium (as .ci/run does)`;
+/** Skip only outside CI: in CI (CI=true) a missing Chromium must fail the tests, never skip them. */
+export const skipBrowser = chromiumProblem !== undefined && process.env.CI !== 'true';
+if (skipBrowser) console.warn(`web UI browser tests skipped: ${chromiumProblem}`);
+
+export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'];
+
+export async function launchChromium(): Promise<Browser> {
+  if (chromiumProblem) throw new Error(chromiumProblem);
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+}
+
+export interface UiEnv {
+  server: TestServer;
+  browser: Browser;
+  page: Page;
+  url: string;
+  /** Errors the page logged or threw (a test asserts there were none it did not expect). */
+  pageErrors: string[];
+  close: () => Promise<void>;
+}
+
+export async function startUi(overrides: Partial<ServerConfig> = {}): Promise<UiEnv> {
+  await ensureWebBuilt(() => undefined);
+  const server = await startTestServer(overrides);
+  let browser: Browser | undefined;
+  try {
+    browser = await launchChromium();
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, acceptDownloads: true });
+    const page = await context.newPage();
+    const pageErrors: string[] = [];
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    page.setDefaultTimeout(15_000);
+    return {
+      server,
+      browser,
+      page,
+      url: server.url,
+      pageErrors,
+      close: async () => {
+        await browser?.close();
+        await server.close();
+      },
+    };
+  } catch (err) {
+    await browser?.close();
+    await server.close();
+    throw err;
+  }
+}
+
+/** Writes docs/screenshots/<name>.png when TESSERA_SCREENSHOTS=1 (npm run screenshots). */
+export async function screenshot(page: Page, name: string): Promise<void> {
+  if (process.env.TESSERA_SCREENSHOTS !== '1') return;
+  const dir = join(REPO_ROOT, 'docs/screenshots');
+  mkdirSync(dir, { recursive: true });
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: join(dir, `${name}.png`) });
+}

@@ -1,0 +1,100 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeSampleCt } from '@tessera/dicom';
+import { waitFor } from '../../packages/server/src/__fixtures__/test-server.ts';
+import { screenshot, skipBrowser, startUi, type UiEnv } from './browser.ts';
+
+describe.skipIf(skipBrowser)('web UI: the shell and the Datasets page', () => {
+  let env: UiEnv;
+  let tmp: string;
+
+  beforeAll(async () => {
+    env = await startUi();
+    tmp = await mkdtemp(join(tmpdir(), 'tessera-e2e-'));
+    // Three small CT series, imported over the API.
+    for (const patientId of ['P-ALPHA', 'P-BETA', 'P-GAMMA']) {
+      const ct = await writeSampleCt(join(tmp, patientId), { slices: 3, size: 32, patientId });
+      for (const f of ct.files) {
+        const res = await fetch(`${env.url}/api/dicom/import?dataset=all-ct`, { method: 'POST', headers: { 'content-type': 'application/dicom' }, body: await readFile(f) });
+        expect(res.status).toBe(200);
+      }
+    }
+    await waitFor(async () => {
+      const r = await env.server.call<{ items: { thumbnail: string | null }[] }>('GET', '/api/series');
+      return r.body.items.length === 3 && r.body.items.every((s) => s.thumbnail);
+    }, 15_000, 'thumbnails');
+  });
+  afterAll(async () => {
+    await env?.close();
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  });
+
+  it('serves the UI at / with caching, client routes, and leaves the API its 404s', async () => {
+    const index = await fetch(`${env.url}/runs/some-run`);
+    expect(index.status).toBe(200);
+    expect(index.headers.get('cache-control')).toBe('no-cache');
+    const html = await index.text();
+    const asset = /src="(\/assets\/[^"]+\.js)"/.exec(html)![1]!;
+    const js = await fetch(`${env.url}${asset}`, { headers: { 'accept-encoding': 'gzip' } });
+    expect(js.headers.get('cache-control')).toContain('immutable');
+    expect(js.headers.get('content-type')).toContain('javascript');
+    for (const path of ['/api/nothing', '/projects/admin/dicom-web/nothing', '/dicom-web/nothing', '/assets/gone.js']) {
+      const r = await fetch(`${env.url}${path}`);
+      expect(r.status, path).toBe(404);
+    }
+    expect((await fetch(`${env.url}/api/nothing`).then((r) => r.json())).error.code).toBe('TESSERA_NOT_FOUND');
+  });
+
+  it('shows the gallery with thumbnails, searches, selects, makes a dataset and deletes a series after confirming', async () => {
+    const { page, url } = env;
+    await page.goto(`${url}/`);
+    await page.locator('.card img').first().waitFor();
+    expect(await page.locator('.card').count()).toBe(3);
+    await expect.poll(() => page.locator('.card img').evaluateAll((imgs) => imgs.every((i) => (i as HTMLImageElement).naturalWidth > 0))).toBe(true);
+    expect(await page.locator('.facet', { hasText: 'CT' }).textContent()).toContain('3');
+    await screenshot(page, 'datasets');
+
+    // Free-text search.
+    await page.getByLabel('Search series').fill('P-BETA');
+    await expect.poll(() => page.locator('.card').count()).toBe(1);
+    await page.getByLabel('Search series').fill('');
+    await expect.poll(() => page.locator('.card').count()).toBe(3);
+
+    // Click, ctrl-click, then keyboard: Shift+End from the first extends to all three.
+    const cards = page.locator('.card');
+    await cards.nth(0).click();
+    await cards.nth(2).click({ modifiers: ['Control'] });
+    await expect.poll(() => page.locator('.card.selected').count()).toBe(2);
+    await cards.nth(0).click();
+    await page.keyboard.press('Shift+End');
+    await expect.poll(() => page.locator('.card.selected').count()).toBe(3);
+
+    await page.getByRole('button', { name: 'New dataset…' }).click();
+    await page.getByRole('dialog').getByLabel('Name').fill('my-three');
+    await page.keyboard.press('Enter');
+    await page.getByRole('dialog').waitFor({ state: 'detached' });
+    const ds = await env.server.call<{ series_count: number }>('GET', '/api/datasets/my-three');
+    expect(ds.body.series_count).toBe(3);
+
+    // The same name again: the server's conflict is shown in the dialog, readable.
+    await page.getByRole('button', { name: 'New dataset…' }).click();
+    await page.getByRole('dialog').getByLabel('Name').fill('my-three');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.getByRole('dialog').locator('.error-box').textContent()).toMatch(/my-three.*TESSERA_CONFLICT/);
+    await page.keyboard.press('Escape');
+    await page.getByRole('dialog').waitFor({ state: 'detached' });
+
+    // Delete one series: only after confirming.
+    await cards.nth(1).click();
+    await page.getByRole('button', { name: 'Delete…' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+    expect((await env.server.call<{ total: number }>('GET', '/api/series')).body.total).toBe(3);
+    await page.getByRole('button', { name: 'Delete…' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete', exact: true }).click();
+    await expect.poll(async () => (await env.server.call<{ total: number }>('GET', '/api/series')).body.total).toBe(2);
+    await expect.poll(() => page.locator('.card').count()).toBe(2);
+    expect(env.pageErrors).toEqual([]);
+  });
+});
