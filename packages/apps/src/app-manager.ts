@@ -46,6 +46,8 @@ export interface AppManagerOptions {
   released?: (port: number) => void;
   /** The Docker engine, when one answers: apps with a `container` run there. */
   docker?: DockerAppRunner;
+  /** Told of every state change of an instance (the event stream), once it is recorded. */
+  changed?: (instance: AppInstance) => void;
 }
 
 interface Live {
@@ -190,6 +192,7 @@ export class AppManager {
     await this.#o.db.insertInto('app_instances').values(row).onConflict((oc) => oc.column('id').doUpdateSet(row)).execute();
     const live: Live = { row, target: { state: 'starting', port: null, ingress: spec.ingress ?? 'subpath', reason: null } };
     this.#live.set(key, live);
+    this.#changed(live, project.name);
     void this.#run(live, project.name);
     return this.#json(live, project.name);
   }
@@ -232,6 +235,7 @@ export class AppManager {
       await this.#o.db.updateTable('app_instances').set({ completed_at: live.row.completed_at }).where('id', '=', live.row.id).execute();
     }
     this.#waiters.get(live.row.id)?.();
+    this.#changed(live, project);
     return this.#json(live, project);
   }
 
@@ -296,6 +300,19 @@ export class AppManager {
     if (state !== 'running') live.target.port = state === 'starting' ? null : live.target.port;
     if (this.#closed) return;
     await this.#o.db.updateTable('app_instances').set({ state, reason, updated_at: live.row.updated_at, ...patch }).where('id', '=', live.row.id).execute();
+    this.#changed(live);
+  }
+
+  #changed(live: Live, projectName?: string): void {
+    if (!this.#o.changed) return;
+    let project = projectName;
+    for (const [key, l] of this.#live) if (project === undefined && l === live) project = key.slice(0, key.indexOf('/'));
+    if (project === undefined) return;
+    try {
+      this.#o.changed(this.#json(live, project));
+    } catch (err) {
+      this.#o.log.warn(`could not announce the state of ${project}/${live.row.name}: ${(err as Error).message}`);
+    }
   }
 
   /** Starts the process, waits for its health check, and follows it until it ends. */

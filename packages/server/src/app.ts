@@ -35,6 +35,11 @@ import { extensionMigrations, type ExtensionTables } from './extensions/extensio
 import { extensionRoutes } from './extensions/extension-routes.ts';
 import { applicationRoutes } from './applications/application-routes.ts';
 import { launchAppOperator } from './applications/launch-app-operator.ts';
+import { EventBus } from './events/event-bus.ts';
+import { eventRoutes } from './events/event-routes.ts';
+import { projectNames, publishSeriesEvents, publishWorkflowEvents } from './events/domain-events.ts';
+import { DiskUsage } from './system/disk-usage.ts';
+import { systemRoutes, type DockerReport } from './system/system-routes.ts';
 import { webUiRoutes } from './web-ui.ts';
 
 export const VERSION = PLATFORM_VERSION;
@@ -54,6 +59,8 @@ export interface Tessera {
   apps: AppManager;
   projects: ProjectStore;
   dicom: DicomDomain;
+  /** State changes of every domain, for GET /api/events. */
+  events: EventBus;
   /** The DICOM C-STORE port once listening (undefined when DICOM_PORT=off). */
   dicomPort: number | undefined;
   runners: RunnerReport[];
@@ -69,6 +76,7 @@ export interface Tessera {
  * runners, resumes the scheduler, and mounts one plugin per domain.
  */
 export async function createTessera(config: ServerConfig): Promise<Tessera> {
+  const startedAt = Date.now();
   mkdirSync(config.home, { recursive: true });
   mkdirSync(join(config.home, 'extensions'), { recursive: true });
   // Recovery stops whatever runs under this home that it does not know: a second
@@ -81,7 +89,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
 
   // Processes and containers are tagged with this, so a sweep never touches another home's tasks.
   const homeId = createHash('sha256').update(config.home).digest('hex').slice(0, 16);
-  const { runners, reports, notes, builtins, dockerSocket } = await findRunners(config, homeId);
+  const { runners, reports, notes, builtins, dockerSocket, docker } = await findRunners(config, homeId);
 
   const registry = new WorkflowRegistry({ roots: config.extensionRoots });
   const loaded = await registry.reload();
@@ -105,6 +113,9 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, useDefaults: true, allErrors: true } },
   });
   let publicUrl = config.publicUrl ?? `http://${config.host}:${config.port}`;
+  const events = new EventBus((err) => app.log.error({ err }, 'an event subscriber failed'));
+  const onEventError = (err: Error): void => app.log.error({ err }, 'an event could not be published');
+  const projectName = projectNames(projects);
   const dicom = await createDicomDomain({ config, db, projects, builtins, log: { info: (m) => app.log.info(m), warn: (m) => app.log.warn(m), error: (m) => app.log.error(m) } });
   const scheduler = new DagScheduler({
     resolveIdentifiers: dicom.resolveIdentifiers,
@@ -115,6 +126,8 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     services: { get TESSERA_API_URL() { return publicUrl; } } as Record<string, string>,
     log: (m) => app.log.error(m),
   });
+  const unpublishWorkflows = publishWorkflowEvents({ bus: events, scheduler, projectName, onError: onEventError });
+  const unpublishSeries = publishSeriesEvents({ bus: events, dicom: dicom.service, projectName, windowMs: 250, onError: onEventError });
   for (const p of loaded.problems) app.log.warn(`extension ${p.dir} not loaded: ${p.message}`);
   const extensions = new ExtensionManager({
     db: domainView<ExtensionTables>(db),
@@ -124,6 +137,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     images: dockerSocket ? new ImageTool(dockerSocket) : undefined,
     maxPackageBytes: config.extensionMaxPackageMb * 1024 * 1024,
     defaults: config.defaultExtensions,
+    changed: (e) => events.publish({ type: 'extension', ...e }),
     activeRunDirs: async () => new Set((await scheduler.store.activeRuns()).map((r) => r.extension_dir).filter((d): d is string => d !== null)),
     log: { info: (m) => app.log.info(m), warn: (m) => app.log.warn(m) },
   });
@@ -142,6 +156,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     log: { info: (m) => app.log.info(m), warn: (m) => app.log.warn(m) },
     ...(dockerSocket ? { docker: new DockerAppRunner(dockerSocket) } : {}),
     released: (port) => routing.proxy?.forget(port),
+    changed: (i) => events.publish({ type: 'application', project: i.project, name: i.name, id: i.id, extension: i.extension, state: i.state, reason: i.reason }),
   });
   builtins.register('launch-app', launchAppOperator(apps, () => publicUrl));
   // Runs resume once what their tasks need is there: installed extensions, the launch-app
@@ -152,6 +167,8 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     app.log.info(recovery, 'resumed the runs that were active when the server stopped');
   }
   routing.proxy = new SubpathProxy((project, instance) => apps.target(project, instance));
+  // Connections meet the proxy's fast path first; API requests and rare cases go on to Fastify's server.
+  routing.proxy.attach(app.server);
 
   const retention = { days: config.retentionDays, failedDays: config.failedRetentionDays };
   const sweepDirs = (): void => {
@@ -184,12 +201,19 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     dicom: { port: dicomPort, ae_title: config.dicomAeTitle, fsync: config.dicomFsync, duplicates: config.dicomDuplicates, series_quiet_seconds: config.seriesQuietSeconds },
     scheduler: { ...scheduler.usage(), limits: scheduler.limits },
   }));
+  const eventStreams = new Set<() => void>();
+  await app.register(eventRoutes, { bus: events, projects, heartbeatMs: config.eventsHeartbeatMs ?? 15_000, maxBufferBytes: config.eventsMaxBufferBytes ?? 1024 * 1024, drainMs: config.eventsDrainMs ?? 10_000, streams: eventStreams });
+  const disk = new DiskUsage(
+    Object.fromEntries(['buckets', 'workflows', 'logs', 'extensions', 'apps'].map((d) => [d === 'buckets' ? 'results' : d, join(config.home, d)])),
+    config.diskUsageMaxAgeMs ?? 60_000,
+  );
+  await app.register(systemRoutes, { config, db, runners: reports, runnerNotes: notes, docker, dicomPort: () => dicomPort, publicUrl: () => publicUrl, startedAt, disk });
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.register(projectRoutes, { projects });
   await app.register(workflowRoutes, { scheduler, registry, projects });
   await app.register(extensionRoutes, { manager: extensions });
   await app.register(applicationRoutes, { apps });
-  await dicom.register(app, () => publicUrl);
+  await dicom.register(app, () => publicUrl, events);
   // The web UI (packages/web/dist) at `/`, last: its catch-all answers only what no route above does.
   await app.register(webUiRoutes);
   const triggers = startArrivalTriggers({ dicom: dicom.service, registry, scheduler, projects, log: (m) => app.log.warn(m) });
@@ -204,6 +228,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     apps,
     projects,
     dicom,
+    events,
     get dicomPort() {
       return dicomPort;
     },
@@ -232,6 +257,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     },
     close: async () => {
       clearInterval(retentionTimer);
+      for (const end of [...eventStreams]) end();
       triggers.stop();
       await apps.close();
       routing.proxy?.close();
@@ -239,6 +265,8 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
       await dicom.close();
       await app.close();
       await scheduler.close();
+      unpublishWorkflows();
+      unpublishSeries();
       for (const r of runners) await r.close();
       await db.destroy();
       releaseHome();
@@ -246,16 +274,18 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   };
 }
 
-async function findRunners(config: ServerConfig, homeId: string): Promise<{ runners: Runner[]; reports: RunnerReport[]; notes: string[]; builtins: BuiltinRunner; dockerSocket: string | undefined }> {
+async function findRunners(config: ServerConfig, homeId: string): Promise<{ runners: Runner[]; reports: RunnerReport[]; notes: string[]; builtins: BuiltinRunner; dockerSocket: string | undefined; docker: DockerReport }> {
   const builtins = new BuiltinRunner(CORE_BUILTINS);
   const runners: Runner[] = [builtins];
   const reports: RunnerReport[] = [{ name: 'builtin', get detail() { return `built-in operators: ${builtins.names().join(', ')}`; } }];
   const notes: string[] = [];
   let dockerSocket: string | undefined;
   const wanted = config.runners === 'auto' ? ['docker', 'process'] : config.runners;
+  const report: DockerReport = { wanted: wanted.includes('docker'), available: false, version: null, socket: null, reason: null };
   // Containers first: an operator with an image runs in its container when an engine is there.
   if (wanted.includes('docker')) {
     const docker = await detectDocker({ socketPath: config.dockerSocket });
+    Object.assign(report, docker.available ? { available: true, version: docker.version, socket: docker.socketPath } : { reason: docker.reason });
     if (docker.available) {
       runners.push(new DockerRunner({ homeId, socketPath: docker.socketPath }));
       dockerSocket = docker.socketPath;
@@ -270,7 +300,7 @@ async function findRunners(config: ServerConfig, homeId: string): Promise<{ runn
     runners.push(new ProcessRunner({ homeId }));
     reports.push({ name: 'process', detail: 'local processes' });
   }
-  return { runners, reports, notes, builtins, dockerSocket };
+  return { runners, reports, notes, builtins, dockerSocket, docker: report };
 }
 
 /**

@@ -53,6 +53,13 @@ export interface ServerConfig {
   dicomMaxInstanceMb: number;
   /** Largest upload (a STOW-RS body, a .zip, a file) in MB (TESSERA_DICOM_MAX_UPLOAD_MB, default 4096). */
   dicomMaxUploadMb: number;
+  /** Not from the environment (tests set them): the event stream's heartbeat (default 15 s) and unread-bytes limit per client (default 1 MiB). */
+  eventsHeartbeatMs?: number;
+  eventsMaxBufferBytes?: number;
+  /** How long a client may stay over eventsMaxBufferBytes unread (default 10 s). */
+  eventsDrainMs?: number;
+  /** Not from the environment: how often /api/system's folder sizes are walked again at most (default 60 s). */
+  diskUsageMaxAgeMs?: number;
 }
 
 /** The repository's built-in extensions folder. */

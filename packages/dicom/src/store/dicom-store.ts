@@ -58,6 +58,15 @@ export interface SeriesEvent {
   studyUid: string;
 }
 
+/** Emitted with 'indexed' after each index commit: one entry per instance the commit stored, replaced or found a duplicate of. */
+export interface IndexedInstance {
+  projectId: string;
+  seriesUid: string;
+  studyUid: string;
+  datasetName: string | undefined;
+  status: IngestOutcome['status'];
+}
+
 interface Parsed {
   uids: InstanceUids;
   ds: DicomDataset;
@@ -301,6 +310,17 @@ export class DicomStore extends EventEmitter {
         try {
           const statuses = await withNativeConnection(this.#db, (native) => this.#index(native, batch));
           batch.forEach((p, i) => p.resolve(statuses[i]!));
+          if (this.listenerCount('indexed') > 0) {
+            const indexed: IndexedInstance[] = batch.map((p, i) => ({
+              projectId: p.target.projectId, seriesUid: p.uids.seriesInstanceUid, studyUid: p.uids.studyInstanceUid, datasetName: p.target.datasetName, status: statuses[i]!,
+            }));
+            // After the commit: a listener's fault must not be taken for an index failure.
+            try {
+              this.emit('indexed', indexed);
+            } catch (err) {
+              this.#o.log?.error(`an 'indexed' listener failed: ${(err as Error).message}`);
+            }
+          }
         } catch (err) {
           for (const p of batch) {
             const k = `${p.target.projectId}|${p.uids.seriesInstanceUid}`;

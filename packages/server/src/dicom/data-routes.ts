@@ -9,6 +9,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { readMultipart, searchSeries, seriesFacets, seriesTagsJson, typedTags, zipStream, type DicomJson, type DicomService, type FileResult, type IngestTarget } from '@tessera/dicom';
 import { ERROR_CODES, TesseraError, type ErrorCode } from '@tessera/model';
 import { errorResponses, iso, ProjectQuery } from '../http/common.schema.ts';
+import type { EventBus } from '../events/event-bus.ts';
 import type { ProjectStore } from '../projects/project-store.ts';
 import { limitBytes, readBody } from './read-body.ts';
 import { filterFromQuery, SeriesFilter, SeriesListQuery } from './series-query.schema.ts';
@@ -16,6 +17,7 @@ import { filterFromQuery, SeriesFilter, SeriesListQuery } from './series-query.s
 export interface DataRoutesOptions {
   dicom: DicomService;
   projects: ProjectStore;
+  events?: EventBus;
 }
 
 const UidParams = Type.Object({ uid: Type.String({ pattern: '^[0-9]+(\\.[0-9]+)*$', maxLength: 64, description: 'A DICOM UID.' }) });

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { searchSeries, seriesUidsMatching, type DatasetsTable, type DicomService } from '@tessera/dicom';
 import { TesseraError } from '@tessera/model';
 import { errorResponses, iso, ProjectQuery } from '../http/common.schema.ts';
+import type { EventBus } from '../events/event-bus.ts';
 import type { ProjectStore } from '../projects/project-store.ts';
 import { seriesJson } from './data-routes.ts';
 import { filterFromBody, SeriesFilterBody } from './series-query.schema.ts';
@@ -10,6 +11,7 @@ import { filterFromBody, SeriesFilterBody } from './series-query.schema.ts';
 export interface DatasetRoutesOptions {
   dicom: DicomService;
   projects: ProjectStore;
+  events?: EventBus;
 }
 
 const NameParams = Type.Object({ name: Type.String() });
@@ -62,6 +64,7 @@ function datasetJson(d: DatasetsTable & { series_count?: number }, projectName: 
 export async function datasetRoutes(app: FastifyInstance, opts: DatasetRoutesOptions): Promise<void> {
   const { dicom, projects } = opts;
   const project = (name: string | undefined) => (name ? projects.require(name) : projects.ensureDefault());
+  const announce = (projectName: string, name: string, state: 'created' | 'changed' | 'deleted'): void => opts.events?.publish({ type: 'dataset', project: projectName, name, state });
   const count = async (id: string) => (await dicom.datasets.seriesOf(id)).length;
 
   /** The series UIDs a request names: a list, a query, or both. */
@@ -94,6 +97,7 @@ export async function datasetRoutes(app: FastifyInstance, opts: DatasetRoutesOpt
     }
     const d = await dicom.datasets.create(p.id, { name: b.name, description: b.description });
     const added = await dicom.datasets.addSeries(p.id, d.id, uids);
+    announce(p.name, d.name, 'created');
     return reply.status(201).send({ ...datasetJson({ ...d, series_count: added }, p.name) });
   });
 
@@ -109,6 +113,10 @@ export async function datasetRoutes(app: FastifyInstance, opts: DatasetRoutesOpt
     const b = req.body as Static<typeof PatchBody>;
     const p = await project(b.project ?? (req.query as { project?: string }).project);
     const d = await dicom.datasets.update(p.id, name, { name: b.name, description: b.description });
+    if (d.name !== name) {
+      announce(p.name, name, 'deleted');
+      announce(p.name, d.name, 'created');
+    } else announce(p.name, name, 'changed');
     return datasetJson({ ...d, series_count: await count(d.id) }, p.name);
   });
 
@@ -116,6 +124,7 @@ export async function datasetRoutes(app: FastifyInstance, opts: DatasetRoutesOpt
     const { name } = req.params as Static<typeof NameParams>;
     const p = await project((req.query as Static<typeof ProjectQuery>).project);
     await dicom.datasets.delete(p.id, name);
+    announce(p.name, name, 'deleted');
     return { deleted: name };
   });
 
@@ -136,6 +145,7 @@ export async function datasetRoutes(app: FastifyInstance, opts: DatasetRoutesOpt
     const uids = await membersOf(p.id, b);
     if (!b.series && !b.query) throw new TesseraError('TESSERA_INVALID_REQUEST', 'name the series to add: "series": [UIDs] or "query": {filters}', { details: [{ where: 'body', message: 'needs series or query' }] });
     const added = await dicom.datasets.addSeries(p.id, d.id, uids);
+    announce(p.name, name, 'changed');
     return { dataset: name, added, series_count: await count(d.id) };
   });
 
@@ -145,6 +155,7 @@ export async function datasetRoutes(app: FastifyInstance, opts: DatasetRoutesOpt
     const p = await project(b.project ?? (req.query as { project?: string }).project);
     const d = await dicom.datasets.require(p.id, name);
     const removed = await dicom.datasets.removeSeries(d.id, await membersOf(p.id, b));
+    announce(p.name, name, 'changed');
     return { dataset: name, removed, series_count: await count(d.id) };
   });
 }

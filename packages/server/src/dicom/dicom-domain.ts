@@ -5,6 +5,7 @@ import { DicomService, DimseServer, type SeriesEvent } from '@tessera/dicom';
 import type { BuiltinRunner, DataResolverInput } from '@tessera/engine';
 import { TesseraError } from '@tessera/model';
 import type { ServerConfig } from '../config.ts';
+import type { EventBus } from '../events/event-bus.ts';
 import { DEFAULT_PROJECT, type ProjectStore } from '../projects/project-store.ts';
 import { dataOperators } from './data-operators.ts';
 import { dataRoutes } from './data-routes.ts';
@@ -20,7 +21,7 @@ export interface DicomDomain {
   dimse: DimseServer | undefined;
   /** Turns a data_form (dataset_name, identifiers, dataset_limit) into series UIDs. */
   resolveIdentifiers: (input: DataResolverInput) => Promise<string[]>;
-  register: (app: FastifyInstance, publicUrl: () => string) => Promise<void>;
+  register: (app: FastifyInstance, publicUrl: () => string, events: EventBus) => Promise<void>;
   /** Starts the C-STORE receiver; returns its port. */
   listen: () => Promise<number | undefined>;
   close: () => Promise<void>;
@@ -85,10 +86,10 @@ export async function createDicomDomain(o: { config: ServerConfig; db: Kysely<ob
     buckets,
     dimse,
     resolveIdentifiers,
-    register: async (app, publicUrl) => {
+    register: async (app, publicUrl, events) => {
       await app.register(dicomWebRoutes, { dicom: service, projects, publicUrl });
-      await app.register(dataRoutes, { dicom: service, projects });
-      await app.register(datasetRoutes, { dicom: service, projects });
+      await app.register(dataRoutes, { dicom: service, projects, events });
+      await app.register(datasetRoutes, { dicom: service, projects, events });
       await app.register(resultRoutes, { buckets, projects });
     },
     listen: async () => (dimse ? (await dimse.listen()).port : undefined),

@@ -97,6 +97,18 @@ export interface ExtensionManagerOptions {
   /** Extension folders of runs still queued or running (their version's files and images stay). */
   activeRunDirs: () => Promise<Set<string>>;
   log: { info: (m: string) => void; warn: (m: string) => void };
+  /** Told of every change of an extension's state or install progress (the event stream), after it is committed. */
+  changed?: (change: ExtensionChange) => void;
+}
+
+/** What `changed` is told: the entry's state now. */
+export interface ExtensionChange {
+  name: string;
+  state: CatalogState;
+  /** The installed version (or the one being installed), else null. */
+  version: string | null;
+  progress: string | null;
+  error: string | null;
 }
 
 /**
@@ -118,6 +130,7 @@ export class ExtensionManager {
   /** Serializes what changes the package store: upload commits and sweeps. */
   #lock: Promise<unknown> = Promise.resolve();
   #closed = false;
+  #announcing: Promise<void> = Promise.resolve();
 
   constructor(options: ExtensionManagerOptions) {
     this.#o = options;
@@ -383,6 +396,7 @@ export class ExtensionManager {
       }
     });
     if (old && old.dir !== target) void this.sweep();
+    this.#announce(meta.name);
     return { name: meta.name, version: meta.version, kind: meta.kind, sha256: unpacked.sha256, bytes: unpacked.bytes, replaced: Boolean(old && old.dir !== target) };
     });
   }
@@ -455,7 +469,14 @@ export class ExtensionManager {
     };
     await this.#db.insertInto('extension_installs').values(values).onConflict((oc) => oc.column('name').doUpdateSet(values)).execute();
     job.progress = `installing ${name}@${target.version}`;
-    job.done = this.#runInstall(name, target, params, previous, (p) => (job.progress = p)).finally(() => this.#jobs.delete(name));
+    this.#announce(name);
+    job.done = this.#runInstall(name, target, params, previous, (p) => {
+      job.progress = p;
+      this.#announce(name, { state: 'installing', progress: p });
+    }).finally(() => {
+      this.#jobs.delete(name);
+      this.#announce(name);
+    });
     job.done.catch(() => {}); // recorded in the catalog; callers that wait see it too
     return { entry: await this.get(name), done: job.done };
   }
@@ -558,6 +579,21 @@ export class ExtensionManager {
     }
   }
 
+  /** Tells `changed` the entry's state now; in order, after what came before. */
+  #announce(name: string, now: Partial<ExtensionChange> = {}): void {
+    const changed = this.#o.changed;
+    if (!changed) return;
+    this.#announcing = this.#announcing
+      .then(async () => {
+        const e = await this.get(name).catch(() => undefined);
+        changed({
+          ...(e ? { name, state: e.state, version: e.installed?.version ?? null, progress: e.progress, error: e.error } : { name, state: 'not_installed', version: null, progress: null, error: null }),
+          ...now,
+        });
+      })
+      .catch((err: Error) => this.#o.log.warn(`could not announce the state of extension ${name}: ${err.message}`));
+  }
+
   /** Points the previous version's image names back at the ids they had (a failed upgrade may have loaded others under them). */
   async #restoreImages(previous: PreviousInstall | null): Promise<void> {
     for (const [image, id] of Object.entries(previous?.image_ids ?? {})) {
@@ -579,6 +615,7 @@ export class ExtensionManager {
       await this.#uninstall(name);
     } finally {
       this.#jobs.delete(name);
+      this.#announce(name);
     }
   }
 
@@ -599,6 +636,7 @@ export class ExtensionManager {
       throw new TesseraError('TESSERA_EXTENSION_INCOMPATIBLE', `extension "${name}" is needed by ${dependents.join(', ')}; uninstall ${dependents.length === 1 ? 'it' : 'them'} first`);
     }
     await this.#db.updateTable('extension_installs').set({ state: 'uninstalling', updated_at: Date.now() }).where('name', '=', name).execute();
+    this.#announce(name, { state: 'uninstalling', progress: null });
     this.#o.registry.uninstall(name);
     await this.#finishUninstall(row);
     void this.sweep();

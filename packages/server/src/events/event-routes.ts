@@ -1,0 +1,114 @@
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { TesseraError } from '@tessera/model';
+import { errorResponses } from '../http/common.schema.ts';
+import type { ProjectStore } from '../projects/project-store.ts';
+import { EVENT_TYPES, type Delivered, type EventBus, type EventType } from './event-bus.ts';
+
+export interface EventRoutesOptions {
+  bus: EventBus;
+  projects: ProjectStore;
+  /** A comment line is sent this often, so that proxies and clients see the stream alive (default 15 s). */
+  heartbeatMs: number;
+  /**
+   * A client that leaves more than this many bytes unread for `drainMs` (or four times
+   * as many at any moment) is disconnected (default 1 MiB, 10 s).
+   */
+  maxBufferBytes: number;
+  drainMs: number;
+  /** The open streams' end functions (the server ends them when it closes). */
+  streams: Set<() => void>;
+}
+
+const EventsQuery = Type.Object({
+  project: Type.Optional(Type.String({ description: 'Only events of this project, and those that belong to no project (extensions).' })),
+  types: Type.Optional(Type.String({ description: `Comma-separated event types to receive (default all): ${EVENT_TYPES.join(', ')}.` })),
+});
+
+/** The event stream: GET /api/events, server-sent events of every state change. */
+export async function eventRoutes(app: FastifyInstance, opts: EventRoutesOptions): Promise<void> {
+  const { bus } = opts;
+  const open = opts.streams;
+
+  app.get<{ Querystring: Static<typeof EventsQuery> }>('/api/events', {
+    schema: {
+      tags: ['platform'],
+      summary: 'Server-sent events (text/event-stream) of state changes: runs, tasks, series, datasets, extensions, applications, imports',
+      description:
+        'Each event is `id: <seq>`, `event: <type>`, `data: <json>` with `type`, `project` (where it applies), the id or name of the entity and its `state`. ' +
+        'The first event is `ready` (the subscription is active). A comment line `: heartbeat` comes every 15 s. Events are hints: fetch the entity again. ' +
+        'Nothing is replayed after a reconnect (Last-Event-ID is not used); a client that does not read is disconnected.',
+      querystring: EventsQuery,
+      produces: ['text/event-stream'],
+      response: { 200: { description: 'text/event-stream', type: 'string' }, ...errorResponses },
+    },
+  }, async (request, reply) => {
+    const q = request.query;
+    const project = q.project !== undefined ? (await opts.projects.require(q.project)).name : undefined;
+    let types: Set<EventType> | undefined;
+    if (q.types !== undefined) {
+      const asked = q.types.split(',').map((s) => s.trim()).filter(Boolean);
+      const bad = asked.filter((t) => !(EVENT_TYPES as readonly string[]).includes(t));
+      if (bad.length > 0 || asked.length === 0) {
+        throw new TesseraError('TESSERA_INVALID_REQUEST', `unknown event type ${bad.length ? bad.map((b) => `"${b}"`).join(', ') : '(none given)'} in types; use ${EVENT_TYPES.join(', ')}`, {
+          details: [{ where: 'querystring.types', message: `must be among ${EVENT_TYPES.join(', ')}` }],
+        });
+      }
+      types = new Set(asked as EventType[]);
+    }
+
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    let closed = false;
+    let slow: NodeJS.Timeout | undefined;
+    const drop = (): void => {
+      request.log.warn(`event stream client ${request.ip} left ${res.writableLength} bytes unread; disconnected`);
+      close();
+      res.destroy();
+    };
+    const write = (text: string): void => {
+      if (closed) return;
+      res.write(text);
+      // A client that does not read: its unread bytes pile up here. Drop it rather than hold them
+      // (a burst a reading client takes in a moment is let through).
+      if (res.writableLength > opts.maxBufferBytes * 4) drop();
+      else if (res.writableLength > opts.maxBufferBytes && !slow) {
+        slow = setTimeout(drop, opts.drainMs);
+        res.once('drain', () => {
+          clearTimeout(slow);
+          slow = undefined;
+        });
+      }
+    };
+    const onEvent = ({ seq, event }: Delivered): void => {
+      if (types && !types.has(event.type)) return;
+      if (project !== undefined && 'project' in event && event.project !== project) return;
+      write(`id: ${seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+    };
+    const unsubscribe = bus.subscribe(onEvent);
+    const heartbeat = setInterval(() => write(': heartbeat\n\n'), opts.heartbeatMs);
+    heartbeat.unref();
+    const close = (): void => {
+      if (closed) return;
+      closed = true;
+      clearInterval(heartbeat);
+      clearTimeout(slow);
+      unsubscribe();
+      open.delete(end);
+    };
+    const end = (): void => {
+      close();
+      res.end();
+    };
+    open.add(end);
+    res.once('close', close);
+    res.once('error', close);
+    write(`retry: 3000\nevent: ready\ndata: ${JSON.stringify({ type: 'ready', project: project ?? null, types: types ? [...types] : EVENT_TYPES })}\n\n`);
+  });
+}
