@@ -22,7 +22,21 @@ function setMode(m: typeof mode) {
 }
 
 /** Which pages an event concerns, from its name and its data (names like `run.updated`, `task.state`, `series.stored`). */
+const BY_TYPE: Record<string, Topic[]> = {
+  run: ['runs'],
+  task: ['runs'],
+  job: ['runs'],
+  series: ['series'],
+  import: ['series', 'datasets'],
+  dataset: ['datasets', 'series'],
+  extension: ['extensions', 'workflows', 'applications'],
+  application: ['applications'],
+};
+
 export function topicsOf(name: string, data: string): Set<Topic> | 'all' {
+  const known = BY_TYPE[name];
+  if (known) return new Set(known);
+  if (name === 'ready') return new Set();
   const text = `${name} ${data.slice(0, 400)}`.toLowerCase();
   const out = new Set<Topic>();
   if (/\b(run|task|job)s?\b|run[._]|task[._]|job[._]/.test(text)) out.add('runs');
@@ -42,6 +56,7 @@ function emit(topics: Set<Topic> | 'all') {
 }
 
 function queue(topics: Set<Topic> | 'all') {
+  if (topics !== 'all' && topics.size === 0) return;
   if (topics === 'all') {
     for (const t of ['runs', 'series', 'datasets', 'extensions', 'applications', 'workflows', 'system'] as Topic[]) pending.add(t);
   } else for (const t of topics) pending.add(t);
@@ -84,6 +99,7 @@ function connect() {
   }
   es.onerror = () => {
     if (es.readyState === EventSource.CLOSED || !opened) {
+      opened = false;
       es.close();
       if (source === es) source = undefined;
       startPolling();

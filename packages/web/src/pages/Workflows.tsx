@@ -1,7 +1,161 @@
-export default function Workflows(_props: Record<string, unknown>) {
+import { useEffect, useState } from 'react';
+import { ApiError, errorText, get, post, type Dataset, type Job, type Page, type Workflow } from '../api.ts';
+import { useApp } from '../context.ts';
+import { ErrorBox } from '../components/Dialog.tsx';
+import { defaultsOf, SchemaForm } from '../components/SchemaForm.tsx';
+import { useLoad } from '../hooks.ts';
+import { navigate } from '../router.ts';
+
+type DataChoice = 'dataset' | 'selection' | 'none';
+
+/** Workflow execution: choose a workflow, fill its forms, pick the data, submit. */
+export default function Workflows({ workflowId }: { workflowId?: string }) {
+  const { project, selection } = useApp();
+  const workflows = useLoad((signal) => get<{ items: Workflow[]; problems: { dir: string; message: string }[] }>('/api/workflows', undefined, { signal }), [], ['workflows']);
+  const datasets = useLoad((signal) => get<Page<Dataset>>('/api/datasets', { project, limit: 1000 }, { signal }), [project], ['datasets']);
+  const list = workflows.data?.items ?? [];
+  const wf = list.find((w) => w.id === workflowId) ?? (workflowId ? undefined : list[0]);
+
   return (
     <div className="page">
-      <h1>Workflows</h1>
+      <div className="page-head">
+        <div>
+          <h1>Workflows</h1>
+          <p>Choose a workflow, fill in its form and the data it runs on. Install more from Extensions.</p>
+        </div>
+      </div>
+      <ErrorBox error={workflows.error} />
+      {workflows.data?.problems.map((p) => <ErrorBox key={p.dir} error={`extension ${p.dir} did not load: ${p.message}`} />)}
+      {workflows.data && list.length === 0 && <div className="empty">No workflows installed. Install one on the Extensions page.</div>}
+      {workflowId && workflows.data && !wf && <ErrorBox error={`there is no workflow "${workflowId}" (installed: ${list.map((w) => w.id).join(', ') || 'none'})`} />}
+      {list.length > 0 && (
+        <div className="two-col">
+          <div className="pick-list" role="group" aria-label="Workflows">
+            {list.map((w) => (
+              <button key={w.id} className={w.id === wf?.id ? 'active' : undefined} aria-current={w.id === wf?.id} onClick={() => navigate(`/workflows/${encodeURIComponent(w.id)}`)}>
+                <span>{w.title}</span>
+                <small>
+                  {w.id} · {w.extension.name} {w.extension.version}
+                </small>
+              </button>
+            ))}
+          </div>
+          {wf && <WorkflowForm key={`${wf.id}-${project}`} wf={wf} datasets={datasets.data?.items ?? []} selection={selection} project={project} />}
+        </div>
+      )}
     </div>
+  );
+}
+
+function WorkflowForm({ wf, datasets, selection, project }: { wf: Workflow; datasets: Dataset[]; selection: Set<string>; project: string }) {
+  const [form, setForm] = useState<Record<string, unknown>>(() => defaultsOf(wf.workflow_form));
+  const dataProps = wf.data_form?.properties ?? {};
+  const takesData = 'dataset_name' in dataProps || 'identifiers' in dataProps;
+  const [choice, setChoice] = useState<DataChoice>(selection.size > 0 && 'identifiers' in dataProps ? 'selection' : takesData && 'dataset_name' in dataProps ? 'dataset' : 'none');
+  const [dataset, setDataset] = useState('');
+  const [limit, setLimit] = useState('');
+  const [dataRest, setDataRest] = useState<Record<string, unknown>>(() => defaultsOf({ ...wf.data_form, properties: Object.fromEntries(Object.entries(dataProps).filter(([k]) => !['dataset_name', 'dataset_limit', 'identifiers'].includes(k))) }));
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [error, setError] = useState<string | undefined>(undefined);
+  const [busy, setBusy] = useState(false);
+
+  useEffect(() => {
+    if (!dataset && datasets[0]) setDataset(datasets[0].name);
+  }, [datasets, dataset]);
+
+  const submit = async () => {
+    setBusy(true);
+    setErrors({});
+    setError(undefined);
+    const data: Record<string, unknown> = { ...dataRest };
+    if (choice === 'dataset') {
+      data.dataset_name = dataset;
+      if (limit) data.dataset_limit = Number(limit);
+    } else if (choice === 'selection') data.identifiers = [...selection];
+    try {
+      const job = await post<Job>('/api/jobs', { workflow: wf.id, project, conf: { workflow_form: form, data_form: data } });
+      const runs = job.runs;
+      navigate(runs.length === 1 ? `/runs/${runs[0]!.id}` : `/runs?job=${job.id}`);
+    } catch (err) {
+      if (err instanceof ApiError) {
+        const fe = err.fieldErrors();
+        // data_form.dataset_name / identifiers are shown at the data picker.
+        if (fe['data_form.dataset_name'] || fe['data_form.identifiers']) fe['data_form'] = fe['data_form.dataset_name'] ?? fe['data_form.identifiers']!;
+        setErrors(fe);
+      }
+      setError(errorText(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const hasForm = Object.keys(wf.workflow_form?.properties ?? {}).length > 0;
+  return (
+    <form
+      className="panel"
+      aria-label={`Run ${wf.title}`}
+      noValidate
+      onSubmit={(e) => {
+        e.preventDefault();
+        void submit();
+      }}
+    >
+      <h2>{wf.title}</h2>
+      {wf.description && <p className="muted">{wf.description}</p>}
+      <p className="small muted">
+        Tasks: {wf.tasks.map((t) => t.title).join(' → ')} ({wf.tasks.length})
+      </p>
+      {hasForm && (
+        <fieldset>
+          <legend>Parameters</legend>
+          <SchemaForm schema={wf.workflow_form} value={form} onChange={setForm} errors={errors} path="workflow_form" />
+        </fieldset>
+      )}
+      {takesData && (
+        <fieldset>
+          <legend>Data</legend>
+          {'dataset_name' in dataProps && (
+            <div className="row" style={{ marginBottom: 8 }}>
+              <label className="row">
+                <input type="radio" name="data" checked={choice === 'dataset'} onChange={() => setChoice('dataset')} />A dataset
+              </label>
+              <select aria-label="Dataset" value={dataset} onChange={(e) => (setDataset(e.target.value), setChoice('dataset'))} disabled={datasets.length === 0}>
+                {datasets.length === 0 && <option value="">no datasets in {project}</option>}
+                {datasets.map((d) => (
+                  <option key={d.name} value={d.name}>
+                    {d.name} ({d.series_count ?? 0} series)
+                  </option>
+                ))}
+              </select>
+              {'dataset_limit' in dataProps && (
+                <input aria-label="At most this many series" type="number" min={1} placeholder="all series" value={limit} onChange={(e) => setLimit(e.target.value)} style={{ width: 130 }} />
+              )}
+            </div>
+          )}
+          {'identifiers' in dataProps && (
+            <label className="row" style={{ marginBottom: 8 }}>
+              <input type="radio" name="data" checked={choice === 'selection'} disabled={selection.size === 0} onChange={() => setChoice('selection')} />
+              The series selected on the Datasets page ({selection.size})
+            </label>
+          )}
+          <label className="row">
+            <input type="radio" name="data" checked={choice === 'none'} onChange={() => setChoice('none')} />
+            No data
+          </label>
+          {(errors['data_form'] || errors['data_form.dataset_limit']) && (
+            <span className="field-error" role="alert">
+              {errors['data_form'] ?? errors['data_form.dataset_limit']}
+            </span>
+          )}
+          <SchemaForm schema={wf.data_form} value={dataRest} onChange={setDataRest} errors={errors} path="data_form" skip={['dataset_name', 'dataset_limit', 'identifiers']} />
+        </fieldset>
+      )}
+      <ErrorBox error={error} />
+      <div className="row">
+        <button className="primary" type="submit" disabled={busy}>
+          {busy ? 'Starting…' : 'Run'}
+        </button>
+      </div>
+    </form>
   );
 }
