@@ -361,7 +361,7 @@ export class AppManager {
         }
         delete inContainer.EXTENSION_DIR;
         const docker = this.#o.docker!;
-        const started = await docker.start({ appId: live.row.id, image: c.image, command: c.command, containerPort: c.port, hostPort: port, env: inContainer, binds, logFile, ramMb: spec.resources?.ram_mb });
+        const started = await docker.start({ appId: live.row.id, image: c.image, command: c.command, containerPort: c.port, hostPort: port, env: inContainer, binds, logFile, ramMb: spec.resources?.ram_mb, cpuMillicores: spec.resources?.cpu_millicores });
         proc = started;
         handle = started.containerId;
         live.stop = () => docker.stop(started.containerId);

@@ -31,6 +31,8 @@ export class DockerAppRunner {
     binds: string[];
     logFile: string;
     ramMb?: number;
+    /** CPU limit in thousandths of a core (Kubernetes' millicores). */
+    cpuMillicores?: number;
   }): Promise<AppProcess & { containerId: string }> {
     await this.removeStale(o.appId);
     const container = await this.#docker.createContainer({
@@ -43,6 +45,7 @@ export class DockerAppRunner {
         PortBindings: { [`${o.containerPort}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: String(o.hostPort) }] },
         Binds: o.binds,
         ...(o.ramMb ? { Memory: o.ramMb * 1024 * 1024, MemorySwap: o.ramMb * 1024 * 1024 } : {}),
+        ...(o.cpuMillicores ? { NanoCpus: o.cpuMillicores * 1_000_000 } : {}),
       },
     });
     mkdirSync(dirname(o.logFile), { recursive: true });

@@ -23,6 +23,7 @@ describe.skipIf(skipDocker)('application instances in containers', () => {
         // Python's file server in the test base image, serving the mounted result bucket.
         container: { image: BASE_IMAGE, command: ['sh', '-c', 'echo "in a container, results at $RESULTS_DIR" > "$RESULTS_DIR/hello.txt" && cd "$RESULTS_DIR" && exec python3 -m http.server "$PORT"'], port: 8000 },
         ingress: 'strip', health: { timeout_s: 30 }, mounts: { results: true },
+        resources: { ram_mb: 256, cpu_millicores: 500 },
       },
     }));
     expect((await s.call('POST', '/api/workflows/reload')).status).toBe(200);
@@ -37,6 +38,8 @@ describe.skipIf(skipDocker)('application instances in containers', () => {
     const containers = await docker!.listContainers({ filters: { label: [`tessera.app=${app.id}`] } });
     expect(containers).toHaveLength(1);
     expect(containers[0]!.Ports.every((p) => p.IP === '127.0.0.1')).toBe(true);
+    const limits = (await docker!.getContainer(containers[0]!.Id).inspect()).HostConfig;
+    expect({ memory: limits.Memory, nanoCpus: limits.NanoCpus }, 'the resources the manifest asks for').toEqual({ memory: 256 * 1024 * 1024, nanoCpus: 500_000_000 });
     expect((await s.call('GET', '/api/applications/box-app/logs')).body).toContain('GET /hello.txt');
     expect((await s.call('DELETE', '/api/applications/box-app')).body.state).toBe('stopped');
     expect(await docker!.listContainers({ all: true, filters: { label: [`tessera.app=${app.id}`] } })).toHaveLength(0);
