@@ -86,6 +86,18 @@ describe.skipIf(skipBrowser)('web UI: the shell and the Datasets page', () => {
     await page.keyboard.press('Escape');
     await page.getByRole('dialog').waitFor({ state: 'detached' });
 
+    // The built-in stack viewer: a rendered frame, moved with the keyboard.
+    await cards.nth(1).dblclick();
+    await page.waitForURL(/\/viewer\//);
+    await expect.poll(() => page.getByTestId('frame').evaluate((i) => (i as HTMLImageElement).complete && (i as HTMLImageElement).naturalWidth)).toBeGreaterThan(0);
+    await page.getByLabel(/arrow keys or the wheel/).focus();
+    const before = await page.getByLabel('Slice', { exact: true }).inputValue();
+    await page.keyboard.press('ArrowDown');
+    expect(await page.getByLabel('Slice', { exact: true }).inputValue()).not.toBe(before);
+    await screenshot(page, 'viewer');
+    await page.goBack();
+    await page.locator('.card').first().waitFor();
+
     // Delete one series: only after confirming.
     await cards.nth(1).click();
     await page.getByRole('button', { name: 'Delete…' }).click();

@@ -1,7 +1,229 @@
-export default function Extensions(_props: Record<string, unknown>) {
+import { useRef, useState } from 'react';
+import { ApiError, del, errorText, get, post, toApiError, type Extension } from '../api.ts';
+import { useApp } from '../context.ts';
+import { Dialog, ErrorBox } from '../components/Dialog.tsx';
+import { initialParams, ParamForm } from '../components/ParamForm.tsx';
+import { StateBadge } from '../components/StateBadge.tsx';
+import { Link } from '../components/Link.tsx';
+import { useAction, useLoad } from '../hooks.ts';
+
+export default function Extensions() {
+  const { notify } = useApp();
+  const [kind, setKind] = useState('');
+  const [keyword, setKeyword] = useState('');
+  const [installedOnly, setInstalledOnly] = useState(false);
+  const [q, setQ] = useState('');
+  const catalog = useLoad(
+    (signal) => get<{ items: Extension[]; problems: { dir: string; message: string }[] }>('/api/extensions', { kind, keyword, q, state: installedOnly ? 'installed,installing,error' : undefined }, { signal }),
+    [kind, keyword, q, installedOnly],
+    ['extensions'],
+  );
+  const [installing, setInstalling] = useState<Extension | undefined>(undefined);
+  const [removing, setRemoving] = useState<Extension | undefined>(undefined);
+  const upload = useAction();
+  const fileInput = useRef<HTMLInputElement>(null);
+  const removeAction = useAction();
+
+  const onUpload = async (file: File) => {
+    const r = await upload.run(async () => {
+      const res = await fetch('/api/extensions/packages', { method: 'POST', headers: { 'content-type': 'application/gzip' }, body: file });
+      if (!res.ok) throw await toApiError(res, `upload of ${file.name}`);
+      return (await res.json()) as { name: string; version: string; replaced: boolean };
+    });
+    if (r) {
+      notify(`${r.name} ${r.version} is in the catalog${r.replaced ? ' (replaced the package of that version)' : ''}; install it from its card`);
+      catalog.reload();
+    }
+  };
+
   return (
     <div className="page">
-      <h1>Extensions</h1>
+      <div className="page-head">
+        <div>
+          <h1>Extensions</h1>
+          <p>The catalog: the built-in collection and the packages uploaded here. Installing one makes its workflows or application available.</p>
+        </div>
+        <span className="spacer" />
+        <button onClick={() => fileInput.current?.click()} disabled={upload.busy}>
+          {upload.busy ? 'Uploading…' : 'Upload a package…'}
+        </button>
+        <input
+          ref={fileInput}
+          type="file"
+          hidden
+          accept=".tgz,.tar.gz,application/gzip"
+          aria-label="Extension package"
+          onChange={(e) => {
+            const f = e.target.files?.[0];
+            e.target.value = '';
+            if (f) void onUpload(f);
+          }}
+        />
+      </div>
+      <ErrorBox error={upload.error} />
+      <div className="filters">
+        <input type="search" aria-label="Search extensions" placeholder="Search name, title, description" value={q} onChange={(e) => setQ(e.target.value)} />
+        <select aria-label="Kind" value={kind} onChange={(e) => setKind(e.target.value)}>
+          <option value="">Workflows and applications</option>
+          <option value="workflow">Workflows</option>
+          <option value="application">Applications</option>
+        </select>
+        <select aria-label="Keyword" value={keyword} onChange={(e) => setKeyword(e.target.value)}>
+          <option value="">Any keyword</option>
+          <option value="experimental">experimental</option>
+          <option value="multi-installable">multi-installable</option>
+          <option value="gpu-required">gpu-required</option>
+        </select>
+        <label className="row">
+          <input type="checkbox" checked={installedOnly} onChange={(e) => setInstalledOnly(e.target.checked)} />
+          Installed only
+        </label>
+      </div>
+      <ErrorBox error={catalog.error ?? removeAction.error} />
+      {catalog.data?.problems.map((p) => <ErrorBox key={p.dir} error={`${p.dir}: ${p.message}`} />)}
+      {catalog.data && catalog.data.items.length === 0 && <div className="empty">No extension matches.</div>}
+      <div className="cards">
+        {catalog.data?.items.map((x) => (
+          <article key={x.name} className="panel ext" aria-label={x.name} data-extension={x.name}>
+            <div className="row">
+              <h2 style={{ margin: 0 }}>{x.title ?? x.name}</h2>
+              <span className="spacer" />
+              <StateBadge state={x.state} />
+            </div>
+            <div className="small muted">
+              {x.name} · {x.kind}
+              {x.installed ? ` · ${x.installed.version} installed` : ''}
+              {x.latest && x.latest !== x.installed?.version ? ` · ${x.latest} available` : ''}
+              {x.linked ? ' · linked folder' : ''}
+            </div>
+            <p className="desc">{x.description}</p>
+            {x.keywords.length > 0 && (
+              <div className="chips">
+                {x.keywords.map((k) => (
+                  <span key={k} className="chip" style={{ paddingRight: 10 }}>
+                    {k}
+                  </span>
+                ))}
+              </div>
+            )}
+            {x.progress && (
+              <div className="note-box small" role="status">
+                {x.progress}
+              </div>
+            )}
+            {x.error && <ErrorBox error={x.error} />}
+            {x.workflows.length > 0 && (
+              <div className="small">
+                Workflows:{' '}
+                {x.workflows.map((w, i) => (
+                  <span key={w}>
+                    {i > 0 && ', '}
+                    <Link href={`/workflows/${encodeURIComponent(w)}`}>{w}</Link>
+                  </span>
+                ))}
+              </div>
+            )}
+            <div className="row">
+              <button className="primary" disabled={x.state === 'installing' || x.state === 'uninstalling' || !!x.linked || !x.latest} onClick={() => setInstalling(x)}>
+                {x.state === 'installed' ? 'Change…' : x.state === 'installing' ? 'Installing…' : 'Install…'}
+              </button>
+              {(x.state === 'installed' || x.state === 'error') && !x.linked && (
+                <button className="danger" onClick={() => setRemoving(x)}>
+                  Uninstall
+                </button>
+              )}
+              {x.kind === 'application' && x.state === 'installed' && <Link href="/applications">Launch…</Link>}
+            </div>
+          </article>
+        ))}
+      </div>
+      {installing && <InstallDialog ext={installing} onClose={() => setInstalling(undefined)} onDone={() => catalog.reload()} />}
+      {removing && (
+        <Dialog
+          title={`Uninstall ${removing.name}?`}
+          onClose={() => setRemoving(undefined)}
+          footer={
+            <>
+              <button onClick={() => setRemoving(undefined)}>Cancel</button>
+              <button
+                className="danger solid"
+                onClick={async () => {
+                  const name = removing.name;
+                  setRemoving(undefined);
+                  const ok = await removeAction.run(() => del(`/api/extensions/${encodeURIComponent(name)}`));
+                  if (ok) notify(`${name} uninstalled`);
+                  catalog.reload();
+                }}
+              >
+                Uninstall
+              </button>
+            </>
+          }
+        >
+          <p>Its workflows go at once; runs already going finish on their version. An uploaded package stays in the catalog.</p>
+        </Dialog>
+      )}
     </div>
+  );
+}
+
+function InstallDialog({ ext, onClose, onDone }: { ext: Extension; onClose: () => void; onDone: () => void }) {
+  const { notify } = useApp();
+  const installable = ext.versions.filter((v) => !v.problem);
+  const [version, setVersion] = useState(ext.installed?.version ?? ext.latest ?? installable[0]?.version ?? '');
+  const [params, setParams] = useState(() => initialParams(ext.parameters, ext.installed?.params));
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [error, setError] = useState<string | undefined>(undefined);
+  const [busy, setBusy] = useState(false);
+  const submit = async () => {
+    setBusy(true);
+    setErrors({});
+    setError(undefined);
+    try {
+      const r = await post<Extension>(`/api/extensions/${encodeURIComponent(ext.name)}/install`, { version, params });
+      notify(r.state === 'installed' ? `${ext.name} ${version} is installed` : `installing ${ext.name} ${version}…`);
+      onDone();
+      onClose();
+    } catch (err) {
+      if (err instanceof ApiError) setErrors(err.fieldErrors());
+      setError(errorText(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <Dialog
+      title={`Install ${ext.title ?? ext.name}`}
+      onClose={onClose}
+      footer={
+        <>
+          <button onClick={onClose}>Cancel</button>
+          <button className="primary" form="install-form" type="submit" disabled={busy || !version}>
+            {busy ? 'Installing…' : 'Install'}
+          </button>
+        </>
+      }
+    >
+      <form
+        id="install-form"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void submit();
+        }}
+      >
+        <label className="field">
+          <span className="label">Version</span>
+          <select value={version} onChange={(e) => setVersion(e.target.value)}>
+            {ext.versions.map((v) => (
+              <option key={`${v.version}-${v.source}`} value={v.version} disabled={!!v.problem}>
+                {v.version} ({v.source}){v.problem ? `: ${v.problem}` : ''}
+              </option>
+            ))}
+          </select>
+        </label>
+        <ParamForm params={ext.parameters} value={params} onChange={setParams} errors={errors} />
+      </form>
+      <ErrorBox error={error} />
+    </Dialog>
   );
 }

@@ -1,7 +1,90 @@
-export default function Viewer(_props: Record<string, unknown>) {
+import { useEffect, useRef, useState, type WheelEvent } from 'react';
+import { get, qs, type AppInstance, type Series } from '../api.ts';
+import { useApp } from '../context.ts';
+import { ErrorBox } from '../components/Dialog.tsx';
+import { Link } from '../components/Link.tsx';
+import { useLoad } from '../hooks.ts';
+
+interface Instance {
+  sop_instance_uid: string;
+  instance_number: number | null;
+}
+
+/**
+ * A series, frame by frame: the built-in stack viewer draws DICOMweb's rendered images
+ * (slider, wheel, arrow keys); when the OHIF viewer application runs in the project, a
+ * button opens the study in it.
+ */
+export default function Viewer({ study, series }: { study: string; series: string }) {
+  const { project } = useApp();
+  const meta = useLoad((signal) => get<Series>(`/api/series/${encodeURIComponent(series)}`, { project }, { signal }), [series, project]);
+  const instances = useLoad((signal) => get<{ items: Instance[] }>(`/api/series/${encodeURIComponent(series)}/instances`, { project, limit: 10000 }, { signal }), [series, project], ['series']);
+  const apps = useLoad((signal) => get<{ items: AppInstance[] }>('/api/applications', { project }, { signal }), [project], ['applications']);
+  const ohif = apps.data?.items.find((a) => a.extension === 'ohif-viewer' && a.state === 'running');
+  const list = instances.data?.items ?? [];
+  const [index, setIndex] = useState(0);
+  const stage = useRef<HTMLDivElement>(null);
+
+  useEffect(() => setIndex(Math.floor(list.length / 2)), [list.length]);
+  const base = `/projects/${encodeURIComponent(project)}/dicom-web/studies/${study}/series/${series}/instances`;
+  const src = (i: number) => (list[i] ? `${base}/${list[i]!.sop_instance_uid}/rendered` : '');
+
+  // The neighbours are fetched ahead, so scrolling through the stack does not wait.
+  useEffect(() => {
+    for (const d of [1, -1, 2, -2]) {
+      const s = src(index + d);
+      if (s) new Image().src = s;
+    }
+  });
+
+  const move = (d: number) => setIndex((i) => Math.max(0, Math.min(list.length - 1, i + d)));
+  const onWheel = (e: WheelEvent) => move(e.deltaY > 0 ? 1 : -1);
+  const s = meta.data;
+
   return (
-    <div className="page">
-      <h1>Viewer</h1>
+    <div className="viewer">
+      <div className="vbar">
+        <Link href="/datasets">← Datasets</Link>
+        <b>{s ? s.series_description || `Series ${s.series_number ?? ''}` : series}</b>
+        <span className="small">{s ? [s.modality, s.patient_name || s.patient_id, s.study_date].filter(Boolean).join(' · ') : ''}</span>
+        <span className="spacer" />
+        {ohif ? (
+          <a className="button primary" href={`${ohif.url}viewer${qs({ StudyInstanceUIDs: study })}`} target="_blank" rel="noreferrer">
+            Open in OHIF ↗
+          </a>
+        ) : (
+          <span className="small muted" style={{ color: '#9ca3af' }}>
+            Launch the ohif-viewer application (<Link href="/applications">Applications</Link>) to read it in OHIF.
+          </span>
+        )}
+        <a className="button" href={`/api/series/${series}/download${qs({ project })}`}>
+          Download
+        </a>
+      </div>
+      <ErrorBox error={meta.error ?? instances.error} />
+      <div
+        ref={stage}
+        className="stage"
+        tabIndex={0}
+        aria-label="Image: arrow keys or the wheel move through the slices"
+        onWheel={onWheel}
+        onKeyDown={(e) => {
+          const d = { ArrowDown: 1, ArrowRight: 1, PageDown: 10, ArrowUp: -1, ArrowLeft: -1, PageUp: -10 }[e.key];
+          if (d !== undefined) {
+            e.preventDefault();
+            move(d);
+          } else if (e.key === 'Home') setIndex(0);
+          else if (e.key === 'End') setIndex(list.length - 1);
+        }}
+      >
+        {list.length > 0 ? <img src={src(index)} alt={`instance ${index + 1} of ${list.length}`} data-testid="frame" /> : <span className="muted">{instances.data ? 'No instances.' : 'Loading…'}</span>}
+      </div>
+      <div className="vbar">
+        <input type="range" aria-label="Slice" min={1} max={Math.max(1, list.length)} value={index + 1} onChange={(e) => setIndex(Number(e.target.value) - 1)} />
+        <span className="mono">
+          {list.length ? index + 1 : 0} / {list.length}
+        </span>
+      </div>
     </div>
   );
 }

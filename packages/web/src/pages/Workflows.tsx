@@ -51,7 +51,9 @@ function WorkflowForm({ wf, datasets, selection, project }: { wf: Workflow; data
   const [form, setForm] = useState<Record<string, unknown>>(() => defaultsOf(wf.workflow_form));
   const dataProps = wf.data_form?.properties ?? {};
   const takesData = 'dataset_name' in dataProps || 'identifiers' in dataProps;
-  const [choice, setChoice] = useState<DataChoice>(selection.size > 0 && 'identifiers' in dataProps ? 'selection' : takesData && 'dataset_name' in dataProps ? 'dataset' : 'none');
+  // Until a choice is made: the selection when there is one, else a dataset when there is one, else no data.
+  const [chosen, setChoice] = useState<DataChoice | undefined>(undefined);
+  const choice: DataChoice = chosen ?? (selection.size > 0 && 'identifiers' in dataProps ? 'selection' : datasets.length > 0 && 'dataset_name' in dataProps ? 'dataset' : 'none');
   const [dataset, setDataset] = useState('');
   const [limit, setLimit] = useState('');
   const [dataRest, setDataRest] = useState<Record<string, unknown>>(() => defaultsOf({ ...wf.data_form, properties: Object.fromEntries(Object.entries(dataProps).filter(([k]) => !['dataset_name', 'dataset_limit', 'identifiers'].includes(k))) }));
