@@ -1,51 +1,19 @@
-import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { Pool, type Dispatcher } from 'undici';
 import type { Duplex } from 'node:stream';
+import { APP_PREFIX, pageHtml, parseAppPath, rewriteCookiePath, type ProxyTarget } from './app-paths.ts';
+import { FastPath } from './fast-path.ts';
 
-/** Where the proxy sends an instance's traffic, and how. */
-export interface ProxyTarget {
-  state: 'starting' | 'running' | 'failed' | 'stopped';
-  port: number | null;
-  /** "subpath": the app serves under the prefix; "strip": the proxy removes it. */
-  ingress: 'subpath' | 'strip';
-  /** Why it is not running (failed), for the page the proxy answers. */
-  reason: string | null;
-}
-
-export const APP_PREFIX = '/applications/project/';
-
-/** /applications/project/<project>/release/<instance>/<rest>, split; undefined when the path is not one. */
-export function parseAppPath(url: string): { project: string; instance: string; prefix: string; rest: string } | 'bad' | undefined {
-  if (!url.startsWith(APP_PREFIX)) return undefined;
-  const q = url.indexOf('?');
-  const path = q < 0 ? url : url.slice(0, q);
-  const query = q < 0 ? '' : url.slice(q);
-  // Encoded slashes, backslashes and dot segments never reach an app: no path trick
-  // can make one instance's URL name another's, or a file of the host.
-  if (/%2f|%5c|\\/i.test(path)) return 'bad';
-  const parts = path.slice(APP_PREFIX.length).split('/');
-  let decoded: string[];
-  try {
-    decoded = parts.map((p) => decodeURIComponent(p));
-  } catch {
-    return 'bad';
-  }
-  if (decoded.some((p) => p === '..' || p === '.')) return 'bad';
-  const [project, release, instance] = parts;
-  if (!project || release !== 'release' || !instance) return 'bad';
-  const prefix = `${APP_PREFIX}${project}/release/${instance}`;
-  return { project, instance, prefix, rest: `/${parts.slice(3).join('/')}${query}` };
-}
+export { APP_PREFIX, pageHtml, parseAppPath, rewriteCookiePath, type ProxyTarget };
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection']);
 /** Not passed on from clients: Node has answered `expect` (100 Continue) already, and the others only this hop may set. */
 const CLIENT_ONLY = new Set(['expect', 'forwarded', 'x-real-ip', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-prefix']);
 
 function page(res: ServerResponse, status: number, title: string, text: string, retry = false): void {
-  const body = `<!doctype html><meta charset="utf-8"><title>${title}</title>${retry ? '<meta http-equiv="refresh" content="2">' : ''}` +
-    `<body style="font-family:sans-serif;max-width:40em;margin:4em auto"><h1>${title}</h1><p>${text.replace(/[<&]/g, (c) => (c === '<' ? '&lt;' : '&amp;'))}</p></body>`;
   res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', ...(retry ? { 'retry-after': '2' } : {}) });
-  res.end(body);
+  res.end(pageHtml(title, text, retry));
 }
 
 /**
@@ -58,9 +26,31 @@ function page(res: ServerResponse, status: number, title: string, text: string, 
 export class SubpathProxy {
   readonly #pools = new Map<number, Pool>();
   readonly #lookup: (project: string, instance: string) => ProxyTarget | undefined;
+  #fast: FastPath | undefined;
 
   constructor(lookup: (project: string, instance: string) => ProxyTarget | undefined) {
     this.#lookup = lookup;
+  }
+
+  /**
+   * Takes the connections of the platform's HTTP server: each goes through the fast path
+   * (fast-path.ts) while its requests are for running instances, and to the server
+   * itself (its request handler, then this proxy's `handle` and `upgrade`) from the
+   * first request that is not.
+   */
+  attach(server: Server): void {
+    const listeners = server.listeners('connection') as ((socket: Socket) => void)[];
+    server.removeAllListeners('connection');
+    const fast = new FastPath(this.#lookup, (socket) => {
+      for (const listener of listeners) listener.call(server, socket);
+    });
+    this.#fast = fast;
+    server.on('connection', (socket: Socket) => fast.accept(socket));
+  }
+
+  /** Requests the fast path forwarded itself (0 when not attached). */
+  get fastExchanges(): number {
+    return this.#fast?.exchanges ?? 0;
   }
 
   /** Handles the request when its path is an application's; false otherwise. */
@@ -234,6 +224,7 @@ export class SubpathProxy {
 
   /** Forgets the connections to a port whose instance is gone (ports are not reused for long). */
   forget(port: number): void {
+    this.#fast?.forget(port);
     const pool = this.#pools.get(port);
     if (!pool) return;
     this.#pools.delete(port);
@@ -241,6 +232,7 @@ export class SubpathProxy {
   }
 
   close(): void {
+    this.#fast?.close();
     for (const pool of this.#pools.values()) void pool.destroy();
     this.#pools.clear();
   }
@@ -261,10 +253,4 @@ export class SubpathProxy {
     }
     return target;
   }
-}
-
-/** `Path=/x` of a Set-Cookie becomes `Path=<prefix>/x`; a cookie without a path gets the prefix. */
-export function rewriteCookiePath(cookie: string, prefix: string): string {
-  if (/;\s*path=/i.test(cookie)) return cookie.replace(/(;\s*path=)(\/[^;]*)/i, (_m, p: string, path: string) => `${p}${prefix}${path === '/' ? '/' : path}`);
-  return `${cookie}; Path=${prefix}/`;
 }

@@ -1,0 +1,48 @@
+/** Application URLs, and what the proxy answers with: shared by the SubpathProxy and its fast path. */
+
+/** Where the proxy sends an instance's traffic, and how. */
+export interface ProxyTarget {
+  state: 'starting' | 'running' | 'failed' | 'stopped';
+  port: number | null;
+  /** "subpath": the app serves under the prefix; "strip": the proxy removes it. */
+  ingress: 'subpath' | 'strip';
+  /** Why it is not running (failed), for the page the proxy answers. */
+  reason: string | null;
+}
+
+export const APP_PREFIX = '/applications/project/';
+
+/** /applications/project/<project>/release/<instance>/<rest>, split; undefined when the path is not one. */
+export function parseAppPath(url: string): { project: string; instance: string; prefix: string; rest: string } | 'bad' | undefined {
+  if (!url.startsWith(APP_PREFIX)) return undefined;
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  const query = q < 0 ? '' : url.slice(q);
+  // Encoded slashes, backslashes and dot segments never reach an app: no path trick
+  // can make one instance's URL name another's, or a file of the host.
+  if (/%2f|%5c|\\/i.test(path)) return 'bad';
+  const parts = path.slice(APP_PREFIX.length).split('/');
+  let decoded: string[];
+  try {
+    decoded = parts.map((p) => decodeURIComponent(p));
+  } catch {
+    return 'bad';
+  }
+  if (decoded.some((p) => p === '..' || p === '.')) return 'bad';
+  const [project, release, instance] = parts;
+  if (!project || release !== 'release' || !instance) return 'bad';
+  const prefix = `${APP_PREFIX}${project}/release/${instance}`;
+  return { project, instance, prefix, rest: `/${parts.slice(3).join('/')}${query}` };
+}
+
+/** The HTML of the proxy's own answers (not found, starting, failed, did not answer). */
+export function pageHtml(title: string, text: string, retry = false): string {
+  return `<!doctype html><meta charset="utf-8"><title>${title}</title>${retry ? '<meta http-equiv="refresh" content="2">' : ''}` +
+    `<body style="font-family:sans-serif;max-width:40em;margin:4em auto"><h1>${title}</h1><p>${text.replace(/[<&]/g, (c) => (c === '<' ? '&lt;' : '&amp;'))}</p></body>`;
+}
+
+/** `Path=/x` of a Set-Cookie becomes `Path=<prefix>/x`; a cookie without a path gets the prefix. */
+export function rewriteCookiePath(cookie: string, prefix: string): string {
+  if (/;\s*path=/i.test(cookie)) return cookie.replace(/(;\s*path=)(\/[^;]*)/i, (_m, p: string, path: string) => `${p}${prefix}${path === '/' ? '/' : path}`);
+  return `${cookie}; Path=${prefix}/`;
+}
