@@ -18,7 +18,12 @@ export interface RunFilter {
   states?: RunState[];
   limit?: number;
   offset?: number;
+  /** Default: newest first (`created_at` descending). Ties are ordered by id the same way. */
+  sort?: { field: RunSortField; order: 'asc' | 'desc' };
 }
+
+export const RUN_SORT_FIELDS = ['created_at', 'started_at', 'ended_at', 'state', 'workflow_id'] as const;
+export type RunSortField = (typeof RUN_SORT_FIELDS)[number];
 
 /** Storage of the workflows domain: jobs, runs and tasks. */
 export class WorkflowStore {
@@ -76,21 +81,25 @@ export class WorkflowStore {
     if (filter.workflowId) q = q.where('workflow_id', '=', filter.workflowId);
     if (filter.states && filter.states.length > 0) q = q.where('state', 'in', filter.states);
     const total = await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const sort = filter.sort ?? { field: 'created_at', order: 'desc' };
+    if (!(RUN_SORT_FIELDS as readonly string[]).includes(sort.field)) throw new Error(`cannot sort runs by ${sort.field}`);
     const runs = await q
       .selectAll()
-      .orderBy('created_at', 'desc')
-      .orderBy('id', 'desc')
+      .orderBy(sort.field, sort.order)
+      .orderBy('created_at', sort.order)
+      .orderBy('id', sort.order)
       .limit(filter.limit ?? 50)
       .offset(filter.offset ?? 0)
       .execute();
     return { runs, total: Number(total.n) };
   }
 
-  async listJobs(filter: { projectId?: string; limit?: number; offset?: number }): Promise<{ jobs: JobRow[]; total: number }> {
+  async listJobs(filter: { projectId?: string; limit?: number; offset?: number; order?: 'asc' | 'desc' }): Promise<{ jobs: JobRow[]; total: number }> {
     let q = this.db.selectFrom('jobs');
     if (filter.projectId) q = q.where('project_id', '=', filter.projectId);
     const total = await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-    const jobs = await q.selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc').limit(filter.limit ?? 50).offset(filter.offset ?? 0).execute();
+    const order = filter.order ?? 'desc';
+    const jobs = await q.selectAll().orderBy('created_at', order).orderBy('id', order).limit(filter.limit ?? 50).offset(filter.offset ?? 0).execute();
     return { jobs, total: Number(total.n) };
   }
 

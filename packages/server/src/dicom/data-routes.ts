@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,9 +7,9 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { readMultipart, searchSeries, seriesFacets, seriesTagsJson, typedTags, zipStream, type DicomJson, type DicomService, type FileResult, type IngestTarget } from '@tessera/dicom';
+import { readMultipart, searchSeries, seriesFacets, seriesTagsJson, typedTags, zipStream, type DicomJson, type DicomService, type FileResult, type IngestTarget, type SeriesSort } from '@tessera/dicom';
 import { ERROR_CODES, TesseraError, type ErrorCode } from '@tessera/model';
-import { errorResponses, iso, ProjectQuery } from '../http/common.schema.ts';
+import { errorResponses, iso, PageParams, parseSort, ProjectQuery } from '../http/common.schema.ts';
 import type { EventBus } from '../events/event-bus.ts';
 import type { ProjectStore } from '../projects/project-store.ts';
 import { limitBytes, readBody } from './read-body.ts';
@@ -21,7 +22,31 @@ export interface DataRoutesOptions {
 }
 
 const UidParams = Type.Object({ uid: Type.String({ pattern: '^[0-9]+(\\.[0-9]+)*$', maxLength: 64, description: 'A DICOM UID.' }) });
-const ImportQuery = Type.Intersect([ProjectQuery, Type.Object({ dataset: Type.Optional(Type.String({ description: 'Dataset the series join (created if new; default import-YYYY-MM-DD).' })) })]);
+const ImportQuery = Type.Intersect([
+  ProjectQuery,
+  Type.Object({
+    dataset: Type.Optional(Type.String({ description: 'Dataset the series join (created if new; default import-YYYY-MM-DD).' })),
+    upload_id: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'An id the client chooses for this upload: the `import` events of GET /api/events carry it (default: one made by the server, in the answer).' })),
+  }),
+]);
+const FileResultJson = Type.Object({
+  file: Type.String({ description: 'The file name (multipart: the part\'s filename; in a .zip: `<archive name>/<entry path>`).' }),
+  status: Type.Unsafe<string>({ type: 'string', enum: ['stored', 'replaced', 'duplicate', 'rejected'] }),
+  sop_instance_uid: Type.Optional(Type.String()),
+  series_instance_uid: Type.Optional(Type.String()),
+  study_instance_uid: Type.Optional(Type.String()),
+  sop_class_uid: Type.Optional(Type.String()),
+  error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() }, { description: 'Why it was rejected.' })),
+});
+const ImportSummary = Type.Object({
+  upload_id: Type.String(),
+  project: Type.String(),
+  dataset: Type.String(),
+  stored: Type.Integer({ description: 'Files stored (new or replaced).' }),
+  duplicates: Type.Integer({ description: 'Files whose instance the project already held (kept as it was, or refused by TESSERA_DICOM_DUPLICATES=reject: then rejected).' }),
+  rejected: Type.Integer(),
+  files: Type.Array(FileResultJson, { description: 'One entry per file, in the order received.' }),
+});
 const DeleteBody = Type.Object({ series: Type.Array(Type.String(), { minItems: 1, maxItems: 10000 }), project: Type.Optional(Type.String()) }, { additionalProperties: false });
 
 /** A series as the API shows it. */
@@ -65,7 +90,8 @@ export async function dataRoutes(app: FastifyInstance, opts: DataRoutesOptions):
     const q = req.query as Static<typeof SeriesListQuery>;
     const p = await project(q.project);
     const filter = filterFromQuery(q, p.id, await datasetId(p.id, q.dataset));
-    const r = await searchSeries(dicom.db, { ...filter, sort: q.sort, order: q.order, limit: q.limit ?? 100, offset: q.offset ?? 0 });
+    const sort = parseSort<SeriesSort>(q.sort, q.order, '-created_at', 'desc');
+    const r = await searchSeries(dicom.db, { ...filter, sort: sort.field, order: sort.order, limit: q.limit ?? 100, offset: q.offset ?? 0 });
     return { items: r.items.map((s) => seriesJson(s as unknown as Record<string, unknown>, p.name)), total: r.total, limit: q.limit ?? 100, offset: q.offset ?? 0 };
   });
 
@@ -84,10 +110,11 @@ export async function dataRoutes(app: FastifyInstance, opts: DataRoutesOptions):
     return { ...seriesJson(row as unknown as Record<string, unknown>, p.name), datasets: await dicom.datasets.datasetsOf(p.id, uid), tags: typedTags(JSON.parse(tags) as DicomJson) };
   });
 
-  app.get('/api/series/:uid/instances', { schema: { tags: ['data'], summary: "A series' instances", params: UidParams, querystring: Type.Intersect([ProjectQuery, Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, default: 1000 })), offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })) })]), response: errorResponses } }, async (req) => {
+  app.get('/api/series/:uid/instances', { schema: { tags: ['data'], summary: "A series' instances", params: UidParams, querystring: Type.Intersect([ProjectQuery, Type.Object(PageParams(1000, 10_000))]), response: errorResponses } }, async (req) => {
     const { uid } = req.params as Static<typeof UidParams>;
     const q = req.query as { project?: string; limit?: number; offset?: number };
     const p = await project(q.project);
+    const counted = await dicom.db.selectFrom('dicom_instances').select((eb) => eb.fn.countAll<number>().as('n')).where('project_id', '=', p.id).where('series_uid', '=', uid).executeTakeFirstOrThrow();
     const rows = await dicom.db
       .selectFrom('dicom_instances')
       .select(['sop_uid', 'sop_class_uid', 'instance_number', 'transfer_syntax', 'size_bytes', 'received_at'])
@@ -98,7 +125,12 @@ export async function dataRoutes(app: FastifyInstance, opts: DataRoutesOptions):
       .limit(q.limit ?? 1000)
       .offset(q.offset ?? 0)
       .execute();
-    return { items: rows.map((r) => ({ sop_instance_uid: r.sop_uid, sop_class_uid: r.sop_class_uid, instance_number: r.instance_number, transfer_syntax: r.transfer_syntax, size_bytes: Number(r.size_bytes), received_at: iso(Number(r.received_at)) })) };
+    return {
+      items: rows.map((r) => ({ sop_instance_uid: r.sop_uid, sop_class_uid: r.sop_class_uid, instance_number: r.instance_number, transfer_syntax: r.transfer_syntax, size_bytes: Number(r.size_bytes), received_at: iso(Number(r.received_at)) })),
+      total: Number(counted.n),
+      limit: q.limit ?? 1000,
+      offset: q.offset ?? 0,
+    };
   });
 
   app.get('/api/series/:uid/thumbnail', { schema: { tags: ['data'], summary: "A series' thumbnail (PNG), made once the series is complete", params: UidParams, querystring: ProjectQuery } }, async (req, reply) => {
@@ -136,13 +168,43 @@ export async function dataRoutes(app: FastifyInstance, opts: DataRoutesOptions):
   });
 
   // ------------------------------------------------------------------ import
-  app.post('/api/dicom/import', { schema: { tags: ['data'], summary: 'Upload DICOM files: application/dicom (one file), application/zip, or multipart/form-data (files and .zip archives)', querystring: ImportQuery } }, async (req, reply) => {
+  app.post('/api/dicom/import', {
+    schema: {
+      tags: ['data'],
+      summary: 'Upload DICOM files: application/dicom (one file), application/zip, or multipart/form-data (files and .zip archives); answers with the result of every file',
+      description: 'When no file was stored the status is 400 (413 when all were too large, ...) and the body is the error together with the same summary fields.',
+      querystring: ImportQuery,
+      response: { 200: ImportSummary, '4XX': Type.Object({}, { additionalProperties: true, description: 'No file was stored (or the request was refused): `{error: {code, message, details}}`, with the summary fields when files were read.' }) },
+    },
+  }, async (req, reply) => {
     const q = req.query as Static<typeof ImportQuery>;
     const p = await project(q.project);
     const target = await dicom.target(p.id, q.dataset);
     const contentType = (req.headers['content-type'] ?? '').toLowerCase();
-    const results = await importBody(dicom, target, req, contentType);
+    const uploadId = q.upload_id ?? `up-${randomBytes(6).toString('hex')}`;
+    const announce = (state: 'running' | 'done' | 'failed', files: number, r: FileResult[] = []): void =>
+      opts.events?.publish({
+        type: 'import', project: p.name, id: uploadId, dataset: target.datasetName!, state, files,
+        stored: r.filter((x) => x.status === 'stored' || x.status === 'replaced').length, duplicates: r.filter((x) => x.status === 'duplicate').length, rejected: r.filter((x) => x.status === 'rejected').length,
+      });
+    announce('running', 0);
+    // Parts received so far, told at most every 250 ms.
+    let last = Date.now();
+    const progress = (files: number): void => {
+      if (Date.now() - last < 250) return;
+      last = Date.now();
+      announce('running', files);
+    };
+    let results: FileResult[];
+    try {
+      results = await importBody(dicom, target, req, contentType, progress);
+    } catch (err) {
+      announce('failed', 0);
+      throw err;
+    }
+    announce(results.some((r) => r.status !== 'rejected') || results.length === 0 ? 'done' : 'failed', results.length, results);
     const summary = {
+      upload_id: uploadId,
       project: p.name,
       dataset: target.datasetName,
       stored: results.filter((r) => r.status === 'stored' || r.status === 'replaced').length,
@@ -208,7 +270,7 @@ export async function dataRoutes(app: FastifyInstance, opts: DataRoutesOptions):
 }
 
 /** Reads an upload body of any accepted kind and imports what it holds. */
-async function importBody(dicom: DicomService, target: IngestTarget, req: FastifyRequest, contentType: string): Promise<FileResult[]> {
+async function importBody(dicom: DicomService, target: IngestTarget, req: FastifyRequest, contentType: string, progress: (files: number) => void): Promise<FileResult[]> {
   const max = dicom.options.maxUploadBytes;
   if (contentType.startsWith('application/dicom')) {
     return [await dicom.importFile(target, await readBody(req.raw, dicom.options.maxInstanceBytes, 'the file', 'TESSERA_DICOM_MAX_INSTANCE_MB'), filenameOf(req) ?? 'upload.dcm')];
@@ -237,12 +299,14 @@ async function importBody(dicom: DicomService, target: IngestTarget, req: Fastif
             return dicom.importZip(target, file);
           });
           results.push(...zipped.map((r) => ({ ...r, file: `${name}/${r.file}` })));
+          progress(n + zipped.length);
         } catch (err) {
           if (!(err instanceof TesseraError) || err.kind !== 'user') throw err;
           results.push({ file: name, status: 'rejected', error: { code: err.code, message: err.message } });
         }
       } else {
         await batch.add(part.body, name);
+        progress(n);
       }
     }
     } catch (err) {

@@ -1,8 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { searchSeries, seriesUidsMatching, type DatasetsTable, type DicomService } from '@tessera/dicom';
+import { SERIES_SORTS, searchSeries, seriesUidsMatching, type DatasetsTable, type DicomService, type SeriesSort } from '@tessera/dicom';
 import { TesseraError } from '@tessera/model';
-import { errorResponses, iso, ProjectQuery } from '../http/common.schema.ts';
+import { errorResponses, iso, OrderParam, PageParams, parseSort, ProjectQuery, SortParam } from '../http/common.schema.ts';
 import type { EventBus } from '../events/event-bus.ts';
 import type { ProjectStore } from '../projects/project-store.ts';
 import { seriesJson } from './data-routes.ts';
@@ -34,19 +34,19 @@ const MembersBody = Type.Object(
   },
   { additionalProperties: false },
 );
+const DATASET_SORTS = ['name', 'created_at', 'updated_at', 'series_count'] as const;
 const ListQuery = Type.Intersect([
   ProjectQuery,
   Type.Object({
     q: Type.Optional(Type.String({ description: 'Part of the name.' })),
-    sort: Type.Optional(Type.Union([Type.Literal('name'), Type.Literal('created_at'), Type.Literal('updated_at'), Type.Literal('series_count')], { default: 'name' })),
-    order: Type.Optional(Type.Union([Type.Literal('asc'), Type.Literal('desc')], { default: 'asc' })),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
-    offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+    sort: SortParam(DATASET_SORTS, 'name'),
+    order: OrderParam,
+    ...PageParams(100, 1000),
   }),
 ]);
 const SeriesPage = Type.Intersect([
   ProjectQuery,
-  Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, default: 100 })), offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })) }),
+  Type.Object({ sort: SortParam(SERIES_SORTS, 'created_at'), order: OrderParam, ...PageParams(100, 10_000) }),
 ]);
 
 function datasetJson(d: DatasetsTable & { series_count?: number }, projectName: string) {
@@ -80,7 +80,8 @@ export async function datasetRoutes(app: FastifyInstance, opts: DatasetRoutesOpt
   app.get('/api/datasets', { schema: { tags: ['datasets'], summary: 'List datasets', querystring: ListQuery, response: errorResponses } }, async (req) => {
     const q = req.query as Static<typeof ListQuery>;
     const p = await project(q.project);
-    const r = await dicom.datasets.list(p.id, { limit: q.limit ?? 100, offset: q.offset ?? 0, sort: q.sort, order: q.order, q: q.q });
+    const sort = parseSort<(typeof DATASET_SORTS)[number]>(q.sort, q.order, 'name');
+    const r = await dicom.datasets.list(p.id, { limit: q.limit ?? 100, offset: q.offset ?? 0, sort: sort.field, order: sort.order, q: q.q });
     return { items: r.items.map((d) => datasetJson(d, p.name)), total: r.total, limit: q.limit ?? 100, offset: q.offset ?? 0 };
   });
 
@@ -133,7 +134,8 @@ export async function datasetRoutes(app: FastifyInstance, opts: DatasetRoutesOpt
     const q = req.query as Static<typeof SeriesPage>;
     const p = await project(q.project);
     const d = await dicom.datasets.require(p.id, name);
-    const r = await searchSeries(dicom.db, { projectId: p.id, datasetId: d.id, limit: q.limit ?? 100, offset: q.offset ?? 0, sort: 'created_at', order: 'asc' });
+    const sort = parseSort<SeriesSort>(q.sort, q.order, 'created_at');
+    const r = await searchSeries(dicom.db, { projectId: p.id, datasetId: d.id, limit: q.limit ?? 100, offset: q.offset ?? 0, sort: sort.field, order: sort.order });
     return { items: r.items.map((s) => seriesJson(s as unknown as Record<string, unknown>, p.name)), total: r.total, limit: q.limit ?? 100, offset: q.offset ?? 0 };
   });
 

@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { SERIES_SORTS, type SeriesQuery } from '@tessera/dicom';
 import { TesseraError } from '@tessera/model';
+import { PageParams, SortParam } from '../http/common.schema.ts';
 
 /** Filters of the metadata index, shared by series search, facets, datasets-by-query and downloads. */
 export const SeriesFilter = Type.Object({
@@ -25,10 +26,9 @@ export type SeriesFilter = Static<typeof SeriesFilter>;
 export const SeriesListQuery = Type.Intersect([
   SeriesFilter,
   Type.Object({
-    sort: Type.Optional(Type.Union(SERIES_SORTS.map((s) => Type.Literal(s)), { default: 'created_at' })),
-    order: Type.Optional(Type.Union([Type.Literal('asc'), Type.Literal('desc')], { default: 'desc' })),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, default: 100 })),
-    offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+    sort: SortParam(SERIES_SORTS, '-created_at'),
+    order: Type.Optional(Type.Unsafe<'asc' | 'desc'>({ type: 'string', enum: ['asc', 'desc'], description: 'Order of a `sort` field given without `-` (default desc, as before `-field` existed).' })),
+    ...PageParams(100, 10_000),
   }),
 ]);
 export type SeriesListQuery = Static<typeof SeriesListQuery>;

@@ -162,13 +162,23 @@ describe('GET /api/events', () => {
   });
 
   it('coalesces an import into a few series events, and tells of the dataset and of deletes', async () => {
-    const c = await open('?types=series,dataset');
+    const c = await open('?types=series,dataset,import');
     const dir = join(s.home, 'sample-import');
     const { files, series } = await writeSampleCt(dir, { slices: 40, size: 16 });
     const fd = new FormData();
-    for (const f of files) fd.append('file', new Blob([new Uint8Array(await readFile(f))]), f.split('/').pop());
-    const res = await fetch(`${s.url}/api/dicom/import?dataset=ev-import`, { method: 'POST', body: fd });
+    for (const f of files) fd.append('file', new Blob([new Uint8Array(await readFile(f))]), `folder/${f.split('/').pop()}`);
+    fd.append('file', new Blob(['not DICOM']), 'folder/readme.txt');
+    const res = await fetch(`${s.url}/api/dicom/import?dataset=ev-import&upload_id=ev-up-1`, { method: 'POST', body: fd });
     expect(res.status).toBe(200);
+    const answer = (await res.json()) as { upload_id: string; stored: number; rejected: number; files: { file: string; status: string; error?: { code: string; message: string } }[] };
+    expect(answer).toMatchObject({ upload_id: 'ev-up-1', stored: 40, rejected: 1 });
+    expect(answer.files).toHaveLength(41);
+    expect(answer.files[0]).toMatchObject({ file: expect.stringMatching(/^folder\//), status: 'stored', series_instance_uid: series });
+    expect(answer.files[40]).toMatchObject({ file: 'folder/readme.txt', status: 'rejected', error: { code: 'TESSERA_INVALID_DICOM', message: expect.any(String) } });
+    await c.waitFor('import done', (e) => e.event === 'import' && e.data.state === 'done');
+    const imports = c.of('import');
+    expect(imports[0]).toEqual({ type: 'import', project: 'admin', id: 'ev-up-1', dataset: 'ev-import', state: 'running', files: 0, stored: 0, duplicates: 0, rejected: 0 });
+    expect(imports.at(-1)).toEqual({ type: 'import', project: 'admin', id: 'ev-up-1', dataset: 'ev-import', state: 'done', files: 41, stored: 40, duplicates: 0, rejected: 1 });
     await c.waitFor('series completed', (e) => e.event === 'series' && (e.data.completed as string[]).includes(series));
     const seriesEvents = c.of('series');
     expect(seriesEvents.reduce((n, e) => n + (e.instances as number), 0)).toBe(40);

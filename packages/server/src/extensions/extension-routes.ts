@@ -2,17 +2,23 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { EXTENSION_KEYWORDS } from '@tessera/extensions';
 import { TesseraError } from '@tessera/model';
-import { errorResponses } from '../http/common.schema.ts';
+import { errorResponses, OrderParam, PageParams, pageOf, parseSort, sortBy, SortParam } from '../http/common.schema.ts';
 import type { CatalogEntry, ExtensionManager } from './extension-manager.ts';
 
 const Open = (description: string) => Type.Object({}, { additionalProperties: true, description });
 const errors = { ...errorResponses, 413: { $ref: 'ErrorResponse#' }, 415: { $ref: 'ErrorResponse#' }, 503: { $ref: 'ErrorResponse#' } };
 const NameParams = Type.Object({ name: Type.String({ minLength: 1 }) });
+const CATALOG_STATES = ['not_installed', 'installing', 'installed', 'error', 'uninstalling'];
+/** `sort` fields of the catalog (`installed_at`: when the installed version was installed, or its install began). */
+const CATALOG_SORTS = ['name', 'kind', 'state', 'title', 'installed_at'] as const;
 const CatalogQuery = Type.Object({
-  kind: Type.Optional(Type.Union([Type.Literal('workflow'), Type.Literal('application')])),
-  keyword: Type.Optional(Type.Union(EXTENSION_KEYWORDS.map((k) => Type.Literal(k)))),
-  state: Type.Optional(Type.String({ description: 'Comma-separated: not_installed, installing, installed, error, uninstalling' })),
+  kind: Type.Optional(Type.Unsafe<'workflow' | 'application'>({ type: 'string', enum: ['workflow', 'application'] })),
+  keyword: Type.Optional(Type.Unsafe<string>({ type: 'string', enum: [...EXTENSION_KEYWORDS] })),
+  state: Type.Optional(Type.String({ description: `Comma-separated: ${CATALOG_STATES.join(', ')}` })),
   q: Type.Optional(Type.String({ description: 'Text in the name, title or description' })),
+  sort: SortParam(CATALOG_SORTS, 'name'),
+  order: OrderParam,
+  ...PageParams(1000, 1000),
 });
 const InstallBody = Type.Object(
   {
@@ -35,18 +41,29 @@ export async function extensionRoutes(app: FastifyInstance, opts: { manager: Ext
       tags: ['extensions'],
       summary: 'The catalog: every available extension with its versions, kind, keywords, parameters and state',
       querystring: CatalogQuery,
-      response: { 200: Type.Object({ items: Type.Array(Open('A catalog entry')), problems: Type.Array(Open('A built-in extension that is not in the catalog, and why')) }) },
+      response: {
+        200: Type.Object({ items: Type.Array(Open('A catalog entry')), total: Type.Integer(), limit: Type.Integer(), offset: Type.Integer(), problems: Type.Array(Open('A built-in extension that is not in the catalog, and why')) }),
+        ...errorResponses,
+      },
     },
   }, async (request) => {
     const { kind, keyword, state, q } = request.query;
-    const states = state?.split(',').map((s) => s.trim());
+    const states = state?.split(',').map((s) => s.trim()).filter(Boolean);
+    const bad = states?.filter((s) => !CATALOG_STATES.includes(s)) ?? [];
+    if (bad.length > 0) {
+      throw new TesseraError('TESSERA_INVALID_REQUEST', `unknown extension state ${bad.map((b) => `"${b}"`).join(', ')}; use ${CATALOG_STATES.join(', ')}`, {
+        details: [{ where: 'querystring.state', message: `must be among ${CATALOG_STATES.join(', ')} (got ${JSON.stringify(state)})` }],
+      });
+    }
+    const sort = parseSort<(typeof CATALOG_SORTS)[number]>(request.query.sort, request.query.order, 'name');
     const text = q?.toLowerCase();
     const items = (await manager.catalog()).filter((e: CatalogEntry) =>
       (!kind || e.kind === kind) &&
       (!keyword || e.keywords.includes(keyword)) &&
       (!states || states.includes(e.state)) &&
       (!text || `${e.name} ${e.title} ${e.description}`.toLowerCase().includes(text)));
-    return { items, problems: manager.problems() };
+    const sorted = sortBy(items, (e) => (sort.field === 'installed_at' ? (e.installed?.updated_at ?? null) : e[sort.field]), sort.order);
+    return { ...pageOf(sorted, request.query.limit ?? 1000, request.query.offset ?? 0), problems: manager.problems() };
   });
 
   app.get<{ Params: Static<typeof NameParams> }>('/api/extensions/:name', {

@@ -14,11 +14,19 @@ export function installErrorHandler(app: FastifyInstance): void {
     const fe = err as FastifyError;
     if (fe.validation) {
       const details = fe.validation.map((v) => {
-        const path = (v.instancePath || '').split('/').filter(Boolean).join('.');
+        const segments = (v.instancePath || '').split('/').filter(Boolean);
+        const path = segments.join('.');
         const missing = (v.params as { missingProperty?: string }).missingProperty;
         const extra = (v.params as { additionalProperty?: string }).additionalProperty;
+        const allowed = (v.params as { allowedValues?: unknown[] }).allowedValues;
         const where = [fe.validationContext, path, missing ?? extra].filter(Boolean).join('.');
-        return { where, message: extra ? 'is not a known property' : (v.message ?? 'is invalid') };
+        let message = extra ? 'is not a known property' : allowed ? `must be one of ${allowed.join(', ')}` : (v.message ?? 'is invalid');
+        // A query or path parameter's bad value is named (bodies can be large).
+        if (!missing && !extra && (fe.validationContext === 'querystring' || fe.validationContext === 'params')) {
+          const got = valueAt(fe.validationContext === 'querystring' ? request.query : request.params, segments);
+          if (got !== undefined) message += ` (got ${JSON.stringify(got)})`;
+        }
+        return { where, message };
       });
       return reply.status(400).send({
         error: {
@@ -39,4 +47,13 @@ export function installErrorHandler(app: FastifyInstance): void {
       error: { code: 'TESSERA_NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}; see /api/openapi.json`, details: [] },
     }),
   );
+}
+
+function valueAt(root: unknown, segments: string[]): unknown {
+  let v = root;
+  for (const k of segments) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<string, unknown>)[k];
+  }
+  return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? v : undefined;
 }

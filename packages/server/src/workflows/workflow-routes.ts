@@ -1,9 +1,9 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { DagScheduler, RunRow } from '@tessera/engine';
+import { RUN_SORT_FIELDS, type DagScheduler, type RunRow, type RunSortField } from '@tessera/engine';
 import type { WorkflowRegistry } from '@tessera/extensions';
 import { DagSpecSchema, RUN_STATES, TesseraError, type RunState } from '@tessera/model';
-import { errorResponses, Paging, ProjectQuery } from '../http/common.schema.ts';
+import { errorResponses, OrderParam, PageParams, Paging, pageOf, parseSort, ProjectQuery, sortBy, SortParam } from '../http/common.schema.ts';
 import type { ProjectStore } from '../projects/project-store.ts';
 import { followTaskLog } from './task-log.ts';
 import { jobJson, runJson, workflowJson } from './workflow-presenter.ts';
@@ -33,15 +33,31 @@ const TriggerBody = Type.Object(
   { additionalProperties: false },
 );
 
+/** `sort` fields of GET /api/runs (`workflow` is the workflow id). */
+const RUN_SORTS = ['created_at', 'started_at', 'ended_at', 'state', 'workflow'] as const;
 const RunsQuery = Type.Intersect([
   Paging,
   ProjectQuery,
   Type.Object({
+    sort: SortParam(RUN_SORTS, '-created_at'),
+    order: OrderParam,
     state: Type.Optional(Type.String({ description: `Comma-separated run states: ${RUN_STATES.join(', ')}` })),
     workflow: Type.Optional(Type.String()),
     job: Type.Optional(Type.String()),
   }),
 ]);
+
+const JobsQuery = Type.Intersect([Paging, ProjectQuery, Type.Object({ sort: SortParam(['created_at'], '-created_at'), order: OrderParam })]);
+
+/** `sort` fields of GET /api/workflows. */
+const WORKFLOW_SORTS = ['id', 'title', 'extension'] as const;
+const WorkflowsQuery = Type.Object({
+  q: Type.Optional(Type.String({ description: 'Text in the id, title or description, any case.' })),
+  extension: Type.Optional(Type.String({ description: 'Only the workflows of this extension.' })),
+  sort: SortParam(WORKFLOW_SORTS, 'id'),
+  order: OrderParam,
+  ...PageParams(1000, 1000),
+});
 
 const IdParams = Type.Object({ id: Type.String() });
 const LogParams = Type.Object({ id: Type.String(), task: Type.String() });
@@ -82,13 +98,26 @@ export async function workflowRoutes(app: FastifyInstance, opts: WorkflowRoutesO
 
   app.get('/api/schemas/dag-spec.json', { schema: { tags: ['workflows'], summary: 'The JSON Schema of the DAG spec' } }, async () => DagSpecSchema);
 
-  app.get('/api/workflows', {
+  app.get<{ Querystring: Static<typeof WorkflowsQuery> }>('/api/workflows', {
     schema: {
       tags: ['workflows'],
       summary: 'List workflows with their forms',
-      response: { 200: Type.Object({ items: Type.Array(Open('A workflow')), problems: Type.Array(Open('An extension that failed to load')) }) },
+      querystring: WorkflowsQuery,
+      response: {
+        200: Type.Object({ items: Type.Array(Open('A workflow')), total: Type.Integer(), limit: Type.Integer(), offset: Type.Integer(), problems: Type.Array(Open('An extension that failed to load')) }),
+        ...errorResponses,
+      },
     },
-  }, async () => ({ items: registry.list().map(workflowJson), problems: registry.problems() }));
+  }, async (request) => {
+    const q = request.query;
+    const text = q.q?.toLowerCase();
+    const sort = parseSort<(typeof WORKFLOW_SORTS)[number]>(q.sort, q.order, 'id');
+    const all = registry.list().map(workflowJson).filter((w) =>
+      (q.extension === undefined || w.extension.name === q.extension) &&
+      (!text || `${w.id} ${w.title} ${w.description}`.toLowerCase().includes(text)));
+    const sorted = sortBy(all, (w) => (sort.field === 'extension' ? w.extension.name : sort.field === 'title' ? w.title : w.id), sort.order);
+    return { ...pageOf(sorted, q.limit ?? 1000, q.offset ?? 0), problems: registry.problems() };
+  });
 
   app.post('/api/workflows/reload', {
     schema: { tags: ['workflows'], summary: 'Load the extension folders again (new and changed workflows)', response: { 200: Open('Counts and problems') } },
@@ -116,12 +145,14 @@ export async function workflowRoutes(app: FastifyInstance, opts: WorkflowRoutesO
     return reply.status(201).send(await presentJob(job.id));
   });
 
-  app.get<{ Querystring: Static<typeof Paging> & Static<typeof ProjectQuery> }>('/api/jobs', {
-    schema: { tags: ['workflows'], summary: 'List jobs, newest first', querystring: Type.Intersect([Paging, ProjectQuery]), response: { 200: Open('Page of jobs') } },
+  app.get<{ Querystring: Static<typeof JobsQuery> }>('/api/jobs', {
+    schema: { tags: ['workflows'], summary: 'List jobs, newest first', querystring: JobsQuery, response: { 200: Open('Page of jobs: items, total, limit, offset'), ...errorResponses } },
   }, async (request) => {
-    const project = request.query.project ? await projects.require(request.query.project) : undefined;
-    const { jobs, total } = await store.listJobs({ projectId: project?.id, limit: request.query.limit, offset: request.query.offset });
-    return { items: await Promise.all(jobs.map((j) => presentJob(j.id))), total };
+    const q = request.query;
+    const project = q.project ? await projects.require(q.project) : undefined;
+    const sort = parseSort(q.sort, q.order, '-created_at');
+    const { jobs, total } = await store.listJobs({ projectId: project?.id, limit: q.limit, offset: q.offset, order: sort.order });
+    return { items: await Promise.all(jobs.map((j) => presentJob(j.id))), total, limit: q.limit ?? 50, offset: q.offset ?? 0 };
   });
 
   app.get<{ Params: Static<typeof IdParams> }>('/api/jobs/:id', {
@@ -147,7 +178,10 @@ export async function workflowRoutes(app: FastifyInstance, opts: WorkflowRoutesO
         details: [{ where: 'querystring.state', message: `must be among ${RUN_STATES.join(', ')}` }],
       });
     }
-    const { runs, total } = await store.listRuns({ projectId: project?.id, states, workflowId: q.workflow, jobId: q.job, limit: q.limit, offset: q.offset });
+    const sort = parseSort<(typeof RUN_SORTS)[number]>(q.sort, q.order, '-created_at');
+    const field: RunSortField = sort.field === 'workflow' ? 'workflow_id' : sort.field;
+    if (!RUN_SORT_FIELDS.includes(field)) throw new TesseraError('TESSERA_INVALID_REQUEST', `cannot sort runs by ${sort.field}`);
+    const { runs, total } = await store.listRuns({ projectId: project?.id, states, workflowId: q.workflow, jobId: q.job, limit: q.limit, offset: q.offset, sort: { field, order: sort.order } });
     return { items: await presentRuns(runs), total, limit: q.limit ?? 50, offset: q.offset ?? 0 };
   });
 
