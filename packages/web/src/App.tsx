@@ -4,8 +4,9 @@ import { AppContext, type AppState, type Toast } from './context.ts';
 import { Link } from './components/Link.tsx';
 import { useLiveMode } from './live.ts';
 import { useLocation } from './router.ts';
+// The first page is in the main bundle (no second round trip before the gallery starts); the others load when opened.
+import Datasets from './pages/Datasets.tsx';
 
-const Datasets = lazy(() => import('./pages/Datasets.tsx'));
 const Upload = lazy(() => import('./pages/Upload.tsx'));
 const Workflows = lazy(() => import('./pages/Workflows.tsx'));
 const Runs = lazy(() => import('./pages/Runs.tsx'));

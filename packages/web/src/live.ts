@@ -86,11 +86,13 @@ function connect() {
   let opened = false;
   es.onopen = () => {
     opened = true;
+    const wasPolling = pollTimer !== undefined || everOpened;
+    everOpened = true;
     if (pollTimer) clearInterval(pollTimer);
     pollTimer = undefined;
     setMode('events');
-    // What changed while we were not listening.
-    queue('all');
+    // What changed while we were not listening (not at the first connect: the pages have just loaded).
+    if (wasPolling) queue('all');
   };
   es.onmessage = (e: MessageEvent<string>) => queue(topicsOf(e.type, e.data));
   // Named events (`event: run`) do not reach onmessage: listen for the usual names too.
@@ -108,11 +110,16 @@ function connect() {
   };
 }
 
+let everOpened = false;
 let started = false;
 function ensureStarted() {
   if (started) return;
   started = true;
-  connect();
+  // The stream holds one of the browser's six connections to the server: it opens once the
+  // first page has loaded, so that the first screen's thumbnails get all six.
+  const go = () => setTimeout(connect, 1000);
+  if (document.readyState === 'complete') go();
+  else window.addEventListener('load', go, { once: true });
 }
 
 /** Calls `refetch` whenever something of `topics` may have changed. */

@@ -1,4 +1,4 @@
-import { forwardRef, useCallback, useEffect, useImperativeHandle, useRef, useState, type KeyboardEvent, type ReactNode } from 'react';
+import { forwardRef, useCallback, useEffect, useImperativeHandle, useLayoutEffect, useRef, useState, type KeyboardEvent, type ReactNode } from 'react';
 
 export interface GridHandle {
   /** Scrolls so that item `index` is in view. */
@@ -31,8 +31,11 @@ export const VirtualGrid = forwardRef<GridHandle, Props>(function VirtualGrid(pr
   const [height, setHeight] = useState(0);
   const [scrollTop, setScrollTop] = useState(0);
 
-  useEffect(() => {
+  useLayoutEffect(() => {
     const node = el.current!;
+    // Measured before the first paint, so the first rows are drawn at once.
+    setWidth(node.clientWidth);
+    setHeight(node.clientHeight);
     const ro = new ResizeObserver(() => {
       setWidth(node.clientWidth);
       setHeight(node.clientHeight);

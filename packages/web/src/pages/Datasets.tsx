@@ -10,6 +10,15 @@ import { navigate } from '../router.ts';
 
 const PAGE = 200;
 
+/** index.html asks for the first page of the default view while the code loads; taken once, when the URL is the same. */
+function takePrefetched(path: string): Promise<Page<Series> | null> {
+  const w = window as unknown as { __tesseraPrefetch?: { url: string; body: Promise<Page<Series> | null> } };
+  const p = w.__tesseraPrefetch;
+  if (!p || p.url !== path) return Promise.resolve(null);
+  w.__tesseraPrefetch = undefined;
+  return p.body;
+}
+
 interface Filters {
   q: string;
   dataset: string;
@@ -62,7 +71,10 @@ export default function Datasets() {
     (page: number, gen: number) => {
       requested.current.set(page, gen);
       const [sort, order] = filters.sort.split(':');
-      get<Page<Series>>('/api/series', { ...query, sort, order, limit: PAGE, offset: page * PAGE }).then(
+      const path = `/api/series${qs({ ...query, sort, order, limit: PAGE, offset: page * PAGE })}`;
+      takePrefetched(path).then(
+        (hit) => hit ?? get<Page<Series>>(path),
+      ).then(
         (r) => {
           if (gen !== generation.current) return;
           pages.current.set(page, r.items);
