@@ -15,7 +15,7 @@ describe.skipIf(skipBrowser)('web UI: the shell and the Datasets page', () => {
     tmp = await mkdtemp(join(tmpdir(), 'tessera-e2e-'));
     // Three small CT series, imported over the API.
     for (const patientId of ['P-ALPHA', 'P-BETA', 'P-GAMMA']) {
-      const ct = await writeSampleCt(join(tmp, patientId), { slices: 3, size: 32, patientId });
+      const ct = await writeSampleCt(join(tmp, patientId), { slices: 5, size: 128, patientId });
       for (const f of ct.files) {
         const res = await fetch(`${env.url}/api/dicom/import?dataset=all-ct`, { method: 'POST', headers: { 'content-type': 'application/dicom' }, body: await readFile(f) });
         expect(res.status).toBe(200);
