@@ -52,7 +52,16 @@ export async function ensureWebBuilt(log: (line: string) => void = (l) => consol
     log(`building the web UI (${reason}) ...`);
     const started = Date.now();
     const { build } = await import('vite');
-    await build({ root: WEB_ROOT, configFile: join(WEB_ROOT, 'vite.config.ts'), logLevel: 'warn' });
+    // Always the production build: a build started under vitest (NODE_ENV=test) or a dev
+    // shell would otherwise get React's development bundle, twice the size and slower.
+    const nodeEnv = process.env.NODE_ENV;
+    process.env.NODE_ENV = 'production';
+    try {
+      await build({ root: WEB_ROOT, configFile: join(WEB_ROOT, 'vite.config.ts'), logLevel: 'warn', mode: 'production' });
+    } finally {
+      if (nodeEnv === undefined) delete process.env.NODE_ENV;
+      else process.env.NODE_ENV = nodeEnv;
+    }
     log(`built the web UI into packages/web/dist in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     return 'built';
   } finally {

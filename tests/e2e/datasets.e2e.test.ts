@@ -40,6 +40,9 @@ describe.skipIf(skipBrowser)('web UI: the shell and the Datasets page', () => {
     const js = await fetch(`${env.url}${asset}`, { headers: { 'accept-encoding': 'gzip' } });
     expect(js.headers.get('cache-control')).toContain('immutable');
     expect(js.headers.get('content-type')).toContain('javascript');
+    // The production build (not React's development bundle), gzipped, well inside the 400 KB budget.
+    expect(js.headers.get('content-encoding')).toBe('gzip');
+    expect(Number(js.headers.get('content-length'))).toBeLessThan(150 * 1024);
     for (const path of ['/api/nothing', '/projects/admin/dicom-web/nothing', '/dicom-web/nothing', '/assets/gone.js']) {
       const r = await fetch(`${env.url}${path}`);
       expect(r.status, path).toBe(404);

@@ -1,5 +1,5 @@
 import { lazy, Suspense, useCallback, useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
-import { errorText, get, type Page, type Project } from './api.ts';
+import { errorText, get, post, type Page, type Project } from './api.ts';
 import { AppContext, type AppState, type Toast } from './context.ts';
 import { Link } from './components/Link.tsx';
 import { useLiveMode } from './live.ts';
@@ -28,6 +28,7 @@ const NAV: { href: string; label: string }[] = [
 
 /** The server's default project (GET /api/projects lists it first after creating it at start). */
 const DEFAULT_PROJECT = 'admin';
+const NEW_PROJECT = '\u0000new';
 
 function route(path: string): { page: ReactNode; nav: string } {
   const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
@@ -128,12 +129,27 @@ export function App() {
             </span>
             <label className="project">
               <span>Project</span>
-              <select aria-label="Project" value={project} onFocus={refreshProjects} onChange={(e) => setProject(e.target.value)}>
+              <select
+                aria-label="Project"
+                value={project}
+                onFocus={refreshProjects}
+                onChange={(e) => {
+                  if (e.target.value !== NEW_PROJECT) return setProject(e.target.value);
+                  const name = prompt('Name of the new project (letters, digits, - and _):')?.trim();
+                  if (!name) return;
+                  post<Project>('/api/projects', { name }).then((p) => {
+                    notify(`project ${p.name} created`);
+                    void refreshProjects();
+                    setProject(p.name);
+                  }, report);
+                }}
+              >
                 {(projects.some((p) => p.name === project) ? projects : [{ name: project }, ...projects]).map((p) => (
                   <option key={p.name} value={p.name}>
                     {p.name}
                   </option>
                 ))}
+                <option value={NEW_PROJECT}>New project…</option>
               </select>
             </label>
           </div>

@@ -66,6 +66,7 @@ export default function Datasets() {
   const generation = useRef(0);
   const [, setTick] = useState(0);
   const range = useRef<[number, number]>([0, 0]);
+  const brokenThumbs = useRef(new Set<string>());
 
   const loadPage = useCallback(
     (page: number, gen: number) => {
@@ -392,7 +393,20 @@ export default function Datasets() {
                   title={`${s.series_description ?? ''}\n${s.series_instance_uid}`}
                 >
                   <div className="thumb">
-                    {s.thumbnail ? <img src={s.thumbnail} alt="" decoding="async" draggable={false} /> : <div className="none">{s.thumbnail_error ?? (s.complete ? 'no thumbnail yet' : 'arriving…')}</div>}
+                    {s.thumbnail && !brokenThumbs.current.has(s.series_instance_uid) ? (
+                      <img
+                        src={s.thumbnail}
+                        alt=""
+                        decoding="async"
+                        draggable={false}
+                        onError={() => {
+                          brokenThumbs.current.add(s.series_instance_uid);
+                          setTick((t) => t + 1);
+                        }}
+                      />
+                    ) : (
+                      <div className="none">{s.thumbnail_error ?? (s.thumbnail ? 'the thumbnail could not be loaded' : s.complete ? 'no thumbnail yet' : 'arriving…')}</div>
+                    )}
                     <span className="check" aria-hidden="true">
                       {sel ? '✓' : ''}
                     </span>
