@@ -279,6 +279,20 @@ describe('the fast path', () => {
     c.close();
   });
 
+  it('closes the connection after the answer when the client asks for it, and when the client half-closes', async () => {
+    const c = new Client().send(get(`${P}/a/n/1`, 'Connection: close\r\n') + get(`${P}/a/n/2`));
+    await c.until(() => c.closed);
+    const answers = readAnswers(c.data, []);
+    expect(answers.map((a) => a.body)).toEqual(['hello /n/1']);
+    expect(answers[0]!.headers.connection).toBe('close');
+    expect(seen).toEqual(['GET /n/1']);
+    // A client that sends its request and ends its side still gets the whole answer.
+    const d = new Client().send(get(`${P}/a/n/3`));
+    d.socket.end();
+    await d.until(() => d.closed);
+    expect(readAnswers(d.data, []).map((a) => a.body)).toEqual(['hello /n/3']);
+  });
+
   it('answers pipelined requests in order', async () => {
     const c = new Client().send(get(`${P}/a/n/1`) + get(`${P}/a/n/2`) + `POST ${P}/a/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello` + get(`${P}/a/n/3`));
     const answers = await c.answers(4);

@@ -33,8 +33,6 @@ const POOL_MAX_IDLE = 128;
 /** Pipelined bytes held while an answer is on its way, before the client is paused. */
 const MAX_PIPELINED = 64 * 1024;
 
-const TCHARS = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([\x21-\x7e]+) HTTP\/1\.([01])$/;
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([\t\x20-\x7e\x80-\xff]*))?$/;
 const DIGITS = /^\d{1,15}$/;
@@ -49,27 +47,48 @@ const RETRYABLE = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 type Field = [name: string, lower: string, value: string];
 
-/** Splits a head into its first line and checked fields; a string is why it is malformed. */
-function parseHead(head: string): { line: string; fields: Field[] } | string {
-  const lines = head.split('\r\n');
+/**
+ * Anything a head may not have, checked over the whole head at once: a control
+ * character, CR or LF other than as a CRLF pair, a line folded onto the one before
+ * (obs-fold), a field line that does not begin with a name and a colon (so no
+ * whitespace before the colon either).
+ */
+const HEAD_BAD = /[^\t\x20-\x7e\x80-\xff\r\n]|\r(?!\n)|(?<!\r)\n|\n[\t ]|\r\n(?![!#$%&'*+.^_`|~0-9A-Za-z-]+:)/;
+
+/** Splits a head (without its final CRLF CRLF) into its first line and its fields; undefined when it is malformed. */
+function parseHead(head: string): { line: string; fields: Field[] } | undefined {
+  if (HEAD_BAD.test(head)) return undefined;
+  let at = head.indexOf('\r\n');
+  if (at < 0) return { line: head, fields: [] };
+  const line = head.slice(0, at);
   const fields: Field[] = [];
-  for (let i = 1; i < lines.length; i++) {
-    const l = lines[i]!;
-    const colon = l.indexOf(':');
-    // No colon, an empty name, whitespace before the colon, or a line folded onto the one before (obs-fold).
-    if (colon <= 0) return 'a header line without a name';
-    const name = l.slice(0, colon);
-    if (!TCHARS.test(name)) return `a header name with characters a name cannot have (${JSON.stringify(name.slice(0, 40))})`;
+  while (at >= 0) {
+    const start = at + 2;
+    const next = head.indexOf('\r\n', start);
+    const end = next < 0 ? head.length : next;
+    const colon = head.indexOf(':', start);
     let a = colon + 1;
-    let b = l.length;
-    while (a < b && (l.charCodeAt(a) === 32 || l.charCodeAt(a) === 9)) a++;
-    while (b > a && (l.charCodeAt(b - 1) === 32 || l.charCodeAt(b - 1) === 9)) b--;
-    const value = l.slice(a, b);
-    // Control characters, bare CR or LF among them, never pass.
-    if (BAD_VALUE.test(value)) return `a control character in the value of ${name}`;
-    fields.push([name, name.toLowerCase(), value]);
+    let b = end;
+    while (a < b && (head.charCodeAt(a) === 32 || head.charCodeAt(a) === 9)) a++;
+    while (b > a && (head.charCodeAt(b - 1) === 32 || head.charCodeAt(b - 1) === 9)) b--;
+    const name = head.slice(start, colon);
+    fields.push([name, name.toLowerCase(), head.slice(a, b)]);
+    at = next;
   }
-  return { line: lines[0]!, fields };
+  return { line, fields };
+}
+
+/** Application paths parsed before (the same few URLs come again and again). */
+const paths = new Map<string, ReturnType<typeof parseAppPath>>();
+function appPath(url: string): ReturnType<typeof parseAppPath> {
+  if (url.length > 256) return parseAppPath(url);
+  let parsed = paths.get(url);
+  if (parsed === undefined) {
+    parsed = parseAppPath(url);
+    if (paths.size >= 4096) paths.clear();
+    paths.set(url, parsed);
+  }
+  return parsed;
 }
 
 /**
@@ -295,7 +314,7 @@ class ClientConn {
     if (end > MAX_HEAD) return this.refuse(431, 'Request header fields too large', `The request head is over ${MAX_HEAD} bytes.`);
     this.headSince = 0;
     const parsed = parseHead(buf.toString('latin1', 0, end));
-    if (typeof parsed === 'string') return this.refuse(400, 'Bad request', `The request has ${parsed}.`);
+    if (!parsed) return this.refuse(400, 'Bad request', 'The request head is malformed: a control character, a bare CR or LF, a folded line, or a header line without a name and colon.');
     const m = REQUEST_LINE.exec(parsed.line);
     if (!m) return this.refuse(400, 'Bad request', 'The request line is malformed.');
     // HTTP/1.0 (its own keep-alive rules) is rare: Node's server takes it.
@@ -342,7 +361,7 @@ class ClientConn {
     }
     if (cl >= 0 && chunked) return this.refuse(400, 'Bad request', 'The request has both Content-Length and Transfer-Encoding.');
     if (hosts !== 1) return this.refuse(400, 'Bad request', 'The request must have one Host header.');
-    const app = parseAppPath(url);
+    const app = appPath(url);
     // Paths to refuse or redirect, and instances that are not running: the SubpathProxy answers.
     if (!app || app === 'bad' || (app.rest === '/' && url === app.prefix)) return this.handOff();
     const target = this.fast.lookup(app.project, app.instance);
@@ -450,7 +469,7 @@ class ClientConn {
       }
       this.rbuf = null;
       const parsed = parseHead(rbuf.toString('latin1', 0, end));
-      if (typeof parsed === 'string') return this.badGateway(`answered with ${parsed}`);
+      if (!parsed) return this.badGateway('answered with a malformed head');
       const m = STATUS_LINE.exec(parsed.line);
       if (!m) return this.badGateway('answered with a malformed status line');
       const status = Number(m[2]);
