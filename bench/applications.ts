@@ -4,13 +4,17 @@
  * 1. Proxy: requests per second and latency of a small response (hello-world-app's
  *    /healthz, 3 bytes) through Tessera's subpath proxy, through nginx configured as a
  *    reverse proxy for the same app process, and straight to the app (the floor), with
- *    wrk on loopback. Systems take turns, `--rounds` times.
+ *    wrk on loopback. Systems take turns, `--rounds` times. With each run, the CPU time
+ *    per request of the proxy's processes (Tessera's server; nginx's master and worker)
+ *    and of the app, from /proc: on a machine shared with other work, requests per
+ *    second move with the load, CPU time per request much less.
  * 2. Launch: from POST /api/applications to the first 200 through the proxy, for
  *    hello-world-app on the process runner.
  *
  *   npx tsx bench/applications.ts [--duration 10] [--connections 32] [--rounds 3] [--launches 10]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -19,6 +23,19 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+/** User and system CPU seconds a process and its threads have used. */
+function cpuSeconds(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) / TICKS;
+  } catch {
+    return 0;
+  }
+}
+const childrenOf = (pid: number): number[] =>
+  spawnSync('ps', ['--ppid', String(pid), '-o', 'pid='], { encoding: 'utf8' }).stdout.split(/\s+/).filter(Boolean).map(Number);
+
 const { values: args } = parseArgs({
   options: {
     duration: { type: 'string', default: '10' },
@@ -32,6 +49,7 @@ const { values: args } = parseArgs({
 for (const tool of ['/usr/bin/wrk', '/usr/sbin/nginx']) {
   if (spawnSync(tool, ['-v']).error) throw new Error(`${tool} is missing: apt-get install wrk nginx-light`);
 }
+const loadBefore = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 const root = await mkdtemp(join(tmpdir(), 'tessera-bench-apps-'));
 const url = `http://127.0.0.1:${args.port}`;
 
@@ -40,17 +58,25 @@ async function call(method: string, path: string, body?: unknown): Promise<any> 
   return res.headers.get('content-type')?.includes('json') ? res.json() : res.text();
 }
 
-function wrk(target: string): { rps: number; p50: number; p99: number } {
+interface Run { rps: number; p50: number; p99: number; proxyUs: number; appUs: number }
+
+/** wrk against the target, with the CPU microseconds per request of the proxy's and the app's processes. */
+function wrk(target: string, proxyPids: number[], appPid: number): Run {
+  const cpu0 = proxyPids.reduce((s, p) => s + cpuSeconds(p), 0);
+  const app0 = cpuSeconds(appPid);
   const r = spawnSync('/usr/bin/wrk', ['-t2', `-c${args.connections}`, `-d${args.duration}s`, '--latency', target], { encoding: 'utf8' });
+  const cpu = proxyPids.reduce((s, p) => s + cpuSeconds(p), 0) - cpu0;
+  const app = cpuSeconds(appPid) - app0;
   if (r.status !== 0) throw new Error(`wrk failed: ${r.stderr}`);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1]);
+  const total = Number(/(\d+) requests in/.exec(r.stdout)?.[1]);
   const ms = (label: string): number => {
     const m = new RegExp(`${label}%\\s+([\\d.]+)(us|ms|s)`).exec(r.stdout);
     if (!m) return Number.NaN;
     return Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1);
   };
   if (/Non-2xx/.test(r.stdout)) throw new Error(`wrk saw errors against ${target}:\n${r.stdout}`);
-  return { rps, p50: ms(' 50'), p99: ms(' 99') };
+  return { rps, p50: ms(' 50'), p99: ms(' 99'), proxyUs: (cpu / total) * 1e6, appUs: (app / total) * 1e6 };
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -116,22 +142,40 @@ http {
   nginx = spawn('/usr/sbin/nginx', ['-c', conf, '-p', root], { stdio: ['ignore', 'ignore', 'inherit'] });
   await new Promise((r) => setTimeout(r, 500));
   const path = `${app.url}healthz`;
-  const targets: Record<string, string> = {
-    'app directly (floor)': `http://127.0.0.1:${appPort}${path}`,
-    'nginx 1.22 (1 worker)': `http://127.0.0.1:${args['nginx-port']}${path}`,
-    'Tessera proxy': `${url}${path}`,
+  // The app is the server's child that listens on the app's port.
+  const appPid = childrenOf(server.pid!).find((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('server.mjs');
+    } catch {
+      return false;
+    }
+  });
+  if (!appPid) throw new Error('the app process was not found');
+  const nginxPids = [nginx.pid!, ...childrenOf(nginx.pid!)];
+  const targets: Record<string, [string, number[]]> = {
+    'app directly (floor)': [`http://127.0.0.1:${appPort}${path}`, []],
+    'nginx 1.22 (1 worker)': [`http://127.0.0.1:${args['nginx-port']}${path}`, nginxPids],
+    'Tessera proxy': [`${url}${path}`, [server.pid!]],
   };
-  const results: Record<string, { rps: number; p50: number; p99: number }[]> = {};
+  const results: Record<string, Run[]> = {};
   for (let round = 0; round < Number(args.rounds); round++) {
-    for (const [name, target] of Object.entries(targets)) (results[name] ??= []).push(wrk(target));
+    for (const [name, [target, pids]] of Object.entries(targets)) (results[name] ??= []).push(wrk(target, pids, appPid));
   }
-  const m = (name: string, k: 'rps' | 'p50' | 'p99'): number => median(results[name]!.map((r) => r[k]));
+  const m = (name: string, k: keyof Run): number => median(results[name]!.map((r) => r[k]));
   const floorP99 = m('app directly (floor)', 'p99');
   out.push(`### Proxy: ${args.connections} connections, ${args.duration} s, wrk -t2, median of ${args.rounds} rounds`, '',
-    '| | requests/s | p50 | p99 | p99 added over the app | throughput vs nginx |', '| --- | ---: | ---: | ---: | ---: | ---: |');
+    '| | requests/s | p50 | p99 | p99 added over the app | throughput vs nginx | proxy CPU per request | app CPU per request |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const name of Object.keys(targets)) {
-    out.push(`| ${name} | ${m(name, 'rps').toFixed(0)} | ${m(name, 'p50').toFixed(2)} ms | ${m(name, 'p99').toFixed(2)} ms | ${(m(name, 'p99') - floorP99).toFixed(2)} ms | ${(m(name, 'rps') / m('nginx 1.22 (1 worker)', 'rps')).toFixed(2)}x |`);
+    const proxyCpu = targets[name]![1].length ? `${m(name, 'proxyUs').toFixed(1)} µs` : '-';
+    out.push(`| ${name} | ${m(name, 'rps').toFixed(0)} | ${m(name, 'p50').toFixed(2)} ms | ${m(name, 'p99').toFixed(2)} ms | ${(m(name, 'p99') - floorP99).toFixed(2)} ms | ` +
+      `${(m(name, 'rps') / m('nginx 1.22 (1 worker)', 'rps')).toFixed(2)}x | ${proxyCpu} | ${m(name, 'appUs').toFixed(1)} µs |`);
   }
+  out.push('', 'Each round (requests/s; added p99):');
+  for (const name of Object.keys(targets)) {
+    out.push(`- ${name}: ${results[name]!.map((r) => `${r.rps.toFixed(0)}; ${(r.p99 - floorP99).toFixed(2)} ms`).join(' | ')}`);
+  }
+  out.push(`- load average before and after: ${loadBefore} / ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
   out.push('', `### Launch: POST /api/applications to the first 200 through the proxy (hello-world-app, process runner), ${launchMs.length} launches`, '',
     '| median | slowest |', '| ---: | ---: |', `| **${median(launchMs).toFixed(0)} ms** | ${Math.max(...launchMs).toFixed(0)} ms |`, '');
 } finally {

@@ -53,6 +53,17 @@ beforeAll(async () => {
       uploadEnded = new Promise((resolve) => {
         req.on('close', () => resolve(req.complete ? 'complete' : 'aborted'));
       });
+    } else if (path === '/drip') {
+      // Ten bytes, 100 ms apart: slow, but never quiet for long.
+      let n = 0;
+      const timer = setInterval(() => {
+        if (++n === 10) {
+          clearInterval(timer);
+          res.end('x');
+        } else {
+          res.write('x');
+        }
+      }, 100);
     } else if (path === '/nocontent') {
       res.writeHead(204);
       res.end();
@@ -106,6 +117,7 @@ beforeAll(async () => {
       } else if (path === '/silent') {
         socket.destroy();
       }
+      // '/never': no answer at all.
     });
   });
   const rawPort = await listen(raw);
@@ -151,8 +163,8 @@ class Client {
   closed = false;
   readonly #waiters = new Set<() => void>();
 
-  constructor() {
-    this.socket = connect({ port, host: '127.0.0.1' });
+  constructor(to = port) {
+    this.socket = connect({ port: to, host: '127.0.0.1' });
     this.socket.on('data', (d: Buffer) => {
       this.data = Buffer.concat([this.data, d]);
       for (const w of this.#waiters) w();
@@ -515,5 +527,48 @@ describe('the fast path', () => {
     const answers = await c.answers(2);
     expect(answers[1]!.body).toBe('hello /n/2');
     c.close();
+  });
+});
+
+describe('the fast path\'s timeouts', () => {
+  let quick: Server;
+  let quickProxy: SubpathProxy;
+  let quickPort: number;
+  beforeAll(async () => {
+    const rawPort = (raw.address() as AddressInfo).port;
+    quickProxy = new SubpathProxy((_p, instance) => ({ state: 'running', port: instance === 'raw' ? rawPort : appPort, ingress: 'subpath', reason: null }));
+    quick = createHttpServer((req, res) => {
+      if (!quickProxy.handle(req, res)) res.end('api');
+    });
+    quickProxy.attach(quick, { headMs: 400, exchangeMs: 400, sweepMs: 50 });
+    quickPort = await listen(quick);
+  });
+  afterAll(async () => {
+    quickProxy.close();
+    await new Promise((r) => quick.close(r));
+  });
+  const client = (): Client => new Client(quickPort);
+
+  it('closes a connection that stops in the middle of a request head, and one left idle between requests', async () => {
+    const c = client().send(`GET ${P}/a/hello HTTP/1.1\r\nHost:`);
+    const t = Date.now();
+    await c.until(() => c.closed, 3000);
+    expect(Date.now() - t).toBeGreaterThanOrEqual(350);
+    expect(c.text).toBe('');
+    const d = client().send(get(`${P}/a/hello`));
+    await d.answers(1);
+    await d.until(() => d.closed, 3000);
+    expect(readAnswers(d.data, [])).toHaveLength(1);
+  });
+
+  it('answers 504 when the app says nothing, and leaves alone an answer that is slow but moving', async () => {
+    const c = client().send(get(`${P}/raw/never`));
+    const [a] = await c.answers(1);
+    expect(a!.status).toBe(504);
+    c.close();
+    const d = client().send(get(`${P}/a/drip`));
+    const [b] = await d.answers(1);
+    expect(b).toMatchObject({ status: 200, body: 'x'.repeat(10) });
+    d.close();
   });
 });

@@ -23,10 +23,16 @@ import { APP_PREFIX, pageHtml, parseAppPath, rewriteCookiePath, type ProxyTarget
 /** Most bytes of a request head (Node's default, 16 KiB) and of an answer's head. */
 const MAX_HEAD = 16 * 1024;
 const MAX_ANSWER_HEAD = 64 * 1024;
-/** A connection that has not sent a whole request head within this time is closed (Node's headersTimeout). */
-const HEAD_TIMEOUT_MS = 60_000;
-/** An instance silent this long during an exchange (not answering, or not reading) ends it (undici's default). */
-const UPSTREAM_TIMEOUT_MS = 300_000;
+/** Timeouts of the fast path. */
+export interface FastPathTimeouts {
+  /** A connection idle this long between requests, or this long sending one request head, is closed (Node's headersTimeout: 60 s). */
+  headMs: number;
+  /** An exchange where no byte moved either way this long ends: 504 when nothing was answered yet (undici's default: 300 s). */
+  exchangeMs: number;
+  /** How often connections are checked for both (their byte counters, so reads and writes pay nothing for it). */
+  sweepMs: number;
+}
+const DEFAULT_TIMEOUTS: FastPathTimeouts = { headMs: 60_000, exchangeMs: 300_000, sweepMs: 5_000 };
 /** A pooled connection idle longer than this is not reused: Node apps close theirs after 5 s. */
 const POOL_IDLE_MS = 4_000;
 const POOL_MAX_IDLE = 128;
@@ -196,7 +202,6 @@ class Upstream {
   constructor(readonly fast: FastPath, readonly port: number) {
     const socket = connect({ port, host: '127.0.0.1', noDelay: true });
     this.socket = socket;
-    socket.setTimeout(UPSTREAM_TIMEOUT_MS);
     socket.on('data', (chunk: Buffer) => {
       // An idle connection has nothing to say; one that does is not trusted again.
       if (this.owner) this.owner.onUpData(chunk);
@@ -211,10 +216,6 @@ class Upstream {
       if (this.owner) this.owner.upError = err;
     });
     socket.on('drain', () => this.owner?.onUpDrain());
-    socket.on('timeout', () => {
-      if (this.owner) this.owner.onUpTimeout(this);
-      else socket.destroy();
-    });
   }
 }
 
@@ -229,6 +230,9 @@ class ClientConn {
   buf: Buffer | null = null;
   headSince = 0;
   clientEnded = false;
+  /** For the sweep: bytes moved when it last looked, and since when nothing moved. */
+  lastProgress = -1;
+  quietSince = 0;
   /** The client is paused: by the instance's backpressure, or by pipelined bytes piling up. */
   pausedForUp = false;
   pausedForPipeline = false;
@@ -258,19 +262,16 @@ class ClientConn {
   readonly #onEnd = (): void => this.onEnd();
   readonly #onClose = (): void => this.onClose();
   readonly #onError = (): void => undefined; // 'close' follows
-  readonly #onTimeout = (): void => this.onTimeout();
   readonly #onDrain = (): void => this.onDrain();
 
   constructor(fast: FastPath, socket: Socket) {
     this.fast = fast;
     this.socket = socket;
     socket.setNoDelay(true);
-    socket.setTimeout(HEAD_TIMEOUT_MS);
     socket.on('data', this.#onData);
     socket.on('end', this.#onEnd);
     socket.on('close', this.#onClose);
     socket.on('error', this.#onError);
-    socket.on('timeout', this.#onTimeout);
     socket.on('drain', this.#onDrain);
   }
 
@@ -308,7 +309,7 @@ class ClientConn {
     if (end < 0) {
       if (buf.length > MAX_HEAD) return this.refuse(431, 'Request header fields too large', `The request head is over ${MAX_HEAD} bytes.`);
       if (this.headSince === 0) this.headSince = Date.now();
-      else if (Date.now() - this.headSince > HEAD_TIMEOUT_MS) return this.refuse(408, 'Request timeout', 'The request head did not arrive in time.');
+      else if (Date.now() - this.headSince > this.fast.timeouts.headMs) return this.refuse(408, 'Request timeout', 'The request head did not arrive in time.');
       return;
     }
     if (end > MAX_HEAD) return this.refuse(431, 'Request header fields too large', `The request head is over ${MAX_HEAD} bytes.`);
@@ -654,10 +655,21 @@ class ClientConn {
     this.fail(502, `${this.instance} did not answer (${err?.code ?? err?.message ?? 'the connection closed'}); it may have just stopped. Its state and logs: tessera app list, tessera app logs ${this.instance}.`);
   }
 
-  onUpTimeout(up: Upstream): void {
-    if (this.up !== up) return;
+  /** Called by the sweep: nothing moved for too long. */
+  timedOut(): void {
+    if (this.state !== St.Exchange) {
+      this.socket.destroy();
+      return;
+    }
     this.dropUpstream();
-    this.fail(504, `${this.instance} did not answer within ${UPSTREAM_TIMEOUT_MS / 1000} s.`);
+    this.fail(504, `${this.instance} did not answer within ${this.fast.timeouts.exchangeMs / 1000} s.`);
+  }
+
+  /** Bytes moved on the connection and on its exchange's connection to the instance. */
+  progress(): number {
+    const s = this.socket;
+    const up = this.up?.socket;
+    return s.bytesRead + s.bytesWritten + (up ? up.bytesRead + up.bytesWritten : 0);
   }
 
   badGateway(what: string): void {
@@ -708,11 +720,6 @@ class ClientConn {
     this.dropUpstream();
   }
 
-  onTimeout(): void {
-    // Silence while waiting for a request head; during an exchange the instance's side keeps time.
-    if (this.state !== St.Exchange) this.socket.destroy();
-  }
-
   /** Node's HTTP server takes the connection from here, with what was read and not used. */
   handOff(): void {
     const socket = this.socket;
@@ -722,9 +729,7 @@ class ClientConn {
     socket.removeListener('end', this.#onEnd);
     socket.removeListener('close', this.#onClose);
     socket.removeListener('error', this.#onError);
-    socket.removeListener('timeout', this.#onTimeout);
     socket.removeListener('drain', this.#onDrain);
-    socket.setTimeout(0);
     if (this.buf) socket.unshift(this.buf);
     this.buf = null;
     this.fast.handOffTo(socket);
@@ -743,10 +748,16 @@ export class FastPath {
   exchanges = 0;
   #closed = false;
 
+  readonly timeouts: FastPathTimeouts;
+  #sweeper: NodeJS.Timeout | undefined;
+
   constructor(
     readonly lookup: (project: string, instance: string) => ProxyTarget | undefined,
     readonly handOffTo: (socket: Socket) => void,
-  ) {}
+    timeouts: Partial<FastPathTimeouts> = {},
+  ) {
+    this.timeouts = { ...DEFAULT_TIMEOUTS, ...timeouts };
+  }
 
   accept(socket: Socket): void {
     if (this.#closed) {
@@ -754,6 +765,30 @@ export class FastPath {
       return;
     }
     this.conns.add(new ClientConn(this, socket));
+    if (!this.#sweeper) {
+      this.#sweeper = setInterval(() => this.#sweep(), this.timeouts.sweepMs);
+      this.#sweeper.unref();
+    }
+  }
+
+  /**
+   * Ends what is abandoned: connections where no byte moved for too long (waiting for a
+   * request head, or in an exchange), and pooled connections idle past their use.
+   */
+  #sweep(): void {
+    const now = Date.now();
+    for (const conn of this.conns) {
+      const progress = conn.progress();
+      if (progress !== conn.lastProgress) {
+        conn.lastProgress = progress;
+        conn.quietSince = now;
+      } else if (now - conn.quietSince >= (conn.state === St.Exchange ? this.timeouts.exchangeMs : this.timeouts.headMs)) {
+        conn.timedOut();
+      }
+    }
+    for (const idle of this.#idle.values()) {
+      for (const up of idle.filter((u) => now - u.idleSince >= POOL_IDLE_MS)) up.socket.destroy();
+    }
   }
 
   /** A pooled connection to the port (the most recently used first), or a new one. */
@@ -799,6 +834,7 @@ export class FastPath {
   /** Ends every connection the fast path holds. */
   close(): void {
     this.#closed = true;
+    clearInterval(this.#sweeper);
     for (const conn of this.conns) conn.socket.destroy();
     this.conns.clear();
     for (const port of [...this.#idle.keys()]) this.forget(port);

@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { Pool, type Dispatcher } from 'undici';
 import type { Duplex } from 'node:stream';
 import { APP_PREFIX, pageHtml, parseAppPath, rewriteCookiePath, type ProxyTarget } from './app-paths.ts';
-import { FastPath } from './fast-path.ts';
+import { FastPath, type FastPathTimeouts } from './fast-path.ts';
 
 export { APP_PREFIX, pageHtml, parseAppPath, rewriteCookiePath, type ProxyTarget };
 
@@ -38,12 +38,12 @@ export class SubpathProxy {
    * itself (its request handler, then this proxy's `handle` and `upgrade`) from the
    * first request that is not.
    */
-  attach(server: Server): void {
+  attach(server: Server, timeouts?: Partial<FastPathTimeouts>): void {
     const listeners = server.listeners('connection') as ((socket: Socket) => void)[];
     server.removeAllListeners('connection');
     const fast = new FastPath(this.#lookup, (socket) => {
       for (const listener of listeners) listener.call(server, socket);
-    });
+    }, timeouts);
     this.#fast = fast;
     server.on('connection', (socket: Socket) => fast.accept(socket));
   }
