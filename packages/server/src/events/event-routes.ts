@@ -57,6 +57,7 @@ export async function eventRoutes(app: FastifyInstance, opts: EventRoutesOptions
       types = new Set(asked as EventType[]);
     }
 
+    if (request.method === 'HEAD') return reply.type('text/event-stream; charset=utf-8').header('cache-control', 'no-store').send('');
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {

@@ -151,6 +151,14 @@ describe('GET /api/events', () => {
     other.close();
   });
 
+  it('answers HEAD without subscribing', async () => {
+    await waitFor(async () => s.tessera.events.subscribers === 0, 3000, 'earlier clients gone');
+    const res = await fetch(`${s.url}/api/events`, { method: 'HEAD' });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    expect(s.tessera.events.subscribers).toBe(0);
+  });
+
   it('answers 404 for an unknown project and 400 for an unknown type', async () => {
     const res = await fetch(`${s.url}/api/events?project=nope`);
     expect(res.status).toBe(404);
