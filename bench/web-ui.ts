@@ -2,7 +2,7 @@
  * Web UI benchmark: the first load of the Datasets page with many series in the store,
  * on loopback, in headless Chromium (Debian's, driven by playwright-core).
  *
- *   npx tsx bench/web-ui.ts [--series 10000] [--reps 5] [--port 18790] [--keep]
+ *   npx tsx bench/web-ui.ts [--series 10000] [--reps 5] [--port <free port>] [--keep]
  *
  * Fills a fresh store with N one-instance CT series (synthetic, 32x32; imported as
  * .zip archives of 1,000 files over POST /api/dicom/import), waits for their
@@ -27,19 +27,21 @@ import yazl from 'yazl';
 import { writeSampleCt } from '../packages/dicom/src/samples/sample-ct.ts';
 import { ensureWebBuilt, WEB_DIST } from '../packages/web/build.ts';
 import { median } from './lib/stats.ts';
+import { freePort } from '../packages/server/src/__fixtures__/server-process.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({
   options: {
     series: { type: 'string', default: '10000' },
     reps: { type: 'string', default: '5' },
-    port: { type: 'string', default: '18790' },
+    port: { type: 'string' },
     keep: { type: 'boolean', default: false },
   },
 });
 const N = Number(args.series);
 const REPS = Number(args.reps);
-const URL_BASE = `http://127.0.0.1:${args.port}`;
+const PORT = args.port ?? String(await freePort());
+const URL_BASE = `http://127.0.0.1:${PORT}`;
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'];
 
 const work = mkdtempSync(join(tmpdir(), 'tessera-bench-web-'));
@@ -88,12 +90,16 @@ async function main(): Promise<void> {
   await ensureWebBuilt(log);
   const server = spawn(process.execPath, [join(REPO, 'bin/tessera-server.mjs')], {
     cwd: REPO,
-    env: { ...process.env, PORT: args.port, TESSERA_HOME: home, DICOM_PORT: 'off', TESSERA_LOG_LEVEL: 'warn', TESSERA_RUNNERS: 'process', TESSERA_SERIES_QUIET_SECONDS: '0.5', TESSERA_WEB_BUILD: 'off' },
+    env: { ...process.env, PORT, TESSERA_HOME: home, DICOM_PORT: 'off', TESSERA_LOG_LEVEL: 'warn', TESSERA_RUNNERS: 'process', TESSERA_SERIES_QUIET_SECONDS: '0.5', TESSERA_WEB_BUILD: 'off' },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   try {
     for (let i = 0; ; i++) {
-      if (await fetch(`${URL_BASE}/api/health`).then((r) => r.ok, () => false)) break;
+      if (server.exitCode !== null) throw new Error(`the server exited with ${server.exitCode}`);
+      const health = await fetch(`${URL_BASE}/api/health`).then((r) => (r.ok ? (r.json() as Promise<{ home: string }>) : undefined), () => undefined);
+      // Only our own server (its home): never another one that happens to listen on the port.
+      if (health?.home === home) break;
+      if (health) throw new Error(`another Tessera server (home ${health.home}) answers on port ${PORT}; pass --port`);
       if (i > 300) throw new Error('the server did not start');
       await new Promise((r) => setTimeout(r, 100));
     }
