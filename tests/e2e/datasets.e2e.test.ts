@@ -110,6 +110,13 @@ describe.skipIf(skipBrowser)('web UI: the shell and the Datasets page', () => {
     await page.getByRole('dialog').getByRole('button', { name: 'Delete', exact: true }).click();
     await expect.poll(async () => (await env.server.call<{ total: number }>('GET', '/api/series')).body.total).toBe(2);
     await expect.poll(() => page.locator('.card').count()).toBe(2);
+
+    // A new project from the selector: the pages then work in it (empty here).
+    await page.getByLabel('Project', { exact: true }).selectOption({ label: 'New project…' });
+    await page.getByRole('dialog').getByLabel('Name').fill('second-study');
+    await page.keyboard.press('Enter');
+    await page.getByText('No series in project “second-study” yet').waitFor();
+    expect((await env.server.call('GET', '/api/projects/second-study')).status).toBe(200);
     expect(env.pageErrors).toEqual([]);
   });
 });

@@ -2,6 +2,7 @@ import { lazy, Suspense, useCallback, useEffect, useMemo, useRef, useState, type
 import { errorText, get, post, type Page, type Project } from './api.ts';
 import { AppContext, type AppState, type Toast } from './context.ts';
 import { Link } from './components/Link.tsx';
+import { Dialog, ErrorBox } from './components/Dialog.tsx';
 import { useLiveMode } from './live.ts';
 import { useLocation } from './router.ts';
 // The first page is in the main bundle (no second round trip before the gallery starts); the others load when opened.
@@ -73,6 +74,7 @@ export function App() {
   const [toasts, setToasts] = useState<Toast[]>([]);
   const nextToast = useRef(1);
   const liveMode = useLiveMode();
+  const [creating, setCreating] = useState(false);
 
   const push = useCallback((kind: Toast['kind'], text: string) => {
     const id = nextToast.current++;
@@ -134,14 +136,8 @@ export function App() {
                 value={project}
                 onFocus={refreshProjects}
                 onChange={(e) => {
-                  if (e.target.value !== NEW_PROJECT) return setProject(e.target.value);
-                  const name = prompt('Name of the new project (letters, digits, - and _):')?.trim();
-                  if (!name) return;
-                  post<Project>('/api/projects', { name }).then((p) => {
-                    notify(`project ${p.name} created`);
-                    void refreshProjects();
-                    setProject(p.name);
-                  }, report);
+                  if (e.target.value === NEW_PROJECT) setCreating(true);
+                  else setProject(e.target.value);
                 }}
               >
                 {(projects.some((p) => p.name === project) ? projects : [{ name: project }, ...projects]).map((p) => (
@@ -158,6 +154,17 @@ export function App() {
           <Suspense fallback={<div className="page loading">Loading…</div>}>{page}</Suspense>
         </main>
       </div>
+      {creating && (
+        <NewProject
+          onClose={() => setCreating(false)}
+          onCreated={(p) => {
+            setCreating(false);
+            notify(`project ${p.name} created`);
+            void refreshProjects();
+            setProject(p.name);
+          }}
+        />
+      )}
       <div className="toasts" role="status" aria-live="polite">
         {toasts.map((t) => (
           <div key={t.id} className={`toast toast-${t.kind}`} role={t.kind === 'error' ? 'alert' : undefined}>
@@ -169,5 +176,55 @@ export function App() {
         ))}
       </div>
     </AppContext.Provider>
+  );
+}
+
+function NewProject({ onClose, onCreated }: { onClose: () => void; onCreated: (p: Project) => void }) {
+  const [name, setName] = useState('');
+  const [description, setDescription] = useState('');
+  const [error, setError] = useState<string | undefined>(undefined);
+  const [busy, setBusy] = useState(false);
+  const submit = async () => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      onCreated(await post<Project>('/api/projects', { name: name.trim(), ...(description.trim() ? { description: description.trim() } : {}) }));
+    } catch (err) {
+      setError(errorText(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <Dialog
+      title="New project"
+      onClose={onClose}
+      footer={
+        <>
+          <button onClick={onClose}>Cancel</button>
+          <button className="primary" type="submit" form="new-project" disabled={busy || !name.trim()}>
+            Create
+          </button>
+        </>
+      }
+    >
+      <form
+        id="new-project"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void submit();
+        }}
+      >
+        <label className="field">
+          <span className="label">Name</span>
+          <input autoFocus value={name} onChange={(e) => setName(e.target.value)} placeholder="lung-study" />
+        </label>
+        <label className="field">
+          <span className="label">Description</span>
+          <input value={description} onChange={(e) => setDescription(e.target.value)} />
+        </label>
+      </form>
+      <ErrorBox error={error} />
+    </Dialog>
   );
 }
