@@ -39,6 +39,14 @@ describe.skipIf(skipBrowser)('web UI: upload DICOM, make a dataset, run a workfl
     expect(await page.getByTestId('rejected').textContent()).toMatch(/notes\.txt.*TESSERA_INVALID_DICOM/);
     await screenshot(page, 'upload');
 
+    // A drop on the zone goes the same way (here a file that is not DICOM, named in the list of rejected files).
+    await page.getByTestId('dropzone').evaluate((zone) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File(['not dicom either'], 'dropped.txt', { type: 'text/plain' }));
+      zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    });
+    await expect.poll(() => page.getByTestId('rejected').textContent()).toContain('dropped.txt');
+
     // Datasets: the uploaded CT series, selected, becomes a dataset of its own.
     await page.getByRole('link', { name: /See the series of dataset e2e-upload/ }).click();
     await page.locator('.card').first().waitFor();
