@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor, writeShellExtension } from '../../packages/server/src/__fixtures__/test-server.ts';
 import { screenshot, skipBrowser, startUi, type UiEnv } from './browser.ts';
 
 describe.skipIf(skipBrowser)('web UI: install an extension and run its workflow; launch an application and open it through the proxy', () => {
@@ -71,6 +72,29 @@ describe.skipIf(skipBrowser)('web UI: install an extension and run its workflow;
 
     await row.getByRole('button', { name: 'Stop' }).click();
     await expect.poll(() => row.locator('.badge').textContent(), { timeout: 15_000 }).toBe('stopped');
+  });
+
+  it('lists a run waiting for a person at its application, and lets the person mark it complete', async () => {
+    const { page, server } = env;
+    await writeShellExtension(server.extRoot, 'review-flow', [
+      {
+        id: 'review-flow',
+        tasks: [
+          { id: 'review', level: 'batch', builtin: 'launch-app', builtin_params: { extension: 'hello-world-app' } },
+          { id: 'after', level: 'batch', upstream: ['review'], sh: 'echo reviewed' },
+        ],
+      },
+    ]);
+    expect((await server.call('POST', '/api/workflows/reload')).status).toBe(200);
+    const job = await server.call<{ runs: { id: string }[] }>('POST', '/api/jobs', { workflow: 'review-flow' });
+    expect(job.status, JSON.stringify(job.body)).toBe(201);
+    const runId = job.body.runs[0]!.id;
+    await nav('Applications').click();
+    const waiting = page.getByRole('region', { name: 'Waiting for a person' });
+    await waiting.getByRole('link', { name: runId }).waitFor({ timeout: 20_000 });
+    await waiting.getByRole('button', { name: 'Mark complete' }).click();
+    await waitFor(async () => (await server.call<{ state: string }>('GET', `/api/runs/${runId}`)).body.state === 'success', 20_000, 'the run to go on and end');
+    await waiting.waitFor({ state: 'detached', timeout: 10_000 });
   });
 
   it('shows the system page', async () => {
