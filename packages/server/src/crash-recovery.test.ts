@@ -1,10 +1,9 @@
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BASE_IMAGE, containersFor, dockerSocket, skipDocker } from '../../engine/src/__fixtures__/docker-env.ts';
-import { findProcessesByEnv } from '../../engine/src/runners/process/proc-table.ts';
+import { findProcessesByEnv, isAlive } from '../../engine/src/runners/process/proc-table.ts';
 import { waitFor, writeShellExtension } from './__fixtures__/test-server.ts';
 import { killHard, startServerProcess, type ServerProcess } from './__fixtures__/server-process.ts';
 
@@ -26,11 +25,15 @@ describe('crash safety (kill -9 of a real server process)', () => {
     home = await mkdtemp(join(tmpdir(), 'tessera-crash-'));
     const ext = join(home, 'ext');
     const marks = join(home, 'marks');
+    // The killed tries sleep long enough that only the restarted server can end them,
+    // however slowly it starts; the tries after the restart are quick.
+    const delay = join(home, 'delay');
+    await writeFile(delay, '60');
     await writeShellExtension(ext, 'crash', [{
       id: 'crash',
       tasks: [
         { id: 'first', sh: `echo first >> ${marks}` },
-        { id: 'slow', upstream: ['first'], sh: `echo slow-start >> ${marks}; sleep 6; echo slow-end >> ${marks}` },
+        { id: 'slow', upstream: ['first'], sh: `echo slow-start >> ${marks}; sleep $(cat ${delay}); echo slow-end >> ${marks}` },
         { id: 'parallel', upstream: ['first'], sh: `echo parallel >> ${marks}` },
         { id: 'last', upstream: ['slow', 'parallel'], sh: `echo last >> ${marks}` },
       ],
@@ -52,6 +55,7 @@ describe('crash safety (kill -9 of a real server process)', () => {
     expect(orphansBefore.length).toBeGreaterThanOrEqual(3);
 
     await killHard(a);
+    await writeFile(delay, '1');
     const b = await startServerProcess(env);
     servers.push(b);
     const ended = await Promise.all(runIds.map((id) => waitFor(async () => {
@@ -72,7 +76,8 @@ describe('crash safety (kill -9 of a real server process)', () => {
     expect(count('slow-start')).toBe(6); // killed once, run again
     expect(count('slow-end')).toBe(3); // the killed tries never finished
     // The old tries' processes were stopped, not left to run beside the new ones.
-    expect(orphansBefore.filter((p) => existsSync(`/proc/${p.pid}`))).toEqual([]);
+    // (A killed process whose new parent has not reaped it yet is a zombie: not running.)
+    expect(orphansBefore.filter((p) => isAlive(p.pid))).toEqual([]);
     expect(findProcessesByEnv('TESSERA_TASK_KEY').filter((p) => runIds.some((id) => p.value.startsWith(id)))).toEqual([]);
     const log = await (await fetch(`${b.url}/api/runs/${runIds[0]}/tasks/slow/log`)).text();
     expect(log).toContain('the server stopped while this task ran; running it again');
