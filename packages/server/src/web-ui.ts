@@ -19,8 +19,11 @@ const TYPES: Record<string, string> = {
   '.txt': 'text/plain; charset=utf-8',
 };
 const COMPRESSIBLE = new Set(['.html', '.js', '.css', '.svg', '.json', '.txt']);
-/** Paths that belong to the API, DICOMweb and the app proxy: never answered with the UI's index.html. */
-const NOT_UI = /^\/(api|dicom-web|applications)(\/|$)|^\/projects\/[^/]+\/dicom-web(\/|$)/;
+/**
+ * Paths that belong to the API, DICOMweb and the app proxy (/applications/project/...):
+ * never answered with the UI's index.html. /applications itself is the UI's page.
+ */
+const NOT_UI = /^\/(api|dicom-web)(\/|$)|^\/applications\/project(\/|$)|^\/projects\/[^/]+\/dicom-web(\/|$)/;
 
 interface Cached {
   body: Buffer;
@@ -31,7 +34,7 @@ interface Cached {
 /**
  * Serves the web UI (packages/web/dist) at `/`: hashed `/assets/*` immutable for a year,
  * index.html `no-cache`, gzip when asked, and index.html for any other GET that is no
- * file (client routes), except under /api, /dicom-web, /projects/<p>/dicom-web and /applications.
+ * file (client routes), except under /api, /dicom-web, /projects/<p>/dicom-web and /applications/project.
  */
 export async function webUiRoutes(app: FastifyInstance, opts: { dir?: string } = {}): Promise<void> {
   const dir = opts.dir ?? DEFAULT_WEB_DIR;
