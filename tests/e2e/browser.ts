@@ -66,6 +66,8 @@ export async function screenshot(page: Page, name: string): Promise<void> {
   if (process.env.TESSERA_SCREENSHOTS !== '1') return;
   const dir = join(REPO_ROOT, 'docs/screenshots');
   mkdirSync(dir, { recursive: true });
+  // Notes of earlier steps of the journey would cover the page: dismissed for the picture.
+  await page.evaluate(() => document.querySelectorAll<HTMLButtonElement>('.toast button').forEach((b) => b.click()));
   await page.waitForTimeout(300);
   await page.screenshot({ path: join(dir, `${name}.png`) });
 }
