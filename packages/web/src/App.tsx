@@ -126,9 +126,9 @@ export function App() {
             ))}
           </nav>
           <div className="topbar-right">
-            <span className={`live live-${liveMode}`} title={liveMode === 'events' ? 'Live: server events' : liveMode === 'polling' ? 'Live: polling every 2 s' : 'Connecting'}>
-              {liveMode === 'events' ? 'live' : liveMode === 'polling' ? 'polling' : '…'}
-            </span>
+            {liveMode !== 'connecting' && <span className={`live live-${liveMode}`} title={liveMode === 'events' ? 'Live: server events' : 'Live: polling every 2 s'}>
+              {liveMode === 'events' ? 'live' : 'polling'}
+            </span>}
             <label className="project">
               <span>Project</span>
               <select
