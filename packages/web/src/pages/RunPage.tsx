@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from 'react';
 import { get, post, qs, toApiError, errorText, type Page, type ResultFile, type RunDetail } from '../api.ts';
 import { useApp } from '../context.ts';
-import { ErrorBox } from '../components/Dialog.tsx';
+import { Dialog, ErrorBox } from '../components/Dialog.tsx';
 import { DagGraph } from '../components/DagGraph.tsx';
 import { duration, formatBytes, formatTime, StateBadge } from '../components/StateBadge.tsx';
 import { Link } from '../components/Link.tsx';
@@ -21,6 +21,7 @@ export default function RunPage({ runId }: { runId: string }) {
     [runId, r?.project, r?.state],
   );
   const [selected, setSelected] = useState<string | undefined>(undefined);
+  const [viewing, setViewing] = useState<ResultFile | undefined>(undefined);
   const action = useAction();
 
   // Follow the running task, else the failed one, else the first.
@@ -126,10 +127,15 @@ export default function RunPage({ runId }: { runId: string }) {
                   <tr key={f.path}>
                     <td className="mono">{f.path}</td>
                     <td>{formatBytes(f.size_bytes)}</td>
-                    <td>
+                    <td className="row">
                       <a href={f.url} download>
                         Download
                       </a>
+                      {/\.(json|txt|csv|tsv|log|md|xml|yaml|yml)$/i.test(f.path) && f.size_bytes < 2_000_000 && (
+                        <button className="small" onClick={() => setViewing(f)}>
+                          View
+                        </button>
+                      )}
                     </td>
                   </tr>
                 ))}
@@ -159,7 +165,33 @@ export default function RunPage({ runId }: { runId: string }) {
           </dl>
         </section>
       </div>
+      {viewing && <ResultView file={viewing} onClose={() => setViewing(undefined)} />}
     </div>
+  );
+}
+
+/** A text result file, shown in place (JSON indented). */
+function ResultView({ file, onClose }: { file: ResultFile; onClose: () => void }) {
+  const text = useLoad(async (signal) => {
+    const res = await fetch(file.url, { signal });
+    if (!res.ok) throw await toApiError(res, 'the result file');
+    const body = await res.text();
+    if (/\.json$/i.test(file.path)) {
+      try {
+        return JSON.stringify(JSON.parse(body), null, 2);
+      } catch {
+        return body;
+      }
+    }
+    return body;
+  }, [file.url]);
+  return (
+    <Dialog title={file.path} onClose={onClose} wide footer={<a className="button" href={file.url} download>Download</a>}>
+      <ErrorBox error={text.error} />
+      <pre className="log" tabIndex={0} data-testid="result-view">
+        {text.data ?? 'Loading…'}
+      </pre>
+    </Dialog>
   );
 }
 
