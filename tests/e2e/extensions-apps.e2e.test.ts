@@ -97,6 +97,27 @@ describe.skipIf(skipBrowser)('web UI: install an extension and run its workflow;
     await waiting.waitFor({ state: 'detached', timeout: 10_000 });
   });
 
+  it('shows a text result file of a run in place', async () => {
+    const { page, server, url } = env;
+    await writeShellExtension(server.extRoot, 'stats-flow', [
+      {
+        id: 'stats-flow',
+        tasks: [
+          { id: 'make', level: 'batch', sh: 'mkdir -p "$WORKFLOW_DIR/make" && echo \'{"ok":true,"series":3}\' > "$WORKFLOW_DIR/make/stats.json"' },
+          { id: 'store', level: 'batch', builtin: 'put-files', upstream: ['make'], input_dir: 'make' },
+        ],
+      },
+    ]);
+    expect((await server.call('POST', '/api/workflows/reload')).status).toBe(200);
+    const job = await server.call<{ runs: { id: string }[] }>('POST', '/api/jobs', { workflow: 'stats-flow' });
+    expect(job.status, JSON.stringify(job.body)).toBe(201);
+    await page.goto(`${url}/runs/${job.body.runs[0]!.id}`);
+    await page.getByRole('button', { name: 'View' }).click({ timeout: 20_000 });
+    await expect.poll(() => page.getByTestId('result-view').textContent()).toContain('"ok": true');
+    await page.keyboard.press('Escape');
+    await page.getByRole('dialog').waitFor({ state: 'detached' });
+  });
+
   it('shows the system page', async () => {
     const { page } = env;
     await nav('System').click();
