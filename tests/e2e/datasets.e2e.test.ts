@@ -89,6 +89,19 @@ describe.skipIf(skipBrowser)('web UI: the shell and the Datasets page', () => {
     await page.keyboard.press('Escape');
     await page.getByRole('dialog').waitFor({ state: 'detached' });
 
+    // A dataset of everything matching the filters, selected or not.
+    await page.keyboard.press('Escape');
+    await page.getByLabel('Search series').fill('P-ALPHA');
+    await expect.poll(() => page.locator('.card').count()).toBe(1);
+    await page.getByRole('button', { name: 'New dataset…' }).click();
+    await page.getByRole('dialog').getByLabel('Name').fill('alpha-only');
+    await page.getByRole('dialog').getByRole('radio', { name: /All 1 series matching/ }).check();
+    await page.getByRole('dialog').getByRole('button', { name: 'Create with 1 series' }).click();
+    await page.getByRole('dialog').waitFor({ state: 'detached' });
+    expect((await env.server.call<{ series_count: number }>('GET', '/api/datasets/alpha-only')).body.series_count).toBe(1);
+    await page.getByLabel('Search series').fill('');
+    await expect.poll(() => page.locator('.card').count()).toBe(3);
+
     // The built-in stack viewer: a rendered frame, moved with the keyboard.
     await cards.nth(1).dblclick();
     await page.waitForURL(/\/viewer\//);

@@ -46,6 +46,26 @@ function toQuery(f: Filters, project: string): Query {
   };
 }
 
+/** The filters as a JSON body (`query` of POST /api/datasets). */
+function toBody(f: Filters): Record<string, unknown> {
+  const tags: Record<string, string> = {};
+  for (const t of f.tags) {
+    const i = t.indexOf('=');
+    tags[t.slice(0, i)] = t.slice(i + 1);
+  }
+  const body: Record<string, unknown> = {
+    dataset: f.dataset || undefined,
+    modality: f.modality.length ? f.modality : undefined,
+    body_part: f.body_part.length ? f.body_part : undefined,
+    manufacturer: f.manufacturer.length ? f.manufacturer : undefined,
+    study_date_from: f.study_date_from || undefined,
+    study_date_to: f.study_date_to || undefined,
+    q: f.q.trim() || undefined,
+    tags: f.tags.length ? tags : undefined,
+  };
+  return Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined));
+}
+
 /** The series store as a gallery: facets and search on the left, a virtualised grid of thumbnails. */
 export default function Datasets() {
   const { project, selection, setSelection, report, notify } = useApp();
@@ -326,7 +346,7 @@ export default function Datasets() {
           </div>
           <span className="spacer" />
           <span className="muted">{selection.size > 0 ? `${selection.size.toLocaleString()} selected` : ''}</span>
-          <button disabled={selection.size === 0} onClick={() => setDialog('create')}>
+          <button disabled={!total} onClick={() => setDialog('create')}>
             New dataset…
           </button>
           <button disabled={selection.size === 0 || dsList.length === 0} onClick={() => setDialog('add')}>
@@ -457,13 +477,14 @@ export default function Datasets() {
       {dialog === 'create' && (
         <CreateDataset
           count={selected.length}
+          matching={total ?? 0}
           busy={action.busy}
           error={action.error}
           onClose={close}
-          onSubmit={(name, description) =>
+          onSubmit={(name, description, all) =>
             action.run(async () => {
-              await post('/api/datasets', { name, description: description || undefined, series: selected }, { project });
-              notify(`dataset ${name} created with ${selected.length} series`);
+              const created = await post<Dataset>('/api/datasets', { name, description: description || undefined, ...(all ? { query: toBody(filters) } : { series: selected }) }, { project });
+              notify(`dataset ${name} created with ${created.series_count ?? (all ? total : selected.length)} series`);
               close();
               datasets.reload();
             })
@@ -524,9 +545,10 @@ export default function Datasets() {
   );
 }
 
-function CreateDataset(props: { count: number; busy: boolean; error?: string; onClose: () => void; onSubmit: (name: string, description: string) => void }) {
+function CreateDataset(props: { count: number; matching: number; busy: boolean; error?: string; onClose: () => void; onSubmit: (name: string, description: string, all: boolean) => void }) {
   const [name, setName] = useState('');
   const [description, setDescription] = useState('');
+  const [all, setAll] = useState(props.count === 0);
   return (
     <Dialog
       title="New dataset"
@@ -535,7 +557,7 @@ function CreateDataset(props: { count: number; busy: boolean; error?: string; on
         <>
           <button onClick={props.onClose}>Cancel</button>
           <button className="primary" form="create-dataset" type="submit" disabled={props.busy || !name.trim()}>
-            Create with {props.count} series
+            Create with {(all ? props.matching : props.count).toLocaleString()} series
           </button>
         </>
       }
@@ -544,9 +566,19 @@ function CreateDataset(props: { count: number; busy: boolean; error?: string; on
         id="create-dataset"
         onSubmit={(e) => {
           e.preventDefault();
-          props.onSubmit(name.trim(), description.trim());
+          props.onSubmit(name.trim(), description.trim(), all);
         }}
       >
+        <div className="field" role="radiogroup" aria-label="Series">
+          <label className="row">
+            <input type="radio" name="which" checked={!all} disabled={props.count === 0} onChange={() => setAll(false)} />
+            The {props.count.toLocaleString()} selected series
+          </label>
+          <label className="row">
+            <input type="radio" name="which" checked={all} onChange={() => setAll(true)} />
+            All {props.matching.toLocaleString()} series matching the filters
+          </label>
+        </div>
         <label className="field">
           <span className="label">Name</span>
           <input autoFocus required value={name} onChange={(e) => setName(e.target.value)} placeholder="lung-ct" />
