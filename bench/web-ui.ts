@@ -22,7 +22,7 @@ import { finished } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import { chromium } from 'playwright-core';
+import { launchChromium } from '../tests/fixtures/browser.ts';
 import yazl from 'yazl';
 import { writeSampleCt } from '../packages/dicom/src/samples/sample-ct.ts';
 import { ensureWebBuilt, WEB_DIST } from '../packages/web/build.ts';
@@ -42,7 +42,6 @@ const N = Number(args.series);
 const REPS = Number(args.reps);
 const PORT = args.port ?? String(await freePort());
 const URL_BASE = `http://127.0.0.1:${PORT}`;
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'];
 
 const work = mkdtempSync(join(tmpdir(), 'tessera-bench-web-'));
 const home = join(work, 'home');
@@ -105,7 +104,7 @@ async function main(): Promise<void> {
     }
     await fill();
 
-    const browser = await chromium.launch({ executablePath: process.env.TESSERA_CHROMIUM ?? '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+    const browser = await launchChromium();
     const first: number[] = [];
     const screen: number[] = [];
     const counts: number[] = [];

@@ -1,26 +1,15 @@
 // Shared fixture of the web UI's end-to-end tests: a real server (SQLite file, temp home),
 // the built UI, and Debian's Chromium driven headless by playwright-core.
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../fixtures/browser.ts';
 import { ensureWebBuilt } from '../../packages/web/build.ts';
 import { startTestServer, type TestServer } from '../../packages/server/src/__fixtures__/test-server.ts';
 import type { ServerConfig } from '../../packages/server/src/config.ts';
 import { REPO_ROOT } from '../../packages/server/src/__fixtures__/server-process.ts';
 
-export const CHROMIUM = process.env.TESSERA_CHROMIUM ?? '/usr/bin/chromium';
-/** Why the browser tests cannot run here, or undefined. */
-export const chromiumProblem = existsSync(CHROMIUM) ? undefined : `there is no ${CHROMIUM}; install with: apt-get install -y --no-install-recommends chromium (as .ci/run does)`;
-/** Skip only outside CI: in CI (CI=true) a missing Chromium must fail the tests, never skip them. */
-export const skipBrowser = chromiumProblem !== undefined && process.env.CI !== 'true';
-if (skipBrowser) console.warn(`web UI browser tests skipped: ${chromiumProblem}`);
-
-export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'];
-
-export async function launchChromium(): Promise<Browser> {
-  if (chromiumProblem) throw new Error(chromiumProblem);
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
-}
+export { CHROMIUM, CHROMIUM_ARGS, chromiumProblem, launchChromium, skipBrowser } from '../fixtures/browser.ts';
 
 export interface UiEnv {
   server: TestServer;

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { writeSampleCt } from '@tessera/dicom';
-import { launchChromium, skipChromium } from '../../../../tests/fixtures/browser.ts';
+import { launchChromium, skipBrowser } from '../../../../tests/fixtures/browser.ts';
 import { startTestServer, waitFor, type TestServer } from '../__fixtures__/test-server.ts';
 
 /**
@@ -11,12 +11,12 @@ import { startTestServer, waitFor, type TestServer } from '../__fixtures__/test-
  * launch into ~/.cache/tessera, as a user's server does), served under its instance
  * subpath and reading the project's DICOMweb, driven in headless Chromium.
  */
-describe.skipIf(skipChromium)('the ohif-viewer application', () => {
+describe.skipIf(skipBrowser)('the ohif-viewer application', () => {
   let s: TestServer;
   let browser: Browser;
   beforeAll(async () => {
     s = await startTestServer();
-    browser = await launchChromium();
+    browser = await launchChromium({ webgl: true });
   });
   afterAll(async () => {
     await browser?.close();
