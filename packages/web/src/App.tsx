@@ -2,7 +2,7 @@ import { lazy, Suspense, useCallback, useEffect, useMemo, useRef, useState, type
 import { errorText, get, post, type Page, type Project } from './api.ts';
 import { AppContext, type AppState, type Toast } from './context.ts';
 import { Link } from './components/Link.tsx';
-import { Dialog, ErrorBox } from './components/Dialog.tsx';
+import { FormDialog } from './components/Dialog.tsx';
 import { useLiveMode } from './live.ts';
 import { useLocation } from './router.ts';
 // The first page is in the main bundle (no second round trip before the gallery starts); the others load when opened.
@@ -196,35 +196,23 @@ function NewProject({ onClose, onCreated }: { onClose: () => void; onCreated: (p
     }
   };
   return (
-    <Dialog
+    <FormDialog
       title="New project"
+      id="new-project"
       onClose={onClose}
-      footer={
-        <>
-          <button onClick={onClose}>Cancel</button>
-          <button className="primary" type="submit" form="new-project" disabled={busy || !name.trim()}>
-            Create
-          </button>
-        </>
-      }
+      onSubmit={() => void submit()}
+      submitLabel={<>Create</>}
+      disabled={busy || !name.trim()}
+      error={error}
     >
-      <form
-        id="new-project"
-        onSubmit={(e) => {
-          e.preventDefault();
-          void submit();
-        }}
-      >
-        <label className="field">
-          <span className="label">Name</span>
-          <input autoFocus value={name} onChange={(e) => setName(e.target.value)} placeholder="lung-study" />
-        </label>
-        <label className="field">
-          <span className="label">Description</span>
-          <input value={description} onChange={(e) => setDescription(e.target.value)} />
-        </label>
-      </form>
-      <ErrorBox error={error} />
-    </Dialog>
+      <label className="field">
+        <span className="label">Name</span>
+        <input autoFocus value={name} onChange={(e) => setName(e.target.value)} placeholder="lung-study" />
+      </label>
+      <label className="field">
+        <span className="label">Description</span>
+        <input value={description} onChange={(e) => setDescription(e.target.value)} />
+      </label>
+    </FormDialog>
   );
 }

@@ -51,6 +51,50 @@ export function Dialog(props: { title: string; onClose: () => void; children: Re
   );
 }
 
+/**
+ * A dialog whose body is a form, with Cancel and the form's submit button in its footer
+ * (Enter in a field submits), and the error of the last attempt under the form.
+ */
+export function FormDialog(props: {
+  title: string;
+  /** The form's id, which the footer's submit button names. */
+  id: string;
+  onClose: () => void;
+  onSubmit: () => void;
+  submitLabel: ReactNode;
+  disabled?: boolean;
+  error?: string | null;
+  wide?: boolean;
+  children: ReactNode;
+}) {
+  return (
+    <Dialog
+      title={props.title}
+      onClose={props.onClose}
+      wide={props.wide}
+      footer={
+        <>
+          <button onClick={props.onClose}>Cancel</button>
+          <button className="primary" type="submit" form={props.id} disabled={props.disabled}>
+            {props.submitLabel}
+          </button>
+        </>
+      }
+    >
+      <form
+        id={props.id}
+        onSubmit={(e) => {
+          e.preventDefault();
+          props.onSubmit();
+        }}
+      >
+        {props.children}
+      </form>
+      <ErrorBox error={props.error} />
+    </Dialog>
+  );
+}
+
 export function ErrorBox({ error }: { error: string | undefined | null }) {
   if (!error) return null;
   return (

@@ -1,7 +1,7 @@
 import { useState } from 'react';
 import { ApiError, del, errorText, get, post, type AppInstance, type Extension } from '../api.ts';
 import { useApp } from '../context.ts';
-import { Dialog, ErrorBox } from '../components/Dialog.tsx';
+import { Dialog, ErrorBox, FormDialog } from '../components/Dialog.tsx';
 import { initialParams, ParamForm } from '../components/ParamForm.tsx';
 import { formatTime, StateBadge } from '../components/StateBadge.tsx';
 import { Link } from '../components/Link.tsx';
@@ -173,35 +173,23 @@ function LaunchDialog({ ext, project, onClose, onDone }: { ext: Extension; proje
     }
   };
   return (
-    <Dialog
+    <FormDialog
       title={`Launch ${ext.title ?? ext.name}`}
+      id="launch-form"
       onClose={onClose}
-      footer={
-        <>
-          <button onClick={onClose}>Cancel</button>
-          <button className="primary" type="submit" form="launch-form" disabled={busy}>
-            {busy ? 'Launching…' : 'Launch'}
-          </button>
-        </>
-      }
+      onSubmit={() => void submit()}
+      submitLabel={busy ? 'Launching…' : 'Launch'}
+      disabled={busy}
+      error={error}
     >
-      <form
-        id="launch-form"
-        onSubmit={(e) => {
-          e.preventDefault();
-          void submit();
-        }}
-      >
-        <label className="field">
-          <span className="label">Instance name</span>
-          <input value={name} onChange={(e) => setName(e.target.value)} placeholder={`default: ${ext.name} or ${ext.name}-<n>`} />
-          <span className="field-help">Only for applications that run several instances; lower-case letters, digits and -.</span>
-          {(errors['body.name'] ?? errors['name']) && <span className="field-error">{errors['body.name'] ?? errors['name']}</span>}
-        </label>
-        <ParamForm params={ext.parameters} value={params} onChange={setParams} errors={errors} />
-      </form>
-      <ErrorBox error={error} />
-    </Dialog>
+      <label className="field">
+        <span className="label">Instance name</span>
+        <input value={name} onChange={(e) => setName(e.target.value)} placeholder={`default: ${ext.name} or ${ext.name}-<n>`} />
+        <span className="field-help">Only for applications that run several instances; lower-case letters, digits and -.</span>
+        {(errors['body.name'] ?? errors['name']) && <span className="field-error">{errors['body.name'] ?? errors['name']}</span>}
+      </label>
+      <ParamForm params={ext.parameters} value={params} onChange={setParams} errors={errors} />
+    </FormDialog>
   );
 }
 

@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useMemo, useRef, useState, type KeyboardEvent, type MouseEvent } from 'react';
 import { del, get, post, qs, type Dataset, type Facets, type Page, type Query, type Series } from '../api.ts';
 import { useApp } from '../context.ts';
-import { Dialog, ErrorBox } from '../components/Dialog.tsx';
+import { Dialog, ErrorBox, FormDialog } from '../components/Dialog.tsx';
 import { VirtualGrid, type GridHandle } from '../components/VirtualGrid.tsx';
 import { formatBytes } from '../components/StateBadge.tsx';
 import { useAction, useLoad } from '../hooks.ts';
@@ -550,46 +550,34 @@ function CreateDataset(props: { count: number; matching: number; busy: boolean; 
   const [description, setDescription] = useState('');
   const [all, setAll] = useState(props.count === 0);
   return (
-    <Dialog
+    <FormDialog
       title="New dataset"
+      id="create-dataset"
       onClose={props.onClose}
-      footer={
-        <>
-          <button onClick={props.onClose}>Cancel</button>
-          <button className="primary" form="create-dataset" type="submit" disabled={props.busy || !name.trim()}>
-            Create with {(all ? props.matching : props.count).toLocaleString()} series
-          </button>
-        </>
-      }
+      onSubmit={() => props.onSubmit(name.trim(), description.trim(), all)}
+      submitLabel={<>Create with {(all ? props.matching : props.count).toLocaleString()} series</>}
+      disabled={props.busy || !name.trim()}
+      error={props.error}
     >
-      <form
-        id="create-dataset"
-        onSubmit={(e) => {
-          e.preventDefault();
-          props.onSubmit(name.trim(), description.trim(), all);
-        }}
-      >
-        <div className="field" role="radiogroup" aria-label="Series">
-          <label className="row">
-            <input type="radio" name="which" checked={!all} disabled={props.count === 0} onChange={() => setAll(false)} />
-            The {props.count.toLocaleString()} selected series
-          </label>
-          <label className="row">
-            <input type="radio" name="which" checked={all} onChange={() => setAll(true)} />
-            All {props.matching.toLocaleString()} series matching the filters
-          </label>
-        </div>
-        <label className="field">
-          <span className="label">Name</span>
-          <input autoFocus required value={name} onChange={(e) => setName(e.target.value)} placeholder="lung-ct" />
+      <div className="field" role="radiogroup" aria-label="Series">
+        <label className="row">
+          <input type="radio" name="which" checked={!all} disabled={props.count === 0} onChange={() => setAll(false)} />
+          The {props.count.toLocaleString()} selected series
         </label>
-        <label className="field">
-          <span className="label">Description</span>
-          <input value={description} onChange={(e) => setDescription(e.target.value)} />
+        <label className="row">
+          <input type="radio" name="which" checked={all} onChange={() => setAll(true)} />
+          All {props.matching.toLocaleString()} series matching the filters
         </label>
-      </form>
-      <ErrorBox error={props.error} />
-    </Dialog>
+      </div>
+      <label className="field">
+        <span className="label">Name</span>
+        <input autoFocus required value={name} onChange={(e) => setName(e.target.value)} placeholder="lung-ct" />
+      </label>
+      <label className="field">
+        <span className="label">Description</span>
+        <input value={description} onChange={(e) => setDescription(e.target.value)} />
+      </label>
+    </FormDialog>
   );
 }
 

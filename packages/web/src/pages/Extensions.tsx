@@ -1,7 +1,7 @@
 import { useRef, useState } from 'react';
 import { ApiError, del, errorText, get, post, toApiError, type Extension } from '../api.ts';
 import { useApp } from '../context.ts';
-import { Dialog, ErrorBox } from '../components/Dialog.tsx';
+import { Dialog, ErrorBox, FormDialog } from '../components/Dialog.tsx';
 import { initialParams, ParamForm } from '../components/ParamForm.tsx';
 import { StateBadge } from '../components/StateBadge.tsx';
 import { Link } from '../components/Link.tsx';
@@ -192,38 +192,26 @@ function InstallDialog({ ext, onClose, onDone }: { ext: Extension; onClose: () =
     }
   };
   return (
-    <Dialog
+    <FormDialog
       title={`Install ${ext.title ?? ext.name}`}
+      id="install-form"
       onClose={onClose}
-      footer={
-        <>
-          <button onClick={onClose}>Cancel</button>
-          <button className="primary" form="install-form" type="submit" disabled={busy || !version}>
-            {busy ? 'Installing…' : 'Install'}
-          </button>
-        </>
-      }
+      onSubmit={() => void submit()}
+      submitLabel={busy ? 'Installing…' : 'Install'}
+      disabled={busy || !version}
+      error={error}
     >
-      <form
-        id="install-form"
-        onSubmit={(e) => {
-          e.preventDefault();
-          void submit();
-        }}
-      >
-        <label className="field">
-          <span className="label">Version</span>
-          <select value={version} onChange={(e) => setVersion(e.target.value)}>
-            {ext.versions.map((v) => (
-              <option key={`${v.version}-${v.source}`} value={v.version} disabled={!!v.problem}>
-                {v.version} ({v.source}){v.problem ? `: ${v.problem}` : ''}
-              </option>
-            ))}
-          </select>
-        </label>
-        <ParamForm params={ext.parameters} value={params} onChange={setParams} errors={errors} />
-      </form>
-      <ErrorBox error={error} />
-    </Dialog>
+      <label className="field">
+        <span className="label">Version</span>
+        <select value={version} onChange={(e) => setVersion(e.target.value)}>
+          {ext.versions.map((v) => (
+            <option key={`${v.version}-${v.source}`} value={v.version} disabled={!!v.problem}>
+              {v.version} ({v.source}){v.problem ? `: ${v.problem}` : ''}
+            </option>
+          ))}
+        </select>
+      </label>
+      <ParamForm params={ext.parameters} value={params} onChange={setParams} errors={errors} />
+    </FormDialog>
   );
 }
