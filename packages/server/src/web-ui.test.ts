@@ -23,7 +23,7 @@ describe('the web UI routes', () => {
   });
 
   it('answers client routes with index.html, not cached; hashed assets are immutable', async () => {
-    for (const path of ['/', '/datasets', '/runs/abc', '/applications', '/applications/', '/extensions?kind=workflow']) {
+    for (const path of ['/', '/datasets', '/runs/abc', '/applications', '/applications/', '/extensions?kind=workflow', '/viewer/1.2.840.113619.2.1/2.25.1804176503']) {
       const res = await app.inject({ url: path });
       expect(res.statusCode, path).toBe(200);
       expect(res.body, path).toContain('<title>UI</title>');
@@ -32,6 +32,7 @@ describe('the web UI routes', () => {
     const asset = await app.inject({ url: '/assets/main-abc123.js' });
     expect(asset.headers['cache-control']).toBe('public, max-age=31536000, immutable');
     expect((await app.inject({ url: '/assets/gone-123.js' })).statusCode).toBe(404);
+    expect((await app.inject({ url: '/favicon.ico' })).statusCode).toBe(404);
   });
 
   it('never answers the API, DICOMweb or the application proxy with the page', async () => {

@@ -73,8 +73,10 @@ export async function webUiRoutes(app: FastifyInstance, opts: { dir?: string } =
     if ((file + sep).startsWith(dir + sep) && path !== '/') {
       const entry = read(file);
       if (entry) return send(req, reply, file, entry, path.startsWith('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache');
-      // A missing asset is a 404, not the page (a stale index.html asking for an old chunk).
-      if (path.startsWith('/assets/') || extname(path) !== '') return reply.callNotFound();
+      // A missing asset or file is a 404, not the page (a stale index.html asking for an old
+      // chunk). Client routes may end in a DICOM UID (/viewer/1.2.840.../1.2.840...), whose
+      // "extension" is all digits: those are routes.
+      if (path.startsWith('/assets/') || /\.[0-9]*[a-z][a-z0-9]*$/i.test(path)) return reply.callNotFound();
     }
     const index = join(dir, 'index.html');
     const entry = read(index);

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { writeSampleCt } from '@tessera/dicom';
+import { ensureWebBuilt } from '../../../web/build.ts';
 import { launchChromium, skipBrowser } from '../../../../tests/fixtures/browser.ts';
 import { startTestServer, waitFor, type TestServer } from '../__fixtures__/test-server.ts';
 
@@ -85,6 +86,17 @@ describe.skipIf(skipBrowser)('the ohif-viewer application', () => {
     expect(outside, 'everything the viewer loads is under its subpath or the DICOMweb').toEqual([]);
     expect(broken).toEqual([]);
     await page.close();
+
+    // The web UI's viewer page opens the series' study in OHIF, in a new tab.
+    await ensureWebBuilt(() => undefined);
+    const ui = await browser.newPage();
+    await ui.goto(`${s.url}/viewer/${sample.study}/${sample.series}`);
+    const [tab] = await Promise.all([ui.context().waitForEvent('page'), ui.getByRole('link', { name: /Open in OHIF/ }).click()]);
+    await tab.waitForLoadState();
+    expect(tab.url()).toBe(`${base}viewer?StudyInstanceUIDs=${sample.study}`);
+    await tab.locator('canvas').first().waitFor({ timeout: 60_000 });
+    await ui.close();
+    await tab.close();
 
     // Stopped, its URL says so.
     expect((await s.call('DELETE', '/api/applications/ohif-viewer')).body.state).toBe('stopped');
