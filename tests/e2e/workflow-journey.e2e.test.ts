@@ -97,4 +97,24 @@ describe.skipIf(skipBrowser)('web UI: upload DICOM, make a dataset, run a workfl
     await screenshot(page, 'runs');
     expect(env.pageErrors).toEqual([]);
   });
+
+  it('runs a workflow once per series and shows each series\' progress', async () => {
+    const { page, url, server } = env;
+    const series = (await server.call('GET', '/api/series?dataset=e2e-upload')).body.items.map((x: { series_instance_uid: string }) => x.series_instance_uid);
+    expect(series.length).toBeGreaterThanOrEqual(2);
+    await page.goto(`${url}/workflows`);
+    await page.getByRole('button', { name: /collect-metadata/ }).click();
+    await page.getByRole('radio', { name: 'A dataset' }).check();
+    await page.getByLabel('Dataset', { exact: true }).selectOption('e2e-upload');
+    await page.getByLabel(/Run once per series/).check();
+    await page.getByRole('button', { name: 'Run', exact: true }).click();
+    await page.waitForURL(/\/runs\/[^/]+$/);
+    const panel = page.getByRole('region', { name: 'Series of this job' });
+    await expect.poll(() => panel.locator('tr').count(), { timeout: 15_000 }).toBe(series.length);
+    for (const uid of series) expect(await panel.textContent()).toContain(uid);
+    // Live: every series' run ends without a reload.
+    await expect.poll(() => panel.locator('.badge', { hasText: 'success' }).count(), { timeout: 60_000 }).toBe(series.length);
+    expect(await panel.locator('h2').textContent()).toContain(`${series.length}/${series.length} done`);
+    expect(env.pageErrors).toEqual([]);
+  });
 });

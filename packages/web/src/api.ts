@@ -180,6 +180,9 @@ export interface Run {
   ended_at: string | null;
   workflow_dir: string | null;
   progress: Progress;
+  /** The series the run works on; the UID when it is one (a run of a single_execution job). */
+  series_count: number;
+  series_uid: string | null;
 }
 export interface Task {
   id: string;

@@ -54,6 +54,13 @@ export function progressOf(counts: Record<string, number>) {
   return { total, done, counts };
 }
 
+/** The series a run works on (data_form.identifiers): how many, and the UID when it is one. */
+function seriesOf(conf: string): { series_count: number; series_uid: string | null } {
+  const ids = (JSON.parse(conf) as { data_form?: { identifiers?: unknown } }).data_form?.identifiers;
+  const list = Array.isArray(ids) ? ids : [];
+  return { series_count: list.length, series_uid: list.length === 1 && typeof list[0] === 'string' ? list[0] : null };
+}
+
 export function runJson(r: RunRow, project: string, counts: Record<string, number>, tasks?: TaskRow[]) {
   const spec = tasks ? (JSON.parse(r.spec) as DagSpec) : undefined;
   return {
@@ -70,6 +77,7 @@ export function runJson(r: RunRow, project: string, counts: Record<string, numbe
     workflow_dir: r.dir_removed_at === null ? r.workflow_dir : null,
     workflow_dir_removed_at: iso(r.dir_removed_at),
     progress: progressOf(counts),
+    ...seriesOf(r.conf),
     ...(tasks
       ? {
           conf: JSON.parse(r.conf) as unknown,

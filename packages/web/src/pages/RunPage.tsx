@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'react';
-import { get, post, qs, toApiError, errorText, type Page, type ResultFile, type RunDetail } from '../api.ts';
+import { get, post, qs, toApiError, errorText, type Page, type ResultFile, type Run, type RunDetail } from '../api.ts';
 import { useApp } from '../context.ts';
 import { Dialog, ErrorBox } from '../components/Dialog.tsx';
 import { DagGraph } from '../components/DagGraph.tsx';
@@ -87,6 +87,7 @@ export default function RunPage({ runId }: { runId: string }) {
       </div>
       <ErrorBox error={action.error ?? run.error} />
       <DagGraph nodes={r.tasks.map((t) => ({ id: t.id, label: t.id, state: t.state, upstream: t.upstream }))} selected={taskId} onSelect={setSelected} />
+      <JobSeries run={r} />
       <div className="run-grid">
         <section className="panel" aria-label="Task log">
           <div className="row">
@@ -167,6 +168,51 @@ export default function RunPage({ runId }: { runId: string }) {
       </div>
       {viewing && <ResultView file={viewing} onClose={() => setViewing(undefined)} />}
     </div>
+  );
+}
+
+/**
+ * Progress per series: a single_execution job runs once per series, so its runs are the
+ * series' progress, live. A run over several series at once says so.
+ */
+function JobSeries({ run }: { run: RunDetail }) {
+  const siblings = useLoad(
+    (signal) => (run.series_uid ? get<Page<Run>>('/api/runs', { project: run.project, job: run.job_id, sort: 'created_at', limit: 1000 }, { signal }) : Promise.resolve(undefined)),
+    [run.job_id, run.project, run.series_uid],
+    ['runs'],
+  );
+  if (!run.series_uid) {
+    return run.series_count > 1 ? <p className="small muted">This run works on {run.series_count.toLocaleString()} series at once; its progress is per task.</p> : null;
+  }
+  const runs = siblings.data?.items ?? [];
+  if (runs.length < 2) return <ErrorBox error={siblings.error} />;
+  const done = runs.filter((x) => RUN_ENDED.has(x.state)).length;
+  return (
+    <section className="panel" aria-label="Series of this job">
+      <h2>
+        Series of this job <span className="muted small">{done}/{runs.length} done{siblings.data && siblings.data.total > runs.length ? ` (first ${runs.length} of ${siblings.data.total})` : ''}</span>
+      </h2>
+      <ErrorBox error={siblings.error} />
+      <table className="list">
+        <tbody>
+          {runs.map((x) => (
+            <tr key={x.id} aria-current={x.id === run.id ? 'page' : undefined} className={x.id === run.id ? 'current' : undefined}>
+              <td className="mono small">{x.series_uid}</td>
+              <td>
+                <StateBadge state={x.state} />
+              </td>
+              <td>
+                <ProgressBar counts={x.progress.counts} total={x.progress.total} />
+              </td>
+              <td className="small muted">
+                {x.progress.done}/{x.progress.total} tasks
+              </td>
+              <td>{x.id === run.id ? <span className="small muted">this run</span> : <Link href={`/runs/${x.id}`}>{x.id}</Link>}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
   );
 }
 

@@ -60,6 +60,7 @@ function WorkflowForm({ wf, datasets, selection, project }: { wf: Workflow; data
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [error, setError] = useState<string | undefined>(undefined);
   const [busy, setBusy] = useState(false);
+  const [single, setSingle] = useState(false);
 
   useEffect(() => {
     if (!dataset && datasets[0]) setDataset(datasets[0].name);
@@ -75,9 +76,10 @@ function WorkflowForm({ wf, datasets, selection, project }: { wf: Workflow; data
       if (limit) data.dataset_limit = Number(limit);
     } else if (choice === 'selection') data.identifiers = [...selection];
     try {
-      const job = await post<Job>('/api/jobs', { workflow: wf.id, project, conf: { workflow_form: form, data_form: data } });
-      const runs = job.runs;
-      navigate(runs.length === 1 ? `/runs/${runs[0]!.id}` : `/runs?job=${job.id}`);
+      const workflowForm = single && choice !== 'none' ? { ...form, single_execution: true } : form;
+      const job = await post<Job>('/api/jobs', { workflow: wf.id, project, conf: { workflow_form: workflowForm, data_form: data } });
+      // The first run's page; a job run once per series shows every series' progress there.
+      navigate(job.runs[0] ? `/runs/${job.runs[0].id}` : `/runs?job=${job.id}`);
     } catch (err) {
       if (err instanceof ApiError) {
         const fe = err.fieldErrors();
@@ -150,6 +152,13 @@ function WorkflowForm({ wf, datasets, selection, project }: { wf: Workflow; data
             </span>
           )}
           <SchemaForm schema={wf.data_form} value={dataRest} onChange={setDataRest} errors={errors} path="data_form" skip={['dataset_name', 'dataset_limit', 'identifiers']} />
+          {choice !== 'none' && (
+            <label className="row">
+              <input type="checkbox" checked={single} onChange={(e) => setSingle(e.target.checked)} />
+              Run once per series (a run for each series, side by side)
+            </label>
+          )}
+          {errors['workflow_form.single_execution'] && <span className="field-error">{errors['workflow_form.single_execution']}</span>}
         </fieldset>
       )}
       <ErrorBox error={error} />
