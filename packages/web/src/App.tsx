@@ -5,6 +5,7 @@ import { Link } from './components/Link.tsx';
 import { FormDialog } from './components/Dialog.tsx';
 import { useLiveMode } from './live.ts';
 import { useLocation } from './router.ts';
+import { useAction } from './hooks.ts';
 // The first page is in the main bundle (no second round trip before the gallery starts); the others load when opened.
 import Datasets from './pages/Datasets.tsx';
 
@@ -182,19 +183,9 @@ export function App() {
 function NewProject({ onClose, onCreated }: { onClose: () => void; onCreated: (p: Project) => void }) {
   const [name, setName] = useState('');
   const [description, setDescription] = useState('');
-  const [error, setError] = useState<string | undefined>(undefined);
-  const [busy, setBusy] = useState(false);
-  const submit = async () => {
-    setBusy(true);
-    setError(undefined);
-    try {
-      onCreated(await post<Project>('/api/projects', { name: name.trim(), ...(description.trim() ? { description: description.trim() } : {}) }));
-    } catch (err) {
-      setError(errorText(err));
-    } finally {
-      setBusy(false);
-    }
-  };
+  const action = useAction();
+  const { busy, error } = action;
+  const submit = () => action.run(async () => onCreated(await post<Project>('/api/projects', { name: name.trim(), ...(description.trim() ? { description: description.trim() } : {}) })));
   return (
     <FormDialog
       title="New project"

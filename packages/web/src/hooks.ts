@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { errorText } from './api.ts';
+import { ApiError, errorText } from './api.ts';
 import { useLive, type Topic } from './live.ts';
 
 /**
@@ -44,17 +44,21 @@ export function useLoad<T>(load: (signal: AbortSignal) => Promise<T>, deps: unkn
 export function useAction() {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | undefined>(undefined);
+  /** The fields the server named in its refusal (details[].where -> message), for forms. */
+  const [fieldErrors, setFieldErrors] = useState<Record<string, string>>({});
   const run = useCallback(async <T,>(fn: () => Promise<T>): Promise<T | undefined> => {
     setBusy(true);
     setError(undefined);
+    setFieldErrors({});
     try {
       return await fn();
     } catch (err) {
+      if (err instanceof ApiError) setFieldErrors(err.fieldErrors());
       setError(errorText(err));
       return undefined;
     } finally {
       setBusy(false);
     }
   }, []);
-  return { busy, error, setError, run };
+  return { busy, error, fieldErrors, setError, run };
 }

@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import { ApiError, del, errorText, get, post, type AppInstance, type Extension } from '../api.ts';
+import { del, get, post, type AppInstance, type Extension } from '../api.ts';
 import { useApp } from '../context.ts';
 import { Dialog, ErrorBox, FormDialog } from '../components/Dialog.tsx';
 import { initialParams, ParamForm } from '../components/ParamForm.tsx';
@@ -153,25 +153,15 @@ function LaunchDialog({ ext, project, onClose, onDone }: { ext: Extension; proje
   const { notify } = useApp();
   const [name, setName] = useState('');
   const [params, setParams] = useState(() => initialParams(ext.parameters, ext.installed?.params));
-  const [errors, setErrors] = useState<Record<string, string>>({});
-  const [error, setError] = useState<string | undefined>(undefined);
-  const [busy, setBusy] = useState(false);
-  const submit = async () => {
-    setBusy(true);
-    setError(undefined);
-    setErrors({});
-    try {
+  const action = useAction();
+  const { busy, error, fieldErrors: errors } = action;
+  const submit = () =>
+    action.run(async () => {
       const inst = await post<AppInstance>('/api/applications', { extension: ext.name, project, name: name.trim() || undefined, params });
       notify(`${inst.name} is starting`);
       onDone();
       onClose();
-    } catch (err) {
-      if (err instanceof ApiError) setErrors(err.fieldErrors());
-      setError(errorText(err));
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
   return (
     <FormDialog
       title={`Launch ${ext.title ?? ext.name}`}

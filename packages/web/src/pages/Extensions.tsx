@@ -1,5 +1,5 @@
 import { useRef, useState } from 'react';
-import { ApiError, del, errorText, get, post, toApiError, type Extension } from '../api.ts';
+import { del, get, post, toApiError, type Extension } from '../api.ts';
 import { useApp } from '../context.ts';
 import { Dialog, ErrorBox, FormDialog } from '../components/Dialog.tsx';
 import { initialParams, ParamForm } from '../components/ParamForm.tsx';
@@ -172,25 +172,15 @@ function InstallDialog({ ext, onClose, onDone }: { ext: Extension; onClose: () =
   const installable = ext.versions.filter((v) => !v.problem);
   const [version, setVersion] = useState(ext.installed?.version ?? ext.latest ?? installable[0]?.version ?? '');
   const [params, setParams] = useState(() => initialParams(ext.parameters, ext.installed?.params));
-  const [errors, setErrors] = useState<Record<string, string>>({});
-  const [error, setError] = useState<string | undefined>(undefined);
-  const [busy, setBusy] = useState(false);
-  const submit = async () => {
-    setBusy(true);
-    setErrors({});
-    setError(undefined);
-    try {
+  const action = useAction();
+  const { busy, error, fieldErrors: errors } = action;
+  const submit = () =>
+    action.run(async () => {
       const r = await post<Extension>(`/api/extensions/${encodeURIComponent(ext.name)}/install`, { version, params });
       notify(r.state === 'installed' ? `${ext.name} ${version} is installed` : `installing ${ext.name} ${version}…`);
       onDone();
       onClose();
-    } catch (err) {
-      if (err instanceof ApiError) setErrors(err.fieldErrors());
-      setError(errorText(err));
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
   return (
     <FormDialog
       title={`Install ${ext.title ?? ext.name}`}

@@ -1,9 +1,9 @@
 import { useEffect, useState } from 'react';
-import { ApiError, errorText, get, post, type Dataset, type Job, type Page, type Workflow } from '../api.ts';
+import { get, post, type Dataset, type Job, type Page, type Workflow } from '../api.ts';
 import { useApp } from '../context.ts';
 import { ErrorBox } from '../components/Dialog.tsx';
 import { defaultsOf, SchemaForm } from '../components/SchemaForm.tsx';
-import { useLoad } from '../hooks.ts';
+import { useAction, useLoad } from '../hooks.ts';
 import { navigate } from '../router.ts';
 
 type DataChoice = 'dataset' | 'selection' | 'none';
@@ -57,40 +57,29 @@ function WorkflowForm({ wf, datasets, selection, project }: { wf: Workflow; data
   const [dataset, setDataset] = useState('');
   const [limit, setLimit] = useState('');
   const [dataRest, setDataRest] = useState<Record<string, unknown>>(() => defaultsOf({ ...wf.data_form, properties: Object.fromEntries(Object.entries(dataProps).filter(([k]) => !['dataset_name', 'dataset_limit', 'identifiers'].includes(k))) }));
-  const [errors, setErrors] = useState<Record<string, string>>({});
-  const [error, setError] = useState<string | undefined>(undefined);
-  const [busy, setBusy] = useState(false);
+  const action = useAction();
+  const { busy, error } = action;
+  // data_form.dataset_name / identifiers are shown at the data picker.
+  const errors = { ...action.fieldErrors };
+  if (errors['data_form.dataset_name'] || errors['data_form.identifiers']) errors['data_form'] = errors['data_form.dataset_name'] ?? errors['data_form.identifiers']!;
   const [single, setSingle] = useState(false);
 
   useEffect(() => {
     if (!dataset && datasets[0]) setDataset(datasets[0].name);
   }, [datasets, dataset]);
 
-  const submit = async () => {
-    setBusy(true);
-    setErrors({});
-    setError(undefined);
+  const submit = () => {
     const data: Record<string, unknown> = { ...dataRest };
     if (choice === 'dataset') {
       data.dataset_name = dataset;
       if (limit) data.dataset_limit = Number(limit);
     } else if (choice === 'selection') data.identifiers = [...selection];
-    try {
+    return action.run(async () => {
       const workflowForm = single && choice !== 'none' ? { ...form, single_execution: true } : form;
       const job = await post<Job>('/api/jobs', { workflow: wf.id, project, conf: { workflow_form: workflowForm, data_form: data } });
       // The first run's page; a job run once per series shows every series' progress there.
       navigate(job.runs[0] ? `/runs/${job.runs[0].id}` : `/runs?job=${job.id}`);
-    } catch (err) {
-      if (err instanceof ApiError) {
-        const fe = err.fieldErrors();
-        // data_form.dataset_name / identifiers are shown at the data picker.
-        if (fe['data_form.dataset_name'] || fe['data_form.identifiers']) fe['data_form'] = fe['data_form.dataset_name'] ?? fe['data_form.identifiers']!;
-        setErrors(fe);
-      }
-      setError(errorText(err));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   const hasForm = Object.keys(wf.workflow_form?.properties ?? {}).length > 0;
