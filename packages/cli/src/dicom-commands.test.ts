@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, type CliResult } from './__fixtures__/run-cli.ts';
 import yauzl from 'yauzl';
 import yazl from 'yazl';
-import { pydicomFile, skipDicomTools } from '../../dicom/src/__fixtures__/dicom-env.ts';
+import { dicomToolsProblem, pydicomFile, skipDicomTools } from '../../dicom/src/__fixtures__/dicom-env.ts';
 import { startTestServer, writeShellExtension, type TestServer } from '../../server/src/__fixtures__/test-server.ts';
 import { ApiClient } from './api-client.ts';
 import type { DatasetJson, ImportSummaryJson, OffsetPage, SeriesDetailJson, SeriesJson } from './api-types.ts';
@@ -61,6 +61,7 @@ function zipEntries(file: string): Promise<string[]> {
 // Each step runs the real CLI as a process (about a second each on a loaded machine): more time than the default.
 describe.skipIf(skipDicomTools)('tessera DICOM data commands against a real server', { timeout: 60_000 }, () => {
   beforeAll(async () => {
+    expect(dicomToolsProblem, 'dcmtk and pydicom (apt-get install dcmtk python3-pydicom)').toBeUndefined();
     server = await startTestServer();
     work = await mkdtemp(join(tmpdir(), 'tessera-cli-dicom-'));
   });
