@@ -6,3 +6,6 @@ export * from './trigger-rules.ts';
 export * from './python-str.ts';
 export * from './json-validator.ts';
 export * from './platform-version.ts';
+export * from './operator-contract.ts';
+export * from './dicom-uid.ts';
+export * from './docker-host.ts';

@@ -1,0 +1,61 @@
+/**
+ * The facts of the operator contract that more than one package needs (the engine
+ * that runs tasks, the application runtime that launches apps with a run's data, the
+ * SDK that names the platform operators). See docs/guides/operator-contract.md.
+ */
+
+/** Where a container sees the workflow dirs, so that Kaapana processing containers run unchanged. */
+export const CONTAINER_DATA_ROOT = '/kaapana/mounted/data';
+
+/** The folder of per-series batch elements inside a workflow dir (`BATCH_NAME`). */
+export const BATCH_NAME = 'batch';
+
+/** The environment variables the contract gives every task, by name. */
+export const CONTRACT_ENV = {
+  workflowDir: 'WORKFLOW_DIR',
+  batchName: 'BATCH_NAME',
+  operatorInDir: 'OPERATOR_IN_DIR',
+  operatorOutDir: 'OPERATOR_OUT_DIR',
+  batchesInputDir: 'BATCHES_INPUT_DIR',
+  runId: 'RUN_ID',
+  dagId: 'DAG_ID',
+  taskId: 'TASK_ID',
+  operatorLevel: 'OPERATOR_LEVEL',
+} as const;
+
+/** The names of the contract's variables, which a workflow_form key may not set. */
+export const CONTRACT_ENV_NAMES: readonly string[] = Object.values(CONTRACT_ENV);
+
+/**
+ * The operators the platform itself provides (`builtin:` in a DAG spec), by name:
+ * `empty` is a join point; the data operators move DICOM in and out of the store;
+ * `launch-app` waits for a person at an application.
+ */
+export const PLATFORM_OPERATORS = {
+  empty: 'empty',
+  getInput: 'get-input',
+  putResult: 'put-result',
+  putFiles: 'put-files',
+  launchApp: 'launch-app',
+} as const;
+
+export type PlatformOperatorName = (typeof PLATFORM_OPERATORS)[keyof typeof PLATFORM_OPERATORS];
+
+/** `conf.data_form` of a run, in Kaapana's shape: which series it works on. */
+export interface DataForm {
+  dataset_name?: string;
+  dataset_limit?: number;
+  /** SeriesInstanceUIDs, resolved from the dataset when the run starts. */
+  identifiers?: string[];
+  [key: string]: unknown;
+}
+
+/**
+ * The series UIDs a data_form names directly (`identifiers`), as given; an empty list
+ * when it names none or `identifiers` is not a list of strings. Datasets are resolved
+ * by the DICOM domain, which knows them.
+ */
+export function seriesIdsOf(dataForm: unknown): string[] {
+  const ids = (dataForm as { identifiers?: unknown } | null | undefined)?.identifiers;
+  return Array.isArray(ids) ? ids.filter((x): x is string => typeof x === 'string') : [];
+}
