@@ -6,5 +6,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Every server a test starts checks its answers against the HTTP contract (packages/api).
+    env: { TESSERA_CHECK_ANSWERS: '1' },
   },
 });

@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
-import swagger from '@fastify/swagger';
 import { domainView, migrate, openDatabase, type Kysely } from '@tessera/db';
 import { dicomMigrations } from '@tessera/dicom';
 import { PLATFORM_VERSION } from '@tessera/model';
@@ -23,7 +22,11 @@ import { ImageTool, WorkflowRegistry } from '@tessera/extensions';
 import { AppManager, DockerAppRunner, SubpathProxy, appMigrations, type AppTables } from '@tessera/apps';
 import { createServer } from 'node:http';
 import type { ServerConfig } from './config.ts';
-import { ErrorResponse } from './http/common.schema.ts';
+import { allRoutes, API_TAGS, ErrorResponse, openApiDocument, platformRoutes } from '@tessera/api';
+// The route options `tags` and `summary` of the routes not yet declared from the contract.
+import type {} from '@fastify/swagger';
+import { checkAnswersAgainstContracts } from './http/answer-check.ts';
+import { serve } from './http/serve-route.ts';
 import { installErrorHandler } from './http/error-handler.ts';
 import { projectMigrations, ProjectStore, type ProjectTables } from './projects/project-store.ts';
 import { projectRoutes } from './projects/project-routes.ts';
@@ -180,25 +183,20 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   const retentionTimer = setInterval(sweepDirs, 60 * 60 * 1000);
   retentionTimer.unref();
 
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: { title: 'Tessera API', version: VERSION, description: 'Workflows, runs, projects. Errors are `{ error: { code, message, details } }`.' },
-      tags: [{ name: 'platform' }, { name: 'projects' }, { name: 'workflows' }, { name: 'extensions' }, { name: 'applications' }, { name: 'data' }, { name: 'datasets' }, { name: 'dicomweb' }],
-    },
-  });
+  if (config.checkAnswers) checkAnswersAgainstContracts(app);
+  // For the routes not yet declared from the contract, which name it by reference.
   app.addSchema(ErrorResponse);
   installErrorHandler(app);
 
-  app.get('/api/health', { schema: { tags: ['platform'], summary: 'Readiness and what the server runs with' } }, async () => ({
-    status: 'ok',
+  serve(app, platformRoutes.health, async () => ({
+    status: 'ok' as const,
     version: VERSION,
     home: config.home,
     runners: reports,
     runner_notes: notes,
     docker_socket: dockerSocket ?? null,
     workflows: registry.list().length,
-    dicom: { port: dicomPort, ae_title: config.dicomAeTitle, fsync: config.dicomFsync, duplicates: config.dicomDuplicates, series_quiet_seconds: config.seriesQuietSeconds },
+    dicom: { port: dicomPort ?? null, ae_title: config.dicomAeTitle, fsync: config.dicomFsync, duplicates: config.dicomDuplicates, series_quiet_seconds: config.seriesQuietSeconds },
     scheduler: { ...scheduler.usage(), limits: scheduler.limits },
   }));
   const eventStreams = new Set<() => void>();
@@ -208,7 +206,13 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     config.diskUsageMaxAgeMs ?? 60_000,
   );
   await app.register(systemRoutes, { config, db, runners: reports, runnerNotes: notes, docker, dicomPort: () => dicomPort, publicUrl: () => publicUrl, startedAt, disk });
-  app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  const openapi = openApiDocument(allRoutes, {
+    title: 'Tessera API',
+    version: VERSION,
+    description: 'Workflows, runs, projects, DICOM data, extensions, applications. Errors are `{ error: { code, message, details } }`.',
+    tags: API_TAGS,
+  });
+  serve(app, platformRoutes.openapi, async () => openapi);
   await app.register(projectRoutes, { projects });
   await app.register(workflowRoutes, { scheduler, registry, projects });
   await app.register(extensionRoutes, { manager: extensions });

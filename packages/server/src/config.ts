@@ -53,6 +53,11 @@ export interface ServerConfig {
   dicomMaxInstanceMb: number;
   /** Largest upload (a STOW-RS body, a .zip, a file) in MB (TESSERA_DICOM_MAX_UPLOAD_MB, default 4096). */
   dicomMaxUploadMb: number;
+  /**
+   * Check every answer against its route's contract and answer 500 when one breaks it
+   * (TESSERA_CHECK_ANSWERS=1; default off: it costs a validation per answer). The tests turn it on.
+   */
+  checkAnswers: boolean;
   /** Not from the environment (tests set them): the event stream's heartbeat (default 15 s) and unread-bytes limit per client (default 1 MiB). */
   eventsHeartbeatMs?: number;
   eventsMaxBufferBytes?: number;
@@ -145,6 +150,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     seriesQuietSeconds: num('TESSERA_SERIES_QUIET_SECONDS', 10),
     dicomMaxInstanceMb: int('TESSERA_DICOM_MAX_INSTANCE_MB', 1024, 1),
     dicomMaxUploadMb: int('TESSERA_DICOM_MAX_UPLOAD_MB', 4096, 1),
+    checkAnswers: env.TESSERA_CHECK_ANSWERS === '1' || env.TESSERA_CHECK_ANSWERS === 'true',
   };
   if (problems.length > 0) {
     throw new TesseraError('TESSERA_CONFIG', `invalid configuration: ${problems.join('; ')}`, {

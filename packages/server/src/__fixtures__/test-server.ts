@@ -28,6 +28,7 @@ export async function startTestServer(overrides: Partial<ServerConfig> = {}): Pr
     logLevel: 'silent',
     dicomPort: 0,
     seriesQuietSeconds: 0.3,
+    checkAnswers: true,
     ...overrides,
   };
   const tessera = await createTessera(config);

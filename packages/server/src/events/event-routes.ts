@@ -1,7 +1,7 @@
-import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { TesseraError } from '@tessera/model';
-import { errorResponses } from '../http/common.schema.ts';
+import { platformRoutes } from '@tessera/api';
+import { serve } from '../http/serve-route.ts';
 import type { ProjectStore } from '../projects/project-store.ts';
 import { EVENT_TYPES, type Delivered, type EventBus, type EventType } from './event-bus.ts';
 
@@ -20,29 +20,12 @@ export interface EventRoutesOptions {
   streams: Set<() => void>;
 }
 
-const EventsQuery = Type.Object({
-  project: Type.Optional(Type.String({ description: 'Only events of this project, and those that belong to no project (extensions).' })),
-  types: Type.Optional(Type.String({ description: `Comma-separated event types to receive (default all): ${EVENT_TYPES.join(', ')}.` })),
-});
-
 /** The event stream: GET /api/events, server-sent events of every state change. */
 export async function eventRoutes(app: FastifyInstance, opts: EventRoutesOptions): Promise<void> {
   const { bus } = opts;
   const open = opts.streams;
 
-  app.get<{ Querystring: Static<typeof EventsQuery> }>('/api/events', {
-    schema: {
-      tags: ['platform'],
-      summary: 'Server-sent events (text/event-stream) of state changes: runs, tasks, series, datasets, extensions, applications, imports',
-      description:
-        'Each event is `id: <seq>`, `event: <type>`, `data: <json>` with `type`, `project` (where it applies), the id or name of the entity and its `state`. ' +
-        'The first event is `ready` (the subscription is active). A comment line `: heartbeat` comes every 15 s. Events are hints: fetch the entity again. ' +
-        'Nothing is replayed after a reconnect (Last-Event-ID is not used); a client that does not read is disconnected.',
-      querystring: EventsQuery,
-      produces: ['text/event-stream'],
-      response: { 200: { description: 'text/event-stream', type: 'string' }, ...errorResponses },
-    },
-  }, async (request, reply) => {
+  serve(app, platformRoutes.events, async (request, reply) => {
     const q = request.query;
     const project = q.project !== undefined ? (await opts.projects.require(q.project)).name : undefined;
     let types: Set<EventType> | undefined;

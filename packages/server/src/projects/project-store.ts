@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely, NamedMigration } from '@tessera/db';
 import { TesseraError } from '@tessera/model';
+import { PROJECT_NAME_PATTERN } from '@tessera/api';
 
 export interface ProjectsTable {
   id: string;
@@ -17,7 +18,6 @@ export type Project = ProjectsTable;
 
 /** The project every installation starts with; data goes here unless a project is named. */
 export const DEFAULT_PROJECT = 'admin';
-export const PROJECT_NAME_PATTERN = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
 
 export const projectMigrations: NamedMigration[] = [
   {

@@ -2,11 +2,12 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import { arch, platform, release } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { sql, type Kysely } from '@tessera/db';
 import { PLATFORM_VERSION } from '@tessera/model';
+import { platformRoutes, type SystemReport } from '@tessera/api';
 import type { ServerConfig } from '../config.ts';
+import { serve } from '../http/serve-route.ts';
 import type { DiskUsage } from './disk-usage.ts';
 
 export interface DockerReport {
@@ -38,54 +39,13 @@ const TOOLS: { name: string; used_for: string }[] = [
   { name: 'docker', used_for: 'the Docker CLI (the server talks to the engine over its socket and does not need it)' },
 ];
 
-const Query = Type.Object({
-  wait: Type.Optional(Type.Boolean({ description: 'Wait for the folder sizes to be computed when none are there yet (or a walk is going).' })),
-});
-
-const Folder = Type.Object({ path: Type.String(), bytes: Type.Integer(), files: Type.Integer() });
-const SystemJson = Type.Object({
-  version: Type.Object({ tessera: Type.String(), node: Type.String(), sqlite: Type.String(), platform: Type.String(), arch: Type.String(), os_release: Type.String() }),
-  started_at: Type.String({ format: 'date-time' }),
-  uptime_s: Type.Number(),
-  home: Type.String(),
-  runners: Type.Array(Type.Object({ name: Type.String(), detail: Type.String() })),
-  runner_notes: Type.Array(Type.String()),
-  components: Type.Object({
-    process: Type.Object({ available: Type.Boolean() }),
-    docker: Type.Object({ available: Type.Boolean(), version: Type.Union([Type.String(), Type.Null()]), socket: Type.Union([Type.String(), Type.Null()]), reason: Type.Union([Type.String(), Type.Null()]) }),
-    kubernetes: Type.Object({ configured: Type.Boolean(), reason: Type.String() }),
-    dimse: Type.Object({ enabled: Type.Boolean(), ae_title: Type.String(), host: Type.String(), port: Type.Union([Type.Integer(), Type.Null()]) }),
-    dicomweb: Type.Object({ path: Type.String(), url: Type.String(), project_path: Type.String() }),
-    tools: Type.Array(Type.Object({ name: Type.String(), found: Type.Boolean(), path: Type.Union([Type.String(), Type.Null()]), used_for: Type.String() })),
-  }),
-  disk: Type.Object({
-    filesystem: Type.Object({ path: Type.String(), total_bytes: Type.Integer(), free_bytes: Type.Integer(), available_bytes: Type.Integer() }),
-    database: Type.Object({ path: Type.String(), bytes: Type.Integer() }),
-    dicom: Type.Object({ path: Type.String(), bytes: Type.Integer(), series: Type.Integer(), instances: Type.Integer(), source: Type.Literal('index') }),
-    folders: Type.Union([Type.Record(Type.String(), Folder), Type.Null()]),
-    computed_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
-    duration_ms: Type.Union([Type.Number(), Type.Null()]),
-    computing: Type.Boolean(),
-  }),
-});
-
 /** GET /api/system: which runners and components were found, disk use, versions, uptime. */
 export async function systemRoutes(app: FastifyInstance, opts: SystemRoutesOptions): Promise<void> {
   const { config } = opts;
   let sqliteVersion: string | undefined;
-  let tools: Static<typeof SystemJson>['components']['tools'] | undefined;
+  let tools: SystemReport['components']['tools'] | undefined;
 
-  app.get<{ Querystring: Static<typeof Query> }>('/api/system', {
-    schema: {
-      tags: ['platform'],
-      summary: 'What the server found (runners, Docker, DICOM listener, DICOMweb, tools), disk use, versions and uptime',
-      description:
-        'Fast: folder sizes come from a walk in the background, at most once a minute (`disk.computed_at`; `null` until the first walk has ended, ' +
-        'or pass `wait=true`); the DICOM store\'s size comes from its index, never from a walk.',
-      querystring: Query,
-      response: { 200: SystemJson },
-    },
-  }, async (request) => {
+  serve(app, platformRoutes.system, async (request) => {
     if (request.query.wait && (opts.disk.current().folders === null || opts.disk.current().computing)) await opts.disk.refresh();
     sqliteVersion ??= (await sql<{ v: string }>`select sqlite_version() as v`.execute(opts.db)).rows[0]!.v;
     tools ??= TOOLS.map((t) => {

@@ -67,7 +67,8 @@ describe('GET /api/system', () => {
 
   it('is in the OpenAPI document', async () => {
     const doc = (await s.call('GET', '/api/openapi.json')).body;
-    expect(doc.paths['/api/system'].get.responses['200'].content['application/json'].schema.properties.disk).toBeDefined();
+    const ref = doc.paths['/api/system'].get.responses['200'].content['application/json'].schema.$ref as string;
+    expect(doc.components.schemas[ref.split('/').pop()!].properties.disk).toBeDefined();
     expect(doc.paths['/api/events'].get.parameters.map((p: { name: string }) => p.name).sort()).toEqual(['project', 'types']);
   });
 });

@@ -1,0 +1,25 @@
+import { platformRoutes } from './platform.ts';
+import { projectRoutes } from './projects.ts';
+import type { RouteContract } from './route.ts';
+
+/** Every domain's routes, by domain. The server declares each of them; access control iterates them. */
+export const apiRoutes = {
+  platform: platformRoutes,
+  projects: projectRoutes,
+} as const;
+
+/** Every route of the HTTP API, in one list. */
+export const allRoutes: readonly RouteContract[] = Object.values(apiRoutes).flatMap((domain) => Object.values(domain) as RouteContract[]);
+
+/** The OpenAPI document's tags, in the order a reader meets them. */
+export const API_TAGS = [
+  { name: 'platform', description: 'Health, what the server found, the event stream, this document.' },
+  { name: 'projects', description: 'Projects: every entity that holds data belongs to one.' },
+  { name: 'workflows', description: 'Workflows, jobs, runs, tasks and their logs.' },
+  { name: 'extensions', description: 'The extension catalog: packages, installs, upgrades, uninstalls.' },
+  { name: 'applications', description: 'Application instances: launch, stop, logs; served on subpaths by the proxy.' },
+  { name: 'data', description: "The DICOM store's series and instances: search, facets, thumbnails, import, export, delete." },
+  { name: 'datasets', description: 'Named sets of series inside a project.' },
+  { name: 'results', description: "Runs' result buckets." },
+  { name: 'dicomweb', description: 'DICOMweb (PS3.18): QIDO-RS, WADO-RS, STOW-RS; at /dicom-web for the default project and /projects/{project}/dicom-web.' },
+] as const;
