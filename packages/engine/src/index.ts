@@ -4,6 +4,7 @@ export * from './runners/process/process-runner.ts';
 export * from './runners/builtin/builtin-runner.ts';
 export * from './operator-contract.ts';
 export * from './scheduler/dag-scheduler.ts';
+export { retryDelayMs } from './scheduler/decisions/task-outcome.ts';
 export * from './scheduler/resource-pool.ts';
 export * from './scheduler/retention.ts';
 export * from './store/workflow-store.ts';
