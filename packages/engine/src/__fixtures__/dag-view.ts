@@ -10,8 +10,13 @@ export interface ViewTask {
   retries?: number;
 }
 
+/** A DagView whose rows a test can read and change. */
+export interface PlainDag extends DagView {
+  tasks: Map<string, { task_id: string; state: TaskState; reason: string | null }>;
+}
+
 /** A run's DAG as plain data, for the pure decisions: validated specs, edges, and each task's state (default `scheduled`). */
-export function dagView(tasks: ViewTask[]): DagView & { tasks: Map<string, { task_id: string; state: TaskState; reason: string | null }> } {
+export function dagView(tasks: ViewTask[]): PlainDag {
   const spec = validateDagSpec({
     spec_version: 1,
     id: 'view',
