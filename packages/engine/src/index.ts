@@ -1,9 +1,12 @@
 export * from './runners/runner.ts';
 export * from './runners/exit-status.ts';
 export * from './runners/process/process-runner.ts';
+// The one home of process-group kills, for every package that starts local process groups (tasks, applications).
+export { isAlive, killGroup, processStartTime } from './runners/process/proc-table.ts';
 export * from './runners/builtin/builtin-runner.ts';
 export * from './operator-contract.ts';
 export * from './scheduler/dag-scheduler.ts';
+export { retryDelayMs } from './scheduler/decisions/task-outcome.ts';
 export * from './scheduler/resource-pool.ts';
 export * from './scheduler/retention.ts';
 export * from './store/workflow-store.ts';

@@ -1,11 +1,13 @@
 import { mkdirSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pythonStr, type TaskSpec } from '@tessera/model';
+import { BATCH_NAME, CONTRACT_ENV, pythonStr, seriesIdsOf, type TaskSpec } from '@tessera/model';
 
-/** Where a container sees the workflow dir, so that Kaapana processing containers run unchanged. */
-export const CONTAINER_DATA_ROOT = '/kaapana/mounted/data';
-export const BATCH_NAME = 'batch';
+// The model is their home; re-exported for the engine's importers.
+export { BATCH_NAME, CONTAINER_DATA_ROOT } from '@tessera/model';
+
+/** The name of one of the operator contract's environment variables. */
+type ContractEnvName = (typeof CONTRACT_ENV)[keyof typeof CONTRACT_ENV];
 
 /** The run configuration written to conf/conf.json, in Kaapana's shape. */
 export interface RunConf {
@@ -36,17 +38,19 @@ export function contractEnv(input: ContractEnvInput): Record<string, string> {
   for (const [key, value] of Object.entries(input.conf.workflow_form)) {
     env[key.toUpperCase()] = pythonStr(value);
   }
-  Object.assign(env, {
-    WORKFLOW_DIR: input.workflowDir,
-    BATCH_NAME,
-    OPERATOR_IN_DIR: input.task.input_dir ?? '',
-    OPERATOR_OUT_DIR: input.task.output_dir,
-    BATCHES_INPUT_DIR: join(input.workflowDir, BATCH_NAME),
-    RUN_ID: input.runId,
-    DAG_ID: input.dagId,
-    TASK_ID: input.task.id,
-    OPERATOR_LEVEL: input.task.level,
-  });
+  // Typed by the names, so that a variable added to CONTRACT_ENV cannot be left unset here.
+  const contract: Record<ContractEnvName, string> = {
+    [CONTRACT_ENV.workflowDir]: input.workflowDir,
+    [CONTRACT_ENV.batchName]: BATCH_NAME,
+    [CONTRACT_ENV.operatorInDir]: input.task.input_dir ?? '',
+    [CONTRACT_ENV.operatorOutDir]: input.task.output_dir,
+    [CONTRACT_ENV.batchesInputDir]: join(input.workflowDir, BATCH_NAME),
+    [CONTRACT_ENV.runId]: input.runId,
+    [CONTRACT_ENV.dagId]: input.dagId,
+    [CONTRACT_ENV.taskId]: input.task.id,
+    [CONTRACT_ENV.operatorLevel]: input.task.level,
+  };
+  Object.assign(env, contract);
   Object.assign(env, input.services, input.task.env);
   return env;
 }
@@ -55,7 +59,7 @@ export function contractEnv(input: ContractEnvInput): Record<string, string> {
 export async function prepareWorkflowDir(workflowDir: string, conf: RunConf): Promise<void> {
   await mkdir(join(workflowDir, 'conf'), { recursive: true });
   await writeFile(join(workflowDir, 'conf', 'conf.json'), JSON.stringify(conf, null, 2));
-  for (const uid of conf.data_form.identifiers ?? []) {
+  for (const uid of seriesIdsOf(conf.data_form)) {
     await mkdir(join(workflowDir, BATCH_NAME, uid), { recursive: true });
   }
 }

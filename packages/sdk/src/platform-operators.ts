@@ -1,3 +1,4 @@
+import { PLATFORM_OPERATORS } from '@tessera/model';
 import { defineOperator, type Operator } from './workflow.ts';
 
 /**
@@ -7,11 +8,11 @@ import { defineOperator, type Operator } from './workflow.ts';
  */
 export function getInput(options: { name?: string; outputDir?: string } = {}): Operator {
   return defineOperator({
-    name: options.name ?? 'get-input',
+    name: options.name ?? PLATFORM_OPERATORS.getInput,
     title: 'Get the input series',
-    builtin: 'get-input',
+    builtin: PLATFORM_OPERATORS.getInput,
     level: 'batch',
-    outputDir: options.outputDir ?? 'get-input',
+    outputDir: options.outputDir ?? PLATFORM_OPERATORS.getInput,
   });
 }
 
@@ -23,9 +24,9 @@ export function getInput(options: { name?: string; outputDir?: string } = {}): O
  */
 export function putResult(options: { name?: string; dataset?: string } = {}): Operator {
   return defineOperator({
-    name: options.name ?? 'put-result',
+    name: options.name ?? PLATFORM_OPERATORS.putResult,
     title: 'Store the results in the DICOM store',
-    builtin: 'put-result',
+    builtin: PLATFORM_OPERATORS.putResult,
     level: 'batch',
     ...(options.dataset ? { builtinParams: { dataset: options.dataset } } : {}),
   });
@@ -37,9 +38,9 @@ export function putResult(options: { name?: string; dataset?: string } = {}): Op
  */
 export function putFiles(options: { name?: string } = {}): Operator {
   return defineOperator({
-    name: options.name ?? 'put-files',
+    name: options.name ?? PLATFORM_OPERATORS.putFiles,
     title: 'Copy the results to the result bucket',
-    builtin: 'put-files',
+    builtin: PLATFORM_OPERATORS.putFiles,
     level: 'batch',
   });
 }
@@ -52,9 +53,9 @@ export function putFiles(options: { name?: string } = {}): Operator {
  */
 export function launchApp(options: { extension: string; name?: string; params?: Record<string, unknown>; outputDir?: string; timeout?: number }): Operator {
   return defineOperator({
-    name: options.name ?? 'launch-app',
+    name: options.name ?? PLATFORM_OPERATORS.launchApp,
     title: `Wait for a person in ${options.extension}`,
-    builtin: 'launch-app',
+    builtin: PLATFORM_OPERATORS.launchApp,
     level: 'batch',
     ...(options.outputDir ? { outputDir: options.outputDir } : {}),
     ...(options.timeout ? { timeout: options.timeout } : {}),

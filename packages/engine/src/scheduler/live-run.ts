@@ -1,5 +1,6 @@
-import type { DagSpec, TaskSpec } from '@tessera/model';
+import { seriesIdsOf, type DagSpec, type TaskSpec } from '@tessera/model';
 import type { RunConf } from '../operator-contract.ts';
+import type { StopReason } from './decisions/task-outcome.ts';
 import type { RunRow, TaskRow } from '../store/workflow-tables.ts';
 
 /** A run the scheduler is driving, held in memory next to its DB rows. */
@@ -25,7 +26,7 @@ export interface LiveTask {
   runnerName: string;
   handle: string | undefined;
   /** Why the scheduler stopped it, if it did. */
-  stopReason: 'cancel' | 'timeout' | 'shutdown' | undefined;
+  stopReason: StopReason | undefined;
   timer: NodeJS.Timeout | undefined;
   /** Whether the try's slot and pool share were given back. */
   released: boolean;
@@ -49,7 +50,7 @@ export function buildLiveRun(row: RunRow, taskRows: TaskRow[]): LiveRun {
   const tasks = new Map(taskRows.map((t) => [t.task_id, t]));
   let pending = 0;
   for (const t of taskRows) if (!isTerminal(t.state)) pending++;
-  return { row, spec, conf, identifiers: conf.data_form.identifiers ?? [], tasks, specs, downstream, pending, madeDirs: new Set() };
+  return { row, spec, conf, identifiers: seriesIdsOf(conf.data_form), tasks, specs, downstream, pending, madeDirs: new Set() };
 }
 
 export function taskKey(runId: string, taskId: string): string {

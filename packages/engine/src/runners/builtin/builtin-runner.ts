@@ -1,5 +1,5 @@
 import { appendFile } from 'node:fs/promises';
-import type { TaskSpec } from '@tessera/model';
+import { PLATFORM_OPERATORS, type TaskSpec } from '@tessera/model';
 import type { Runner, TaskExecution, TaskLaunch, TaskOutcome } from '../runner.ts';
 
 /** What a built-in operator receives. */
@@ -77,5 +77,5 @@ export class BuiltinRunner implements Runner {
 
 /** Built-ins every platform has. `empty` does nothing: a join point (Airflow's EmptyOperator). */
 export const CORE_BUILTINS: Record<string, BuiltinOperator> = {
-  empty: async () => undefined,
+  [PLATFORM_OPERATORS.empty]: async () => undefined,
 };

@@ -34,7 +34,10 @@ export function findProcessesByEnv(name: string): { pid: number; value: string }
   return found;
 }
 
-/** Sends a signal to a process group, ignoring "no such process". */
+/**
+ * Sends a signal to the process group led by `pid` (a task, an application and what
+ * they started), ignoring "no such process": the group may be gone already.
+ */
 export function killGroup(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(-pid, signal);
