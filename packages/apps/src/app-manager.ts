@@ -6,9 +6,9 @@ import type { Kysely } from '@tessera/db';
 import { paramsEnv, validateParams, type AppSpecT, type LoadedExtension } from '@tessera/extensions';
 import { TesseraError } from '@tessera/model';
 import type { AppInstancesTable, AppState, AppTables } from './app-tables.ts';
-import { CONTAINER_RESULTS_DIR, CONTAINER_WORKFLOW_ROOT, type DockerAppRunner } from './docker-app-runner.ts';
-import { freePort, ProcessAppRunner } from './process-app-runner.ts';
-import { APP_PREFIX, type ProxyTarget } from './subpath-proxy.ts';
+import { CONTAINER_RESULTS_DIR, CONTAINER_WORKFLOW_ROOT, type DockerAppRunner } from './runners/docker/docker-app-runner.ts';
+import { freePort, ProcessAppRunner } from './runners/process/process-app-runner.ts';
+import { APP_PREFIX, type ProxyTarget } from './proxy/subpath-proxy.ts';
 
 const INSTANCE_NAME = /^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$/;
 

@@ -1,7 +1,7 @@
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Docker from 'dockerode';
-import type { AppProcess } from './process-app-runner.ts';
+import type { AppProcess } from '../process/process-app-runner.ts';
 
 /** Where an application container's data lives inside it. */
 export const CONTAINER_RESULTS_DIR = '/kaapana/mounted/results';
