@@ -1,64 +1,82 @@
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { AppSpecT } from '@tessera/extensions';
+import { killGroup } from '@tessera/engine';
+import type { AppExit, AppHandle, AppLaunch, AppRunner } from '../app-runner.ts';
 
-/** A started app process. */
-export interface AppProcess {
-  pid: number;
-  /** Settles when the process has exited, however. */
-  exited: Promise<{ code: number | null; signal: string | null }>;
-}
-
-/** A free TCP port on 127.0.0.1 (taken by nobody at the moment of asking). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
+/** Options of the process runner. */
+export interface ProcessAppRunnerOptions {
+  /** How long an app has, after SIGTERM, before its process group is killed (ms; default 5000). */
+  stopGraceMs?: number;
 }
 
 /**
  * Runs application processes: each in its own process group (so that stop reaches
- * what it started), with stdout and stderr appended to its log file.
+ * what it started), in its extension folder, with stdout and stderr appended to its log
+ * file, and TESSERA_APP_ID in its environment so that a restarted server knows it.
  */
-export class ProcessAppRunner {
+export class ProcessAppRunner implements AppRunner {
   readonly name = 'process';
+  readonly #graceMs: number;
 
-  start(o: { command: string[]; cwd: string; env: Record<string, string>; logFile: string }): Promise<AppProcess> {
+  constructor(options: ProcessAppRunnerOptions = {}) {
+    this.#graceMs = options.stopGraceMs ?? 5000;
+  }
+
+  canRun(spec: AppSpecT): boolean {
+    return spec.process !== undefined;
+  }
+
+  start(o: AppLaunch): Promise<AppHandle> {
+    const command = o.spec.process!.command;
     mkdirSync(dirname(o.logFile), { recursive: true });
     const log = openSync(o.logFile, 'a');
     return new Promise((resolve, reject) => {
-      const child = spawn(o.command[0]!, o.command.slice(1), {
-        cwd: o.cwd,
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', LANG: process.env.LANG ?? 'C.UTF-8', ...o.env },
+      const child = spawn(command[0]!, command.slice(1), {
+        cwd: o.extDir,
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', LANG: process.env.LANG ?? 'C.UTF-8', ...o.env, TESSERA_APP_ID: o.appId },
         detached: true,
         stdio: ['ignore', log, log],
       });
       closeSync(log);
-      const exited = new Promise<{ code: number | null; signal: string | null }>((done) => child.once('exit', (code, signal) => done({ code, signal })));
-      child.once('error', (err) => reject(new Error(`could not start ${o.command[0]}: ${err.message}`)));
-      child.once('spawn', () => resolve({ pid: child.pid!, exited }));
+      const exited = new Promise<AppExit>((done) => child.once('exit', (code, signal) => {
+        // What the app started in its group goes with it.
+        killGroup(child.pid!, 'SIGKILL');
+        done({ code, signal });
+      }));
+      child.once('error', (err) => reject(new Error(`could not start ${command[0]}: ${err.message}`, { cause: err })));
+      child.once('spawn', () => resolve({ id: String(child.pid!), exited }));
     });
   }
 
-  /** SIGTERM to the group, SIGKILL after `graceMs`; resolves once the process is gone. */
-  async stop(p: AppProcess, graceMs = 5000): Promise<void> {
-    const signal = (s: NodeJS.Signals): void => {
-      try {
-        process.kill(-p.pid, s);
-      } catch {
-        // gone already
-      }
-    };
-    signal('SIGTERM');
-    const timer = setTimeout(() => signal('SIGKILL'), graceMs);
-    await p.exited;
+  /** SIGTERM to the group, SIGKILL after the grace time; resolves once the process is gone. */
+  async stop(handle: AppHandle): Promise<void> {
+    const pid = Number(handle.id);
+    killGroup(pid, 'SIGTERM');
+    const timer = setTimeout(() => killGroup(pid, 'SIGKILL'), this.#graceMs);
+    await handle.exited;
     clearTimeout(timer);
-    signal('SIGKILL'); // whatever the leader left behind in its group
+    killGroup(pid, 'SIGKILL'); // whatever the leader left behind in its group
+  }
+
+  /** Kills the process group an earlier server started for this instance, if that pid is still one of ours. */
+  async removeStale(o: { appId: string; handleId?: string }): Promise<void> {
+    if (!o.handleId) return;
+    const pid = Number(o.handleId);
+    let environ: string;
+    try {
+      environ = readFileSync(`/proc/${pid}/environ`, 'latin1');
+    } catch (err) {
+      // Gone (ENOENT), or another user's process that took its pid (EACCES): nothing of ours is left.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ESRCH' || code === 'EACCES' || code === 'EPERM') return;
+      throw new Error(`could not check process ${pid} of application instance ${o.appId}`, { cause: err });
+    }
+    if (environ.split('\0').includes(`TESSERA_APP_ID=${o.appId}`)) killGroup(pid, 'SIGKILL');
+  }
+
+  async close(): Promise<void> {
+    // Nothing held: the processes are the manager's to stop.
   }
 }
