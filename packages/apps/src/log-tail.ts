@@ -2,7 +2,11 @@ import { open, stat } from 'node:fs/promises';
 
 /** The last `lines` lines of a log file (read from its last 64 KiB); '' when it is empty or missing. */
 export async function tailFile(file: string, lines: number): Promise<string> {
-  const size = (await stat(file).catch(() => undefined))?.size ?? 0;
+  const size = (await stat(file).catch((err: NodeJS.ErrnoException) => {
+    // No log yet: the app has not started, or wrote nothing.
+    if (err.code === 'ENOENT') return undefined;
+    throw new Error(`could not read the log ${file}`, { cause: err });
+  }))?.size ?? 0;
   if (size === 0) return '';
   const fh = await open(file, 'r');
   try {
