@@ -1,14 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, open, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Kysely } from '@tessera/db';
 import { paramsEnv, validateParams, type AppSpecT, type LoadedExtension } from '@tessera/extensions';
 import { TesseraError } from '@tessera/model';
 import type { AppInstancesTable, AppState, AppTables } from './app-tables.ts';
-import { CONTAINER_RESULTS_DIR, CONTAINER_WORKFLOW_ROOT, type DockerAppRunner } from './docker-app-runner.ts';
-import { freePort, ProcessAppRunner } from './process-app-runner.ts';
-import { APP_PREFIX, type ProxyTarget } from './subpath-proxy.ts';
+import { tailFile } from './log-tail.ts';
+import { APP_PREFIX, type ProxyTarget } from './proxy/app-paths.ts';
+import type { AppHandle, AppRunner } from './runners/app-runner.ts';
+import { freePort } from './runners/free-port.ts';
 
 const INSTANCE_NAME = /^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$/;
 
@@ -41,11 +41,15 @@ export interface AppManagerOptions {
   /** The project's result bucket folder (mounted when the app spec asks for it). */
   resultsDir: (projectId: string) => string;
   services: () => Record<string, string>;
-  log: { info: (m: string) => void; warn: (m: string) => void };
+  log: { info: (m: string) => void; warn: (m: string) => void; error: (m: string) => void };
   /** Called when an instance no longer listens on `port` (the proxy drops its connections to it). */
   released?: (port: number) => void;
-  /** The Docker engine, when one answers: apps with a `container` run there. */
-  docker?: DockerAppRunner;
+  /**
+   * The runners, in order of preference: an instance runs on the first that can run its
+   * spec (the Docker runner first, when an engine answers, for apps with a `container`).
+   * The manager closes them when it closes.
+   */
+  runners: AppRunner[];
   /** Told of every state change of an instance (the event stream), once it is recorded. */
   changed?: (instance: AppInstance) => void;
 }
@@ -53,7 +57,7 @@ export interface AppManagerOptions {
 interface Live {
   row: AppInstancesTable;
   target: ProxyTarget;
-  /** Stops what runs now (process group or container); undefined when nothing does. */
+  /** Stops what runs now (its runner's handle); undefined when nothing does. */
   stop?: () => Promise<void>;
   stopping?: boolean;
   /** #run has begun for this launch. */
@@ -67,7 +71,6 @@ interface Live {
  */
 export class AppManager {
   readonly #o: AppManagerOptions;
-  readonly #runner = new ProcessAppRunner();
   /** By `<project name>/<instance name>`. */
   readonly #live = new Map<string, Live>();
   /** Waiters of workflow tasks, by instance id. */
@@ -111,8 +114,7 @@ export class AppManager {
     let restarted = 0;
     for (const [key, live] of this.#live) {
       if (live.row.desired !== 'running' || live.stop || live.started) continue;
-      if (live.row.runner === 'docker') await this.#o.docker?.removeStale(live.row.id);
-      else if (live.row.handle) killStale(Number(live.row.handle), live.row.id);
+      await this.#o.runners.find((r) => r.name === live.row.runner)?.removeStale({ appId: live.row.id, ...(live.row.handle ? { handleId: live.row.handle } : {}) });
       restarted++;
       void this.#run(live, key.slice(0, key.indexOf('/')), 'started again after a server restart');
     }
@@ -125,6 +127,7 @@ export class AppManager {
       l.stopping = true;
       await l.stop!();
     }));
+    await Promise.all(this.#o.runners.map((r) => r.close()));
   }
 
   async launch(
@@ -161,9 +164,11 @@ export class AppManager {
     if (existing && (existing.target.state === 'running' || existing.target.state === 'starting')) {
       throw new TesseraError('TESSERA_CONFLICT', `${name} already runs in project ${project.name} (${existing.target.state}) at ${APP_PREFIX}${project.name}/release/${name}/; stop it first (tessera app stop ${name})`);
     }
-    const runner = spec.container && this.#o.docker ? 'docker' : spec.process ? 'process' : undefined;
+    const runner = this.#o.runners.find((r) => r.canRun(spec))?.name;
     if (!runner) {
-      throw new TesseraError('TESSERA_DOCKER', `application "${extensionName}" runs only in a container (${spec.container!.image}), and this server found no Docker engine: start Docker (or set DOCKER_HOST) and restart the server`);
+      throw spec.container
+        ? new TesseraError('TESSERA_DOCKER', `application "${extensionName}" runs only in a container (${spec.container.image}), and this server found no Docker engine: start Docker (or set DOCKER_HOST) and restart the server`)
+        : new TesseraError('TESSERA_INVALID_REQUEST', `application "${extensionName}" has neither a process nor a container to run`);
     }
     const now = Date.now();
     const row: AppInstancesTable = {
@@ -265,7 +270,7 @@ export class AppManager {
   /** The last `lines` lines of an instance's log. */
   async logs(project: string, name: string, lines = 200): Promise<string> {
     const live = this.#find(project, name);
-    return tail(this.logFile(live.row.id), lines);
+    return tailFile(this.logFile(live.row.id), lines);
   }
 
   #find(project: string, name: string): Live {
@@ -315,7 +320,23 @@ export class AppManager {
     }
   }
 
-  /** Starts the process, waits for its health check, and follows it until it ends. */
+  /**
+   * Records that an instance failed. The state in memory says so whatever happens; when
+   * the record cannot be written, the manager's log says so (there is nobody else to
+   * tell: the launch has long returned).
+   */
+  async #fail(live: Live, reason: string): Promise<void> {
+    try {
+      await this.#set(live, 'failed', reason);
+    } catch (err) {
+      let project = '?';
+      for (const [key, l] of this.#live) if (l === live) project = key.slice(0, key.indexOf('/'));
+      const cause = err instanceof Error ? err.message : String(err);
+      this.#o.log.error(`could not record that application ${project}/${live.row.name} (${live.row.id}) failed: ${cause}; it failed because ${reason}`);
+    }
+  }
+
+  /** Starts the app on its runner, waits for its health check, and follows it until it ends. */
   async #run(live: Live, project: string, note?: string): Promise<void> {
     live.started = true;
     live.stopping = false;
@@ -342,47 +363,22 @@ export class AppManager {
       };
       if (spec.mounts?.results) env.RESULTS_DIR = this.#o.resultsDir(live.row.project_id);
       if (!existsSync(live.row.ext_dir)) throw new Error(`its extension folder ${live.row.ext_dir} is gone (was ${live.row.extension} uninstalled?)`);
-      let proc: { exited: Promise<{ code: number | null; signal: string | null }> };
-      let handle: string;
-      if (live.row.runner === 'docker') {
-        const c = spec.container!;
-        const binds: string[] = [];
-        const inContainer: Record<string, string> = { ...env, PORT: String(c.port) };
-        if (env.RESULTS_DIR) {
-          await mkdir(env.RESULTS_DIR, { recursive: true });
-          binds.push(`${env.RESULTS_DIR}:${CONTAINER_RESULTS_DIR}`);
-          inContainer.RESULTS_DIR = CONTAINER_RESULTS_DIR;
-        }
-        if (env.WORKFLOW_DIR && live.row.run_id) {
-          const at = `${CONTAINER_WORKFLOW_ROOT}/${live.row.run_id}`;
-          binds.push(`${env.WORKFLOW_DIR}:${at}`);
-          inContainer.WORKFLOW_DIR = at;
-          inContainer.BATCHES_INPUT_DIR = `${at}/batch`;
-        }
-        delete inContainer.EXTENSION_DIR;
-        const docker = this.#o.docker!;
-        const started = await docker.start({ appId: live.row.id, image: c.image, command: c.command, containerPort: c.port, hostPort: port, env: inContainer, binds, logFile, ramMb: spec.resources?.ram_mb, cpuMillicores: spec.resources?.cpu_millicores });
-        proc = started;
-        handle = started.containerId;
-        live.stop = () => docker.stop(started.containerId);
-      } else {
-        const started = await this.#runner.start({ command: spec.process!.command, cwd: live.row.ext_dir, env, logFile });
-        proc = started;
-        handle = String(started.pid);
-        live.stop = () => this.#runner.stop(started);
-      }
+      const runner = this.#o.runners.find((r) => r.name === live.row.runner);
+      if (!runner) throw new Error(`it runs on the ${live.row.runner} runner, which this server does not have`);
+      const handle: AppHandle = await runner.start({
+        appId: live.row.id, spec, extDir: live.row.ext_dir, hostPort: port, env, logFile, ...(live.row.run_id ? { runId: live.row.run_id } : {}),
+      });
+      live.stop = () => runner.stop(handle);
       if (await stoppedMeanwhile()) return;
-      await this.#set(live, 'starting', null, { port, handle });
+      await this.#set(live, 'starting', null, { port, handle: handle.id });
       let exited: { code: number | null; signal: string | null } | undefined;
-      void proc.exited.then(async (e) => {
+      void handle.exited.then(async (e) => {
         exited = e;
         live.stop = undefined;
-        // What the app started in its group goes with it.
-        if (live.row.runner === 'process') killGroup(Number(handle));
         this.#o.released?.(port);
         if (live.stopping || live.row.desired === 'stopped' || this.#closed) return;
         const how = e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`;
-        await this.#set(live, 'failed', `the application ${how}; its last lines:\n${await tail(logFile, 10)}`).catch(() => {});
+        await this.#fail(live, `the application ${how}; its last lines:\n${await tailFile(logFile, 10)}`);
       });
       const timeoutMs = (spec.health?.timeout_s ?? 60) * 1000;
       const healthPath = (spec.ingress ?? 'subpath') === 'subpath' ? `${prefix}${spec.health?.path ?? '/'}` : (spec.health?.path ?? '/');
@@ -398,7 +394,7 @@ export class AppManager {
         if (Date.now() > deadline) {
           live.stopping = true;
           await live.stop?.();
-          await this.#set(live, 'failed', `the application did not become healthy within ${timeoutMs / 1000} s (GET ${healthPath}); its last lines:\n${await tail(logFile, 10)}`);
+          await this.#set(live, 'failed', `the application did not become healthy within ${timeoutMs / 1000} s (GET ${healthPath}); its last lines:\n${await tailFile(logFile, 10)}`);
           return;
         }
         await new Promise((r) => setTimeout(r, 50));
@@ -407,44 +403,11 @@ export class AppManager {
       await this.#set(live, 'running', note ?? null, { started_at: Date.now() });
       this.#o.log.info(`application ${project}/${live.row.name} (${live.row.extension}) is running at ${prefix}/`);
     } catch (err) {
-      await this.#set(live, 'failed', `could not start: ${(err as Error).message}`).catch(() => {});
+      await this.#fail(live, `could not start: ${(err as Error).message}`);
     }
   }
 }
 
 function ingressOf(row: AppInstancesTable): 'subpath' | 'strip' {
   return (JSON.parse(row.spec_json) as AppSpecT).ingress ?? 'subpath';
-}
-
-function killGroup(pid: number): void {
-  try {
-    process.kill(-pid, 'SIGKILL');
-  } catch {
-    // gone
-  }
-}
-
-/** Stops what a previous server left running for this instance (its group, if it is still ours). */
-function killStale(pid: number, appId: string): void {
-  try {
-    const environ = readFileSync(`/proc/${pid}/environ`, 'latin1');
-    if (!environ.split('\0').includes(`TESSERA_APP_ID=${appId}`)) return;
-    process.kill(-pid, 'SIGKILL');
-  } catch {
-    // gone, or not ours
-  }
-}
-
-async function tail(file: string, lines: number): Promise<string> {
-  const size = (await stat(file).catch(() => undefined))?.size ?? 0;
-  if (size === 0) return '';
-  const fh = await open(file, 'r');
-  try {
-    const length = Math.min(size, 64 * 1024);
-    const buf = Buffer.alloc(length);
-    await fh.read(buf, 0, length, size - length);
-    return buf.toString('utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } finally {
-    await fh.close();
-  }
 }

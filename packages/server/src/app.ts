@@ -19,7 +19,7 @@ import {
   type WorkflowTables,
 } from '@tessera/engine';
 import { ImageTool, WorkflowRegistry } from '@tessera/extensions';
-import { AppManager, DockerAppRunner, SubpathProxy, appMigrations, type AppTables } from '@tessera/apps';
+import { AppManager, DockerAppRunner, ProcessAppRunner, SubpathProxy, appMigrations, type AppTables } from '@tessera/apps';
 import { createServer } from 'node:http';
 import type { ServerConfig } from './config.ts';
 import { allRoutes, API_TAGS, ErrorResponse, openApiDocument, platformRoutes } from '@tessera/api';
@@ -156,8 +156,8 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     },
     resultsDir: (projectId) => join(config.home, 'buckets', projectId),
     services: () => ({ TESSERA_API_URL: publicUrl }),
-    log: { info: (m) => app.log.info(m), warn: (m) => app.log.warn(m) },
-    ...(dockerSocket ? { docker: new DockerAppRunner(dockerSocket) } : {}),
+    log: { info: (m) => app.log.info(m), warn: (m) => app.log.warn(m), error: (m) => app.log.error(m) },
+    runners: [...(dockerSocket ? [new DockerAppRunner({ socketPath: dockerSocket })] : []), new ProcessAppRunner()],
     released: (port) => routing.proxy?.forget(port),
     changed: (i) => events.publish({ type: 'application', project: i.project, name: i.name, id: i.id, extension: i.extension, state: i.state, reason: i.reason }),
   });

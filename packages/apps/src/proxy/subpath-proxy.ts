@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { Pool, type Dispatcher } from 'undici';
 import type { Duplex } from 'node:stream';
 import { APP_PREFIX, pageHtml, parseAppPath, rewriteCookiePath, type ProxyTarget } from './app-paths.ts';
-import { FastPath, type FastPathTimeouts } from './fast-path.ts';
+import { AppProxyFastPath, type AppProxyFastPathTimeouts } from './app-proxy-fast-path.ts';
 
 export { APP_PREFIX, pageHtml, parseAppPath, rewriteCookiePath, type ProxyTarget };
 
@@ -26,7 +26,7 @@ function page(res: ServerResponse, status: number, title: string, text: string, 
 export class SubpathProxy {
   readonly #pools = new Map<number, Pool>();
   readonly #lookup: (project: string, instance: string) => ProxyTarget | undefined;
-  #fast: FastPath | undefined;
+  #fast: AppProxyFastPath | undefined;
 
   constructor(lookup: (project: string, instance: string) => ProxyTarget | undefined) {
     this.#lookup = lookup;
@@ -34,14 +34,14 @@ export class SubpathProxy {
 
   /**
    * Takes the connections of the platform's HTTP server: each goes through the fast path
-   * (fast-path.ts) while its requests are for running instances, and to the server
+   * (app-proxy-fast-path.ts) while its requests are for running instances, and to the server
    * itself (its request handler, then this proxy's `handle` and `upgrade`) from the
    * first request that is not.
    */
-  attach(server: Server, timeouts?: Partial<FastPathTimeouts>): void {
+  attach(server: Server, timeouts?: Partial<AppProxyFastPathTimeouts>): void {
     const listeners = server.listeners('connection') as ((socket: Socket) => void)[];
     server.removeAllListeners('connection');
-    const fast = new FastPath(this.#lookup, (socket) => {
+    const fast = new AppProxyFastPath(this.#lookup, (socket) => {
       for (const listener of listeners) listener.call(server, socket);
     }, timeouts);
     this.#fast = fast;
