@@ -14,4 +14,3 @@ export * from './store/workflow-tables.ts';
 export * from './store/workflow-migrations.ts';
 export * from './runners/docker/docker-runner.ts';
 export * from './runners/docker/docker-detect.ts';
-export { killGroup } from './runners/process/proc-table.ts';
