@@ -20,4 +20,5 @@ export * from './archive/zip-reader.ts';
 export * from './archive/zip-writer.ts';
 export * from './render/index.ts';
 export * from './dimse/dimse-server.ts';
+export * from './dimse/store-status.ts';
 export * from './samples/sample-ct.ts';
