@@ -1,4 +1,4 @@
-import { DICOM_UID_RULE, isDicomUid } from '@tessera/model';
+import { DICOM_UID_RULE, isDicomUid, type TesseraError } from '@tessera/model';
 import { invalidDicom, PIXEL_DATA, type DicomDataset } from '../parse/dataset-reader.ts';
 import { getNumber, getString, toDicomJson } from '../parse/dataset-values.ts';
 import { tagLabel } from '../parse/data-dictionary.ts';
@@ -87,7 +87,7 @@ export function instanceUids(ds: DicomDataset): InstanceUids {
   const need = (tag: number, name: string): string => {
     const v = getString(ds, tag);
     if (!v) throw invalidDicom(`the instance has no ${name} ${tagLabel(tag)}, which every stored instance needs`);
-    if (!isDicomUid(v)) throw invalidDicom(`${name} ${tagLabel(tag)} "${v.slice(0, 80)}" is not a valid UID (${DICOM_UID_RULE})`);
+    if (!isDicomUid(v)) throw notAUid(name, tag, v);
     return v;
   };
   return {
@@ -96,6 +96,11 @@ export function instanceUids(ds: DicomDataset): InstanceUids {
     seriesInstanceUid: need(TAG.SeriesInstanceUID, 'Series Instance UID'),
     studyInstanceUid: need(TAG.StudyInstanceUID, 'Study Instance UID'),
   };
+}
+
+// A function of its own: after isDicomUid fails, the value is typed `never` where it is checked.
+function notAUid(name: string, tag: number, value: string): TesseraError {
+  return invalidDicom(`${name} ${tagLabel(tag)} "${value.slice(0, 80)}" is not a valid UID (${DICOM_UID_RULE})`);
 }
 
 const pnText = (ds: DicomDataset, tag: number): string | null => getString(ds, tag)?.split('=')[0] ?? null;
