@@ -83,7 +83,7 @@ describe('DicomStore', () => {
     expect((await db.selectFrom('dicom_series').select('completed_at').executeTakeFirstOrThrow()).completed_at).not.toBeNull();
   });
 
-  it('deletes a series: its rows, its study with its last series, its files', async () => {
+  it('deletes a series: its rows, its study with its last series, its files; then the series can come again', async () => {
     const s = open();
     await ingestAll(s, 'ds-a');
     const deleted = new Promise<SeriesEvent>((resolve) => s.once('series-deleted', resolve));
@@ -93,6 +93,7 @@ describe('DicomStore', () => {
     expect(await db.selectFrom('dataset_series').select('series_uid').execute()).toEqual([]);
     expect(readdirSync(join(dir, 'store', 'p1')).flatMap((study) => readdirSync(join(dir, 'store', 'p1', study)))).toEqual([]);
     await expect(s.deleteSeries('p1', series)).rejects.toMatchObject({ code: 'TESSERA_NOT_FOUND' });
+    expect((await ingestAll(s, 'ds-a')).map((o) => o.status)).toEqual(['stored', 'stored', 'stored', 'stored']);
   });
 
   it('removes partial files a crash left in .incoming/, and refuses ingests once closing', async () => {

@@ -233,7 +233,10 @@ export class DicomStore extends EventEmitter {
     const removed = await deleteSeriesRows(this.#db, projectId, seriesUid);
     if (!removed) throw new TesseraError('TESSERA_NOT_FOUND', `series ${seriesUid} does not exist in this project`);
     this.forgetSeries(projectId, seriesUid);
-    for (const folder of removed.folders) await rm(join(this.root, folder), { recursive: true, force: true });
+    for (const folder of removed.folders) {
+      await rm(join(this.root, folder), { recursive: true, force: true });
+      this.#files.forgetFolder(folder);
+    }
     await rm(join(this.root, 'thumbnails', projectId, `${seriesUid}.png`), { force: true });
     this.emit('series-deleted', { projectId, seriesUid, studyUid: removed.studyUid });
     return removed.instances;

@@ -31,6 +31,11 @@ export class IncomingWriter {
     for (const f of readdirSync(this.#incoming)) rmSync(join(this.#incoming, f), { force: true });
   }
 
+  /** Forgets that a folder (relative to the root) exists: it was removed, and the next file into it must create it again. */
+  forgetFolder(relative: string): void {
+    this.#madeDirs.delete(join(this.#root, relative));
+  }
+
   /**
    * Writes `parts` one after the other as the file at `relative` (to the root).
    * @throws TesseraError TESSERA_STORAGE when the disk fails; nothing is left behind.
