@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { readMultipart } from '../../dicom/src/web/multipart-reader.ts';
+import { readMultipart } from '../../dicom/src/dicomweb/multipart-reader.ts';
 import { ApiClient, CliError } from './api-client.ts';
 import { importCommand } from './commands/import-command.ts';
 

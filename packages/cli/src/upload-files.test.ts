@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readMultipart } from '../../dicom/src/web/multipart-reader.ts';
+import { readMultipart } from '../../dicom/src/dicomweb/multipart-reader.ts';
 import { CliError } from './api-client.ts';
 import { serverFilename } from './commands/export-command.ts';
 import { confirm } from './confirm.ts';

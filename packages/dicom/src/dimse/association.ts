@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { answerAssociate, describeError } from './answer-associate.ts';
 import { parseAssociateRq, type AssociateRq } from './associate-rq.ts';
 import type { AssociationSettings } from './association-settings.ts';
-import { COMMAND_FIELD, encodeResponse, STATUS, type ResponseOptions } from './dimse-command.ts';
+import { COMMAND_FIELD, encodeResponse, type ResponseOptions } from './dimse-command.ts';
 import type { AssociationInfo } from './dimse-server.ts';
 import { handleStore } from './handle-store.ts';
 import { MessageAssembler, type DimseMessage } from './message-assembler.ts';
@@ -11,6 +11,7 @@ import type { NegotiatedContext } from './negotiate-contexts.ts';
 import { ABORT_REASON, ABORT_SOURCE, PDU_TYPE, ProtocolError } from './pdu-constants.ts';
 import { PduReader, type Pdu } from './pdu-reader.ts';
 import { encodeAbort, encodeCommandPdus, encodeReleaseRp } from './pdu-writer.ts';
+import { DIMSE_STATUS } from './store-status.ts';
 
 type State = 'awaiting-rq' | 'deciding' | 'established' | 'releasing' | 'closing';
 type EndHow = 'released' | 'aborted' | 'closed';
@@ -258,7 +259,7 @@ export class Association {
       affectedSopInstanceUid: command.affectedSopInstanceUid,
     };
     if (command.commandField === COMMAND_FIELD.cEchoRq) {
-      this.respond(message.contextId, { ...response, status: STATUS.success });
+      this.respond(message.contextId, { ...response, status: DIMSE_STATUS.success });
     } else if (command.commandField === COMMAND_FIELD.cStoreRq) {
       const result = await handleStore({
         message,
@@ -270,7 +271,7 @@ export class Association {
       this.respond(message.contextId, { ...response, ...result });
     } else {
       this.settings.log.warn(`${this.label()}: unsupported DIMSE command ${field}; answering 0x0211`);
-      this.respond(message.contextId, { ...response, status: STATUS.unrecognizedOperation });
+      this.respond(message.contextId, { ...response, status: DIMSE_STATUS.unrecognizedOperation });
     }
   }
 

@@ -11,15 +11,6 @@ export const COMMAND_FIELD = {
 /** (0000,0800) Command Data Set Type value meaning "no dataset follows". */
 export const NO_DATASET = 0x0101;
 
-/** DIMSE status codes we send. */
-export const STATUS = {
-  success: 0x0000,
-  sopClassNotSupported: 0x0122,
-  unrecognizedOperation: 0x0211,
-  outOfResources: 0xa700,
-  cannotUnderstand: 0xc000,
-} as const;
-
 /** The command elements we act on. */
 export interface DimseCommand {
   commandField: number;

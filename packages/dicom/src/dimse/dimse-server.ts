@@ -40,7 +40,8 @@ export interface StoreRequest {
 /**
  * The C-STORE-RSP to send: 0x0000 success, or a failure such as 0xA700 (out
  * of resources), 0xA900 (dataset does not match SOP class), 0xC000 (cannot
- * understand). `errorComment` goes into (0000,0902), cut to 64 characters.
+ * understand), all in `DIMSE_STATUS` (store-status.ts); `storeStatusOf` maps an error
+ * to one. `errorComment` goes into (0000,0902), cut to 64 characters.
  */
 export interface StoreResult {
   status: number;

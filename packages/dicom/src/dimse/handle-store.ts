@@ -1,10 +1,9 @@
-import { TesseraError } from '@tessera/model';
 import { describeError } from './answer-associate.ts';
 import type { AssociationSettings } from './association-settings.ts';
-import { STATUS } from './dimse-command.ts';
 import type { AssociationInfo, StoreResult } from './dimse-server.ts';
 import type { DimseMessage } from './message-assembler.ts';
 import type { NegotiatedContext } from './negotiate-contexts.ts';
+import { DIMSE_STATUS, storeStatusOf } from './store-status.ts';
 
 export interface HandleStoreOptions {
   message: DimseMessage;
@@ -28,15 +27,15 @@ export async function handleStore(options: HandleStoreOptions): Promise<StoreRes
   if (message.oversized) {
     const errorComment = `Dataset of ${message.datasetBytes} bytes exceeds limit ${settings.maxDatasetBytes}`;
     settings.log.warn(`${label}: ${what} refused: ${errorComment}`);
-    return { status: STATUS.outOfResources, errorComment };
+    return { status: DIMSE_STATUS.outOfResources, errorComment };
   }
   if (!command.affectedSopClassUid || !command.affectedSopInstanceUid || message.dataset === undefined || command.messageId === undefined) {
     settings.log.warn(`${label}: ${what} lacks its SOP class UID, SOP instance UID or dataset`);
-    return { status: STATUS.cannotUnderstand, errorComment: 'Missing Affected SOP Class/Instance UID' };
+    return { status: DIMSE_STATUS.cannotUnderstand, errorComment: 'Missing Affected SOP Class/Instance UID' };
   }
   if (command.affectedSopClassUid !== context.abstractSyntax) {
     settings.log.warn(`${label}: ${what}: SOP class ${command.affectedSopClassUid} but context ${context.id} is for ${context.abstractSyntax}`);
-    return { status: STATUS.sopClassNotSupported, errorComment: `SOP class not that of presentation context ${context.id}` };
+    return { status: DIMSE_STATUS.sopClassNotSupported, errorComment: `SOP class not that of presentation context ${context.id}` };
   }
   try {
     const result = await settings.onStore({
@@ -53,18 +52,7 @@ export async function handleStore(options: HandleStoreOptions): Promise<StoreRes
     return result;
   } catch (err) {
     settings.log.error(`${label}: ${what}: onStore failed: ${describeError(err)}`);
-    return storeStatusFor(err);
+    const { status, comment } = storeStatusOf(err);
+    return { status, errorComment: comment };
   }
-}
-
-/**
- * The C-STORE status for an error thrown by onStore. A `user` TesseraError
- * (the instance itself is bad) is 0xC000 "cannot understand", which tells the
- * sender that resending will not help; anything else (disk, database, a bug)
- * is 0xA700 "out of resources", which a sender may retry later.
- */
-function storeStatusFor(err: unknown): StoreResult {
-  const message = err instanceof Error ? err.message : String(err);
-  const permanent = err instanceof TesseraError && err.kind === 'user';
-  return { status: permanent ? STATUS.cannotUnderstand : STATUS.outOfResources, errorComment: message };
 }

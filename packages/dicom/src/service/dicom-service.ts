@@ -2,7 +2,9 @@ import { EventEmitter } from 'node:events';
 import { domainView, type Kysely } from '@tessera/db';
 import { TesseraError } from '@tessera/model';
 import { readZipEntries } from '../archive/zip-reader.ts';
+import { MAX_ERROR_COMMENT } from '../dimse/dimse-command.ts';
 import type { AssociateDecision, AssociationInfo, StoreRequest, StoreResult } from '../dimse/dimse-server.ts';
+import { DIMSE_STATUS, storeStatusOf } from '../dimse/store-status.ts';
 import { DatasetStore } from '../store/dataset-store.ts';
 import { DicomStore, type DuplicatePolicy, type IngestOutcome, type IngestTarget, type SeriesEvent } from '../store/dicom-store.ts';
 import type { DicomTables } from '../store/dicom-tables.ts';
@@ -46,9 +48,6 @@ interface AssociationContext {
   project: ProjectRef;
   datasetName: string | undefined;
 }
-
-// C-STORE failure statuses (PS3.4 Annex GG.4).
-const STATUS = { success: 0x0000, outOfResources: 0xa700, cannotUnderstand: 0xc000 };
 
 /**
  * The DICOM domain's services: ingest from every path (C-STORE, STOW-RS, uploads,
@@ -190,19 +189,18 @@ export class DicomService extends EventEmitter {
   /** Stores one C-STORE dataset; answers with a DICOM status (failures carry a comment). */
   async cstore(req: StoreRequest): Promise<StoreResult> {
     const ctx = req.association.context as AssociationContext | undefined;
-    if (!ctx) return { status: STATUS.outOfResources, errorComment: 'association has no project' };
+    if (!ctx) return { status: DIMSE_STATUS.outOfResources, errorComment: 'association has no project' };
     try {
       const target = await this.target(ctx.project.id, ctx.datasetName);
       await this.store.ingest({
         target,
         dataset: { bytes: req.dataset, transferSyntaxUid: req.transferSyntaxUid, sopClassUid: req.sopClassUid, sopInstanceUid: req.sopInstanceUid, sourceAe: req.association.callingAe },
       });
-      return { status: STATUS.success };
+      return { status: DIMSE_STATUS.success };
     } catch (err) {
-      const e = err as Error;
-      this.options.log.warn(`C-STORE of ${req.sopInstanceUid} from ${req.association.callingAe}@${req.association.remoteAddress} failed: ${e.message}`);
-      const user = err instanceof TesseraError && err.kind === 'user';
-      return { status: user ? STATUS.cannotUnderstand : STATUS.outOfResources, errorComment: e.message.slice(0, 64) };
+      const { status, comment } = storeStatusOf(err);
+      this.options.log.warn(`C-STORE of ${req.sopInstanceUid} from ${req.association.callingAe}@${req.association.remoteAddress} failed: ${comment}`);
+      return { status, errorComment: comment.slice(0, MAX_ERROR_COMMENT) };
     }
   }
 }

@@ -1,3 +1,4 @@
+import { DICOM_UID_RULE, isDicomUid, type TesseraError } from '@tessera/model';
 import { invalidDicom, PIXEL_DATA, type DicomDataset } from '../parse/dataset-reader.ts';
 import { getNumber, getString, toDicomJson } from '../parse/dataset-values.ts';
 import { tagLabel } from '../parse/data-dictionary.ts';
@@ -73,8 +74,6 @@ export const INSTANCE_TAGS: readonly number[] = [
   TAG.InstanceNumber, TAG.ImagePositionPatient, TAG.SliceLocation, TAG.NumberOfFrames, TAG.Rows, TAG.Columns, TAG.BitsAllocated,
 ];
 
-const UID = /^[0-9]+(\.[0-9]+)*$/;
-
 /** The four UIDs every stored instance must have, checked. */
 export interface InstanceUids {
   sopInstanceUid: string;
@@ -88,7 +87,7 @@ export function instanceUids(ds: DicomDataset): InstanceUids {
   const need = (tag: number, name: string): string => {
     const v = getString(ds, tag);
     if (!v) throw invalidDicom(`the instance has no ${name} ${tagLabel(tag)}, which every stored instance needs`);
-    if (v.length > 64 || !UID.test(v)) throw invalidDicom(`${name} ${tagLabel(tag)} "${v.slice(0, 80)}" is not a valid UID (digits and dots, at most 64 characters)`);
+    if (!isDicomUid(v)) throw notAUid(name, tag, v);
     return v;
   };
   return {
@@ -99,9 +98,9 @@ export function instanceUids(ds: DicomDataset): InstanceUids {
   };
 }
 
-/** True when the value is a syntactically valid DICOM UID. */
-export function isUid(value: string): boolean {
-  return value.length <= 64 && UID.test(value);
+// A function of its own: after isDicomUid fails, the value is typed `never` where it is checked.
+function notAUid(name: string, tag: number, value: string): TesseraError {
+  return invalidDicom(`${name} ${tagLabel(tag)} "${value.slice(0, 80)}" is not a valid UID (${DICOM_UID_RULE})`);
 }
 
 const pnText = (ds: DicomDataset, tag: number): string | null => getString(ds, tag)?.split('=')[0] ?? null;
