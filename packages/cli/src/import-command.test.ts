@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -30,7 +30,7 @@ beforeAll(async () => {
   await mkdir(join(dir, 'scans', 'b'), { recursive: true });
   for (let i = 0; i < 7; i++) await writeFile(join(dir, 'scans', i < 4 ? '' : 'b', `${i}.dcm`), Buffer.alloc(1000 + i, i));
   await writeFile(join(dir, 'scans', 'more.zip'), 'PK not really');
-  server = createServer(async (req, res) => {
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     if (req.method === 'GET') {
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ items: [], total: 0 }));
@@ -61,6 +61,13 @@ beforeAll(async () => {
     res.statusCode = a.status;
     res.setHeader('content-type', 'application/json');
     res.end(JSON.stringify(a.body));
+  };
+  // A failure of the fake server shows as a 500 the test then reports, not as an unhandled rejection.
+  server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      res.statusCode = 500;
+      res.end(String(err));
+    });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -135,7 +135,7 @@ export function App() {
               <select
                 aria-label="Project"
                 value={project}
-                onFocus={refreshProjects}
+                onFocus={() => void refreshProjects()}
                 onChange={(e) => {
                   if (e.target.value === NEW_PROJECT) setCreating(true);
                   else setProject(e.target.value);

@@ -47,7 +47,7 @@ export default function Applications() {
                     <button
                       className="primary"
                       onClick={() =>
-                        action.run(async () => {
+                        void action.run(async () => {
                           await post(`/api/applications/${encodeURIComponent(i.name)}/complete`, undefined, { project });
                           notify(`${i.name} marked complete; the run goes on`);
                           instances.reload();
@@ -126,7 +126,7 @@ export default function Applications() {
                       <button
                         className="danger"
                         onClick={() =>
-                          action.run(async () => {
+                          void action.run(async () => {
                             await del(`/api/applications/${encodeURIComponent(i.name)}`, undefined, { project });
                             notify(`${i.name} stopped`);
                             instances.reload();

@@ -147,12 +147,13 @@ export default function Extensions() {
               <button onClick={() => setRemoving(undefined)}>Cancel</button>
               <button
                 className="danger solid"
-                onClick={async () => {
+                onClick={() => {
                   const name = removing.name;
                   setRemoving(undefined);
-                  const ok = await removeAction.run(() => del(`/api/extensions/${encodeURIComponent(name)}`));
-                  if (ok) notify(`${name} uninstalled`);
-                  catalog.reload();
+                  void removeAction.run(() => del(`/api/extensions/${encodeURIComponent(name)}`)).then((ok) => {
+                    if (ok) notify(`${name} uninstalled`);
+                    catalog.reload();
+                  });
                 }}
               >
                 Uninstall

@@ -62,7 +62,7 @@ export default function RunPage({ runId }: { runId: string }) {
         <button
           disabled={ended || action.busy}
           onClick={() =>
-            action.run(async () => {
+            void action.run(async () => {
               await post(`/api/runs/${r.id}/cancel`);
               notify(`run ${r.id} canceled`);
               run.reload();
@@ -75,7 +75,7 @@ export default function RunPage({ runId }: { runId: string }) {
           className="primary"
           disabled={!(r.state === 'failed' || r.state === 'canceled') || action.busy}
           onClick={() =>
-            action.run(async () => {
+            void action.run(async () => {
               await post(`/api/runs/${r.id}/retry`);
               notify(`run ${r.id} retried`);
               run.reload();

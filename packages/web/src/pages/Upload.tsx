@@ -148,7 +148,7 @@ export default function Upload() {
           setOver(true);
         }}
         onDragLeave={() => setOver(false)}
-        onDrop={onDrop}
+        onDrop={(e) => void onDrop(e)}
         data-testid="dropzone"
       >
         <p>

@@ -54,7 +54,7 @@ export function FacetSidebar({ filters, setFilter, toggleFacet, facets, datasets
       {filters.dataset && (
         <div className="row small" style={{ marginTop: 6 }}>
           <a href={`/api/datasets/${encodeURIComponent(filters.dataset)}/download${qs({ project })}`}>Download .zip</a>
-          <button className="danger" onClick={deleteDataset}>
+          <button className="danger" onClick={() => void deleteDataset()}>
             Delete dataset
           </button>
         </div>

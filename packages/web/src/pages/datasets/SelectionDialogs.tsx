@@ -7,13 +7,13 @@ import type { SelectionActions } from './use-selection-actions.ts';
 export function SelectionDialogs({ actions, datasets, matching, project }: { actions: SelectionActions; datasets: Dataset[]; matching: number; project: string }) {
   const { dialog, selected, busy, error, close } = actions;
   if (dialog === 'create') {
-    return <CreateDataset count={selected.length} matching={matching} busy={busy} error={error} onClose={close} onSubmit={actions.create} />;
+    return <CreateDataset count={selected.length} matching={matching} busy={busy} error={error} onClose={close} onSubmit={(name, description, all) => void actions.create(name, description, all)} />;
   }
   if (dialog === 'add') {
-    return <AddToDataset datasets={datasets} count={selected.length} busy={busy} error={error} onClose={close} onSubmit={actions.addTo} />;
+    return <AddToDataset datasets={datasets} count={selected.length} busy={busy} error={error} onClose={close} onSubmit={(name) => void actions.addTo(name)} />;
   }
   if (dialog === 'delete') {
-    return <DeleteSeries count={selected.length} project={project} busy={busy} error={error} onClose={close} onDelete={actions.deleteSelected} />;
+    return <DeleteSeries count={selected.length} project={project} busy={busy} error={error} onClose={close} onDelete={() => void actions.deleteSelected()} />;
   }
   return null;
 }
