@@ -1,11 +1,13 @@
 import { platformRoutes } from './platform.ts';
 import { projectRoutes } from './projects.ts';
 import type { RouteContract } from './route.ts';
+import { workflowRoutes } from './workflows.ts';
 
 /** Every domain's routes, by domain. The server declares each of them; access control iterates them. */
 export const apiRoutes = {
   platform: platformRoutes,
   projects: projectRoutes,
+  workflows: workflowRoutes,
 } as const;
 
 /** Every route of the HTTP API, in one list. */

@@ -84,6 +84,11 @@ describe('HTTP API', () => {
     expect(project.body.error.message).toContain('tessera projects create nope');
     const garbage = await fetch(`${server.url}/api/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"workflow":' });
     expect(garbage.status).toBe(400);
+    // Bodies a route without one still refuses, with statuses its contract declares (answers are checked against it here).
+    const post = (path: string, headers: Record<string, string>, body: string) => fetch(`${server.url}${path}`, { method: 'POST', headers, body });
+    expect((await post('/api/workflows/reload', { 'content-type': 'application/xml' }, '<reload/>')).status).toBe(415);
+    expect((await post('/api/runs/r-nope/cancel', { 'content-type': 'application/json' }, '{')).status).toBe(400);
+    expect((await post('/api/jobs', { 'content-type': 'application/json' }, JSON.stringify({ workflow: 'x'.repeat(2 * 1024 * 1024) }))).status).toBe(413);
     const state = await server.call('GET', '/api/runs?state=done');
     expect(state.status).toBe(400);
     expect(state.body.error.message).toContain('unknown run state done');

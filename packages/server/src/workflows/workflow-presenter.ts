@@ -1,10 +1,10 @@
 import type { JobRow, RunRow, TaskRow } from '@tessera/engine';
-import type { DagSpec } from '@tessera/model';
 import type { LoadedWorkflow } from '@tessera/extensions';
+import type { DagSpec, Job, Progress, Run, RunDetail, Task, Workflow } from '@tessera/api';
 import { iso } from '../http/common.schema.ts';
 
-/** How runs, jobs, tasks and workflows look in the HTTP API. */
-export function workflowJson(wf: LoadedWorkflow) {
+/** How runs, jobs, tasks and workflows look in the HTTP API (packages/api/src/workflows.ts). */
+export function workflowJson(wf: LoadedWorkflow): Workflow {
   const { spec } = wf;
   return {
     id: spec.id,
@@ -24,7 +24,7 @@ export function workflowJson(wf: LoadedWorkflow) {
   };
 }
 
-export function taskJson(runId: string, t: TaskRow) {
+export function taskJson(runId: string, t: TaskRow, upstream: string[]): Task {
   return {
     id: t.task_id,
     state: t.state,
@@ -39,12 +39,13 @@ export function taskJson(runId: string, t: TaskRow) {
     ended_at: iso(t.ended_at),
     next_try_at: iso(t.next_try_at),
     log_url: t.try_number > 0 ? `/api/runs/${runId}/tasks/${t.task_id}/log` : null,
+    upstream,
   };
 }
 
 const DONE = new Set(['success', 'failed', 'upstream_failed', 'skipped', 'canceled']);
 
-export function progressOf(counts: Record<string, number>) {
+export function progressOf(counts: Record<string, number>): Progress {
   let total = 0;
   let done = 0;
   for (const [state, n] of Object.entries(counts)) {
@@ -61,8 +62,8 @@ function seriesOf(conf: string): { series_count: number; series_uid: string | nu
   return { series_count: list.length, series_uid: list.length === 1 && typeof list[0] === 'string' ? list[0] : null };
 }
 
-export function runJson(r: RunRow, project: string, counts: Record<string, number>, tasks?: TaskRow[]) {
-  const spec = tasks ? (JSON.parse(r.spec) as DagSpec) : undefined;
+/** A run as lists show it. */
+export function runJson(r: RunRow, project: string, counts: Record<string, number>): Run {
   return {
     id: r.id,
     job_id: r.job_id,
@@ -71,26 +72,31 @@ export function runJson(r: RunRow, project: string, counts: Record<string, numbe
     state: r.state,
     attempt: r.attempt,
     reason: r.reason,
-    created_at: iso(r.created_at),
+    created_at: iso(r.created_at)!,
     started_at: iso(r.started_at),
     ended_at: iso(r.ended_at),
     workflow_dir: r.dir_removed_at === null ? r.workflow_dir : null,
     workflow_dir_removed_at: iso(r.dir_removed_at),
     progress: progressOf(counts),
     ...seriesOf(r.conf),
-    ...(tasks
-      ? {
-          conf: JSON.parse(r.conf) as unknown,
-          // The DAG spec the run started with (its version, even after an upgrade), and where its extension's files are.
-          spec,
-          extension_dir: r.extension_dir,
-          tasks: tasks.map((t) => ({ ...taskJson(r.id, t), upstream: spec!.tasks[t.position]?.upstream ?? [] })),
-        }
-      : {}),
   };
 }
 
-export function jobJson(j: JobRow, project: string, runs: ReturnType<typeof runJson>[]) {
+/** One run with its configuration, the DAG spec it started with (its version, even after an upgrade), where its extension's files are, and its tasks. */
+export function runDetailJson(r: RunRow, project: string, tasks: TaskRow[]): RunDetail {
+  const spec = JSON.parse(r.spec) as DagSpec;
+  const counts: Record<string, number> = {};
+  for (const t of tasks) counts[t.state] = (counts[t.state] ?? 0) + 1;
+  return {
+    ...runJson(r, project, counts),
+    conf: JSON.parse(r.conf) as RunDetail['conf'],
+    spec,
+    extension_dir: r.extension_dir,
+    tasks: tasks.map((t) => taskJson(r.id, t, spec.tasks[t.position]?.upstream ?? [])),
+  };
+}
+
+export function jobJson(j: JobRow, project: string, runs: Run[]): Job {
   const states = runs.map((r) => r.state);
   const state = states.some((s) => s === 'running' || s === 'queued')
     ? 'running'
@@ -99,5 +105,5 @@ export function jobJson(j: JobRow, project: string, runs: ReturnType<typeof runJ
       : states.some((s) => s === 'canceled')
         ? 'canceled'
         : 'success';
-  return { id: j.id, project, workflow: j.workflow_id, state, created_at: iso(j.created_at), conf: JSON.parse(j.conf) as unknown, runs };
+  return { id: j.id, project, workflow: j.workflow_id, state, created_at: iso(j.created_at)!, conf: JSON.parse(j.conf) as Job['conf'], runs };
 }
