@@ -19,6 +19,17 @@ export const DagSpec = Type.Unsafe<ModelDagSpec>({
 });
 export type DagSpec = ModelDagSpec;
 
+/**
+ * The spec a run started with, as it was stored then. Declared as an open object on
+ * purpose: a spec written by an older Tessera may lack a field the schema has since
+ * made required, and such a run must still be shown (the serializer would refuse it).
+ */
+const StoredDagSpec = Type.Unsafe<ModelDagSpec>({
+  type: 'object',
+  additionalProperties: true,
+  description: 'The DAG spec the run started with (its extension\'s version then); its schema: GET /api/schemas/dag-spec.json.',
+});
+
 /** How a task of a workflow runs: by a built-in operator, in a container, as a local process, or either of the last two. */
 export const RUNS_AS = ['builtin', 'container or process', 'container', 'process'] as const;
 
@@ -124,7 +135,7 @@ export const RunDetail = Obj(
   {
     ...runProperties,
     conf: AnyObject('Its configuration (conf/conf.json of the workflow dir): `workflow_form`, `data_form` (with `identifiers`), `project_form`.'),
-    spec: DagSpec,
+    spec: StoredDagSpec,
     extension_dir: Nullable(Type.String({ description: "The folder of its extension's files, at the version it started with." })),
     tasks: Type.Array(Task, { description: 'In DAG spec order.' }),
   },
