@@ -5,3 +5,4 @@ export * from './routes.ts';
 export * from './platform.ts';
 export * from './projects.ts';
 export * from './workflows.ts';
+export * from './dicomweb.ts';

@@ -9,6 +9,7 @@ export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
  * - `query`: a query parameter, the default project when absent;
  * - `body`: a property of the JSON body, the default project when absent;
  * - `resource`: the resource the path names belongs to one (a run, a job, an instance);
+ * - `default`: acts in the default project, always (`/dicom-web/...`);
  * - `none`: the route is not about one project (health, the catalog, the platform).
  */
 export type ProjectScope =
@@ -16,6 +17,7 @@ export type ProjectScope =
   | { in: 'query'; name: string }
   | { in: 'body'; name: string }
   | { in: 'resource'; resource: string }
+  | { in: 'default' }
   | { in: 'none' };
 
 /**

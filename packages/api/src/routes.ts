@@ -1,3 +1,4 @@
+import { dicomWebRoutes } from './dicomweb.ts';
 import { platformRoutes } from './platform.ts';
 import { projectRoutes } from './projects.ts';
 import type { RouteContract } from './route.ts';
@@ -8,6 +9,7 @@ export const apiRoutes = {
   platform: platformRoutes,
   projects: projectRoutes,
   workflows: workflowRoutes,
+  dicomweb: dicomWebRoutes,
 } as const;
 
 /** Every route of the HTTP API, in one list. */

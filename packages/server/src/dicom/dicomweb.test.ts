@@ -182,6 +182,42 @@ describe.skipIf(skipDicomTools)('DICOMweb (QIDO-RS, WADO-RS, STOW-RS)', () => {
     });
   });
 
+  describe('the contract (packages/api/src/dicomweb.ts)', () => {
+    it('lists both roots in the OpenAPI document, the per-project one in its project', async () => {
+      const doc = (await s.call('GET', '/api/openapi.json')).body;
+      const qido = doc.paths['/projects/{project}/dicom-web/studies'].get;
+      expect(qido.operationId).toBe('searchProjectStudies');
+      expect(qido['x-tessera-project']).toEqual({ in: 'path', name: 'project' });
+      expect(Object.keys(qido.responses)).toEqual(expect.arrayContaining(['200', '204', '400', '404']));
+      expect(doc.paths['/dicom-web/studies'].get['x-tessera-project']).toEqual({ in: 'default' });
+      expect(Object.keys(doc.paths['/dicom-web/studies'].post.requestBody.content)).toEqual(['multipart/related', 'application/dicom']);
+      const dicomweb = Object.values(doc.paths as Record<string, Record<string, { tags: string[] }>>).flatMap((p) => Object.values(p)).filter((op) => op.tags.includes('dicomweb'));
+      expect(dicomweb).toHaveLength(48);
+    });
+
+    it('takes repeated and unknown-to-the-contract QIDO parameters, and answers 404 for an unknown project', async () => {
+      const res = await fetch(`${dw}/studies?StudyInstanceUID=${CT_STUDY}&includefield=PatientAge&includefield=00180050&fuzzymatching=true`);
+      expect(res.status).toBe(200);
+      expect((await res.json())[0]['00180050'].Value).toEqual([5]);
+      for (const [method, path] of [['GET', '/studies'], ['POST', '/studies']] as const) {
+        const missing = await fetch(`${s.url}/projects/no-such-project/dicom-web${path}`, { method, headers: { 'content-type': 'application/dicom' }, ...(method === 'POST' ? { body: new Uint8Array(file(CT)) } : {}) });
+        expect(missing.status).toBe(404);
+        expect((await missing.json()).error.message).toMatch(/no-such-project/);
+      }
+    });
+
+    it('answers HEAD like GET, takes a single application/dicom instance, and refuses other bodies with 415', async () => {
+      const head = await fetch(`${dw}/studies/${CT_STUDY}/series/${CT_SERIES}/metadata`, { method: 'HEAD' });
+      expect(head.status).toBe(200);
+      expect(head.headers.get('content-type')).toMatch(/application\/dicom\+json/);
+      const one = await fetch(`${dw}/studies`, { method: 'POST', headers: { 'content-type': 'application/dicom' }, body: new Uint8Array(file(CT)) });
+      expect(one.status).toBe(200);
+      expect(one.headers.get('content-type')).toMatch(/application\/dicom\+json/);
+      const xml = await fetch(`${dw}/studies`, { method: 'POST', headers: { 'content-type': 'application/xml' }, body: '<x/>' });
+      expect(xml.status).toBe(415);
+    });
+  });
+
   it('works with a real DICOMweb client (dicomweb-client): search, retrieve, metadata, frames, store', async () => {
     (globalThis as { XMLHttpRequest?: unknown }).XMLHttpRequest = XHR;
     const { api } = await import('dicomweb-client');
