@@ -37,7 +37,9 @@ export function installErrorHandler(app: FastifyInstance): void {
       });
     }
     if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
-      return reply.status(fe.statusCode).send({ error: { code: 'TESSERA_INVALID_REQUEST', message: fe.message, details: [] } });
+      // Fastify's own refusals (a body of a type no parser takes, a body over the limit) keep their meaning in the code.
+      const code = fe.statusCode === 415 ? 'TESSERA_UNSUPPORTED_MEDIA_TYPE' : fe.statusCode === 413 ? 'TESSERA_PAYLOAD_TOO_LARGE' : 'TESSERA_INVALID_REQUEST';
+      return reply.status(fe.statusCode).send({ error: { code, message: fe.message, details: [] } });
     }
     request.log.error({ err }, 'unexpected error');
     return reply.status(500).send({ error: { code: 'TESSERA_INTERNAL', message: `internal error: ${err.message}`, details: [] } });
