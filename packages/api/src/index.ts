@@ -4,3 +4,4 @@ export * from './openapi.ts';
 export * from './routes.ts';
 export * from './platform.ts';
 export * from './projects.ts';
+export * from './extensions.ts';

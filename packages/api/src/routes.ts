@@ -1,3 +1,4 @@
+import { extensionRoutes } from './extensions.ts';
 import { platformRoutes } from './platform.ts';
 import { projectRoutes } from './projects.ts';
 import type { RouteContract } from './route.ts';
@@ -6,6 +7,7 @@ import type { RouteContract } from './route.ts';
 export const apiRoutes = {
   platform: platformRoutes,
   projects: projectRoutes,
+  extensions: extensionRoutes,
 } as const;
 
 /** Every route of the HTTP API, in one list. */
