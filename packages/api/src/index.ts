@@ -6,3 +6,4 @@ export * from './platform.ts';
 export * from './projects.ts';
 export * from './workflows.ts';
 export * from './dicomweb.ts';
+export * from './extensions.ts';

@@ -1,4 +1,5 @@
 import { dicomWebRoutes } from './dicomweb.ts';
+import { extensionRoutes } from './extensions.ts';
 import { platformRoutes } from './platform.ts';
 import { projectRoutes } from './projects.ts';
 import type { RouteContract } from './route.ts';
@@ -10,6 +11,7 @@ export const apiRoutes = {
   projects: projectRoutes,
   workflows: workflowRoutes,
   dicomweb: dicomWebRoutes,
+  extensions: extensionRoutes,
 } as const;
 
 /** Every route of the HTTP API, in one list. */

@@ -7,3 +7,6 @@ export * from './package/package-build.ts';
 export * from './package/package-read.ts';
 export * from './package/docker-images.ts';
 export * from './extension-params.ts';
+export * from './catalog/extension-catalog.ts';
+export * from './catalog/extension-manager.ts';
+export * from './catalog/extension-migrations.ts';

@@ -1,6 +1,6 @@
 import type { AppState } from '@tessera/apps';
 import type { RunState, TaskState } from '@tessera/model';
-import type { CatalogState } from '../extensions/extension-manager.ts';
+import type { ExtensionState as CatalogState } from '@tessera/extensions';
 
 /**
  * The state changes the platform announces (GET /api/events). Payloads are hints for a

@@ -216,6 +216,31 @@ describe('installing uploaded packages', () => {
     expect((await s.call('DELETE', '/api/extensions/pkg-lib')).status).toBe(200);
   });
 
+  it('refuses an uninstall while the manifest of another installed extension cannot be read, naming it and why', async () => {
+    expect((await upload(s, await shellPackage('pkg-base', '1.0.0', 'true'))).status).toBe(201);
+    const user = await upload(s, await shellPackage('pkg-user', '1.0.0', 'true', { dependencies: { 'pkg-base': '^1.0.0' } }));
+    expect(user.status).toBe(201);
+    expect((await s.call('POST', '/api/extensions/pkg-base/install?wait=true', {})).status).toBe(200);
+    expect((await s.call('POST', '/api/extensions/pkg-user/install?wait=true', {})).status).toBe(200);
+    // Its files are damaged after it was installed: whether it needs pkg-base is unknown.
+    const manifest = join(s.home, 'extensions', 'store', `pkg-user@1.0.0+${(user.body.sha256 as string).slice(0, 12)}`, 'extension', 'tessera-extension.json');
+    await writeFile(manifest, '{ "name": "pkg-user", ');
+
+    const refused = await s.call('DELETE', '/api/extensions/pkg-base');
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe('TESSERA_EXTENSION_INCOMPATIBLE');
+    expect(refused.body.error.message).toContain('cannot uninstall "pkg-base": whether the installed extension "pkg-user"@1.0.0 needs it is unknown, because its manifest cannot be read');
+    expect(refused.body.error.message).toContain('uninstall pkg-user first (tessera ext uninstall pkg-user)');
+    expect(refused.body.error.details).toEqual([{ where: manifest, message: expect.stringContaining('cannot read the manifest') }]);
+    expect((await s.call('GET', '/api/extensions/pkg-base')).body.state).toBe('installed');
+
+    // What the message says to do works.
+    expect((await s.call('DELETE', '/api/extensions/pkg-user')).status).toBe(200);
+    const gone = await s.call('DELETE', '/api/extensions/pkg-base');
+    expect(gone.status, JSON.stringify(gone.body)).toBe(200);
+    expect(gone.body.state).toBe('not_installed');
+  });
+
   it('answers unknown names and versions, wrong content types and broken packages clearly, keeping nothing and serving on', async () => {
     const unknown = await s.call('POST', '/api/extensions/no-such-ext/install', {});
     expect(unknown.status).toBe(404);
