@@ -1,3 +1,5 @@
+import { dataRoutes } from './data.ts';
+import { datasetRoutes } from './datasets.ts';
 import { platformRoutes } from './platform.ts';
 import { projectRoutes } from './projects.ts';
 import type { RouteContract } from './route.ts';
@@ -6,6 +8,8 @@ import type { RouteContract } from './route.ts';
 export const apiRoutes = {
   platform: platformRoutes,
   projects: projectRoutes,
+  data: dataRoutes,
+  datasets: datasetRoutes,
 } as const;
 
 /** Every route of the HTTP API, in one list. */
