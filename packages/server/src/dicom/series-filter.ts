@@ -1,55 +1,6 @@
-import { Type, type Static } from '@sinclair/typebox';
-import { SERIES_SORTS, type SeriesQuery } from '@tessera/dicom';
+import type { SeriesFilter, SeriesFilterBody } from '@tessera/api';
+import type { SeriesQuery } from '@tessera/dicom';
 import { TesseraError } from '@tessera/model';
-import { PageParams, SortParam } from '../http/common.schema.ts';
-
-/** Filters of the metadata index, shared by series search, facets, datasets-by-query and downloads. */
-export const SeriesFilter = Type.Object({
-  project: Type.Optional(Type.String({ description: 'Project name (default "admin").' })),
-  dataset: Type.Optional(Type.String({ description: 'Only series of this dataset.' })),
-  modality: Type.Optional(Type.String({ description: 'Comma-separated modalities, e.g. CT,MR.' })),
-  body_part: Type.Optional(Type.String({ description: 'Comma-separated BodyPartExamined values.' })),
-  manufacturer: Type.Optional(Type.String({ description: 'Comma-separated manufacturers.' })),
-  study_date_from: Type.Optional(Type.String({ description: 'YYYY-MM-DD or YYYYMMDD, inclusive.' })),
-  study_date_to: Type.Optional(Type.String({ description: 'YYYY-MM-DD or YYYYMMDD, inclusive.' })),
-  q: Type.Optional(Type.String({ description: 'Free text: every word must occur in names, ids, descriptions, modality, body part, manufacturer, UIDs.' })),
-  study: Type.Optional(Type.String({ description: 'StudyInstanceUID.' })),
-  patient_id: Type.Optional(Type.String()),
-  tag: Type.Optional(
-    Type.Union([Type.String(), Type.Array(Type.String())], {
-      description: 'Attribute matches `Keyword=value` (repeatable): exact, `*`/`?` wildcards, `>=n`, `<=n`, date ranges `20200101-20201231`.',
-    }),
-  ),
-});
-export type SeriesFilter = Static<typeof SeriesFilter>;
-
-export const SeriesListQuery = Type.Intersect([
-  SeriesFilter,
-  Type.Object({
-    sort: SortParam(SERIES_SORTS, '-created_at'),
-    order: Type.Optional(Type.Unsafe<'asc' | 'desc'>({ type: 'string', enum: ['asc', 'desc'], description: 'Order of a `sort` field given without `-` (default desc, as before `-field` existed).' })),
-    ...PageParams(100, 10_000),
-  }),
-]);
-export type SeriesListQuery = Static<typeof SeriesListQuery>;
-
-/** The same filter as a JSON body (datasets: add the series matching a query). */
-export const SeriesFilterBody = Type.Object(
-  {
-    dataset: Type.Optional(Type.String()),
-    modality: Type.Optional(Type.Array(Type.String())),
-    body_part: Type.Optional(Type.Array(Type.String())),
-    manufacturer: Type.Optional(Type.Array(Type.String())),
-    study_date_from: Type.Optional(Type.String()),
-    study_date_to: Type.Optional(Type.String()),
-    q: Type.Optional(Type.String()),
-    study: Type.Optional(Type.String()),
-    patient_id: Type.Optional(Type.String()),
-    tags: Type.Optional(Type.Record(Type.String(), Type.String())),
-  },
-  { additionalProperties: false },
-);
-export type SeriesFilterBody = Static<typeof SeriesFilterBody>;
 
 const list = (v: string | undefined) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
 
