@@ -7,3 +7,5 @@ export * from './projects.ts';
 export * from './workflows.ts';
 export * from './dicomweb.ts';
 export * from './extensions.ts';
+export * from './data.ts';
+export * from './datasets.ts';

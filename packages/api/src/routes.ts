@@ -1,5 +1,7 @@
 import { dicomWebRoutes } from './dicomweb.ts';
 import { extensionRoutes } from './extensions.ts';
+import { dataRoutes } from './data.ts';
+import { datasetRoutes } from './datasets.ts';
 import { platformRoutes } from './platform.ts';
 import { projectRoutes } from './projects.ts';
 import type { RouteContract } from './route.ts';
@@ -12,6 +14,8 @@ export const apiRoutes = {
   workflows: workflowRoutes,
   dicomweb: dicomWebRoutes,
   extensions: extensionRoutes,
+  data: dataRoutes,
+  datasets: datasetRoutes,
 } as const;
 
 /** Every route of the HTTP API, in one list. */

@@ -5,15 +5,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { readMultipart, searchSeries, seriesFacets, seriesTagsJson, typedTags, zipStream, type DicomJson, type DicomService, type FileResult, type IngestTarget, type SeriesSort } from '@tessera/dicom';
+import { dataRoutes as routes, type ImportError, type ImportResult, type Series, type SeriesSort } from '@tessera/api';
+import { readMultipart, searchSeries, seriesFacets, seriesTagsJson, typedTags, zipStream, type DicomJson, type DicomService, type FileResult, type IngestTarget, type SeriesRow } from '@tessera/dicom';
 import { ERROR_CODES, TesseraError, type ErrorCode } from '@tessera/model';
-import { errorResponses, iso, PageParams, parseSort, ProjectQuery } from '../http/common.schema.ts';
+import { iso, parseSort } from '../http/common.schema.ts';
+import { limitBytes, readBody } from '../http/read-body.ts';
+import { serve } from '../http/serve-route.ts';
 import type { EventBus } from '../events/event-bus.ts';
 import type { ProjectStore } from '../projects/project-store.ts';
-import { limitBytes, readBody } from './read-body.ts';
-import { filterFromQuery, SeriesFilter, SeriesListQuery } from './series-query.schema.ts';
+import { filterFromQuery } from './series-filter.ts';
 
 export interface DataRoutesOptions {
   dicom: DicomService;
@@ -21,36 +22,8 @@ export interface DataRoutesOptions {
   events?: EventBus;
 }
 
-const UidParams = Type.Object({ uid: Type.String({ pattern: '^[0-9]+(\\.[0-9]+)*$', maxLength: 64, description: 'A DICOM UID.' }) });
-const ImportQuery = Type.Intersect([
-  ProjectQuery,
-  Type.Object({
-    dataset: Type.Optional(Type.String({ description: 'Dataset the series join (created if new; default import-YYYY-MM-DD).' })),
-    upload_id: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'An id the client chooses for this upload: the `import` events of GET /api/events carry it (default: one made by the server, in the answer).' })),
-  }),
-]);
-const FileResultJson = Type.Object({
-  file: Type.String({ description: 'The file name (multipart: the part\'s filename; in a .zip: `<archive name>/<entry path>`).' }),
-  status: Type.Unsafe<string>({ type: 'string', enum: ['stored', 'replaced', 'duplicate', 'rejected'] }),
-  sop_instance_uid: Type.Optional(Type.String()),
-  series_instance_uid: Type.Optional(Type.String()),
-  study_instance_uid: Type.Optional(Type.String()),
-  sop_class_uid: Type.Optional(Type.String()),
-  error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() }, { description: 'Why it was rejected.' })),
-});
-const ImportSummary = Type.Object({
-  upload_id: Type.String(),
-  project: Type.String(),
-  dataset: Type.String(),
-  stored: Type.Integer({ description: 'Files stored (new or replaced).' }),
-  duplicates: Type.Integer({ description: 'Files whose instance the project already held (kept as it was, or refused by TESSERA_DICOM_DUPLICATES=reject: then rejected).' }),
-  rejected: Type.Integer(),
-  files: Type.Array(FileResultJson, { description: 'One entry per file, in the order received.' }),
-});
-const DeleteBody = Type.Object({ series: Type.Array(Type.String(), { minItems: 1, maxItems: 10000 }), project: Type.Optional(Type.String()) }, { additionalProperties: false });
-
 /** A series as the API shows it. */
-export function seriesJson(s: Record<string, unknown>, projectName: string) {
+export function seriesJson(s: SeriesRow, projectName: string): Series {
   return {
     series_instance_uid: s.series_uid,
     study_instance_uid: s.study_uid,
@@ -60,15 +33,15 @@ export function seriesJson(s: Record<string, unknown>, projectName: string) {
     series_description: s.series_description,
     body_part: s.body_part,
     manufacturer: s.manufacturer,
-    series_date: isoDate(s.series_date as string | null),
+    series_date: isoDate(s.series_date),
     patient_id: s.patient_id,
     patient_name: s.patient_name,
-    study_date: isoDate(s.study_date as string | null),
+    study_date: isoDate(s.study_date),
     study_description: s.study_description,
     instances: Number(s.num_instances),
     size_bytes: Number(s.size_bytes),
-    created_at: iso(Number(s.created_at)),
-    updated_at: iso(Number(s.updated_at)),
+    created_at: iso(Number(s.created_at))!,
+    updated_at: iso(Number(s.updated_at))!,
     complete: s.completed_at !== null,
     thumbnail: s.thumbnail ? `/api/series/${s.series_uid}/thumbnail?project=${projectName}` : null,
     thumbnail_error: s.thumbnail_error ?? null,
@@ -85,34 +58,36 @@ export async function dataRoutes(app: FastifyInstance, opts: DataRoutesOptions):
   app.addContentTypeParser(/^(multipart\/form-data|application\/dicom|application\/zip|application\/x-zip-compressed|application\/octet-stream)/, (_req, _payload, done) => done(null));
   const project = (name: string | undefined) => (name ? projects.require(name) : projects.ensureDefault());
   const datasetId = async (projectId: string, name: string | undefined) => (name ? (await dicom.datasets.require(projectId, name)).id : undefined);
+  const seriesRow = (projectId: string, uid: string) =>
+    dicom.db.selectFrom('dicom_series').selectAll().where('project_id', '=', projectId).where('series_uid', '=', uid).executeTakeFirst();
 
-  app.get('/api/series', { schema: { tags: ['data'], summary: 'Search the metadata index of series', querystring: SeriesListQuery, response: errorResponses } }, async (req) => {
-    const q = req.query as Static<typeof SeriesListQuery>;
+  serve(app, routes.list, async (req) => {
+    const q = req.query;
     const p = await project(q.project);
     const filter = filterFromQuery(q, p.id, await datasetId(p.id, q.dataset));
     const sort = parseSort<SeriesSort>(q.sort, q.order, '-created_at', 'desc');
     const r = await searchSeries(dicom.db, { ...filter, sort: sort.field, order: sort.order, limit: q.limit ?? 100, offset: q.offset ?? 0 });
-    return { items: r.items.map((s) => seriesJson(s as unknown as Record<string, unknown>, p.name)), total: r.total, limit: q.limit ?? 100, offset: q.offset ?? 0 };
+    return { items: r.items.map((s) => seriesJson(s, p.name)), total: r.total, limit: q.limit ?? 100, offset: q.offset ?? 0 };
   });
 
-  app.get('/api/series/facets', { schema: { tags: ['data'], summary: 'Counts per modality, body part and manufacturer of the matching series', querystring: SeriesFilter, response: errorResponses } }, async (req) => {
-    const q = req.query as SeriesFilter;
+  serve(app, routes.facets, async (req) => {
+    const q = req.query;
     const p = await project(q.project);
     return seriesFacets(dicom.db, filterFromQuery(q, p.id, await datasetId(p.id, q.dataset)));
   });
 
-  app.get('/api/series/:uid', { schema: { tags: ['data'], summary: 'One series with all its attributes (typed) and its datasets', params: UidParams, querystring: ProjectQuery, response: errorResponses } }, async (req) => {
-    const { uid } = req.params as Static<typeof UidParams>;
-    const p = await project((req.query as Static<typeof ProjectQuery>).project);
-    const row = await dicom.db.selectFrom('dicom_series').selectAll().where('project_id', '=', p.id).where('series_uid', '=', uid).executeTakeFirst();
+  serve(app, routes.get, async (req) => {
+    const { uid } = req.params;
+    const p = await project(req.query.project);
+    const row = await seriesRow(p.id, uid);
     if (!row) throw new TesseraError('TESSERA_NOT_FOUND', `series ${uid} does not exist in project "${p.name}"`);
     const tags = (await seriesTagsJson(dicom.db, p.id, uid)) ?? '{}';
-    return { ...seriesJson(row as unknown as Record<string, unknown>, p.name), datasets: await dicom.datasets.datasetsOf(p.id, uid), tags: typedTags(JSON.parse(tags) as DicomJson) };
+    return { ...seriesJson(row, p.name), datasets: await dicom.datasets.datasetsOf(p.id, uid), tags: typedTags(JSON.parse(tags) as DicomJson) };
   });
 
-  app.get('/api/series/:uid/instances', { schema: { tags: ['data'], summary: "A series' instances", params: UidParams, querystring: Type.Intersect([ProjectQuery, Type.Object(PageParams(1000, 10_000))]), response: errorResponses } }, async (req) => {
-    const { uid } = req.params as Static<typeof UidParams>;
-    const q = req.query as { project?: string; limit?: number; offset?: number };
+  serve(app, routes.instances, async (req) => {
+    const { uid } = req.params;
+    const q = req.query;
     const p = await project(q.project);
     const counted = await dicom.db.selectFrom('dicom_instances').select((eb) => eb.fn.countAll<number>().as('n')).where('project_id', '=', p.id).where('series_uid', '=', uid).executeTakeFirstOrThrow();
     const rows = await dicom.db
@@ -126,16 +101,16 @@ export async function dataRoutes(app: FastifyInstance, opts: DataRoutesOptions):
       .offset(q.offset ?? 0)
       .execute();
     return {
-      items: rows.map((r) => ({ sop_instance_uid: r.sop_uid, sop_class_uid: r.sop_class_uid, instance_number: r.instance_number, transfer_syntax: r.transfer_syntax, size_bytes: Number(r.size_bytes), received_at: iso(Number(r.received_at)) })),
+      items: rows.map((r) => ({ sop_instance_uid: r.sop_uid, sop_class_uid: r.sop_class_uid, instance_number: r.instance_number, transfer_syntax: r.transfer_syntax, size_bytes: Number(r.size_bytes), received_at: iso(Number(r.received_at))! })),
       total: Number(counted.n),
       limit: q.limit ?? 1000,
       offset: q.offset ?? 0,
     };
   });
 
-  app.get('/api/series/:uid/thumbnail', { schema: { tags: ['data'], summary: "A series' thumbnail (PNG), made once the series is complete", params: UidParams, querystring: ProjectQuery } }, async (req, reply) => {
-    const { uid } = req.params as Static<typeof UidParams>;
-    const p = await project((req.query as Static<typeof ProjectQuery>).project);
+  serve(app, routes.thumbnail, async (req, reply) => {
+    const { uid } = req.params;
+    const p = await project(req.query.project);
     const row = await dicom.db.selectFrom('dicom_series').select(['thumbnail', 'thumbnail_error', 'completed_at']).where('project_id', '=', p.id).where('series_uid', '=', uid).executeTakeFirst();
     if (!row) throw new TesseraError('TESSERA_NOT_FOUND', `series ${uid} does not exist in project "${p.name}"`);
     if (!row.thumbnail) {
@@ -146,14 +121,14 @@ export async function dataRoutes(app: FastifyInstance, opts: DataRoutesOptions):
     return reply.type('image/png').send(await dicom.store.readFile(row.thumbnail));
   });
 
-  app.delete('/api/series/:uid', { schema: { tags: ['data'], summary: 'Delete a series: files, index entries and dataset memberships', params: UidParams, querystring: ProjectQuery, response: errorResponses } }, async (req) => {
-    const { uid } = req.params as Static<typeof UidParams>;
-    const p = await project((req.query as Static<typeof ProjectQuery>).project);
+  serve(app, routes.delete, async (req) => {
+    const { uid } = req.params;
+    const p = await project(req.query.project);
     return { deleted: uid, instances: await dicom.store.deleteSeries(p.id, uid) };
   });
 
-  app.post('/api/series/delete', { schema: { tags: ['data'], summary: 'Delete several series', body: DeleteBody, response: errorResponses } }, async (req) => {
-    const b = req.body as Static<typeof DeleteBody>;
+  serve(app, routes.deleteMany, async (req) => {
+    const b = req.body;
     const p = await project(b.project);
     const results: { series: string; instances?: number; error?: string }[] = [];
     for (const uid of b.series) {
@@ -168,23 +143,17 @@ export async function dataRoutes(app: FastifyInstance, opts: DataRoutesOptions):
   });
 
   // ------------------------------------------------------------------ import
-  app.post('/api/dicom/import', {
-    schema: {
-      tags: ['data'],
-      summary: 'Upload DICOM files: application/dicom (one file), application/zip, or multipart/form-data (files and .zip archives); answers with the result of every file',
-      description: 'When no file was stored the status is 400 (413 when all were too large, ...) and the body is the error together with the same summary fields.',
-      querystring: ImportQuery,
-      response: { 200: ImportSummary, '4XX': Type.Object({}, { additionalProperties: true, description: 'No file was stored (or the request was refused): `{error: {code, message, details}}`, with the summary fields when files were read.' }) },
-    },
-  }, async (req, reply) => {
-    const q = req.query as Static<typeof ImportQuery>;
+  serve(app, routes.import, async (req, reply) => {
+    const q = req.query;
     const p = await project(q.project);
     const target = await dicom.target(p.id, q.dataset);
+    // target() always names the dataset (the import-date one by default).
+    const dataset = target.datasetName!;
     const contentType = (req.headers['content-type'] ?? '').toLowerCase();
     const uploadId = q.upload_id ?? `up-${randomBytes(6).toString('hex')}`;
     const announce = (state: 'running' | 'done' | 'failed', files: number, r: FileResult[] = []): void =>
       opts.events?.publish({
-        type: 'import', project: p.name, id: uploadId, dataset: target.datasetName!, state, files,
+        type: 'import', project: p.name, id: uploadId, dataset, state, files,
         stored: r.filter((x) => x.status === 'stored' || x.status === 'replaced').length, duplicates: r.filter((x) => x.status === 'duplicate').length, rejected: r.filter((x) => x.status === 'rejected').length,
       });
     announce('running', 0);
@@ -203,10 +172,10 @@ export async function dataRoutes(app: FastifyInstance, opts: DataRoutesOptions):
       throw err;
     }
     announce(results.some((r) => r.status !== 'rejected') || results.length === 0 ? 'done' : 'failed', results.length, results);
-    const summary = {
+    const summary: ImportResult = {
       upload_id: uploadId,
       project: p.name,
-      dataset: target.datasetName,
+      dataset,
       stored: results.filter((r) => r.status === 'stored' || r.status === 'replaced').length,
       duplicates: results.filter((r) => r.status === 'duplicate').length,
       rejected: results.filter((r) => r.status === 'rejected').length,
@@ -215,7 +184,7 @@ export async function dataRoutes(app: FastifyInstance, opts: DataRoutesOptions):
     if (results.length > 0 && summary.rejected === results.length) {
       const first = results[0]!.error!;
       const status = results.every((r) => r.error?.code === first.code) && first.code in ERROR_CODES ? ERROR_CODES[first.code as ErrorCode].status : 400;
-      return reply.status(status).send({
+      const refused: ImportError = {
         error: {
           code: results.length === 1 ? first.code : 'TESSERA_INVALID_DICOM',
           message:
@@ -225,7 +194,8 @@ export async function dataRoutes(app: FastifyInstance, opts: DataRoutesOptions):
           details: results.map((r) => ({ where: r.file, message: r.error?.message ?? '' })),
         },
         ...summary,
-      });
+      };
+      return reply.status(status).send(refused);
     }
     return summary;
   });
@@ -251,19 +221,19 @@ export async function dataRoutes(app: FastifyInstance, opts: DataRoutesOptions):
     reply.header('content-disposition', `attachment; filename="${name.replace(/[^A-Za-z0-9._-]/g, '_')}.zip"`);
     return reply.type('application/zip').send(stream);
   };
-  app.get('/api/series/:uid/download', { schema: { tags: ['data'], summary: 'A series as a .zip of DICOM files', params: UidParams, querystring: ProjectQuery } }, async (req, reply) => {
-    const { uid } = req.params as Static<typeof UidParams>;
-    const p = await project((req.query as Static<typeof ProjectQuery>).project);
+  serve(app, routes.downloadSeries, async (req, reply) => {
+    const { uid } = req.params;
+    const p = await project(req.query.project);
     return sendZip(reply, `series-${uid}`, p.id, { series: [uid] });
   });
-  app.get('/api/studies/:uid/download', { schema: { tags: ['data'], summary: 'A study as a .zip of DICOM files', params: UidParams, querystring: ProjectQuery } }, async (req, reply) => {
-    const { uid } = req.params as Static<typeof UidParams>;
-    const p = await project((req.query as Static<typeof ProjectQuery>).project);
+  serve(app, routes.downloadStudy, async (req, reply) => {
+    const { uid } = req.params;
+    const p = await project(req.query.project);
     return sendZip(reply, `study-${uid}`, p.id, { study: uid });
   });
-  app.get('/api/datasets/:name/download', { schema: { tags: ['datasets'], summary: 'A dataset as a .zip of DICOM files', params: Type.Object({ name: Type.String() }), querystring: ProjectQuery } }, async (req, reply) => {
-    const { name } = req.params as { name: string };
-    const p = await project((req.query as Static<typeof ProjectQuery>).project);
+  serve(app, routes.downloadDataset, async (req, reply) => {
+    const { name } = req.params;
+    const p = await project(req.query.project);
     const d = await dicom.datasets.require(p.id, name);
     return sendZip(reply, `dataset-${name}`, p.id, { series: await dicom.datasets.seriesOf(d.id) });
   });

@@ -1,12 +1,13 @@
-import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { SERIES_SORTS, searchSeries, seriesUidsMatching, type DatasetsTable, type DicomService, type SeriesSort } from '@tessera/dicom';
+import { datasetRoutes as routes, type Dataset, type DatasetSort, type SeriesFilterBody, type SeriesSort } from '@tessera/api';
+import { searchSeries, seriesUidsMatching, type DatasetsTable, type DicomService } from '@tessera/dicom';
 import { TesseraError } from '@tessera/model';
-import { errorResponses, iso, OrderParam, PageParams, parseSort, ProjectQuery, SortParam } from '../http/common.schema.ts';
+import { iso, parseSort } from '../http/common.schema.ts';
+import { serve } from '../http/serve-route.ts';
 import type { EventBus } from '../events/event-bus.ts';
 import type { ProjectStore } from '../projects/project-store.ts';
 import { seriesJson } from './data-routes.ts';
-import { filterFromBody, SeriesFilterBody } from './series-query.schema.ts';
+import { filterFromBody } from './series-filter.ts';
 
 export interface DatasetRoutesOptions {
   dicom: DicomService;
@@ -14,49 +15,14 @@ export interface DatasetRoutesOptions {
   events?: EventBus;
 }
 
-const NameParams = Type.Object({ name: Type.String() });
-const CreateBody = Type.Object(
-  {
-    name: Type.String({ minLength: 1, maxLength: 128 }),
-    description: Type.Optional(Type.String()),
-    project: Type.Optional(Type.String()),
-    series: Type.Optional(Type.Array(Type.String(), { description: 'SeriesInstanceUIDs to put in it.' })),
-    query: Type.Optional(SeriesFilterBody),
-  },
-  { additionalProperties: false },
-);
-const PatchBody = Type.Object({ name: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })), description: Type.Optional(Type.String()), project: Type.Optional(Type.String()) }, { additionalProperties: false });
-const MembersBody = Type.Object(
-  {
-    series: Type.Optional(Type.Array(Type.String(), { description: 'SeriesInstanceUIDs.' })),
-    query: Type.Optional(SeriesFilterBody),
-    project: Type.Optional(Type.String()),
-  },
-  { additionalProperties: false },
-);
-const DATASET_SORTS = ['name', 'created_at', 'updated_at', 'series_count'] as const;
-const ListQuery = Type.Intersect([
-  ProjectQuery,
-  Type.Object({
-    q: Type.Optional(Type.String({ description: 'Part of the name.' })),
-    sort: SortParam(DATASET_SORTS, 'name'),
-    order: OrderParam,
-    ...PageParams(100, 1000),
-  }),
-]);
-const SeriesPage = Type.Intersect([
-  ProjectQuery,
-  Type.Object({ sort: SortParam(SERIES_SORTS, 'created_at'), order: OrderParam, ...PageParams(100, 10_000) }),
-]);
-
-function datasetJson(d: DatasetsTable & { series_count?: number }, projectName: string) {
+function datasetJson(d: DatasetsTable & { series_count: number }, projectName: string): Dataset {
   return {
     name: d.name,
     project: projectName,
     description: d.description,
     series_count: d.series_count,
-    created_at: iso(Number(d.created_at)),
-    updated_at: iso(Number(d.updated_at)),
+    created_at: iso(Number(d.created_at))!,
+    updated_at: iso(Number(d.updated_at))!,
   };
 }
 
@@ -68,7 +34,7 @@ export async function datasetRoutes(app: FastifyInstance, opts: DatasetRoutesOpt
   const count = async (id: string) => (await dicom.datasets.seriesOf(id)).length;
 
   /** The series UIDs a request names: a list, a query, or both. */
-  const membersOf = async (projectId: string, b: { series?: string[]; query?: Static<typeof SeriesFilterBody> }): Promise<string[]> => {
+  const membersOf = async (projectId: string, b: { series?: string[]; query?: SeriesFilterBody }): Promise<string[]> => {
     const uids = [...(b.series ?? [])];
     if (b.query) {
       const dsId = b.query.dataset ? (await dicom.datasets.require(projectId, b.query.dataset)).id : undefined;
@@ -77,17 +43,17 @@ export async function datasetRoutes(app: FastifyInstance, opts: DatasetRoutesOpt
     return uids;
   };
 
-  app.get('/api/datasets', { schema: { tags: ['datasets'], summary: 'List datasets', querystring: ListQuery, response: errorResponses } }, async (req) => {
-    const q = req.query as Static<typeof ListQuery>;
+  serve(app, routes.list, async (req) => {
+    const q = req.query;
     const p = await project(q.project);
-    const sort = parseSort<(typeof DATASET_SORTS)[number]>(q.sort, q.order, 'name');
+    const sort = parseSort<DatasetSort>(q.sort, q.order, 'name');
     const r = await dicom.datasets.list(p.id, { limit: q.limit ?? 100, offset: q.offset ?? 0, sort: sort.field, order: sort.order, q: q.q });
     return { items: r.items.map((d) => datasetJson(d, p.name)), total: r.total, limit: q.limit ?? 100, offset: q.offset ?? 0 };
   });
 
-  app.post('/api/datasets', { schema: { tags: ['datasets'], summary: 'Create a dataset, optionally with series (by UID or by query)', querystring: ProjectQuery, body: CreateBody } }, async (req, reply) => {
-    const b = req.body as Static<typeof CreateBody>;
-    const p = await project(b.project ?? (req.query as { project?: string }).project);
+  serve(app, routes.create, async (req, reply) => {
+    const b = req.body;
+    const p = await project(b.project ?? req.query.project);
     const uids = await membersOf(p.id, b);
     // Check the members before creating: a bad UID must not leave an empty dataset behind.
     if (uids.length > 0) {
@@ -99,20 +65,20 @@ export async function datasetRoutes(app: FastifyInstance, opts: DatasetRoutesOpt
     const d = await dicom.datasets.create(p.id, { name: b.name, description: b.description });
     const added = await dicom.datasets.addSeries(p.id, d.id, uids);
     announce(p.name, d.name, 'created');
-    return reply.status(201).send({ ...datasetJson({ ...d, series_count: added }, p.name) });
+    return reply.status(201).send(datasetJson({ ...d, series_count: added }, p.name));
   });
 
-  app.get('/api/datasets/:name', { schema: { tags: ['datasets'], summary: 'One dataset', params: NameParams, querystring: ProjectQuery, response: errorResponses } }, async (req) => {
-    const { name } = req.params as Static<typeof NameParams>;
-    const p = await project((req.query as Static<typeof ProjectQuery>).project);
+  serve(app, routes.get, async (req) => {
+    const { name } = req.params;
+    const p = await project(req.query.project);
     const d = await dicom.datasets.require(p.id, name);
     return datasetJson({ ...d, series_count: await count(d.id) }, p.name);
   });
 
-  app.patch('/api/datasets/:name', { schema: { tags: ['datasets'], summary: 'Rename a dataset or change its description', params: NameParams, querystring: ProjectQuery, body: PatchBody, response: errorResponses } }, async (req) => {
-    const { name } = req.params as Static<typeof NameParams>;
-    const b = req.body as Static<typeof PatchBody>;
-    const p = await project(b.project ?? (req.query as { project?: string }).project);
+  serve(app, routes.update, async (req) => {
+    const { name } = req.params;
+    const b = req.body;
+    const p = await project(b.project ?? req.query.project);
     const d = await dicom.datasets.update(p.id, name, { name: b.name, description: b.description });
     if (d.name !== name) {
       announce(p.name, name, 'deleted');
@@ -121,28 +87,28 @@ export async function datasetRoutes(app: FastifyInstance, opts: DatasetRoutesOpt
     return datasetJson({ ...d, series_count: await count(d.id) }, p.name);
   });
 
-  app.delete('/api/datasets/:name', { schema: { tags: ['datasets'], summary: 'Delete a dataset (its series stay in the store)', params: NameParams, querystring: ProjectQuery, response: errorResponses } }, async (req) => {
-    const { name } = req.params as Static<typeof NameParams>;
-    const p = await project((req.query as Static<typeof ProjectQuery>).project);
+  serve(app, routes.delete, async (req) => {
+    const { name } = req.params;
+    const p = await project(req.query.project);
     await dicom.datasets.delete(p.id, name);
     announce(p.name, name, 'deleted');
     return { deleted: name };
   });
 
-  app.get('/api/datasets/:name/series', { schema: { tags: ['datasets'], summary: "A dataset's series", params: NameParams, querystring: SeriesPage, response: errorResponses } }, async (req) => {
-    const { name } = req.params as Static<typeof NameParams>;
-    const q = req.query as Static<typeof SeriesPage>;
+  serve(app, routes.listSeries, async (req) => {
+    const { name } = req.params;
+    const q = req.query;
     const p = await project(q.project);
     const d = await dicom.datasets.require(p.id, name);
     const sort = parseSort<SeriesSort>(q.sort, q.order, 'created_at');
     const r = await searchSeries(dicom.db, { projectId: p.id, datasetId: d.id, limit: q.limit ?? 100, offset: q.offset ?? 0, sort: sort.field, order: sort.order });
-    return { items: r.items.map((s) => seriesJson(s as unknown as Record<string, unknown>, p.name)), total: r.total, limit: q.limit ?? 100, offset: q.offset ?? 0 };
+    return { items: r.items.map((s) => seriesJson(s, p.name)), total: r.total, limit: q.limit ?? 100, offset: q.offset ?? 0 };
   });
 
-  app.post('/api/datasets/:name/series', { schema: { tags: ['datasets'], summary: 'Add series to a dataset, by UID or by query', params: NameParams, querystring: ProjectQuery, body: MembersBody, response: errorResponses } }, async (req) => {
-    const { name } = req.params as Static<typeof NameParams>;
-    const b = req.body as Static<typeof MembersBody>;
-    const p = await project(b.project ?? (req.query as { project?: string }).project);
+  serve(app, routes.addSeries, async (req) => {
+    const { name } = req.params;
+    const b = req.body;
+    const p = await project(b.project ?? req.query.project);
     const d = await dicom.datasets.require(p.id, name);
     const uids = await membersOf(p.id, b);
     if (!b.series && !b.query) throw new TesseraError('TESSERA_INVALID_REQUEST', 'name the series to add: "series": [UIDs] or "query": {filters}', { details: [{ where: 'body', message: 'needs series or query' }] });
@@ -151,10 +117,10 @@ export async function datasetRoutes(app: FastifyInstance, opts: DatasetRoutesOpt
     return { dataset: name, added, series_count: await count(d.id) };
   });
 
-  app.delete('/api/datasets/:name/series', { schema: { tags: ['datasets'], summary: 'Remove series from a dataset (they stay in the store)', params: NameParams, querystring: ProjectQuery, body: MembersBody, response: errorResponses } }, async (req) => {
-    const { name } = req.params as Static<typeof NameParams>;
-    const b = req.body as Static<typeof MembersBody>;
-    const p = await project(b.project ?? (req.query as { project?: string }).project);
+  serve(app, routes.removeSeries, async (req) => {
+    const { name } = req.params;
+    const b = req.body;
+    const p = await project(b.project ?? req.query.project);
     const d = await dicom.datasets.require(p.id, name);
     const removed = await dicom.datasets.removeSeries(d.id, await membersOf(p.id, b));
     announce(p.name, name, 'changed');
