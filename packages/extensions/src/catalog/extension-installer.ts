@@ -64,7 +64,11 @@ export async function checkDependencies(
       `${have ? `and ${have} is installed` : 'which is not installed'}; ` +
       `${inCatalog ? `install it first: tessera ext install ${dep}@${inCatalog.version}` : `the catalog has no matching version of "${dep}": install its package first`}`);
   }
-  // Upgrading or downgrading must keep what depends on this extension working.
+  // Upgrading or downgrading must keep what depends on this extension working. A first
+  // install or a reinstall of the same version changes nothing for them, so another
+  // extension's unreadable manifest does not stand in its way.
+  const current = installed.find((i) => i.name === name);
+  if (!current || current.version === m.version) return;
   for (const { row: other, manifest } of await installedManifests(deps.store, name, 'install')) {
     const range = manifest.dependencies?.[name];
     if (range && !semver.satisfies(m.version, range, { includePrerelease: true })) {
