@@ -4,8 +4,8 @@ import { join, relative } from 'node:path';
 import type { BuiltinContext, BuiltinOperator, RunConf } from '@tessera/engine';
 import { importDatasetName, type DicomService } from '@tessera/dicom';
 import { TesseraError } from '@tessera/model';
-import { filesUnder } from './files-under.ts';
-import type { ResultBuckets } from './result-buckets.ts';
+import { filesUnder } from '../dicom/files-under.ts';
+import type { ResultBuckets } from '../results/result-buckets.ts';
 
 async function confOf(ctx: BuiltinContext): Promise<RunConf> {
   return JSON.parse(await readFile(join(ctx.launch.workflowDir, 'conf', 'conf.json'), 'utf8')) as RunConf;
