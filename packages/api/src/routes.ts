@@ -1,11 +1,15 @@
+import { applicationRoutes } from './applications.ts';
 import { platformRoutes } from './platform.ts';
 import { projectRoutes } from './projects.ts';
+import { resultRoutes } from './results.ts';
 import type { RouteContract } from './route.ts';
 
 /** Every domain's routes, by domain. The server declares each of them; access control iterates them. */
 export const apiRoutes = {
   platform: platformRoutes,
   projects: projectRoutes,
+  applications: applicationRoutes,
+  results: resultRoutes,
 } as const;
 
 /** Every route of the HTTP API, in one list. */
