@@ -1,36 +1,30 @@
-import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { errorResponses, OrderParam, PageParams, pageOf, parseSort, ProjectQuery, sortBy, SortParam } from '../http/common.schema.ts';
+import { RESULT_SORTS, resultRoutes as routes, type ResultFile, type ResultQuery } from '@tessera/api';
+import { pageOf, parseSort, sortBy } from '../http/common.schema.ts';
+import { serve } from '../http/serve-route.ts';
 import type { ProjectStore } from '../projects/project-store.ts';
 import type { ResultBuckets } from './result-buckets.ts';
-
-const RunParams = Type.Object({ run: Type.String({ pattern: '^[A-Za-z0-9_-]+$' }) });
-const RESULT_SORTS = ['run_id', 'path', 'size_bytes', 'modified_at'] as const;
-const ListQuery = Type.Intersect([ProjectQuery, Type.Object({ sort: SortParam(RESULT_SORTS, '-run_id'), order: OrderParam, ...PageParams(1000, 10_000) })]);
 
 /** The result buckets over HTTP: what put-files stored, per project and run. */
 export async function resultRoutes(app: FastifyInstance, opts: { buckets: ResultBuckets; projects: ProjectStore }): Promise<void> {
   const project = (name: string | undefined) => (name ? opts.projects.require(name) : opts.projects.ensureDefault());
 
-  const page = async (q: Static<typeof ListQuery>, run?: string) => {
+  const page = async (q: ResultQuery, run?: string) => {
     const p = await project(q.project);
     // Listed newest run first, then by path: a sort by another field keeps that order among ties.
     const sort = parseSort<(typeof RESULT_SORTS)[number]>(q.sort, q.order, '-run_id');
     let all = await opts.buckets.list(p.id, run);
     if (sort.field !== 'run_id' || sort.order !== 'desc') all = sortBy(all, (o) => o[sort.field], sort.order);
     const page = pageOf(all, q.limit ?? 1000, q.offset ?? 0);
-    return { ...page, items: page.items.map((o) => ({ ...o, url: `/api/results/${o.run_id}/files/${o.path}?project=${p.name}` })) };
+    const items: ResultFile[] = page.items.map((o) => ({ ...o, url: `/api/results/${o.run_id}/files/${o.path}?project=${p.name}` }));
+    return { ...page, items };
   };
-  app.get('/api/results', { schema: { tags: ['data'], summary: "Files in the project's result bucket (from put-files), newest run first", querystring: ListQuery, response: errorResponses } }, async (req) =>
-    page(req.query as Static<typeof ListQuery>),
-  );
-  app.get('/api/results/:run', { schema: { tags: ['data'], summary: 'Result files of one run', params: RunParams, querystring: ListQuery, response: errorResponses } }, async (req) =>
-    page(req.query as Static<typeof ListQuery>, (req.params as Static<typeof RunParams>).run),
-  );
+  serve(app, routes.list, async (request) => page(request.query));
+  serve(app, routes.ofRun, async (request) => page(request.query, request.params.run));
 
-  app.get('/api/results/:run/files/*', { schema: { tags: ['data'], summary: 'Download one result file', querystring: ProjectQuery } }, async (req, reply) => {
-    const { run, '*': path } = req.params as { run: string; '*': string };
-    const p = await project((req.query as Static<typeof ProjectQuery>).project);
+  serve(app, routes.download, async (request, reply) => {
+    const { run, '*': path } = request.params;
+    const p = await project(request.query.project);
     const { stream, size } = await opts.buckets.open(p.id, run, path);
     reply.header('content-length', size);
     reply.header('content-disposition', `attachment; filename="${path.split('/').pop()!.replace(/[^A-Za-z0-9._-]/g, '_')}"`);
