@@ -9,3 +9,5 @@ export * from './dicomweb.ts';
 export * from './extensions.ts';
 export * from './data.ts';
 export * from './datasets.ts';
+export * from './applications.ts';
+export * from './results.ts';

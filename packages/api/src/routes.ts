@@ -2,8 +2,10 @@ import { dicomWebRoutes } from './dicomweb.ts';
 import { extensionRoutes } from './extensions.ts';
 import { dataRoutes } from './data.ts';
 import { datasetRoutes } from './datasets.ts';
+import { applicationRoutes } from './applications.ts';
 import { platformRoutes } from './platform.ts';
 import { projectRoutes } from './projects.ts';
+import { resultRoutes } from './results.ts';
 import type { RouteContract } from './route.ts';
 import { workflowRoutes } from './workflows.ts';
 
@@ -16,6 +18,8 @@ export const apiRoutes = {
   extensions: extensionRoutes,
   data: dataRoutes,
   datasets: datasetRoutes,
+  applications: applicationRoutes,
+  results: resultRoutes,
 } as const;
 
 /** Every route of the HTTP API, in one list. */

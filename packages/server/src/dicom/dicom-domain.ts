@@ -7,12 +7,12 @@ import { TesseraError } from '@tessera/model';
 import type { ServerConfig } from '../config.ts';
 import type { EventBus } from '../events/event-bus.ts';
 import { DEFAULT_PROJECT, type ProjectStore } from '../projects/project-store.ts';
-import { dataOperators } from './data-operators.ts';
+import { dataOperators } from '../platform-operators/data-operators.ts';
 import { dataRoutes } from './data-routes.ts';
 import { datasetRoutes } from './dataset-routes.ts';
 import { dicomWebRoutes } from './dicomweb-routes.ts';
-import { ResultBuckets } from './result-buckets.ts';
-import { resultRoutes } from './result-routes.ts';
+import { ResultBuckets } from '../results/result-buckets.ts';
+import { resultRoutes } from '../results/result-routes.ts';
 
 export interface DicomDomain {
   service: DicomService;

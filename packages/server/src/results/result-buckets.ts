@@ -2,7 +2,7 @@ import { constants, createReadStream } from 'node:fs';
 import { copyFile, mkdir, stat } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { TesseraError } from '@tessera/model';
-import { filesUnder } from './files-under.ts';
+import { filesUnder } from '../dicom/files-under.ts';
 
 export interface BucketObject {
   run_id: string;

@@ -3,9 +3,9 @@ import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { BuiltinContext, BuiltinOperator, RunConf } from '@tessera/engine';
 import { importDatasetName, type DicomService } from '@tessera/dicom';
-import { TesseraError } from '@tessera/model';
-import { filesUnder } from './files-under.ts';
-import type { ResultBuckets } from './result-buckets.ts';
+import { PLATFORM_OPERATORS, seriesIdsOf, TesseraError } from '@tessera/model';
+import { filesUnder } from '../dicom/files-under.ts';
+import type { ResultBuckets } from '../results/result-buckets.ts';
 
 async function confOf(ctx: BuiltinContext): Promise<RunConf> {
   return JSON.parse(await readFile(join(ctx.launch.workflowDir, 'conf', 'conf.json'), 'utf8')) as RunConf;
@@ -13,12 +13,12 @@ async function confOf(ctx: BuiltinContext): Promise<RunConf> {
 
 /** The folders a task reads: `batch/<series>/<input_dir>` for each series, and `<input_dir>` at batch level. */
 function inputDirs(ctx: BuiltinContext, conf: RunConf, inputDir: string): string[] {
-  const ids = conf.data_form.identifiers ?? [];
-  return [...ids.map((uid) => join(ctx.launch.workflowDir, 'batch', uid, inputDir)), join(ctx.launch.workflowDir, inputDir)];
+  return [...seriesIdsOf(conf.data_form).map((uid) => join(ctx.launch.workflowDir, 'batch', uid, inputDir)), join(ctx.launch.workflowDir, inputDir)];
 }
 
 /**
- * The platform operators of the DICOM domain, available to every workflow through
+ * The data operators: the platform operators that move a run's data between the DICOM
+ * store, the workflow dir and the result bucket, available to every workflow through
  * the SDK (`getInput`, `putResult`, `putFiles`):
  * - get-input: copies each selected series' DICOM files to batch/<series>/<out_dir>/.
  * - put-result: stores the DICOM files a workflow produced back into the run's project.
@@ -26,9 +26,9 @@ function inputDirs(ctx: BuiltinContext, conf: RunConf, inputDir: string): string
  */
 export function dataOperators(dicom: DicomService, buckets: ResultBuckets): Record<string, BuiltinOperator> {
   return {
-    'get-input': async (ctx) => {
+    [PLATFORM_OPERATORS.getInput]: async (ctx) => {
       const conf = await confOf(ctx);
-      const ids = conf.data_form.identifiers ?? [];
+      const ids = seriesIdsOf(conf.data_form);
       if (ids.length === 0) {
         await ctx.log('get-input: no series selected (data_form has no dataset_name or identifiers); nothing to do');
         return 'skipped';
@@ -56,7 +56,7 @@ export function dataOperators(dicom: DicomService, buckets: ResultBuckets): Reco
       await ctx.log(`get-input: ${ids.length} series, ${files} file(s)`);
     },
 
-    'put-result': async (ctx) => {
+    [PLATFORM_OPERATORS.putResult]: async (ctx) => {
       const conf = await confOf(ctx);
       const inputDir = ctx.launch.task.input_dir;
       if (!inputDir) throw new Error('put-result needs an input dir (the task that wrote the DICOM files)');
@@ -82,7 +82,7 @@ export function dataOperators(dicom: DicomService, buckets: ResultBuckets): Reco
       await ctx.log(`put-result: ${stored} instance(s) stored in project "${conf.project_form.name}", dataset "${datasetName}"`);
     },
 
-    'put-files': async (ctx) => {
+    [PLATFORM_OPERATORS.putFiles]: async (ctx) => {
       const conf = await confOf(ctx);
       const inputDir = ctx.launch.task.input_dir;
       if (!inputDir) throw new Error('put-files needs an input dir (the task that wrote the result files)');
