@@ -1,5 +1,5 @@
 import { TesseraError } from '@tessera/model';
-import { createTessera } from './app.ts';
+import { createTessera } from './create-tessera.ts';
 import { loadConfig } from './config.ts';
 
 /** `npm start`: one process serving the UI, API and DICOM; state under TESSERA_HOME. */

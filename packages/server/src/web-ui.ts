@@ -90,6 +90,6 @@ export async function webUiRoutes(app: FastifyInstance, opts: { dir?: string } =
     return send(req, reply, index, entry, 'no-cache');
   };
   if (!existsSync(dir)) app.log.warn(`the web UI is not built (${dir} is missing): / answers with a note`);
-  app.get('/', { schema: { hide: true } }, handler);
-  app.get('/*', { schema: { hide: true } }, handler);
+  app.get('/', handler);
+  app.get('/*', handler);
 }

@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTessera, type Tessera } from '../app.ts';
+import { createTessera, type Tessera } from '../create-tessera.ts';
 import { loadConfig, type ServerConfig } from '../config.ts';
 
 export interface TestServer {

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { APP_SORTS, APP_STATES, applicationRoutes as routes } from '@tessera/api';
 import type { AppManager } from '@tessera/apps';
 import { TesseraError } from '@tessera/model';
-import { pageOf, parseSort, sortBy } from '../http/common.schema.ts';
+import { pageOf, parseSort, sortBy } from '../http/lists.ts';
 import { serve } from '../http/serve-route.ts';
 import { DEFAULT_PROJECT } from '../projects/project-store.ts';
 

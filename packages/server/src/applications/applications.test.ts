@@ -4,7 +4,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTessera } from '../app.ts';
+import { createTessera } from '../create-tessera.ts';
 import { loadConfig, type ServerConfig } from '../config.ts';
 import { startTestServer, waitFor, writeShellExtension, type TestServer } from '../__fixtures__/test-server.ts';
 import { readFile } from 'node:fs/promises';

@@ -9,7 +9,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { dataRoutes as routes, type ImportError, type ImportResult, type Series, type SeriesSort } from '@tessera/api';
 import { readMultipart, searchSeries, seriesFacets, seriesTagsJson, typedTags, zipStream, type DicomJson, type DicomService, type FileResult, type IngestTarget, type SeriesRow } from '@tessera/dicom';
 import { ERROR_CODES, TesseraError, type ErrorCode } from '@tessera/model';
-import { iso, parseSort } from '../http/common.schema.ts';
+import { iso, parseSort } from '../http/lists.ts';
 import { limitBytes, readBody } from '../http/read-body.ts';
 import { serve } from '../http/serve-route.ts';
 import type { EventBus } from '../events/event-bus.ts';

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { datasetRoutes as routes, type Dataset, type DatasetSort, type SeriesFilterBody, type SeriesSort } from '@tessera/api';
 import { searchSeries, seriesUidsMatching, type DatasetsTable, type DicomService } from '@tessera/dicom';
 import { TesseraError } from '@tessera/model';
-import { iso, parseSort } from '../http/common.schema.ts';
+import { iso, parseSort } from '../http/lists.ts';
 import { serve } from '../http/serve-route.ts';
 import type { EventBus } from '../events/event-bus.ts';
 import type { ProjectStore } from '../projects/project-store.ts';

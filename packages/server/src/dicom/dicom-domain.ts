@@ -1,36 +1,38 @@
 import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import type { Kysely } from '@tessera/db';
-import { DicomService, DimseServer, type SeriesEvent } from '@tessera/dicom';
-import type { BuiltinRunner, DataResolverInput } from '@tessera/engine';
+import { dicomMigrations, DicomService, DimseServer, type SeriesEvent } from '@tessera/dicom';
+import type { DataResolverInput } from '@tessera/engine';
 import { TesseraError } from '@tessera/model';
 import type { ServerConfig } from '../config.ts';
+import type { Domain, DomainLog } from '../domain.ts';
 import type { EventBus } from '../events/event-bus.ts';
 import { DEFAULT_PROJECT, type ProjectStore } from '../projects/project-store.ts';
-import { dataOperators } from '../platform-operators/data-operators.ts';
 import { dataRoutes } from './data-routes.ts';
 import { datasetRoutes } from './dataset-routes.ts';
 import { dicomWebRoutes } from './dicomweb-routes.ts';
-import { ResultBuckets } from '../results/result-buckets.ts';
-import { resultRoutes } from '../results/result-routes.ts';
 
-export interface DicomDomain {
-  service: DicomService;
-  buckets: ResultBuckets;
+export interface DicomDomain extends Domain {
+  readonly service: DicomService;
   /** The C-STORE receiver, when enabled. */
-  dimse: DimseServer | undefined;
+  readonly dimse: DimseServer | undefined;
   /** Turns a data_form (dataset_name, identifiers, dataset_limit) into series UIDs. */
-  resolveIdentifiers: (input: DataResolverInput) => Promise<string[]>;
-  register: (app: FastifyInstance, publicUrl: () => string, events: EventBus) => Promise<void>;
-  /** Starts the C-STORE receiver; returns its port. */
-  listen: () => Promise<number | undefined>;
-  close: () => Promise<void>;
+  resolveIdentifiers(input: DataResolverInput): Promise<string[]>;
+  /** Starts the C-STORE receiver once the HTTP server listens; returns its port. */
+  listen(): Promise<number | undefined>;
 }
 
-type Log = { info(msg: string): void; warn(msg: string): void; error(msg: string): void };
+export interface DicomDomainDeps {
+  config: ServerConfig;
+  db: Kysely<object>;
+  projects: ProjectStore;
+  events: EventBus;
+  /** Public base URL of the server (for DICOMweb's RetrieveURLs), read per request. */
+  publicUrl: () => string;
+  log: DomainLog;
+}
 
-/** The DICOM domain: store, index, datasets, DICOMweb, the C-STORE receiver, result buckets and the data operators. */
-export async function createDicomDomain(o: { config: ServerConfig; db: Kysely<object>; projects: ProjectStore; builtins: BuiltinRunner; log: Log }): Promise<DicomDomain> {
+/** The DICOM domain: the store and its index, datasets, the data API, DICOMweb and the C-STORE receiver. */
+export function createDicomDomain(o: DicomDomainDeps): DicomDomain {
   const { config, projects } = o;
   const service = new DicomService({
     db: o.db,
@@ -44,9 +46,6 @@ export async function createDicomDomain(o: { config: ServerConfig; db: Kysely<ob
     projects: { byName: (name) => projects.findByName(name) },
     log: o.log,
   });
-  await service.start();
-  const buckets = new ResultBuckets(join(config.home, 'buckets'));
-  for (const [name, op] of Object.entries(dataOperators(service, buckets))) o.builtins.register(name, op);
 
   const dimse =
     config.dicomPort === 'off'
@@ -82,15 +81,16 @@ export async function createDicomDomain(o: { config: ServerConfig; db: Kysely<ob
   };
 
   return {
+    name: 'dicom',
+    migrations: dicomMigrations,
     service,
-    buckets,
     dimse,
     resolveIdentifiers,
-    register: async (app, publicUrl, events) => {
-      await app.register(dicomWebRoutes, { dicom: service, projects, publicUrl });
-      await app.register(dataRoutes, { dicom: service, projects, events });
-      await app.register(datasetRoutes, { dicom: service, projects, events });
-      await app.register(resultRoutes, { buckets, projects });
+    start: () => service.start(),
+    routes: async (app) => {
+      await app.register(dicomWebRoutes, { dicom: service, projects, publicUrl: o.publicUrl });
+      await app.register(dataRoutes, { dicom: service, projects, events: o.events });
+      await app.register(datasetRoutes, { dicom: service, projects, events: o.events });
     },
     listen: async () => (dimse ? (await dimse.listen()).port : undefined),
     close: async () => {

@@ -25,7 +25,7 @@ import {
 import { TesseraError } from '@tessera/model';
 import { serve } from '../http/serve-route.ts';
 import type { ProjectStore } from '../projects/project-store.ts';
-import { readBody } from './read-body.ts';
+import { readBody } from '../http/read-body.ts';
 
 export interface DicomWebRoutesOptions {
   dicom: DicomService;

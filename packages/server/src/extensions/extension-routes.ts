@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { EXTENSION_STATES, extensionRoutes as routes } from '@tessera/api';
 import type { ExtensionManager } from '@tessera/extensions';
 import { TesseraError } from '@tessera/model';
-import { pageOf, parseSort, sortBy } from '../http/common.schema.ts';
+import { pageOf, parseSort, sortBy } from '../http/lists.ts';
 import { serve } from '../http/serve-route.ts';
 
 /** The contract's PACKAGE_MEDIA_TYPES (`consumes` of the upload), with parameters after them. */

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { projectRoutes as routes, type Project as ProjectJson } from '@tessera/api';
-import { iso, pageOf, parseSort, sortBy } from '../http/common.schema.ts';
+import { iso, pageOf, parseSort, sortBy } from '../http/lists.ts';
 import { serve } from '../http/serve-route.ts';
 import type { Project, ProjectStore } from './project-store.ts';
 

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { RESULT_SORTS, resultRoutes as routes, type ResultFile, type ResultQuery } from '@tessera/api';
-import { pageOf, parseSort, sortBy } from '../http/common.schema.ts';
+import { pageOf, parseSort, sortBy } from '../http/lists.ts';
 import { serve } from '../http/serve-route.ts';
 import type { ProjectStore } from '../projects/project-store.ts';
 import type { ResultBuckets } from './result-buckets.ts';

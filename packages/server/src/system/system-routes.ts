@@ -8,16 +8,8 @@ import { PLATFORM_VERSION } from '@tessera/model';
 import { platformRoutes, type SystemReport } from '@tessera/api';
 import type { ServerConfig } from '../config.ts';
 import { serve } from '../http/serve-route.ts';
+import type { DockerReport } from '../workflows/task-runners.ts';
 import type { DiskUsage } from './disk-usage.ts';
-
-export interface DockerReport {
-  /** Asked for (TESSERA_RUNNERS auto or docker). */
-  wanted: boolean;
-  available: boolean;
-  version: string | null;
-  socket: string | null;
-  reason: string | null;
-}
 
 export interface SystemRoutesOptions {
   config: ServerConfig;

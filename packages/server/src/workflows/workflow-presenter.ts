@@ -1,7 +1,7 @@
 import type { JobRow, RunRow, TaskRow } from '@tessera/engine';
 import type { LoadedWorkflow } from '@tessera/extensions';
 import type { DagSpec, Job, Progress, Run, RunDetail, Task, Workflow } from '@tessera/api';
-import { iso } from '../http/common.schema.ts';
+import { iso } from '../http/lists.ts';
 
 /** How runs, jobs, tasks and workflows look in the HTTP API (packages/api/src/workflows.ts). */
 export function workflowJson(wf: LoadedWorkflow): Workflow {

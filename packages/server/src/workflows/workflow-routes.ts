@@ -3,7 +3,7 @@ import { RUN_SORT_FIELDS, type DagScheduler, type RunRow, type RunSortField } fr
 import type { WorkflowRegistry } from '@tessera/extensions';
 import { DagSpecSchema, RUN_STATES, TesseraError, type RunState } from '@tessera/model';
 import { workflowRoutes as routes, type RUN_SORTS, type WORKFLOW_SORTS } from '@tessera/api';
-import { pageOf, parseSort, sortBy } from '../http/common.schema.ts';
+import { pageOf, parseSort, sortBy } from '../http/lists.ts';
 import { serve } from '../http/serve-route.ts';
 import type { ProjectStore } from '../projects/project-store.ts';
 import { followTaskLog } from './task-log.ts';

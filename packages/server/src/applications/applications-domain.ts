@@ -1,0 +1,69 @@
+import { join } from 'node:path';
+import { AppManager, appMigrations, DockerAppRunner, ProcessAppRunner, SubpathProxy, type AppTables } from '@tessera/apps';
+import { domainView, type Kysely } from '@tessera/db';
+import type { WorkflowRegistry } from '@tessera/extensions';
+import type { ServerConfig } from '../config.ts';
+import type { Domain, DomainLog } from '../domain.ts';
+import type { EventBus } from '../events/event-bus.ts';
+import type { ProjectStore } from '../projects/project-store.ts';
+import { applicationRoutes } from './application-routes.ts';
+
+export interface ApplicationsDomain extends Domain {
+  readonly apps: AppManager;
+  /** The application proxy: instances on `/applications/project/<p>/...` of the platform's own port. */
+  readonly proxy: SubpathProxy;
+  /** Starts again the instances that ran when the server stopped (once the server listens: they get its URL). */
+  resume(): Promise<{ restarted: number }>;
+}
+
+export interface ApplicationsDomainDeps {
+  config: ServerConfig;
+  db: Kysely<object>;
+  projects: ProjectStore;
+  registry: WorkflowRegistry;
+  events: EventBus;
+  dockerSocket: string | undefined;
+  publicUrl: () => string;
+  log: DomainLog;
+}
+
+/** The applications domain: instances of application extensions, their runners, and the proxy in front of them. */
+export function createApplicationsDomain(deps: ApplicationsDomainDeps): ApplicationsDomain {
+  const { config, projects, registry } = deps;
+  const apps = new AppManager({
+    db: domainView<AppTables>(deps.db),
+    home: config.home,
+    extensions: () => registry.extensions(),
+    installParams: (name) => registry.installedParams(name),
+    projects: {
+      byName: (name) => projects.require(name),
+      nameOf: async (id) => (await projects.findById(id))?.name ?? id,
+    },
+    resultsDir: (projectId) => join(config.home, 'buckets', projectId),
+    services: () => ({ TESSERA_API_URL: deps.publicUrl() }),
+    log: deps.log,
+    runners: [...(deps.dockerSocket ? [new DockerAppRunner({ socketPath: deps.dockerSocket })] : []), new ProcessAppRunner()],
+    // `proxy` is created below; an instance is released only after both exist.
+    released: (port) => proxy.forget(port),
+    changed: (i) => deps.events.publish({ type: 'application', project: i.project, name: i.name, id: i.id, extension: i.extension, state: i.state, reason: i.reason }),
+  });
+  const proxy = new SubpathProxy((project, instance) => apps.target(project, instance));
+  return {
+    name: 'applications',
+    migrations: appMigrations,
+    apps,
+    proxy,
+    // The instances a waiting workflow task finds again are loaded before the scheduler resumes its runs.
+    start: () => apps.load(),
+    routes: async (app) => {
+      await applicationRoutes(app, { apps });
+      // Connections meet the proxy's fast path first; API requests and rare cases go on to Fastify's server.
+      proxy.attach(app.server);
+    },
+    resume: () => apps.resume(),
+    close: async () => {
+      await apps.close();
+      proxy.close();
+    },
+  };
+}
