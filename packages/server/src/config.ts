@@ -1,7 +1,7 @@
 import { totalmem } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TesseraError } from '@tessera/model';
+import { parseDockerHost, TesseraError } from '@tessera/model';
 
 /** The server's configuration, read once from the environment at start and validated. */
 export interface ServerConfig {
@@ -109,10 +109,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     if (bad.length > 0) problems.push(`TESSERA_RUNNERS="${runnersRaw}": unknown runner ${bad.join(', ')}; use "auto" or a list of process, docker`);
     runners = list.filter((r): r is 'process' | 'docker' => r === 'process' || r === 'docker');
   }
+  // Unset: the runners and the image tool look at the default socket themselves.
   let dockerSocket: string | undefined;
   if (env.DOCKER_HOST) {
-    if (env.DOCKER_HOST.startsWith('unix://')) dockerSocket = env.DOCKER_HOST.slice('unix://'.length);
-    else problems.push(`DOCKER_HOST="${env.DOCKER_HOST}": only unix:// sockets are supported`);
+    const docker = parseDockerHost(env.DOCKER_HOST);
+    if (docker.problem) problems.push(docker.problem);
+    else dockerSocket = docker.socketPath;
   }
   let dicomPort: number | 'off' = 11112;
   if (env.DICOM_PORT === 'off') dicomPort = 'off';

@@ -2,13 +2,16 @@ import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { relative, resolve } from 'node:path';
 import Docker from 'dockerode';
-import { TesseraError } from '@tessera/model';
+import { parseDockerHost, TesseraError } from '@tessera/model';
 
-/** The Docker engine socket: DOCKER_HOST (unix://...) or /var/run/docker.sock. */
+/**
+ * The Docker engine socket: DOCKER_HOST (unix://...) or /var/run/docker.sock. A DOCKER_HOST
+ * of another scheme is refused with the reason, as the engine's runner refuses it.
+ */
 export function dockerSocketPath(env: NodeJS.ProcessEnv = process.env): string {
-  const host = env.DOCKER_HOST;
-  if (host?.startsWith('unix://')) return host.slice('unix://'.length);
-  return '/var/run/docker.sock';
+  const docker = parseDockerHost(env.DOCKER_HOST);
+  if (docker.problem !== undefined) throw new TesseraError('TESSERA_DOCKER', `${docker.problem}: Tessera talks to the Docker engine over a unix socket`);
+  return docker.socketPath;
 }
 
 /** The images of extensions, on one Docker engine: build, save, load, remove. */

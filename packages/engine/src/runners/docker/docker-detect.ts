@@ -1,7 +1,5 @@
 import { request } from 'node:http';
-
-/** Where the Docker engine listens when neither an option nor DOCKER_HOST says otherwise. */
-export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
+import { parseDockerHost } from '@tessera/model';
 
 /** The result of {@link detectDocker}. */
 export type DockerDetection =
@@ -15,10 +13,9 @@ export type DockerDetection =
  */
 export function dockerSocketPath(socketPath?: string, env: NodeJS.ProcessEnv = process.env): string {
   if (socketPath) return socketPath;
-  const host = env.DOCKER_HOST;
-  if (!host) return DEFAULT_DOCKER_SOCKET;
-  if (host.startsWith('unix://') && host.length > 'unix://'.length) return host.slice('unix://'.length);
-  throw new Error(`DOCKER_HOST=${host} is not supported: Tessera talks to the Docker engine over a unix socket (unix:///path/to/docker.sock)`);
+  const docker = parseDockerHost(env.DOCKER_HOST);
+  if (docker.problem !== undefined) throw new Error(`${docker.problem}: Tessera talks to the Docker engine over a unix socket`);
+  return docker.socketPath;
 }
 
 /**
