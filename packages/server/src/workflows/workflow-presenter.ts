@@ -1,5 +1,6 @@
 import type { JobRow, RunRow, TaskRow } from '@tessera/engine';
 import type { LoadedWorkflow } from '@tessera/extensions';
+import { seriesIdsOf } from '@tessera/model';
 import type { DagSpec, Job, Progress, Run, RunDetail, Task, Workflow } from '@tessera/api';
 import { iso } from '../http/lists.ts';
 
@@ -57,9 +58,8 @@ export function progressOf(counts: Record<string, number>): Progress {
 
 /** The series a run works on (data_form.identifiers): how many, and the UID when it is one. */
 function seriesOf(conf: string): { series_count: number; series_uid: string | null } {
-  const ids = (JSON.parse(conf) as { data_form?: { identifiers?: unknown } }).data_form?.identifiers;
-  const list = Array.isArray(ids) ? ids : [];
-  return { series_count: list.length, series_uid: list.length === 1 && typeof list[0] === 'string' ? list[0] : null };
+  const list = seriesIdsOf((JSON.parse(conf) as { data_form?: unknown }).data_form);
+  return { series_count: list.length, series_uid: list.length === 1 ? list[0]! : null };
 }
 
 /** A run as lists show it. */
