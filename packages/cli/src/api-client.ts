@@ -1,10 +1,13 @@
+import type { Static } from '@sinclair/typebox';
+import type { ErrorDetail, ErrorResponse } from '@tessera/api';
+
 /** A thin client of the Tessera HTTP API; every CLI command goes through it. */
 
 /** An error the CLI prints for a human and exits with. */
 export class CliError extends Error {
   readonly exitCode: number;
-  readonly details: { where: string; message: string }[];
-  constructor(message: string, options: { exitCode?: number; details?: { where: string; message: string }[]; cause?: unknown } = {}) {
+  readonly details: Static<typeof ErrorDetail>[];
+  constructor(message: string, options: { exitCode?: number; details?: Static<typeof ErrorDetail>[]; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.exitCode = options.exitCode ?? 1;
     this.details = options.details ?? [];
@@ -21,12 +24,11 @@ export interface RequestBody {
   headers?: Record<string, string>;
 }
 
-/** The `{ error: { code, message, details } }` of a failed answer. */
-export interface ApiErrorJson {
-  code?: string;
-  message?: string;
-  details?: { where: string; message: string }[];
-}
+/**
+ * The `error` of a failed answer (`{ error: { code, message, details } }`), each field
+ * optional: the text may come from something else than the API (a proxy in between).
+ */
+export type ApiError = Partial<Static<typeof ErrorResponse>['error']>;
 
 export class ApiClient {
   readonly baseUrl: string;
@@ -122,9 +124,9 @@ export class ApiClient {
 }
 
 /** The `error` object of an error answer's text, or undefined when it is not the API's JSON. */
-export function parseError(text: string): ApiErrorJson | undefined {
+export function parseError(text: string): ApiError | undefined {
   try {
-    return (JSON.parse(text) as { error?: ApiErrorJson }).error;
+    return (JSON.parse(text) as { error?: ApiError }).error;
   } catch {
     return undefined;
   }

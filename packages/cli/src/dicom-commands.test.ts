@@ -2,6 +2,7 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import type { AnswerOf, dataRoutes, Dataset, datasetRoutes, ResultFile, SeriesDetail, SeriesFacets } from '@tessera/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, type CliResult } from './__fixtures__/run-cli.ts';
 import yauzl from 'yauzl';
@@ -9,8 +10,10 @@ import yazl from 'yazl';
 import { dicomToolsProblem, pydicomFile, skipDicomTools } from '../../dicom/src/__fixtures__/dicom-env.ts';
 import { startTestServer, writeShellExtension, type TestServer } from '../../server/src/__fixtures__/test-server.ts';
 import { ApiClient } from './api-client.ts';
-import type { DatasetJson, ImportSummaryJson, OffsetPage, SeriesDetailJson, SeriesJson } from './api-types.ts';
+import type { ImportSummary } from './commands/import-command.ts';
 import { seriesDeleteCommand } from './commands/series-command.ts';
+
+type SeriesPage = AnswerOf<typeof dataRoutes.list, 200>;
 
 const CT = '1.3.6.1.4.1.5962.1.3.1.1.20040119072730.12322';
 const MR = '1.3.6.1.4.1.5962.1.3.4.1.20040826185059.5457';
@@ -92,7 +95,7 @@ describe.skipIf(skipDicomTools)('tessera DICOM data commands against a real serv
     expect(r.stdout).toContain('see them with: tessera series --dataset first');
     expect(r.stderr).toMatch(/^import: 5\/5 files done, 0\.\d\/0\.\d MB sent, [\d.]+ instances\/s, 1 rejected$/m);
 
-    const page = json<OffsetPage<SeriesJson>>(await tessera(['series', '--json']));
+    const page = json<SeriesPage>(await tessera(['series', '--json']));
     expect(page.total).toBe(3);
     expect(page.items.map((s) => [s.series_instance_uid, s.modality]).sort()).toEqual([[CT, 'CT'], [MR, 'MR'], [NM, 'NM']].sort());
     expect(page.items.every((s) => s.project === 'admin')).toBe(true);
@@ -104,7 +107,7 @@ describe.skipIf(skipDicomTools)('tessera DICOM data commands against a real serv
       ['again/CT_small.dcm', await readFile(pydicomFile('CT_small.dcm'))],
     ]);
     await writeFile(join(work, 'archive.zip'), zip);
-    const ok = json<ImportSummaryJson>(await tessera(['import', 'archive.zip', '--dataset', 'zipped', '--json']));
+    const ok = json<ImportSummary>(await tessera(['import', 'archive.zip', '--dataset', 'zipped', '--json']));
     expect(ok).toMatchObject({ stored: 1, duplicates: 1, rejected: 0 });
     expect(ok.files.map((f) => [f.file, f.status])).toEqual([['archive.zip/plans/rtplan.dcm', 'stored'], ['archive.zip/again/CT_small.dcm', 'duplicate']]);
 
@@ -146,10 +149,10 @@ describe.skipIf(skipDicomTools)('tessera DICOM data commands against a real serv
     expect(lines[0]).toMatch(/^SERIES UID\s+MODALITY\s+PATIENT\s+STUDY DATE\s+DESCRIPTION\s+INSTANCES\s+COMPLETE$/);
     expect(lines.slice(1)).toHaveLength(1);
     expect(lines[1]).toMatch(new RegExp(`^${CT.replace(/\./g, '\\.')}\\s+CT\\s+CompressedSamples\\^CT1\\s+2004-01-19\\s+-\\s+1\\s+`));
-    expect(json<OffsetPage<SeriesJson>>(mrOrNm).items.map((s) => s.modality)).toEqual(['MR', 'NM']);
-    expect(json<OffsetPage<SeriesJson>>(byTag).items.map((s) => s.series_instance_uid)).toEqual([CT]);
-    expect(json<OffsetPage<SeriesJson>>(byText).items.map((s) => s.series_instance_uid)).toEqual([MR]);
-    expect(json<OffsetPage<SeriesJson>>(byStudy).total).toBe(1);
+    expect(json<SeriesPage>(mrOrNm).items.map((s) => s.modality)).toEqual(['MR', 'NM']);
+    expect(json<SeriesPage>(byTag).items.map((s) => s.series_instance_uid)).toEqual([CT]);
+    expect(json<SeriesPage>(byText).items.map((s) => s.series_instance_uid)).toEqual([MR]);
+    expect(json<SeriesPage>(byStudy).total).toBe(1);
     expect(paged.stdout.trim().split('\n')).toHaveLength(2);
     expect(paged.stderr).toContain('(4 series in all; see more with --offset 1)');
   });
@@ -167,8 +170,8 @@ describe.skipIf(skipDicomTools)('tessera DICOM data commands against a real serv
     expect(show.stdout).toMatch(/^datasets\s+first, zipped$/m);
     expect(show.stdout).toMatch(/^ {2}SliceThickness\s+5$/m);
     expect(show.stdout).toMatch(/^ {2}OtherPatientIDsSequence\s+\(sequence of 2 items\)$/m);
-    expect(json<SeriesDetailJson>(detail).tags.Manufacturer).toBe('GE MEDICAL SYSTEMS');
-    const counts = json<{ modality: { value: string; count: number }[] }>(facets);
+    expect(json<SeriesDetail>(detail).tags.Manufacturer).toBe('GE MEDICAL SYSTEMS');
+    const counts = json<SeriesFacets>(facets);
     expect(counts.modality).toEqual(expect.arrayContaining([{ value: 'CT', count: 1 }, { value: 'MR', count: 1 }, { value: 'NM', count: 1 }]));
     expect(table.stdout).toMatch(/^MODALITY\s+SERIES\nCT\s+1\nMR\s+1\nNM\s+1\n/);
   });
@@ -197,7 +200,7 @@ describe.skipIf(skipDicomTools)('tessera DICOM data commands against a real serv
     const created = await tessera(['datasets', 'create', 'cohort', '--modality', 'CT', '--description', 'the CT cohort']);
     expect(created.code, created.stderr).toBe(0);
     expect(created.stdout).toContain('created dataset cohort in project admin with 1 series');
-    const byUid = json<DatasetJson>(await tessera(['datasets', 'create', 'picked', '--series', `${MR},${NM}`, '--json']));
+    const byUid = json<Dataset>(await tessera(['datasets', 'create', 'picked', '--series', `${MR},${NM}`, '--json']));
     expect(byUid.series_count).toBe(2);
 
     const added = await tessera(['datasets', 'add', 'cohort', '--series', MR, NM]);
@@ -227,7 +230,7 @@ describe.skipIf(skipDicomTools)('tessera DICOM data commands against a real serv
     expect(show.stdout).toMatch(/^series\s+2$/m);
     expect(show.stdout).toContain(CT);
     expect(show.stdout).toContain(MR);
-    const d = json<DatasetJson & { series: OffsetPage<SeriesJson> }>(shown);
+    const d = json<Dataset & { series: AnswerOf<typeof datasetRoutes.listSeries, 200> }>(shown);
     expect(d.series.items.map((s) => s.series_instance_uid).sort()).toEqual([CT, MR].sort());
 
     const renamed = await tessera(['datasets', 'rename', 'cohort', 'cohort-2024']);
@@ -235,14 +238,14 @@ describe.skipIf(skipDicomTools)('tessera DICOM data commands against a real serv
     const [list, filtered] = await Promise.all([tessera(['datasets']), tessera(['datasets', '--query', 'cohort', '--json'])]);
     expect(list.stdout).toMatch(/^NAME\s+SERIES\s+CREATED\s+UPDATED\s+DESCRIPTION$/m);
     expect(list.stdout).toMatch(/^cohort-2024\s+2\s+\S+\s+\S+\s+the CT cohort$/m);
-    expect(json<OffsetPage<DatasetJson>>(filtered).items.map((x) => x.name)).toEqual(['cohort-2024']);
+    expect(json<AnswerOf<typeof datasetRoutes.list, 200>>(filtered).items.map((x) => x.name)).toEqual(['cohort-2024']);
 
     const deleted = await tessera(['datasets', 'delete', 'cohort-2024']);
     expect(deleted.stdout).toContain('deleted dataset cohort-2024; its 2 series stay in the store');
     const [gone, all] = await Promise.all([tessera(['datasets', 'show', 'cohort-2024']), tessera(['series', '--json'])]);
     expect(gone.code).toBe(1);
     expect(gone.stderr).toContain('dataset "cohort-2024" does not exist');
-    expect(json<OffsetPage<SeriesJson>>(all).total).toBe(4);
+    expect(json<SeriesPage>(all).total).toBe(4);
   });
 
   it('exports a series, a study and a dataset as valid .zip files of DICOM instances', async () => {
@@ -297,7 +300,7 @@ describe.skipIf(skipDicomTools)('tessera DICOM data commands against a real serv
 
     const list = await tessera(['results']);
     expect(list.stdout).toMatch(new RegExp(`^${runId}\\s+make/report\\.txt\\s+11 B\\s+`, 'm'));
-    const items = json<{ run_id: string; path: string }[]>(await tessera(['results', '--run', runId, '--json']));
+    const items = json<ResultFile[]>(await tessera(['results', '--run', runId, '--json']));
     expect(items.map((i) => i.path)).toEqual(['make/report.txt', 'make/tables/t.csv']);
 
     const dl = await tessera(['results', '--run', runId, '--download', 'results']);
@@ -336,7 +339,7 @@ describe.skipIf(skipDicomTools)('tessera DICOM data commands against a real serv
     const missing = await tessera(['series', 'delete', MR, '--yes']);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain(`series ${MR} does not exist`);
-    const page = json<OffsetPage<SeriesJson>>(await tessera(['series', '--json']));
+    const page = json<SeriesPage>(await tessera(['series', '--json']));
     expect(page.items.map((s) => s.modality).sort()).toEqual(['CT', 'RTPLAN']);
   });
 });

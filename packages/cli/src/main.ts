@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiClient, CliError } from './api-client.ts';
-import type { JobJson, Page, ProjectJson, RunJson, WorkflowJson } from './api-types.ts';
+import type { AnswerOf, AppInstance, CreateProject, Job, Project, projectRoutes, Run, RunDetail, workflowRoutes } from '@tessera/api';
 import {
   datasetsCreateCommand,
   datasetsDeleteCommand,
@@ -58,20 +58,20 @@ export function buildProgram(): Command {
 
   const projects = program.command('projects').description('list projects, or create one').option('--json', 'print JSON')
     .action(act(async (o: { json?: boolean }) => {
-      const { items } = await api().get<{ items: ProjectJson[] }>('/api/projects');
+      const { items } = await api().get<AnswerOf<typeof projectRoutes.list, 200>>('/api/projects');
       if (o.json) return printJson(items);
       console.log(table(['NAME', 'CREATED', 'DESCRIPTION'], items.map((p) => [p.name, p.created_at, p.description])));
     }));
   projects.command('create <name>').description('create a project').option('--description <text>').option('--json', 'print JSON')
     .action(act(async (name: string, o: { description?: string; json?: boolean }) => {
-      const p = await api().post<ProjectJson>('/api/projects', { name, ...(o.description ? { description: o.description } : {}) });
+      const p = await api().post<Project>('/api/projects', { name, ...(o.description ? { description: o.description } : {}) } satisfies CreateProject);
       if (o.json) return printJson(p);
       console.log(`created project ${p.name}`);
     }));
 
   program.command('workflows').description('list the workflows you can run').option('--json', 'print JSON')
     .action(act(async (o: { json?: boolean }) => {
-      const { items, problems } = await api().get<{ items: WorkflowJson[]; problems: { dir: string; message: string }[] }>('/api/workflows');
+      const { items, problems } = await api().get<AnswerOf<typeof workflowRoutes.list, 200>>('/api/workflows');
       if (o.json) return printJson(items);
       console.log(table(['WORKFLOW', 'EXTENSION', 'TASKS', 'PARAMETERS', 'TITLE'], items.map((w) => [
         w.id,
@@ -104,7 +104,7 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON')
     .option('-q, --quiet', 'print only the run ids, one per line (for scripts)')
     .action(act(async (o: { state?: string; workflow?: string; job?: string; allProjects?: boolean; limit: number; offset: number; json?: boolean; quiet?: boolean }) => {
-      const page = await api().get<Page<RunJson>>('/api/runs', {
+      const page = await api().get<AnswerOf<typeof workflowRoutes.listRuns, 200>>('/api/runs', {
         project: o.allProjects ? undefined : project(), state: o.state, workflow: o.workflow, job: o.job, limit: o.limit, offset: o.offset,
       });
       if (o.json) return printJson(page);
@@ -120,12 +120,12 @@ export function buildProgram(): Command {
 
   program.command('show <run>').description('a run with its tasks, their states and reasons').option('--json', 'print JSON')
     .action(act(async (runId: string, o: { json?: boolean }) => {
-      const r = await api().get<RunJson>(`/api/runs/${encodeURIComponent(runId)}`);
+      const r = await api().get<RunDetail>(`/api/runs/${encodeURIComponent(runId)}`);
       if (o.json) return printJson(r);
       console.log(`${r.id}  ${r.workflow}  ${r.state}  attempt ${r.attempt}  project ${r.project}`);
       if (r.reason) console.log(`reason:  ${r.reason}`);
       if (r.workflow_dir) console.log(`outputs: ${r.workflow_dir}`);
-      console.log(table(['TASK', 'STATE', 'TRY', 'RUNNER', 'EXIT', 'DURATION', 'REASON'], (r.tasks ?? []).map((t) => [
+      console.log(table(['TASK', 'STATE', 'TRY', 'RUNNER', 'EXIT', 'DURATION', 'REASON'], r.tasks.map((t) => [
         t.id, t.state, t.try_number, t.runner, t.exit_code, duration(t.started_at, t.ended_at), t.reason,
       ])));
     }));
@@ -139,17 +139,17 @@ export function buildProgram(): Command {
   program.command('cancel <id>').description('cancel a run (r-...) or a whole job (j-...)')
     .action(act(async (id: string) => {
       if (id.startsWith('j-')) {
-        const job = await api().post<JobJson>(`/api/jobs/${encodeURIComponent(id)}/cancel`);
+        const job = await api().post<Job>(`/api/jobs/${encodeURIComponent(id)}/cancel`);
         console.log(`job ${job.id}: ${job.runs.map((r) => `${r.id} ${r.state}`).join(', ')}`);
       } else {
-        const run = await api().post<RunJson>(`/api/runs/${encodeURIComponent(id)}/cancel`);
+        const run = await api().post<Run>(`/api/runs/${encodeURIComponent(id)}/cancel`);
         console.log(`run ${run.id}: ${run.state}`);
       }
     }));
 
   program.command('retry <run>').description('retry a failed or canceled run: failed tasks run again, successful ones are kept')
     .action(act(async (id: string) => {
-      const run = await api().post<RunJson>(`/api/runs/${encodeURIComponent(id)}/retry`);
+      const run = await api().post<Run>(`/api/runs/${encodeURIComponent(id)}/retry`);
       console.log(`run ${run.id}: attempt ${run.attempt} ${run.state}; follow it with: tessera logs ${run.id} --follow`);
     }));
 
@@ -290,7 +290,7 @@ export function buildProgram(): Command {
     .action(act(async (name: string, o: { lines: number }) => (await import('./commands/app-command.ts')).appLogsCommand(api(), name, { ...o, project: project() })));
   appCmd.command('complete <instance>').description('mark an instance a workflow task launched (launch-app) complete: the run goes on')
     .action(act(async (name: string) => {
-      const a = await api().post<{ name: string; task: { run: string; task: string } | null }>(`/api/applications/${encodeURIComponent(name)}/complete`, {}, { project: project() });
+      const a = await api().post<AppInstance>(`/api/applications/${encodeURIComponent(name)}/complete`, {}, { project: project() });
       console.log(`${a.name}: complete; run ${a.task?.run} goes on after task ${a.task?.task}`);
     }));
   appCmd.command('stop <instance>').description('stop an instance')

@@ -1,3 +1,4 @@
+import type { SeriesFilter, SeriesFilterBody } from '@tessera/api';
 import { Option, type Command } from 'commander';
 import { CliError, type Query } from './api-client.ts';
 
@@ -67,7 +68,7 @@ export function hasFilters(o: SeriesFilterOptions): boolean {
 /** The filters as query parameters of GET /api/series and /api/series/facets. Usage errors are caught here. */
 export function filterQuery(o: SeriesFilterOptions): Query {
   check(o);
-  return {
+  const query: Omit<SeriesFilter, 'project'> = {
     q: o.query,
     modality: o.modality?.length ? o.modality.join(',') : undefined,
     body_part: o.bodyPart?.length ? o.bodyPart.join(',') : undefined,
@@ -79,13 +80,14 @@ export function filterQuery(o: SeriesFilterOptions): Query {
     tag: o.tag?.length ? o.tag : undefined,
     dataset: o.dataset ?? o.inDataset,
   };
+  return query;
 }
 
 /** The filters as the `query` object of the datasets API's JSON bodies, or undefined when none is given. */
-export function filterBody(o: SeriesFilterOptions): Record<string, unknown> | undefined {
+export function filterBody(o: SeriesFilterOptions): SeriesFilterBody | undefined {
   if (!hasFilters(o)) return undefined;
   check(o);
-  const body: Record<string, unknown> = {};
+  const body: SeriesFilterBody = {};
   if (o.query) body.q = o.query;
   if (o.modality?.length) body.modality = o.modality;
   if (o.bodyPart?.length) body.body_part = o.bodyPart;

@@ -1,26 +1,15 @@
+import type { AnswerOf, AppInstance, applicationRoutes, LaunchApp } from '@tessera/api';
 import { CliError, type ApiClient } from '../api-client.ts';
 import { printJson, table, truncate } from '../output.ts';
 import { parseParams } from './ext-command.ts';
 
-interface AppJson {
-  id: string;
-  name: string;
-  project: string;
-  extension: string;
-  version: string;
-  state: 'starting' | 'running' | 'failed' | 'stopped';
-  reason: string | null;
-  url: string;
-  started_at: string | null;
-}
-
 /** `tessera app launch`: launches an instance and waits until it serves (or says why it does not). */
 export async function appLaunchCommand(api: ApiClient, extension: string, o: { project: string; name?: string; param: string[]; wait: boolean; json?: boolean }): Promise<number> {
   const started = Date.now();
-  let app = await api.post<AppJson>('/api/applications', { extension, project: o.project, ...(o.name ? { name: o.name } : {}), params: parseParams(o.param) });
+  let app = await api.post<AppInstance>('/api/applications', { extension, project: o.project, ...(o.name ? { name: o.name } : {}), params: parseParams(o.param) } satisfies LaunchApp);
   while (o.wait && app.state === 'starting') {
     await new Promise((r) => setTimeout(r, 100));
-    app = await api.get<AppJson>(`/api/applications/${encodeURIComponent(app.name)}`, { project: o.project });
+    app = await api.get<AppInstance>(`/api/applications/${encodeURIComponent(app.name)}`, { project: o.project });
   }
   if (o.json) printJson(app);
   const url = `${api.baseUrl}${app.url}`;
@@ -30,7 +19,7 @@ export async function appLaunchCommand(api: ApiClient, extension: string, o: { p
 }
 
 export async function appListCommand(api: ApiClient, o: { project?: string; json?: boolean }): Promise<number> {
-  const { items } = await api.get<{ items: AppJson[] }>('/api/applications', { project: o.project });
+  const { items } = await api.get<AnswerOf<typeof applicationRoutes.list, 200>>('/api/applications', { project: o.project });
   if (o.json) {
     printJson(items);
     return 0;
@@ -47,7 +36,7 @@ export async function appLogsCommand(api: ApiClient, name: string, o: { project:
 }
 
 export async function appStopCommand(api: ApiClient, name: string, o: { project: string }): Promise<number> {
-  const app = await api.delete<AppJson>(`/api/applications/${encodeURIComponent(name)}`, { project: o.project });
+  const app = await api.delete<AppInstance>(`/api/applications/${encodeURIComponent(name)}`, { project: o.project });
   console.log(`${app.name}: ${app.state}`);
   return 0;
 }

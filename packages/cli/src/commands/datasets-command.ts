@@ -1,5 +1,5 @@
+import type { AnswerOf, CreateDataset, Dataset, DatasetMembers, datasetRoutes, DatasetSeriesAdded, DatasetSeriesRemoved, DeletedDataset, UpdateDataset } from '@tessera/api';
 import { CliError, type ApiClient } from '../api-client.ts';
-import type { DatasetJson, OffsetPage, SeriesJson } from '../api-types.ts';
 import { printJson, table, truncate } from '../output.ts';
 import { checkUids, filterBody, hasFilters, type SeriesFilterOptions } from '../series-filters.ts';
 import { pageFooter, seriesTable } from './series-command.ts';
@@ -18,7 +18,7 @@ const path = (name: string): string => `/api/datasets/${encodeURIComponent(name)
 
 /** `tessera datasets`: the project's datasets with their series counts. */
 export async function datasetsListCommand(api: ApiClient, o: Common & { query?: string; sort?: string; order?: string; limit: number; offset: number }): Promise<number> {
-  const page = await api.get<OffsetPage<DatasetJson>>('/api/datasets', { project: o.project, q: o.query, sort: o.sort, order: o.order, limit: o.limit, offset: o.offset });
+  const page = await api.get<AnswerOf<typeof datasetRoutes.list, 200>>('/api/datasets', { project: o.project, q: o.query, sort: o.sort, order: o.order, limit: o.limit, offset: o.offset });
   if (o.json) {
     printJson(page);
     return 0;
@@ -32,13 +32,13 @@ export async function datasetsListCommand(api: ApiClient, o: Common & { query?: 
 export async function datasetsCreateCommand(api: ApiClient, name: string, o: MembersOptions & { description?: string }): Promise<number> {
   const query = filterBody(o);
   const series = o.series ?? [];
-  const d = await api.post<DatasetJson>('/api/datasets', {
+  const d = await api.post<Dataset>('/api/datasets', {
     name,
     project: o.project,
     ...(o.description !== undefined ? { description: o.description } : {}),
     ...(series.length ? { series: checkUids(series, '--series') } : {}),
     ...(query ? { query } : {}),
-  });
+  } satisfies CreateDataset);
   if (o.json) {
     printJson(d);
     return 0;
@@ -50,8 +50,8 @@ export async function datasetsCreateCommand(api: ApiClient, name: string, o: Mem
 
 /** `tessera datasets show <name>`: the dataset and a page of its series. */
 export async function datasetsShowCommand(api: ApiClient, name: string, o: Common & { limit: number; offset: number }): Promise<number> {
-  const d = await api.get<DatasetJson>(path(name), { project: o.project });
-  const series = await api.get<OffsetPage<SeriesJson>>(`${path(name)}/series`, { project: o.project, limit: o.limit, offset: o.offset });
+  const d = await api.get<Dataset>(path(name), { project: o.project });
+  const series = await api.get<AnswerOf<typeof datasetRoutes.listSeries, 200>>(`${path(name)}/series`, { project: o.project, limit: o.limit, offset: o.offset });
   if (o.json) {
     printJson({ ...d, series });
     return 0;
@@ -69,7 +69,7 @@ export async function datasetsShowCommand(api: ApiClient, name: string, o: Commo
 
 /** `tessera datasets rename <old> <new>` */
 export async function datasetsRenameCommand(api: ApiClient, from: string, to: string, o: Common): Promise<number> {
-  const d = await api.patch<DatasetJson>(path(from), { name: to, project: o.project });
+  const d = await api.patch<Dataset>(path(from), { name: to, project: o.project } satisfies UpdateDataset);
   if (o.json) printJson(d);
   else console.log(`renamed dataset ${from} to ${d.name} (${d.series_count} series)`);
   return 0;
@@ -77,8 +77,8 @@ export async function datasetsRenameCommand(api: ApiClient, from: string, to: st
 
 /** `tessera datasets delete <name>`: the dataset goes, its series stay in the store. */
 export async function datasetsDeleteCommand(api: ApiClient, name: string, o: Common): Promise<number> {
-  const d = await api.get<DatasetJson>(path(name), { project: o.project });
-  const r = await api.delete<{ deleted: string }>(path(name), { project: o.project });
+  const d = await api.get<Dataset>(path(name), { project: o.project });
+  const r = await api.delete<DeletedDataset>(path(name), { project: o.project });
   if (o.json) printJson(r);
   else console.log(`deleted dataset ${d.name}; its ${d.series_count} series stay in the store (delete those with \`tessera series delete\`)`);
   return 0;
@@ -91,11 +91,11 @@ export async function datasetsMembersCommand(api: ApiClient, action: 'add' | 're
     throw new CliError(`name the series to ${action}: --series UID... or filters (--modality, --query, --study, --tag, ...); see tessera datasets ${action} --help`, { exitCode: 2 });
   }
   const query = filterBody(o);
-  const body = { project: o.project, ...(series.length ? { series: checkUids(series, '--series') } : {}), ...(query ? { query } : {}) };
+  const body = { project: o.project, ...(series.length ? { series: checkUids(series, '--series') } : {}), ...(query ? { query } : {}) } satisfies DatasetMembers;
   const r =
     action === 'add'
-      ? await api.post<{ dataset: string; added: number; series_count: number }>(`${path(name)}/series`, body)
-      : await api.delete<{ dataset: string; removed: number; series_count: number }>(`${path(name)}/series`, {}, body);
+      ? await api.post<DatasetSeriesAdded>(`${path(name)}/series`, body)
+      : await api.delete<DatasetSeriesRemoved>(`${path(name)}/series`, {}, body);
   if (o.json) {
     printJson(r);
     return 0;

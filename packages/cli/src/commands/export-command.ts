@@ -3,8 +3,8 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { AnswerOf, resultRoutes } from '@tessera/api';
 import { CliError, type ApiClient } from '../api-client.ts';
-import type { ResultFileJson } from '../api-types.ts';
 import { bytes, printJson, table } from '../output.ts';
 import { ProgressLine, rate } from '../progress.ts';
 import { checkUids } from '../series-filters.ts';
@@ -134,7 +134,7 @@ export interface ResultsOptions {
  */
 export async function resultsCommand(api: ApiClient, o: ResultsOptions): Promise<number> {
   if (o.run !== undefined && !/^[A-Za-z0-9_-]+$/.test(o.run)) throw new CliError(`--run "${o.run}" is not a run id (letters, digits, "_" and "-", e.g. r-m3k2x9-0001)`, { exitCode: 2 });
-  const { items } = await api.get<{ items: ResultFileJson[] }>(o.run ? `/api/results/${o.run}` : '/api/results', { project: o.project });
+  const { items } = await api.get<AnswerOf<typeof resultRoutes.list, 200>>(o.run ? `/api/results/${o.run}` : '/api/results', { project: o.project });
   if (!o.download) {
     if (o.json) printJson(items);
     else {

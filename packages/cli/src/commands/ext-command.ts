@@ -1,30 +1,13 @@
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
+import type { Extension, ExtensionCatalog, ExtensionPackage, Health, InstallExtension } from '@tessera/api';
 import { buildPackage, dockerSocketPath, type BuiltPackage } from '@tessera/extensions';
 import { ApiClient, CliError } from '../api-client.ts';
 import { bytes, printJson, table, truncate } from '../output.ts';
 import { ProgressLine } from '../progress.ts';
 
-/** A catalog entry as GET /api/extensions answers it. */
-export interface ExtensionJson {
-  name: string;
-  kind: string;
-  title: string;
-  description: string;
-  keywords: string[];
-  parameters: Record<string, { type: string; default?: unknown; options?: string[]; description?: string; required?: boolean }>;
-  versions: { version: string; source: string; problem: string | null }[];
-  latest: string | null;
-  state: 'not_installed' | 'installing' | 'installed' | 'error' | 'uninstalling';
-  installed: { version: string; source: string; params: Record<string, unknown> } | null;
-  error: string | null;
-  progress: string | null;
-  linked: string | null;
-  workflows: string[];
-}
-
 export async function extListCommand(api: ApiClient, o: { json?: boolean; kind?: string; keyword?: string; installed?: boolean }): Promise<number> {
-  const { items, problems } = await api.get<{ items: ExtensionJson[]; problems: { dir: string; message: string }[] }>('/api/extensions', {
+  const { items, problems } = await api.get<ExtensionCatalog>('/api/extensions', {
     kind: o.kind,
     keyword: o.keyword,
     state: o.installed ? 'installed,installing,error' : undefined,
@@ -90,12 +73,12 @@ export async function extInstallCommand(api: ApiClient, target: string, o: Insta
 }
 
 /** Starts an install and (unless !wait) follows it to its end with a progress line. */
-export async function installAndWait(api: ApiClient, name: string, o: { version?: string; params?: Record<string, string>; wait: boolean; quiet?: boolean }): Promise<ExtensionJson> {
+export async function installAndWait(api: ApiClient, name: string, o: { version?: string; params?: Record<string, string>; wait: boolean; quiet?: boolean }): Promise<Extension> {
   const started = Date.now();
-  let entry = await api.post<ExtensionJson>(`/api/extensions/${encodeURIComponent(name)}/install`, {
+  let entry = await api.post<Extension>(`/api/extensions/${encodeURIComponent(name)}/install`, {
     ...(o.version ? { version: o.version } : {}),
     ...(o.params && Object.keys(o.params).length ? { params: o.params } : {}),
-  });
+  } satisfies InstallExtension);
   if (!o.wait) {
     if (!o.quiet) console.log(`${name}: ${entry.state}${entry.progress ? ` (${entry.progress})` : ''}; see its state with: tessera ext list`);
     return entry;
@@ -103,7 +86,7 @@ export async function installAndWait(api: ApiClient, name: string, o: { version?
   const line = new ProgressLine(() => `${name}: ${entry.progress ?? entry.state} (${((Date.now() - started) / 1000).toFixed(0)} s)`, { quiet: o.quiet });
   while (entry.state === 'installing') {
     await new Promise((r) => setTimeout(r, 50));
-    entry = await api.get<ExtensionJson>(`/api/extensions/${encodeURIComponent(name)}`);
+    entry = await api.get<Extension>(`/api/extensions/${encodeURIComponent(name)}`);
     line.tick();
   }
   line.clear();
@@ -134,7 +117,7 @@ export async function buildAndUpload(api: ApiClient, folder: string, quiet = fal
 export async function serverSharesDocker(api: ApiClient): Promise<boolean> {
   const url = new URL(api.baseUrl);
   if (!['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)) return false;
-  const health = await api.get<{ docker_socket?: string | null }>('/api/health');
+  const health = await api.get<Health>('/api/health');
   return Boolean(health.docker_socket) && health.docker_socket === dockerSocketPath();
 }
 
@@ -144,7 +127,7 @@ export async function uploadPackage(api: ApiClient, file: string, quiet = false)
     headers: { 'content-type': 'application/gzip', 'content-length': String(statSync(file).size) },
   });
   if (!res.ok) await api.fail(res, 'POST', '/api/extensions/packages');
-  const body = (await res.json()) as { name: string; version: string; replaced: boolean; bytes: number };
+  const body = (await res.json()) as ExtensionPackage;
   if (!quiet) console.error(`uploaded ${body.name}@${body.version} (${bytes(body.bytes)})${body.replaced ? ', replacing the package of the same version' : ''}`);
   return body;
 }

@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
+import type { AnswerOf, applicationRoutes, LaunchApp } from '@tessera/api';
 import { buildPackage, readManifest, type ExtensionManifest } from '@tessera/extensions';
 import { TesseraError } from '@tessera/model';
 import type { ApiClient } from '../api-client.ts';
@@ -89,11 +90,11 @@ export async function extDevCommand(api: ApiClient, folder: string, o: { signal?
 
 /** Instances of an application that run (or failed) start again on the version just installed, with their parameters. */
 async function relaunch(api: ApiClient, extension: string): Promise<string[]> {
-  const { items } = await api.get<{ items: { name: string; project: string; extension: string; state: string; params: Record<string, unknown> }[] }>('/api/applications');
+  const { items } = await api.get<AnswerOf<typeof applicationRoutes.list, 200>>('/api/applications');
   const names: string[] = [];
   for (const a of items.filter((i) => i.extension === extension && i.state !== 'stopped')) {
     await api.delete(`/api/applications/${encodeURIComponent(a.name)}`, { project: a.project });
-    await api.post('/api/applications', { extension, project: a.project, ...(a.name !== extension ? { name: a.name } : {}), params: a.params });
+    await api.post('/api/applications', { extension, project: a.project, ...(a.name !== extension ? { name: a.name } : {}), params: a.params } satisfies LaunchApp);
     names.push(a.project === 'admin' ? a.name : `${a.project}/${a.name}`);
   }
   return names;

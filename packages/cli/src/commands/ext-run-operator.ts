@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DockerRunner, ProcessRunner, contractEnv, prepareOutputDirs, type Runner } from '@tessera/engine';
 import { dockerSocketPath } from '@tessera/extensions';
+import type { RunDetail } from '@tessera/api';
 import type { TaskSpec } from '@tessera/model';
 import { CliError, type ApiClient } from '../api-client.ts';
-import type { RunJson } from '../api-types.ts';
 import { parseParams } from './ext-command.ts';
 
 export interface RunOperatorOptions {
@@ -23,8 +23,7 @@ export interface RunOperatorOptions {
  * platform does not change. For iterating on one container without the whole DAG.
  */
 export async function extRunOperatorCommand(api: ApiClient, runId: string, taskId: string, o: RunOperatorOptions): Promise<number> {
-  const run = await api.get<RunJson>(`/api/runs/${encodeURIComponent(runId)}`);
-  if (!run.spec || !run.conf) throw new CliError(`the server did not answer run ${runId}'s DAG spec; it is older than this CLI`);
+  const run = await api.get<RunDetail>(`/api/runs/${encodeURIComponent(runId)}`);
   const spec = run.spec.tasks.find((t) => t.id === taskId);
   if (!spec) throw new CliError(`run ${runId} has no task "${taskId}"; its tasks: ${run.spec.tasks.map((t) => t.id).join(', ')}`, { exitCode: 2 });
   if (!run.workflow_dir) throw new CliError(`run ${runId}'s workflow dir was removed (retention); run the workflow again and use the new run`);
@@ -49,7 +48,7 @@ export async function extRunOperatorCommand(api: ApiClient, runId: string, taskI
     }
     runner = new ProcessRunner({ homeId: 'run-operator' });
   }
-  const identifiers = run.conf.data_form.identifiers ?? [];
+  const identifiers = identifiersOf(run.conf);
   prepareOutputDirs(run.workflow_dir, task, identifiers);
   const logDir = await mkdtemp(join(tmpdir(), 'tessera-run-operator-'));
   const logFile = join(logDir, 'task.log');
@@ -66,7 +65,7 @@ export async function extRunOperatorCommand(api: ApiClient, runId: string, taskI
       workflowDir: run.workflow_dir,
       extensionDir: run.extension_dir ?? undefined,
       logFile,
-      env: (workflowDir) => contractEnv({ workflowDir, runId, dagId: run.spec!.id, task, conf, services: { TESSERA_API_URL: api.baseUrl } }),
+      env: (workflowDir) => contractEnv({ workflowDir, runId, dagId: run.spec.id, task, conf, services: { TESSERA_API_URL: api.baseUrl } }),
     });
     const stop = (): void => void runner.stop(exec.handle);
     process.once('SIGINT', stop);
@@ -101,4 +100,13 @@ export async function extRunOperatorCommand(api: ApiClient, runId: string, taskI
     await (runner as { close?: () => Promise<void> }).close?.();
     await rm(logDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The series a run works on: `data_form.identifiers` of its configuration, which the
+ * contract declares as a free-form object (`RunDetail.conf`).
+ */
+function identifiersOf(conf: RunDetail['conf']): string[] {
+  const ids = (conf.data_form as { identifiers?: unknown } | undefined)?.identifiers;
+  return Array.isArray(ids) ? ids.filter((id): id is string => typeof id === 'string') : [];
 }

@@ -3,10 +3,10 @@ import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve, sep } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
+import type { AnswerOf, dataRoutes, Job, resultRoutes, RunDetail, TriggerJob } from '@tessera/api';
 import { readManifest } from '@tessera/extensions';
 import { TesseraError, ajvErrorsToDetails, createAjv } from '@tessera/model';
 import { ApiClient, CliError } from '../api-client.ts';
-import type { RunJson } from '../api-types.ts';
 import { buildAndUpload, installAndWait } from './ext-command.ts';
 
 export const TEST_FILE = 'tessera-test.json';
@@ -182,21 +182,21 @@ async function runCase(api: ApiClient, root: string, c: TestCaseT, dataset: stri
     if (cleanup) await rm(cleanup, { recursive: true, force: true });
   }
   // Series the run stores (put-result) are those that were not there before it.
-  const before = new Set((await api.get<{ items: { series_instance_uid: string }[] }>('/api/series', { dataset, limit: 1000 })).items.map((x) => x.series_instance_uid));
-  const job = await api.post<{ runs: { id: string }[] }>('/api/jobs', { workflow: c.workflow, conf: { workflow_form: c.form ?? {}, data_form: { dataset_name: dataset } } });
+  const before = new Set((await api.get<AnswerOf<typeof dataRoutes.list, 200>>('/api/series', { dataset, limit: 1000 })).items.map((x) => x.series_instance_uid));
+  const job = await api.post<Job>('/api/jobs', { workflow: c.workflow, conf: { workflow_form: c.form ?? {}, data_form: { dataset_name: dataset } } } satisfies TriggerJob);
   const problems: string[] = [];
   if (job.runs.length === 0) problems.push(`the job started no run (does dataset ${dataset} hold series the workflow takes?)`);
   for (const { id } of job.runs) {
-    let run = await api.get<RunJson>(`/api/runs/${id}`);
+    let run = await api.get<RunDetail>(`/api/runs/${id}`);
     while (!['success', 'failed', 'canceled'].includes(run.state)) {
       await new Promise((r) => setTimeout(r, 100));
-      run = await api.get<RunJson>(`/api/runs/${id}`);
+      run = await api.get<RunDetail>(`/api/runs/${id}`);
     }
     const expect = c.expect ?? {};
     const wanted = expect.state ?? 'success';
     if (run.state !== wanted) {
       problems.push(`run ${id} ended ${run.state}, expected ${wanted}${run.reason ? `: ${run.reason}` : ''}`);
-      for (const t of (run.tasks ?? []).filter((x) => x.state === 'failed')) {
+      for (const t of run.tasks.filter((x) => x.state === 'failed')) {
         const log = await api.download(`/api/runs/${id}/tasks/${encodeURIComponent(t.id)}/log`).then((r) => r.text()).catch(() => '');
         problems.push(`task ${t.id} failed${t.reason ? ` (${t.reason})` : ''}; its log ends:\n${log.trimEnd().split('\n').slice(-15).join('\n')}`);
       }
@@ -207,14 +207,14 @@ async function runCase(api: ApiClient, root: string, c: TestCaseT, dataset: stri
       if (!inDir.some((f) => re.test(f))) problems.push(`no file in the workflow dir matches "${glob}"${nearby(glob, inDir)}`);
     }
     if (expect.results?.length) {
-      const { items } = await api.get<{ items: { path: string }[] }>(`/api/results/${id}`, { limit: 1000 });
+      const { items } = await api.get<AnswerOf<typeof resultRoutes.ofRun, 200>>(`/api/results/${id}`, { limit: 1000 });
       for (const glob of expect.results) {
         const re = globRegExp(glob);
         if (!items.some((f) => re.test(f.path))) problems.push(`no result file of the run matches "${glob}"${items.length ? ` (it has ${items.slice(0, 8).map((f) => f.path).join(', ')})` : ' (it has none)'}`);
       }
     }
     for (const s of expect.series ?? []) {
-      const found = await api.get<{ items: { series_instance_uid: string; series_description: string | null }[]; total: number }>('/api/series', { dataset, modality: s.modality, limit: 1000 });
+      const found = await api.get<AnswerOf<typeof dataRoutes.list, 200>>('/api/series', { dataset, modality: s.modality, limit: 1000 });
       const n = found.items.filter((x) => !before.has(x.series_instance_uid) && (!s.description || x.series_description === s.description)).length;
       const min = s.min ?? 1;
       if (n < min) problems.push(`expected at least ${min} series stored by the run${s.modality ? ` of modality ${s.modality}` : ''}${s.description ? ` described "${s.description}"` : ''}, found ${n}`);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import type { ImportError, ImportFile, ImportResult } from '@tessera/api';
 import cliProgress from 'cli-progress';
 import { CliError, parseError, type ApiClient } from '../api-client.ts';
-import type { ImportFileJson, ImportSummaryJson } from '../api-types.ts';
 import { bytes, printJson } from '../output.ts';
 import { rate } from '../progress.ts';
 import { fileBody, findFiles, LocalReadError, multipartBody, planUploads, type LocalFile, type UnreadableFile, type UploadJob } from '../upload-files.ts';
@@ -17,6 +17,12 @@ export interface ImportOptions {
   /** Most megabytes in one multipart request (a larger file goes alone). */
   batchMb?: number;
 }
+
+/**
+ * The outcome of a whole import, over all its requests (what --json prints): the counts
+ * and files of the server's ImportResult, summed.
+ */
+export type ImportSummary = Pick<ImportResult, 'stored' | 'duplicates' | 'rejected' | 'files'>;
 
 /** How many rejected files the summary names before "... and N more". */
 const SHOWN_REJECTIONS = 20;
@@ -44,7 +50,7 @@ export async function importCommand(api: ApiClient, paths: string[], o: ImportOp
 
   const progress = new ImportProgress(files, { json: o.json === true });
   const jobs = planUploads(files, { maxFiles: o.batchFiles ?? 64, maxBytes: (o.batchMb ?? 32) * 1024 * 1024 });
-  const answers: ImportFileJson[][] = [];
+  const answers: ImportFile[][] = [];
   let sentFiles = 0;
   let fatal: unknown;
   const worker = async (): Promise<void> => {
@@ -68,7 +74,7 @@ export async function importCommand(api: ApiClient, paths: string[], o: ImportOp
   progress.stop();
 
   const results = answers.flat();
-  const summary: ImportSummaryJson = {
+  const summary: ImportSummary = {
     stored: results.filter((r) => r.status === 'stored' || r.status === 'replaced').length,
     duplicates: results.filter((r) => r.status === 'duplicate').length,
     rejected: results.filter((r) => r.status === 'rejected').length,
@@ -90,7 +96,7 @@ export async function importCommand(api: ApiClient, paths: string[], o: ImportOp
 }
 
 /** Sends one request and answers the outcome of each of its files. Throws when the whole import must stop. */
-async function uploadJob(api: ApiClient, job: UploadJob, o: ImportOptions, progress: ImportProgress): Promise<ImportFileJson[]> {
+async function uploadJob(api: ApiClient, job: UploadJob, o: ImportOptions, progress: ImportProgress): Promise<ImportFile[]> {
   const query = { project: o.project, dataset: o.dataset };
   const unreadable: UnreadableFile[] = [];
   let res: Response;
@@ -110,11 +116,11 @@ async function uploadJob(api: ApiClient, job: UploadJob, o: ImportOptions, progr
       throw readProblem(err) ?? err;
     }
   }
-  const local: ImportFileJson[] = unreadable.map((u) => ({ file: u.file.name, status: 'rejected', error: { code: 'CLI_UNREADABLE', message: `could not be read: ${u.error.message}` } }));
+  const local: ImportFile[] = unreadable.map((u) => ({ file: u.file.name, status: 'rejected', error: { code: 'CLI_UNREADABLE', message: `could not be read: ${u.error.message}` } }));
   const text = await res.text();
-  let answer: (Partial<ImportSummaryJson> & { error?: unknown }) | undefined;
+  let answer: ImportResult | ImportError | undefined;
   try {
-    answer = JSON.parse(text) as Partial<ImportSummaryJson>;
+    answer = JSON.parse(text) as ImportResult | ImportError;
   } catch {
     answer = undefined;
   }
@@ -177,7 +183,7 @@ class ImportProgress {
     this.#bar?.update(this.sentBytes, this.#payload());
   }
 
-  answered(job: UploadJob, results: ImportFileJson[]): void {
+  answered(job: UploadJob, results: ImportFile[]): void {
     this.doneFiles += job.files.length;
     this.instances += results.filter((r) => r.status !== 'rejected').length;
     this.rejected += results.filter((r) => r.status === 'rejected').length;
@@ -216,7 +222,7 @@ function mb(n: number): string {
   return (n / (1024 * 1024)).toFixed(1);
 }
 
-function printSummary(s: ImportSummaryJson, files: LocalFile[], answered: number, skipped: number, startedAt: number, o: ImportOptions): void {
+function printSummary(s: ImportSummary, files: LocalFile[], answered: number, skipped: number, startedAt: number, o: ImportOptions): void {
   const seconds = (Date.now() - startedAt) / 1000;
   const size = files.reduce((n, f) => n + f.size, 0);
   const sent = answered === files.length ? `${files.length} file(s), ${bytes(size)},` : `${answered} of ${files.length} file(s)`;

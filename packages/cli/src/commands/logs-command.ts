@@ -1,6 +1,6 @@
+import type { RunDetail } from '@tessera/api';
 import type { ApiClient } from '../api-client.ts';
 import { CliError } from '../api-client.ts';
-import type { RunJson } from '../api-types.ts';
 
 export interface LogsOptions {
   follow?: boolean;
@@ -13,8 +13,8 @@ export interface LogsOptions {
  * (each line prefixed with its task). `--follow` streams until the task or run ends.
  */
 export async function logsCommand(api: ApiClient, runId: string, taskId: string | undefined, o: LogsOptions): Promise<number> {
-  const run = await api.get<RunJson>(`/api/runs/${encodeURIComponent(runId)}`);
-  const tasks = run.tasks ?? [];
+  const run = await api.get<RunDetail>(`/api/runs/${encodeURIComponent(runId)}`);
+  const tasks = run.tasks;
   if (taskId) {
     if (!tasks.some((t) => t.id === taskId)) {
       throw new CliError(`run ${run.id} has no task "${taskId}"; its tasks are ${tasks.map((t) => t.id).join(', ')}`);
@@ -36,14 +36,14 @@ export async function logsCommand(api: ApiClient, runId: string, taskId: string 
   const streams: Promise<void>[] = [];
   let current = run;
   for (;;) {
-    for (const t of current.tasks ?? []) {
+    for (const t of current.tasks) {
       if (t.try_number === 0 || started.has(t.id)) continue;
       started.add(t.id);
       streams.push(followPrefixed(api, run.id, t.id, t.id.padEnd(width)));
     }
     if (['success', 'failed', 'canceled'].includes(current.state)) break;
     await new Promise((r) => setTimeout(r, 250));
-    current = await api.get<RunJson>(`/api/runs/${run.id}`);
+    current = await api.get<RunDetail>(`/api/runs/${run.id}`);
   }
   await Promise.all(streams);
   return 0;

@@ -1,6 +1,6 @@
 import cliProgress from 'cli-progress';
 import { CliError, type ApiClient } from '../api-client.ts';
-import type { JobJson, RunJson, WorkflowJson } from '../api-types.ts';
+import type { Job, Run, TriggerJob, Workflow } from '@tessera/api';
 import { parseFormValues } from '../form-values.ts';
 import { duration, printJson } from '../output.ts';
 
@@ -17,7 +17,7 @@ export interface RunOptions {
 
 /** `tessera run`: triggers a workflow, shows live progress, exits non-zero when any run fails. */
 export async function runCommand(api: ApiClient, workflowId: string, o: RunOptions): Promise<number> {
-  const wf = await api.get<WorkflowJson>(`/api/workflows/${encodeURIComponent(workflowId)}`);
+  const wf = await api.get<Workflow>(`/api/workflows/${encodeURIComponent(workflowId)}`);
   const workflowForm = parseFormValues(o.form, wf.workflow_form);
   if (o.singleExecution) workflowForm.single_execution = true;
   if (o.dataset && o.series) throw new CliError('give either --dataset or --series, not both', { exitCode: 2 });
@@ -25,7 +25,7 @@ export async function runCommand(api: ApiClient, workflowId: string, o: RunOptio
   if (o.dataset) dataForm.dataset_name = o.dataset;
   if (o.series) dataForm.identifiers = o.series.split(',').map((s) => s.trim()).filter(Boolean);
   if (o.limit !== undefined) dataForm.dataset_limit = o.limit;
-  let job = await api.post<JobJson>('/api/jobs', { workflow: workflowId, project: o.project, conf: { workflow_form: workflowForm, data_form: dataForm } });
+  let job = await api.post<Job>('/api/jobs', { workflow: workflowId, project: o.project, conf: { workflow_form: workflowForm, data_form: dataForm } } satisfies TriggerJob);
   if (!o.wait) {
     if (o.json) printJson(job);
     else console.log(`job ${job.id}: ${job.runs.length} run(s): ${job.runs.map((r) => r.id).join(', ')}`);
@@ -40,7 +40,7 @@ export async function runCommand(api: ApiClient, workflowId: string, o: RunOptio
 
 const ENDED = new Set(['success', 'failed', 'canceled']);
 
-async function watchJob(api: ApiClient, job: JobJson, show: boolean): Promise<JobJson> {
+async function watchJob(api: ApiClient, job: Job, show: boolean): Promise<Job> {
   const tty = show && process.stderr.isTTY;
   const bars = tty
     ? new cliProgress.MultiBar(
@@ -52,7 +52,7 @@ async function watchJob(api: ApiClient, job: JobJson, show: boolean): Promise<Jo
   const perRun = job.runs.length <= 10;
   const handles = new Map<string, cliProgress.SingleBar>();
   const lastLine = new Map<string, string>();
-  const render = (j: JobJson): void => {
+  const render = (j: Job): void => {
     if (!show) return;
     const groups: { id: string; done: number; total: number; state: string }[] = perRun
       ? j.runs.map((r) => ({ id: r.id, done: r.progress.done, total: r.progress.total, state: r.state }))
@@ -82,20 +82,20 @@ async function watchJob(api: ApiClient, job: JobJson, show: boolean): Promise<Jo
   render(current);
   while (!current.runs.every((r) => ENDED.has(r.state))) {
     await new Promise((r) => setTimeout(r, 200));
-    current = await api.get<JobJson>(`/api/jobs/${current.id}`);
+    current = await api.get<Job>(`/api/jobs/${current.id}`);
     render(current);
   }
   bars?.stop();
   return current;
 }
 
-function summarizeStates(runs: RunJson[]): string {
+function summarizeStates(runs: Run[]): string {
   const counts: Record<string, number> = {};
   for (const r of runs) counts[r.state] = (counts[r.state] ?? 0) + 1;
   return Object.entries(counts).map(([s, n]) => `${n} ${s}`).join(', ');
 }
 
-function printSummary(job: JobJson): void {
+function printSummary(job: Job): void {
   for (const r of job.runs) {
     const mark = r.state === 'success' ? 'ok' : r.state.toUpperCase();
     console.log(`${mark.padEnd(8)} ${r.id}  ${r.workflow}  ${duration(r.started_at, r.ended_at)}`);

@@ -1,5 +1,5 @@
+import type { AnswerOf, dataRoutes, DeleteSeries, DeleteSeriesResult, Series, SeriesDetail, SeriesFacets } from '@tessera/api';
 import { CliError, type ApiClient } from '../api-client.ts';
-import type { FacetsJson, OffsetPage, SeriesDeleteJson, SeriesDetailJson, SeriesJson } from '../api-types.ts';
 import { canAsk, confirm, type Prompt } from '../confirm.ts';
 import { bytes, printJson, table, truncate } from '../output.ts';
 import { checkUids, filterQuery, type SeriesFilterOptions } from '../series-filters.ts';
@@ -15,7 +15,7 @@ export interface SeriesListOptions extends SeriesFilterOptions {
 
 /** `tessera series`: searches the metadata index, newest first unless --sort says otherwise. */
 export async function seriesListCommand(api: ApiClient, o: SeriesListOptions): Promise<number> {
-  const page = await api.get<OffsetPage<SeriesJson>>('/api/series', { project: o.project, ...filterQuery(o), sort: o.sort, order: o.order, limit: o.limit, offset: o.offset });
+  const page = await api.get<AnswerOf<typeof dataRoutes.list, 200>>('/api/series', { project: o.project, ...filterQuery(o), sort: o.sort, order: o.order, limit: o.limit, offset: o.offset });
   if (o.json) {
     printJson(page);
     return 0;
@@ -26,7 +26,7 @@ export async function seriesListCommand(api: ApiClient, o: SeriesListOptions): P
 }
 
 /** The series table of `tessera series` and `tessera datasets show`. */
-export function seriesTable(items: SeriesJson[]): string {
+export function seriesTable(items: Series[]): string {
   return table(['SERIES UID', 'MODALITY', 'PATIENT', 'STUDY DATE', 'DESCRIPTION', 'INSTANCES', 'COMPLETE'], items.map((s) => [
     s.series_instance_uid,
     s.modality,
@@ -47,7 +47,7 @@ export function pageFooter(total: number, offset: number, shown: number, what: s
 /** `tessera series show <uid>`: a series' attributes, its datasets and every DICOM attribute of its first instance. */
 export async function seriesShowCommand(api: ApiClient, uid: string, o: { json?: boolean; project: string }): Promise<number> {
   checkUids([uid], 'series');
-  const s = await api.get<SeriesDetailJson>(`/api/series/${uid}`, { project: o.project });
+  const s = await api.get<SeriesDetail>(`/api/series/${uid}`, { project: o.project });
   if (o.json) {
     printJson(s);
     return 0;
@@ -105,7 +105,7 @@ export async function seriesDeleteCommand(api: ApiClient, uids: string[], o: { y
     if (!canAsk(prompt)) {
       throw new CliError(`refusing to delete ${unique.length} series without confirmation: there is no terminal to ask on. Add --yes to delete them.`, { exitCode: 2 });
     }
-    const shown = await Promise.all(unique.slice(0, 10).map((uid) => api.get<SeriesJson>(`/api/series/${uid}`, { project: o.project }).catch(() => undefined)));
+    const shown = await Promise.all(unique.slice(0, 10).map((uid) => api.get<SeriesDetail>(`/api/series/${uid}`, { project: o.project }).catch(() => undefined)));
     console.error(`Deleting from project ${o.project} removes the files, the index entries and the dataset memberships; it cannot be undone:`);
     unique.slice(0, 10).forEach((uid, i) => {
       const s = shown[i];
@@ -117,9 +117,9 @@ export async function seriesDeleteCommand(api: ApiClient, uids: string[], o: { y
       return 1;
     }
   }
-  const results: SeriesDeleteJson['results'] = [];
+  const results: DeleteSeriesResult['results'] = [];
   for (let i = 0; i < unique.length; i += 10_000) {
-    const r = await api.post<SeriesDeleteJson>('/api/series/delete', { series: unique.slice(i, i + 10_000), project: o.project });
+    const r = await api.post<DeleteSeriesResult>('/api/series/delete', { series: unique.slice(i, i + 10_000), project: o.project } satisfies DeleteSeries);
     results.push(...r.results);
   }
   const failed = results.filter((r) => r.error !== undefined);
@@ -135,12 +135,12 @@ export async function seriesDeleteCommand(api: ApiClient, uids: string[], o: { y
 
 /** `tessera series facets`: how many matching series per modality, body part and manufacturer. */
 export async function seriesFacetsCommand(api: ApiClient, o: SeriesFilterOptions & { json?: boolean; project: string }): Promise<number> {
-  const f = await api.get<FacetsJson>('/api/series/facets', { project: o.project, ...filterQuery(o) });
+  const f = await api.get<SeriesFacets>('/api/series/facets', { project: o.project, ...filterQuery(o) });
   if (o.json) {
     printJson(f);
     return 0;
   }
-  const sections: [string, keyof FacetsJson][] = [['MODALITY', 'modality'], ['BODY PART', 'body_part'], ['MANUFACTURER', 'manufacturer']];
+  const sections: [string, keyof SeriesFacets][] = [['MODALITY', 'modality'], ['BODY PART', 'body_part'], ['MANUFACTURER', 'manufacturer']];
   console.log(sections.map(([title, key]) => table([title, 'SERIES'], f[key].map((v) => [v.value ?? '(none)', v.count]))).join('\n\n'));
   return 0;
 }
