@@ -1,4 +1,4 @@
-import { Type, type TObject, type TProperties, type TSchema, type ObjectOptions } from '@sinclair/typebox';
+import { Type, type ObjectOptions, type Static, type TObject, type TProperties, type TSchema } from '@sinclair/typebox';
 
 /**
  * An answer object: only the declared properties. The server serializes answers through
@@ -35,6 +35,9 @@ export const ErrorResponse = Obj(
   },
   { $id: 'ErrorResponse', description: 'An error: `{ error: { code, message, details } }`.' },
 );
+
+export type ErrorResponse = Static<typeof ErrorResponse>;
+export type ErrorDetail = Static<typeof ErrorDetail>;
 
 /** The error answers of the given statuses. */
 export function errors<const S extends readonly number[]>(...statuses: S): { [K in S[number]]: typeof ErrorResponse } {

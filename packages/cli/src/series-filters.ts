@@ -1,4 +1,5 @@
 import type { SeriesFilter, SeriesFilterBody } from '@tessera/api';
+import { isDicomUid } from '@tessera/model';
 import { Option, type Command } from 'commander';
 import { CliError, type Query } from './api-client.ts';
 
@@ -28,12 +29,10 @@ export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-const UID = /^[0-9]+(\.[0-9]+)*$/;
-
 /** Checks that each value is a DICOM UID (digits and dots, at most 64 characters): a usage error otherwise. */
 export function checkUids(uids: string[], what: string): string[] {
   for (const uid of uids) {
-    if (!UID.test(uid) || uid.length > 64) {
+    if (!isDicomUid(uid)) {
       throw new CliError(`${what} "${uid}" is not a DICOM UID: UIDs are digits separated by dots, at most 64 characters (e.g. 1.2.840.113619.2.55.3.1234)`, { exitCode: 2 });
     }
   }
