@@ -1,5 +1,5 @@
 import { lazy, Suspense, useCallback, useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
-import { errorText, get, post, type Page, type Project } from './api.ts';
+import { errorText, get, post, type Answer, type Project } from './api.ts';
 import { AppContext, type AppState, type Toast } from './context.ts';
 import { Link } from './components/Link.tsx';
 import { FormDialog } from './components/Dialog.tsx';
@@ -92,9 +92,8 @@ export function App() {
   }, []);
 
   useEffect(() => {
-    get<Page<Project> | Project[]>('/api/projects').then(
-      (r) => {
-        const list = Array.isArray(r) ? r : r.items;
+    get<Answer<'projects', 'list'>>('/api/projects').then(
+      ({ items: list }) => {
         setProjects(list);
         if (list.length > 0 && !list.some((p) => p.name === project)) setProject(list.some((p) => p.name === DEFAULT_PROJECT) ? DEFAULT_PROJECT : list[0]!.name);
       },
@@ -103,7 +102,7 @@ export function App() {
     // Only at start; the list is fetched again whenever the select gets focus.
   }, []);
   const refreshProjects = () =>
-    get<Page<Project> | Project[]>('/api/projects').then((r) => setProjects(Array.isArray(r) ? r : r.items), report);
+    get<Answer<'projects', 'list'>>('/api/projects').then((r) => setProjects(r.items), report);
 
   const state: AppState = useMemo(() => ({ project, setProject, selection, setSelection, report, notify }), [project, setProject, selection, report, notify]);
   const { page, nav } = route(path);

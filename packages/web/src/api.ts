@@ -1,5 +1,9 @@
 // The UI's only way to the server: the documented HTTP API. Every failure becomes an
 // ApiError whose message is readable as it stands (code, message, the fields it names).
+// The shapes of the answers are the contract's (@tessera/api), imported as types only:
+// the bundle takes none of the contract's runtime code (TypeBox, the schemas).
+
+import type { AnswerOf, apiRoutes, RouteContract } from '@tessera/api';
 
 export interface ErrorDetail {
   where: string;
@@ -82,194 +86,40 @@ export const get = <T>(path: string, query?: Query, init?: RequestInit) => api<T
 export const post = <T>(path: string, body?: unknown, query?: Query) => api<T>('POST', path + qs(query), body ?? {});
 export const del = <T>(path: string, body?: unknown, query?: Query) => api<T>('DELETE', path + qs(query), body);
 
-// ------------------------------------------------------------------ shapes (what the UI reads)
+// ------------------------------------------------------------------ shapes (the contract's)
 
-export interface Project {
-  name: string;
-  description?: string | null;
-}
-export interface Series {
-  series_instance_uid: string;
-  study_instance_uid: string;
-  project: string;
-  modality: string | null;
-  series_number: number | null;
-  series_description: string | null;
-  body_part: string | null;
-  manufacturer: string | null;
-  series_date: string | null;
-  patient_id: string | null;
-  patient_name: string | null;
-  study_date: string | null;
-  study_description: string | null;
-  instances: number;
-  size_bytes: number;
-  complete: boolean;
-  thumbnail: string | null;
-  thumbnail_error: string | null;
-  created_at: string;
-}
-export interface Page<T> {
-  items: T[];
-  total: number;
-  limit?: number;
-  offset?: number;
-}
-export interface Facet {
-  value: string | null;
-  count: number;
-}
-export interface Facets {
-  modality: Facet[];
-  body_part: Facet[];
-  manufacturer: Facet[];
-}
-export interface Dataset {
-  name: string;
-  description: string | null;
-  series_count?: number;
-  series?: number;
-  created_at?: string;
-}
-export type JsonSchema = {
-  type?: string | string[];
-  title?: string;
-  description?: string;
-  default?: unknown;
-  enum?: unknown[];
-  properties?: Record<string, JsonSchema>;
-  required?: string[];
-  items?: JsonSchema;
-  minimum?: number;
-  maximum?: number;
-  pattern?: string;
-  format?: string;
-  [k: string]: unknown;
-};
-export interface WorkflowTask {
-  id: string;
-  title: string;
-  operator: string;
-  upstream: string[];
-  runs_as: string;
-}
-export interface Workflow {
-  id: string;
-  title: string;
-  description: string;
-  extension: { name: string; version: string };
-  workflow_form: JsonSchema;
-  data_form: JsonSchema;
-  tasks: WorkflowTask[];
-}
-export interface Progress {
-  total: number;
-  done: number;
-  counts: Record<string, number>;
-}
-export interface Run {
-  id: string;
-  job_id: string;
-  project: string;
-  workflow: string;
-  state: string;
-  attempt: number;
-  reason: string | null;
-  created_at: string;
-  started_at: string | null;
-  ended_at: string | null;
-  workflow_dir: string | null;
-  progress: Progress;
-  /** The series the run works on; the UID when it is one (a run of a single_execution job). */
-  series_count: number;
-  series_uid: string | null;
-}
-export interface Task {
-  id: string;
-  state: string;
-  try_number: number;
-  attempt: number;
-  runner: string | null;
-  exit_code: number | null;
-  reason: string | null;
-  started_at: string | null;
-  ended_at: string | null;
-  log_url: string | null;
-  upstream: string[];
-}
-export interface RunDetail extends Run {
-  conf: { workflow_form?: Record<string, unknown>; data_form?: Record<string, unknown> };
-  tasks: Task[];
-}
-export interface Job {
-  id: string;
-  runs: Run[];
-}
-export interface ResultFile {
-  run_id: string;
-  path: string;
-  size_bytes: number;
-  modified_at?: string;
-  url: string;
-}
-export interface ExtensionParameter {
-  type: 'string' | 'boolean' | 'list_single' | 'list_multi';
-  options?: string[];
-  default?: unknown;
-  required?: boolean;
-  title?: string;
-  description?: string;
-}
-export interface ExtensionVersion {
-  version: string;
-  source: string;
-  platform: string | null;
-  problem: string | null;
-  uploaded_at: string | null;
-}
-export interface Extension {
-  name: string;
-  kind: 'workflow' | 'application';
-  title: string | null;
-  description: string | null;
-  keywords: string[];
-  parameters: Record<string, ExtensionParameter>;
-  versions: ExtensionVersion[];
-  latest: string | null;
-  state: string;
-  installed: { version: string; source: string; params: Record<string, unknown>; updated_at: string } | null;
-  error: string | null;
-  progress: string | null;
-  linked: string | null;
-  workflows: string[];
-}
-export interface AppInstance {
-  id: string;
-  name: string;
-  project: string;
-  extension: string;
-  version: string;
-  state: string;
-  reason: string | null;
-  runner: string;
-  params: Record<string, unknown>;
-  url: string;
-  created_at: string;
-  started_at: string | null;
-  task: { run: string; task: string; completed_at: string | null } | null;
-}
-export interface ImportFile {
-  file: string;
-  status: 'stored' | 'replaced' | 'duplicate' | 'rejected';
-  sop_instance_uid?: string;
-  series_instance_uid?: string;
-  error?: { code: string; message: string };
-}
-export interface ImportResult {
-  project: string;
-  dataset: string;
-  stored: number;
-  duplicates: number;
-  rejected: number;
-  files: ImportFile[];
-}
+export type {
+  AppInstance,
+  Dataset,
+  DeleteSeriesResult,
+  Extension,
+  ExtensionCatalog,
+  ExtensionPackage,
+  ExtensionParameter,
+  Health,
+  ImportError,
+  ImportFile,
+  ImportResult,
+  Job,
+  Project,
+  ResultFile,
+  RunDetail,
+  Series,
+  SeriesDetail,
+  SeriesFacets,
+  SystemReport,
+  Workflow,
+} from '@tessera/api';
+
+type Routes = typeof apiRoutes;
+
+/**
+ * The JSON answer of a route of the contract, named by its domain and name in `apiRoutes`
+ * (for the answers that have no name of their own, such as a page of a list):
+ * `Answer<'workflows', 'listRuns'>` is what GET /api/runs answers with 200.
+ */
+export type Answer<D extends keyof Routes, R extends keyof Routes[D], S extends number = 200> = Routes[D][R] extends RouteContract
+  ? S extends keyof Routes[D][R]['response']
+    ? AnswerOf<Routes[D][R], S>
+    : never
+  : never;

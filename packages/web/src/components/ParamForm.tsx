@@ -21,7 +21,7 @@ export function ParamForm({ params, value, onChange, errors }: { params: Record<
         const set = (v: unknown) => onChange({ ...value, [key]: v });
         const label = (
           <span className="label">
-            {p.title ?? key}
+            {key}
             {p.required && ' *'}
           </span>
         );
@@ -65,7 +65,7 @@ export function ParamForm({ params, value, onChange, errors }: { params: Record<
           const list = Array.isArray(v) ? (v as string[]) : [];
           return (
             <fieldset key={key} aria-invalid={!!err}>
-              <legend>{p.title ?? key}</legend>
+              <legend>{key}</legend>
               {(p.options ?? []).map((o) => (
                 <label key={o} className="row">
                   <input type="checkbox" checked={list.includes(o)} onChange={(e) => set(e.target.checked ? [...list, o] : list.filter((x) => x !== o))} />

@@ -1,4 +1,22 @@
-import type { JsonSchema } from '../api.ts';
+/**
+ * The parts of a JSON Schema the form reads. A workflow's forms come from the contract as
+ * free-form objects (`Workflow.workflow_form`); this is how the UI reads them.
+ */
+export type JsonSchema = {
+  type?: string | string[];
+  title?: string;
+  description?: string;
+  default?: unknown;
+  enum?: unknown[];
+  properties?: Record<string, JsonSchema>;
+  required?: string[];
+  items?: JsonSchema;
+  minimum?: number;
+  maximum?: number;
+  pattern?: string;
+  format?: string;
+  [k: string]: unknown;
+};
 
 /** Default values of a JSON Schema object (its properties' `default`s, nested). */
 export function defaultsOf(schema: JsonSchema | undefined): Record<string, unknown> {

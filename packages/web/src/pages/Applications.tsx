@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import { del, get, post, type AppInstance, type Extension } from '../api.ts';
+import { del, get, post, type Answer, type AppInstance, type Extension, type ExtensionCatalog } from '../api.ts';
 import { useApp } from '../context.ts';
 import { Dialog, ErrorBox, FormDialog } from '../components/Dialog.tsx';
 import { initialParams, ParamForm } from '../components/ParamForm.tsx';
@@ -9,8 +9,8 @@ import { useAction, useLoad } from '../hooks.ts';
 
 export default function Applications() {
   const { project, notify } = useApp();
-  const instances = useLoad((signal) => get<{ items: AppInstance[] }>('/api/applications', { project }, { signal }), [project], ['applications', 'runs']);
-  const apps = useLoad((signal) => get<{ items: Extension[] }>('/api/extensions', { kind: 'application', state: 'installed' }, { signal }), [], ['extensions']);
+  const instances = useLoad((signal) => get<Answer<'applications', 'list'>>('/api/applications', { project }, { signal }), [project], ['applications', 'runs']);
+  const apps = useLoad((signal) => get<ExtensionCatalog>('/api/extensions', { kind: 'application', state: 'installed' }, { signal }), [], ['extensions']);
   const [launching, setLaunching] = useState<Extension | undefined>(undefined);
   const [logsOf, setLogsOf] = useState<AppInstance | undefined>(undefined);
   const action = useAction();

@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
-import { get, qs, type Dataset, type Facets, type Page } from '../api.ts';
+import { get, qs, type Answer, type SeriesFacets } from '../api.ts';
 import { useApp } from '../context.ts';
 import { ErrorBox } from '../components/Dialog.tsx';
 import type { GridHandle } from '../components/VirtualGrid.tsx';
@@ -27,8 +27,8 @@ export default function Datasets() {
   const queryKey = qs(query) + filters.sort;
 
   const series = useSeriesPages({ query, sort: filters.sort, queryKey });
-  const facets = useLoad((signal) => get<Facets>('/api/series/facets', query, { signal }), [queryKey], ['series']);
-  const datasets = useLoad((signal) => get<Page<Dataset>>('/api/datasets', { project, limit: 1000, sort: 'name', order: 'asc' }, { signal }), [project], ['datasets', 'series']);
+  const facets = useLoad((signal) => get<SeriesFacets>('/api/series/facets', query, { signal }), [queryKey], ['series']);
+  const datasets = useLoad((signal) => get<Answer<'datasets', 'list'>>('/api/datasets', { project, limit: 1000, sort: 'name', order: 'asc' }, { signal }), [project], ['datasets', 'series']);
 
   const grid = useRef<GridHandle>(null);
   const count = series.total ?? 0;

@@ -1,5 +1,5 @@
 import { useRef, useState } from 'react';
-import { del, get, post, toApiError, type Extension } from '../api.ts';
+import { del, get, post, toApiError, type Extension, type ExtensionCatalog, type ExtensionPackage } from '../api.ts';
 import { useApp } from '../context.ts';
 import { Dialog, ErrorBox, FormDialog } from '../components/Dialog.tsx';
 import { initialParams, ParamForm } from '../components/ParamForm.tsx';
@@ -14,7 +14,7 @@ export default function Extensions() {
   const [installedOnly, setInstalledOnly] = useState(false);
   const [q, setQ] = useState('');
   const catalog = useLoad(
-    (signal) => get<{ items: Extension[]; problems: { dir: string; message: string }[] }>('/api/extensions', { kind, keyword, q, state: installedOnly ? 'installed,installing,error' : undefined }, { signal }),
+    (signal) => get<ExtensionCatalog>('/api/extensions', { kind, keyword, q, state: installedOnly ? 'installed,installing,error' : undefined }, { signal }),
     [kind, keyword, q, installedOnly],
     ['extensions'],
   );
@@ -28,7 +28,7 @@ export default function Extensions() {
     const r = await upload.run(async () => {
       const res = await fetch('/api/extensions/packages', { method: 'POST', headers: { 'content-type': 'application/gzip' }, body: file });
       if (!res.ok) throw await toApiError(res, `upload of ${file.name}`);
-      return (await res.json()) as { name: string; version: string; replaced: boolean };
+      return (await res.json()) as ExtensionPackage;
     });
     if (r) {
       notify(`${r.name} ${r.version} is in the catalog${r.replaced ? ' (replaced the package of that version)' : ''}; install it from its card`);

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'react';
-import { get, post, qs, toApiError, errorText, type Page, type ResultFile, type Run, type RunDetail } from '../api.ts';
+import { get, post, qs, toApiError, errorText, type Answer, type ResultFile, type RunDetail } from '../api.ts';
 import { useApp } from '../context.ts';
 import { Dialog, ErrorBox } from '../components/Dialog.tsx';
 import { DagGraph } from '../components/DagGraph.tsx';
@@ -17,7 +17,7 @@ export default function RunPage({ runId }: { runId: string }) {
   const r = run.data;
   const ended = r ? RUN_ENDED.has(r.state) : false;
   const results = useLoad(
-    (signal) => (r ? get<Page<ResultFile>>(`/api/results/${encodeURIComponent(runId)}`, { project: r.project }, { signal }) : Promise.resolve(undefined)),
+    (signal) => (r ? get<Answer<'results', 'ofRun'>>(`/api/results/${encodeURIComponent(runId)}`, { project: r.project }, { signal }) : Promise.resolve(undefined)),
     [runId, r?.project, r?.state],
   );
   const [selected, setSelected] = useState<string | undefined>(undefined);
@@ -160,9 +160,9 @@ export default function RunPage({ runId }: { runId: string }) {
             <dt>Workflow dir</dt>
             <dd className="mono">{r.workflow_dir ?? 'removed'}</dd>
             <dt>Form</dt>
-            <dd className="mono">{JSON.stringify(r.conf?.workflow_form ?? {})}</dd>
+            <dd className="mono">{JSON.stringify(r.conf.workflow_form ?? {})}</dd>
             <dt>Data</dt>
-            <dd className="mono">{JSON.stringify(r.conf?.data_form ?? {})}</dd>
+            <dd className="mono">{JSON.stringify(r.conf.data_form ?? {})}</dd>
           </dl>
         </section>
       </div>
@@ -177,7 +177,7 @@ export default function RunPage({ runId }: { runId: string }) {
  */
 function JobSeries({ run }: { run: RunDetail }) {
   const siblings = useLoad(
-    (signal) => (run.series_uid ? get<Page<Run>>('/api/runs', { project: run.project, job: run.job_id, sort: 'created_at', limit: 1000 }, { signal }) : Promise.resolve(undefined)),
+    (signal) => (run.series_uid ? get<Answer<'workflows', 'listRuns'>>('/api/runs', { project: run.project, job: run.job_id, sort: 'created_at', limit: 1000 }, { signal }) : Promise.resolve(undefined)),
     [run.job_id, run.project, run.series_uid],
     ['runs'],
   );

@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import { get, type Page, type Run, type Workflow } from '../api.ts';
+import { get, type Answer } from '../api.ts';
 import { useApp } from '../context.ts';
 import { ErrorBox } from '../components/Dialog.tsx';
 import { duration, formatTime, StateBadge } from '../components/StateBadge.tsx';
@@ -28,8 +28,8 @@ export default function Runs() {
   const [state, setState] = useState('');
   const [workflow, setWorkflow] = useState('');
   const [offset, setOffset] = useState(0);
-  const runs = useLoad((signal) => get<Page<Run>>('/api/runs', { project, state, workflow, job, limit: LIMIT, offset }, { signal }), [project, state, workflow, job, offset], ['runs']);
-  const workflows = useLoad((signal) => get<{ items: Workflow[] }>('/api/workflows', undefined, { signal }), [], ['workflows']);
+  const runs = useLoad((signal) => get<Answer<'workflows', 'listRuns'>>('/api/runs', { project, state, workflow, job, limit: LIMIT, offset }, { signal }), [project, state, workflow, job, offset], ['runs']);
+  const workflows = useLoad((signal) => get<Answer<'workflows', 'list'>>('/api/workflows', undefined, { signal }), [], ['workflows']);
   const total = runs.data?.total ?? 0;
 
   return (

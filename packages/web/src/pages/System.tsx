@@ -1,39 +1,14 @@
-import { ApiError, get } from '../api.ts';
+import { ApiError, get, type Health, type SystemReport } from '../api.ts';
 import { ErrorBox } from '../components/Dialog.tsx';
 import { formatBytes, formatTime } from '../components/StateBadge.tsx';
 import { useLoad } from '../hooks.ts';
 
-interface SystemInfo {
-  version: Record<string, string>;
-  started_at: string;
-  uptime_s: number;
-  home: string;
-  runners: { name: string; detail: string }[];
-  runner_notes: string[];
-  components: {
-    process: { available: boolean };
-    docker: { available: boolean; version: string | null; socket: string | null; reason: string | null };
-    kubernetes: { configured: boolean; reason: string };
-    dimse: { enabled: boolean; ae_title: string; host: string; port: number | null };
-    dicomweb: { path: string; url: string; project_path: string };
-    tools: { name: string; found: boolean; path: string | null; used_for: string }[];
-  };
-  disk: {
-    filesystem: { path: string; total_bytes: number; free_bytes: number; available_bytes: number };
-    database: { path: string; bytes: number };
-    dicom: { path: string; bytes: number; series: number; instances: number };
-    folders: Record<string, { path: string; bytes: number; files: number }> | null;
-    computed_at: string | null;
-    computing: boolean;
-  };
-}
-
 /** GET /api/system; a server without it (older) answers GET /api/health, shown as it is. */
-async function load(signal: AbortSignal): Promise<{ system?: SystemInfo; health?: Record<string, unknown> }> {
+async function load(signal: AbortSignal): Promise<{ system?: SystemReport; health?: Health }> {
   try {
-    return { system: await get<SystemInfo>('/api/system', undefined, { signal }) };
+    return { system: await get<SystemReport>('/api/system', undefined, { signal }) };
   } catch (err) {
-    if (err instanceof ApiError && err.status === 404) return { health: await get<Record<string, unknown>>('/api/health', undefined, { signal }) };
+    if (err instanceof ApiError && err.status === 404) return { health: await get<Health>('/api/health', undefined, { signal }) };
     throw err;
   }
 }

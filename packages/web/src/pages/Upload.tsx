@@ -1,5 +1,5 @@
 import { useRef, useState, type DragEvent } from 'react';
-import { qs, toApiError, type ImportFile, type ImportResult } from '../api.ts';
+import { qs, toApiError, type ImportError, type ImportFile, type ImportResult } from '../api.ts';
 import { useApp } from '../context.ts';
 import { ErrorBox } from '../components/Dialog.tsx';
 import { formatBytes, StateBadge } from '../components/StateBadge.tsx';
@@ -40,8 +40,11 @@ function contentType(f: File): string {
   return /\.zip$/i.test(f.name) || f.type === 'application/zip' || f.type === 'application/x-zip-compressed' ? 'application/zip' : 'application/dicom';
 }
 
+/** What the page reads of an import's answer. */
+type Outcome = Pick<ImportResult, 'dataset' | 'stored' | 'duplicates' | 'files'>;
+
 /** Sends one file to POST /api/dicom/import with upload progress (XMLHttpRequest has it, fetch does not). */
-function send(url: string, item: Item, onProgress: (loaded: number) => void): Promise<ImportResult> {
+function send(url: string, item: Item, onProgress: (loaded: number) => void): Promise<Outcome> {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open('POST', url);
@@ -57,10 +60,10 @@ function send(url: string, item: Item, onProgress: (loaded: number) => void): Pr
         }
         return;
       }
-      // Nothing stored: the error answer carries the per-file results too.
+      // Nothing stored: the error answer (ImportError) carries the per-file results too.
       const err = await toApiError(new Response(xhr.responseText, { status: xhr.status, statusText: xhr.statusText }), 'upload');
-      const files = (err.body as { files?: ImportFile[] } | undefined)?.files;
-      if (files) resolve({ project: '', dataset: '', stored: 0, duplicates: 0, rejected: files.length, files });
+      const files = (err.body as ImportError | undefined)?.files;
+      if (files) resolve({ dataset: '', stored: 0, duplicates: 0, files });
       else reject(err);
     };
     xhr.send(item.file);

@@ -1,14 +1,9 @@
 import { useEffect, useRef, useState, type WheelEvent } from 'react';
-import { get, qs, type AppInstance, type Series } from '../api.ts';
+import { get, qs, type Answer, type SeriesDetail } from '../api.ts';
 import { useApp } from '../context.ts';
 import { ErrorBox } from '../components/Dialog.tsx';
 import { Link } from '../components/Link.tsx';
 import { useLoad } from '../hooks.ts';
-
-interface Instance {
-  sop_instance_uid: string;
-  instance_number: number | null;
-}
 
 /**
  * A series, frame by frame: the built-in stack viewer draws DICOMweb's rendered images
@@ -17,9 +12,9 @@ interface Instance {
  */
 export default function Viewer({ study, series }: { study: string; series: string }) {
   const { project } = useApp();
-  const meta = useLoad((signal) => get<Series>(`/api/series/${encodeURIComponent(series)}`, { project }, { signal }), [series, project]);
-  const instances = useLoad((signal) => get<{ items: Instance[] }>(`/api/series/${encodeURIComponent(series)}/instances`, { project, limit: 10000 }, { signal }), [series, project], ['series']);
-  const apps = useLoad((signal) => get<{ items: AppInstance[] }>('/api/applications', { project }, { signal }), [project], ['applications']);
+  const meta = useLoad((signal) => get<SeriesDetail>(`/api/series/${encodeURIComponent(series)}`, { project }, { signal }), [series, project]);
+  const instances = useLoad((signal) => get<Answer<'data', 'instances'>>(`/api/series/${encodeURIComponent(series)}/instances`, { project, limit: 10000 }, { signal }), [series, project], ['series']);
+  const apps = useLoad((signal) => get<Answer<'applications', 'list'>>('/api/applications', { project }, { signal }), [project], ['applications']);
   const ohif = apps.data?.items.find((a) => a.extension === 'ohif-viewer' && a.state === 'running');
   const list = instances.data?.items ?? [];
   const [index, setIndex] = useState(0);

@@ -1,8 +1,8 @@
 import { useEffect, useState } from 'react';
-import { get, post, type Dataset, type Job, type Page, type Workflow } from '../api.ts';
+import { get, post, type Answer, type Dataset, type Job, type Workflow } from '../api.ts';
 import { useApp } from '../context.ts';
 import { ErrorBox } from '../components/Dialog.tsx';
-import { defaultsOf, SchemaForm } from '../components/SchemaForm.tsx';
+import { defaultsOf, SchemaForm, type JsonSchema } from '../components/SchemaForm.tsx';
 import { useAction, useLoad } from '../hooks.ts';
 import { navigate } from '../router.ts';
 
@@ -11,8 +11,8 @@ type DataChoice = 'dataset' | 'selection' | 'none';
 /** Workflow execution: choose a workflow, fill its forms, pick the data, submit. */
 export default function Workflows({ workflowId }: { workflowId?: string }) {
   const { project, selection } = useApp();
-  const workflows = useLoad((signal) => get<{ items: Workflow[]; problems: { dir: string; message: string }[] }>('/api/workflows', undefined, { signal }), [], ['workflows']);
-  const datasets = useLoad((signal) => get<Page<Dataset>>('/api/datasets', { project, limit: 1000 }, { signal }), [project], ['datasets']);
+  const workflows = useLoad((signal) => get<Answer<'workflows', 'list'>>('/api/workflows', undefined, { signal }), [], ['workflows']);
+  const datasets = useLoad((signal) => get<Answer<'datasets', 'list'>>('/api/datasets', { project, limit: 1000 }, { signal }), [project], ['datasets']);
   const list = workflows.data?.items ?? [];
   const wf = list.find((w) => w.id === workflowId) ?? (workflowId ? undefined : list[0]);
 
@@ -48,15 +48,18 @@ export default function Workflows({ workflowId }: { workflowId?: string }) {
 }
 
 function WorkflowForm({ wf, datasets, selection, project }: { wf: Workflow; datasets: Dataset[]; selection: Set<string>; project: string }) {
-  const [form, setForm] = useState<Record<string, unknown>>(() => defaultsOf(wf.workflow_form));
-  const dataProps = wf.data_form?.properties ?? {};
+  // The contract gives the forms as free-form objects: JSON Schemas, read as such.
+  const workflowSchema: JsonSchema = wf.workflow_form;
+  const dataSchema: JsonSchema = wf.data_form;
+  const [form, setForm] = useState<Record<string, unknown>>(() => defaultsOf(workflowSchema));
+  const dataProps = dataSchema.properties ?? {};
   const takesData = 'dataset_name' in dataProps || 'identifiers' in dataProps;
   // Until a choice is made: the selection when there is one, else a dataset when there is one, else no data.
   const [chosen, setChoice] = useState<DataChoice | undefined>(undefined);
   const choice: DataChoice = chosen ?? (selection.size > 0 && 'identifiers' in dataProps ? 'selection' : datasets.length > 0 && 'dataset_name' in dataProps ? 'dataset' : 'none');
   const [dataset, setDataset] = useState('');
   const [limit, setLimit] = useState('');
-  const [dataRest, setDataRest] = useState<Record<string, unknown>>(() => defaultsOf({ ...wf.data_form, properties: Object.fromEntries(Object.entries(dataProps).filter(([k]) => !['dataset_name', 'dataset_limit', 'identifiers'].includes(k))) }));
+  const [dataRest, setDataRest] = useState<Record<string, unknown>>(() => defaultsOf({ ...dataSchema, properties: Object.fromEntries(Object.entries(dataProps).filter(([k]) => !['dataset_name', 'dataset_limit', 'identifiers'].includes(k))) }));
   const action = useAction();
   const { busy, error } = action;
   // data_form.dataset_name / identifiers are shown at the data picker.
@@ -82,7 +85,7 @@ function WorkflowForm({ wf, datasets, selection, project }: { wf: Workflow; data
     });
   };
 
-  const hasForm = Object.keys(wf.workflow_form?.properties ?? {}).length > 0;
+  const hasForm = Object.keys(workflowSchema.properties ?? {}).length > 0;
   return (
     <form
       className="panel"
@@ -101,7 +104,7 @@ function WorkflowForm({ wf, datasets, selection, project }: { wf: Workflow; data
       {hasForm && (
         <fieldset>
           <legend>Parameters</legend>
-          <SchemaForm schema={wf.workflow_form} value={form} onChange={setForm} errors={errors} path="workflow_form" />
+          <SchemaForm schema={workflowSchema} value={form} onChange={setForm} errors={errors} path="workflow_form" />
         </fieldset>
       )}
       {takesData && (
@@ -140,7 +143,7 @@ function WorkflowForm({ wf, datasets, selection, project }: { wf: Workflow; data
               {errors['data_form'] ?? errors['data_form.dataset_limit']}
             </span>
           )}
-          <SchemaForm schema={wf.data_form} value={dataRest} onChange={setDataRest} errors={errors} path="data_form" skip={['dataset_name', 'dataset_limit', 'identifiers']} />
+          <SchemaForm schema={dataSchema} value={dataRest} onChange={setDataRest} errors={errors} path="data_form" skip={['dataset_name', 'dataset_limit', 'identifiers']} />
           {choice !== 'none' && (
             <label className="row">
               <input type="checkbox" checked={single} onChange={(e) => setSingle(e.target.checked)} />

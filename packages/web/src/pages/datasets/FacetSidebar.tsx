@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import { del, qs, type Dataset, type Facets } from '../../api.ts';
+import { del, qs, type Dataset, type SeriesFacets } from '../../api.ts';
 import { useApp } from '../../context.ts';
 import { ErrorBox } from '../../components/Dialog.tsx';
 import { FACET_KEYS, facetTitle, isTagFilter, type FacetKey, type Filters, type SetFilter } from './dataset-filters.ts';
@@ -8,7 +8,7 @@ interface Props {
   filters: Filters;
   setFilter: SetFilter;
   toggleFacet: (key: FacetKey, value: string) => void;
-  facets: { data?: Facets | undefined; error: string | undefined };
+  facets: { data?: SeriesFacets | undefined; error: string | undefined };
   datasets: { list: Dataset[]; error: string | undefined; reload: () => void };
   /** Clear filters: the search text lives in the toolbar, so the page clears both. */
   onClear: () => void;

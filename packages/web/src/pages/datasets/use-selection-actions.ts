@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import { del, post, type Dataset } from '../../api.ts';
+import { del, post, type Dataset, type DeleteSeriesResult } from '../../api.ts';
 import { useApp } from '../../context.ts';
 import { useAction } from '../../hooks.ts';
 import { filtersToBody, type Filters } from './dataset-filters.ts';
@@ -59,7 +59,7 @@ export function useSelectionActions({ filters, total, refresh, reloadDatasets }:
 
   const deleteSelected = () =>
     action.run(async () => {
-      const r = await post<{ deleted: number; results: { series: string; error?: string }[] }>('/api/series/delete', { series: selected, project });
+      const r = await post<DeleteSeriesResult>('/api/series/delete', { series: selected, project });
       const failed = r.results.filter((x) => x.error);
       if (failed.length) report(new Error(`${failed.length} series were not deleted: ${failed.map((x) => x.error).join('; ')}`));
       notify(`${r.deleted} series deleted`);

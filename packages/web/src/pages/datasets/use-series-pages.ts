@@ -1,15 +1,17 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { get, qs, type Page, type Query, type Series } from '../../api.ts';
+import { get, qs, type Answer, type Query, type Series } from '../../api.ts';
 import { useLive } from '../../live.ts';
 import { sortParams } from './dataset-filters.ts';
 
 /** Series per request; index.html prefetches the first page with the same limit. */
 export const SERIES_PAGE_SIZE = 200;
 const PAGE = SERIES_PAGE_SIZE;
+/** A page of GET /api/series. */
+type SeriesPage = Answer<'data', 'list'>;
 
 /** index.html asks for the first page of the default view while the code loads; taken once, when the URL is the same. */
-function takePrefetched(path: string): Promise<Page<Series> | null> {
-  const w = window as unknown as { __tesseraPrefetch?: { url: string; body: Promise<Page<Series> | null> } };
+function takePrefetched(path: string): Promise<SeriesPage | null> {
+  const w = window as unknown as { __tesseraPrefetch?: { url: string; body: Promise<SeriesPage | null> } };
   const p = w.__tesseraPrefetch;
   if (!p || p.url !== path) return Promise.resolve(null);
   w.__tesseraPrefetch = undefined;
@@ -49,7 +51,7 @@ export function useSeriesPages({ query, sort, queryKey }: { query: Query; sort: 
       requested.current.set(page, gen);
       const path = `/api/series${qs({ ...query, ...sortParams(sort), limit: PAGE, offset: page * PAGE })}`;
       takePrefetched(path).then(
-        (hit) => hit ?? get<Page<Series>>(path),
+        (hit) => hit ?? get<SeriesPage>(path),
       ).then(
         (r) => {
           if (gen !== generation.current) return;
