@@ -7,6 +7,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { peakRssMb } from './proc.ts';
 
 export const ORTHANC_BIN = '/usr/sbin/Orthanc';
 export const ORTHANC_DICOMWEB_PLUGIN = '/usr/share/orthanc/plugins/libOrthancDicomWeb.so';
@@ -113,7 +114,7 @@ export async function startOrthanc(o: OrthancOptions): Promise<OrthancHandle> {
     dicomWebVersion,
     config,
     pid: child.pid,
-    peakRssMb: () => peakRssMb(child),
+    peakRssMb: () => peakRssMb(child.pid),
     logTail,
     stop: () => stopChild(child, () => exited),
   });
@@ -148,15 +149,6 @@ async function getJson<T>(url: string): Promise<T | undefined> {
     return r.ok ? ((await r.json()) as T) : undefined;
   } catch {
     return undefined;
-  }
-}
-
-function peakRssMb(child: ChildProcess): number {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : Number.NaN;
-  } catch {
-    return Number.NaN;
   }
 }
 

@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
@@ -71,4 +71,28 @@ export async function firstLine(command: string, args: readonly string[]): Promi
   const r = await timed(command, args, { timeoutMs: 30_000 });
   if (r.code !== 0) return undefined;
   return (r.stdout.trim() || r.stderrTail.trim()).split('\n')[0]?.trim();
+}
+
+/** Peak resident memory of a process so far (VmHWM), in MB; NaN when unknown. */
+export function peakRssMb(pid: number | undefined): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** CPU time (user + system, all threads, and children it reaped) of a process so far, in ms; NaN when unknown. */
+export function cpuMs(pid: number | undefined): number {
+  if (!pid) return Number.NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+    return ((f[11]! + f[12]! + f[13]! + f[14]!) * 1000) / CLK_TCK;
+  } catch {
+    return Number.NaN;
+  }
 }

@@ -24,6 +24,11 @@ export function millis(ms: number, digits = 2): string {
   return Number.isFinite(ms) ? ms.toFixed(digits) : 'n/a';
 }
 
+/** A count or rate with thousands separators and `digits` decimals, or "n/a". */
+export function num(n: number, digits = 0): string {
+  return Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a';
+}
+
 export function ratio(a: number, b: number): string {
   return Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}x` : 'n/a';
 }

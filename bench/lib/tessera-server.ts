@@ -3,6 +3,7 @@ import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { peakRssMb } from './proc.ts';
 
 export interface TesseraServerOptions {
   repo: string;
@@ -103,12 +104,7 @@ export class TesseraServer {
 
   /** Peak resident memory of the server process so far (VmHWM), in MB: fork() costs grow with it. */
   peakRssMb(): number {
-    try {
-      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${this.#child.pid}/status`, 'utf8'));
-      return m ? Number(m[1]) / 1024 : Number.NaN;
-    } catch {
-      return Number.NaN;
-    }
+    return peakRssMb(this.#child.pid);
   }
 
   logTail(): string {
