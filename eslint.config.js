@@ -7,7 +7,7 @@ const TEST_FILES = ['**/*.test.ts', '**/*.test.tsx', '**/__fixtures__/**', '**/*
 const IO_MODULES = ['fs', 'fs/promises', 'child_process', 'net', 'http', 'https', 'http2', 'dgram', 'dns', 'tls', 'cluster', 'worker_threads', 'readline']
   .flatMap((m) => [m, `node:${m}`]);
 
-const WORKSPACE = ['api', 'apps', 'cli', 'db', 'dicom', 'engine', 'extensions', 'model', 'sdk', 'server', 'web'];
+const WORKSPACE = ['api', 'apps', 'cli', 'db', 'dicom', 'engine', 'extension-packages', 'model', 'sdk', 'server', 'web'];
 
 /**
  * The import boundaries (docs/adr/0012-http-contract-and-domain-shape.md): a package imports
@@ -57,11 +57,11 @@ export default tseslint.config(
   boundary('db', ['model']),
   boundary('dicom', ['model', 'db']),
   boundary('engine', ['model', 'db']),
-  boundary('extensions', ['model', 'db']),
-  boundary('apps', ['model', 'db', 'extensions', 'engine']),
-  boundary('server', ['api', 'model', 'db', 'dicom', 'engine', 'extensions', 'apps']),
+  boundary('extension-packages', ['model', 'db']),
+  boundary('apps', ['model', 'db', 'extension-packages', 'engine']),
+  boundary('server', ['api', 'model', 'db', 'dicom', 'engine', 'extension-packages', 'apps']),
   // The CLI talks to the server over HTTP; the EDK's in-process parts (ADR 12) are the exceptions, in their own files.
-  boundary('cli', ['api', 'model', 'sdk', 'extensions']),
+  boundary('cli', ['api', 'model', 'sdk', 'extension-packages']),
   {
     files: ['packages/cli/src/commands/ext-test.ts', 'packages/cli/src/commands/ext-run-operator.ts', 'packages/cli/src/main.ts'],
     rules: { 'no-restricted-imports': 'off' },

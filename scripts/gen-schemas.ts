@@ -10,7 +10,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ExtensionManifestSchema, MANIFEST_FILE } from '@tessera/extensions';
+import { ExtensionManifestSchema, MANIFEST_FILE } from '@tessera/extension-packages';
 import { DAG_SPEC_VERSION, DagSpecSchema } from '@tessera/model';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -50,7 +50,7 @@ export function renderSchemas(): PublishedSchema[] {
       ExtensionManifestSchema,
       'Tessera extension manifest',
       `The ${MANIFEST_FILE} file at the root of an extension folder: its name, version, kind and the workflows it provides. ` +
-        'Generated from packages/extensions/src/extension-manifest.schema.ts by scripts/gen-schemas.ts; do not edit.',
+        'Generated from packages/extension-packages/src/extension-manifest.schema.ts by scripts/gen-schemas.ts; do not edit.',
     ),
   ];
 }

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OperatorImage, PYTHON, run, skipOperatorImage } from '../../packages/engine/src/__fixtures__/operator-image.ts';
-import { loadExtensionFolder } from '../../packages/extensions/src/extension-loader.ts';
+import { loadExtensionFolder } from '../../packages/extension-packages/src/extension-loader.ts';
 import workflow from './workflows/dcm2nifti.ts';
 
 const EXT_DIR = dirname(fileURLToPath(import.meta.url));

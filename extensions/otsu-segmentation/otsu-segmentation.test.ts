@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PIXEL_DATA, getNumber, getString, readPart10, type DicomDataset } from '../../packages/dicom/src/index.ts';
 import { DCIODVFY, dicom3toolsProblem, skipDicom3tools } from '../../packages/dicom/src/__fixtures__/dicom-env.ts';
 import { OperatorImage, PYTHON, run, skipOperatorImage } from '../../packages/engine/src/__fixtures__/operator-image.ts';
-import { loadExtensionFolder } from '../../packages/extensions/src/extension-loader.ts';
+import { loadExtensionFolder } from '../../packages/extension-packages/src/extension-loader.ts';
 import workflow from './workflows/otsu-segmentation.ts';
 
 const EXT_DIR = dirname(fileURLToPath(import.meta.url));

@@ -2,7 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { AnyObject, DateTime, errors, Nullable, Obj, OrderParam, PageOf, PageParams, SortParam } from './common.ts';
 import { defineRoute, UNRESTRICTED } from './route.ts';
 
-/** Keywords a catalog filters on (Kaapana's extension keywords); the manifest schema of @tessera/extensions takes the same. */
+/** Keywords a catalog filters on (Kaapana's extension keywords); the manifest schema of @tessera/extension-packages takes the same. */
 export const EXTENSION_KEYWORDS = ['experimental', 'multi-installable', 'gpu-required'] as const;
 
 /** Where an extension stands in the catalog. */

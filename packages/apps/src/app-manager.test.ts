@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { migrate, openDatabase, type Kysely } from '@tessera/db';
-import { loadExtensionFolder, type LoadedExtension } from '@tessera/extensions';
+import { loadExtensionFolder, type LoadedExtension } from '@tessera/extension-packages';
 import { AppManager } from './app-manager.ts';
 import { appMigrations, type AppTables } from './app-tables.ts';
 import { ProcessAppRunner } from './runners/process/process-app-runner.ts';

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Kysely } from '@tessera/db';
-import { paramsEnv, validateParams, type AppSpecT, type LoadedExtension } from '@tessera/extensions';
+import { paramsEnv, validateParams, type AppSpecT, type LoadedExtension } from '@tessera/extension-packages';
 import { TesseraError } from '@tessera/model';
 import type { AppInstancesTable, AppState, AppTables } from './app-tables.ts';
 import { tailFile } from './log-tail.ts';

@@ -6,7 +6,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { AppManager, SubpathProxy } from '@tessera/apps';
 import { migrate, openDatabase, type Kysely } from '@tessera/db';
 import type { DagScheduler } from '@tessera/engine';
-import type { ExtensionManager, WorkflowRegistry } from '@tessera/extensions';
+import type { ExtensionManager, WorkflowRegistry } from '@tessera/extension-packages';
 import { PLATFORM_OPERATORS, PLATFORM_VERSION } from '@tessera/model';
 import { createApplicationsDomain } from './applications/applications-domain.ts';
 import { createArrivalTriggersDomain } from './arrival-triggers/arrival-triggers-domain.ts';

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { AppSpecT } from '@tessera/extensions';
+import type { AppSpecT } from '@tessera/extension-packages';
 import type { AppLaunch, AppRunner } from './app-runner.ts';
 import { freePort } from './free-port.ts';
 

@@ -1,4 +1,4 @@
-import type { AppSpecT } from '@tessera/extensions';
+import type { AppSpecT } from '@tessera/extension-packages';
 
 /** How an application's process or container ended. */
 export interface AppExit {

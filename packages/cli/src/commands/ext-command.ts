@@ -1,7 +1,7 @@
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Extension, ExtensionCatalog, ExtensionPackage, Health, InstallExtension } from '@tessera/api';
-import { buildPackage, dockerSocketPath, type BuiltPackage } from '@tessera/extensions';
+import { buildPackage, dockerSocketPath, type BuiltPackage } from '@tessera/extension-packages';
 import { ApiClient, CliError } from '../api-client.ts';
 import { bytes, printJson, table, truncate } from '../output.ts';
 import { ProgressLine } from '../progress.ts';

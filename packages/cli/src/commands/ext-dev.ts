@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
 import type { AnswerOf, applicationRoutes, LaunchApp } from '@tessera/api';
-import { buildPackage, readManifest, type ExtensionManifest } from '@tessera/extensions';
+import { buildPackage, readManifest, type ExtensionManifest } from '@tessera/extension-packages';
 import { TesseraError } from '@tessera/model';
 import type { ApiClient } from '../api-client.ts';
 import { installAndWait, serverSharesDocker, uploadPackage } from './ext-command.ts';

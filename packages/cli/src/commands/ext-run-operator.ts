@@ -3,7 +3,7 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DockerRunner, ProcessRunner, contractEnv, prepareOutputDirs, type Runner } from '@tessera/engine';
-import { dockerSocketPath } from '@tessera/extensions';
+import { dockerSocketPath } from '@tessera/extension-packages';
 import type { RunDetail } from '@tessera/api';
 import type { TaskSpec } from '@tessera/model';
 import { CliError, type ApiClient } from '../api-client.ts';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, relative, resolve, sep } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import type { AnswerOf, dataRoutes, Job, resultRoutes, RunDetail, TriggerJob } from '@tessera/api';
-import { readManifest } from '@tessera/extensions';
+import { readManifest } from '@tessera/extension-packages';
 import { TesseraError, ajvErrorsToDetails, createAjv } from '@tessera/model';
 import { ApiClient, CliError } from '../api-client.ts';
 import { buildAndUpload, installAndWait } from './ext-command.ts';

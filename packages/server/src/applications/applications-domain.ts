@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { AppManager, appMigrations, DockerAppRunner, ProcessAppRunner, SubpathProxy, type AppTables } from '@tessera/apps';
 import { domainView, type Kysely } from '@tessera/db';
-import type { WorkflowRegistry } from '@tessera/extensions';
+import type { WorkflowRegistry } from '@tessera/extension-packages';
 import type { ServerConfig } from '../config.ts';
 import type { Domain, DomainLog } from '../domain.ts';
 import type { EventBus } from '../events/event-bus.ts';

@@ -1,6 +1,6 @@
 import type { DicomService } from '@tessera/dicom';
 import type { DagScheduler } from '@tessera/engine';
-import type { WorkflowRegistry } from '@tessera/extensions';
+import type { WorkflowRegistry } from '@tessera/extension-packages';
 import type { Domain, DomainLog } from '../domain.ts';
 import type { ProjectStore } from '../projects/project-store.ts';
 import { startArrivalTriggers } from './arrival-triggers.ts';

@@ -1,6 +1,6 @@
 import { seriesTagsJson, tagOfKeyword, tagHex, typedTags, type DicomJson, type DicomService, type SeriesEvent } from '@tessera/dicom';
 import type { DagScheduler } from '@tessera/engine';
-import type { WorkflowRegistry } from '@tessera/extensions';
+import type { WorkflowRegistry } from '@tessera/extension-packages';
 import type { ProjectStore } from '../projects/project-store.ts';
 
 function globToRegExp(pattern: string): RegExp {

@@ -1,6 +1,6 @@
 import type { AppState } from '@tessera/apps';
 import type { RunState, TaskState } from '@tessera/model';
-import type { ExtensionState as CatalogState } from '@tessera/extensions';
+import type { ExtensionState as CatalogState } from '@tessera/extension-packages';
 
 /**
  * The state changes the platform announces (GET /api/events). Payloads are hints for a

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildPackage } from '@tessera/extensions';
+import { buildPackage } from '@tessera/extension-packages';
 import { BASE_IMAGE, docker, dockerProblem, dockerSocket, skipDocker } from '../../../engine/src/__fixtures__/docker-env.ts';
 import { killHard, startServerProcess, type ServerProcess } from '../__fixtures__/server-process.ts';
 import { startTestServer, waitFor, type TestServer } from '../__fixtures__/test-server.ts';

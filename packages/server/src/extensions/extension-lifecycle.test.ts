@@ -3,7 +3,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildPackage } from '@tessera/extensions';
+import { buildPackage } from '@tessera/extension-packages';
 import { createTessera, type Tessera } from '../create-tessera.ts';
 import { loadConfig, type ServerConfig } from '../config.ts';
 import { startTestServer, waitFor, writeShellExtension, type TestServer } from '../__fixtures__/test-server.ts';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EXTENSION_KEYWORDS as CONTRACT_KEYWORDS, ExtensionParameter } from '@tessera/api';
-import { EXTENSION_KEYWORDS, ExtensionManifestSchema } from '@tessera/extensions';
+import { EXTENSION_KEYWORDS, ExtensionManifestSchema } from '@tessera/extension-packages';
 
 // The contract (packages/api) cannot import the extension format; these keep the two in step.
 describe('the extensions contract and the extension format', () => {

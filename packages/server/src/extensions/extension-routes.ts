@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { EXTENSION_STATES, extensionRoutes as routes } from '@tessera/api';
-import type { ExtensionManager } from '@tessera/extensions';
+import type { ExtensionManager } from '@tessera/extension-packages';
 import { TesseraError } from '@tessera/model';
 import { pageOf, parseSort, sortBy } from '../http/lists.ts';
 import { serve } from '../http/serve-route.ts';

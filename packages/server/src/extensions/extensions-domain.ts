@@ -1,5 +1,5 @@
 import { domainView, type Kysely } from '@tessera/db';
-import { ExtensionManager, extensionMigrations, ImageTool, WorkflowRegistry, type ExtensionTables } from '@tessera/extensions';
+import { ExtensionManager, extensionMigrations, ImageTool, WorkflowRegistry, type ExtensionTables } from '@tessera/extension-packages';
 import type { ServerConfig } from '../config.ts';
 import type { Domain, DomainLog } from '../domain.ts';
 import type { EventBus } from '../events/event-bus.ts';

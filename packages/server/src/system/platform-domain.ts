@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { allRoutes, API_TAGS, openApiDocument, platformRoutes } from '@tessera/api';
 import type { Kysely } from '@tessera/db';
 import type { DagScheduler } from '@tessera/engine';
-import type { WorkflowRegistry } from '@tessera/extensions';
+import type { WorkflowRegistry } from '@tessera/extension-packages';
 import { PLATFORM_VERSION } from '@tessera/model';
 import type { ServerConfig } from '../config.ts';
 import type { Domain } from '../domain.ts';

@@ -1,5 +1,5 @@
 import type { JobRow, RunRow, TaskRow } from '@tessera/engine';
-import type { LoadedWorkflow } from '@tessera/extensions';
+import type { LoadedWorkflow } from '@tessera/extension-packages';
 import { seriesIdsOf } from '@tessera/model';
 import type { DagSpec, Job, Progress, Run, RunDetail, Task, Workflow } from '@tessera/api';
 import { iso } from '../http/lists.ts';

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { RUN_SORT_FIELDS, type DagScheduler, type RunRow, type RunSortField } from '@tessera/engine';
-import type { WorkflowRegistry } from '@tessera/extensions';
+import type { WorkflowRegistry } from '@tessera/extension-packages';
 import { DagSpecSchema, RUN_STATES, TesseraError, type RunState } from '@tessera/model';
 import { workflowRoutes as routes, type RUN_SORTS, type WORKFLOW_SORTS } from '@tessera/api';
 import { pageOf, parseSort, sortBy } from '../http/lists.ts';

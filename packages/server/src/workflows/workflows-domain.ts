@@ -1,6 +1,6 @@
 import { domainView, type Kysely } from '@tessera/db';
 import { DagScheduler, removeExpiredWorkflowDirs, WorkflowStore, workflowMigrations, type DataResolverInput, type WorkflowTables } from '@tessera/engine';
-import type { WorkflowRegistry } from '@tessera/extensions';
+import type { WorkflowRegistry } from '@tessera/extension-packages';
 import type { ServerConfig } from '../config.ts';
 import type { Domain, DomainLog } from '../domain.ts';
 import type { ProjectStore } from '../projects/project-store.ts';

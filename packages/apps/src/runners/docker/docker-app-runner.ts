@@ -2,7 +2,7 @@ import { createWriteStream, mkdirSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import Docker from 'dockerode';
-import type { AppSpecT } from '@tessera/extensions';
+import type { AppSpecT } from '@tessera/extension-packages';
 import { BATCH_NAME, CONTAINER_DATA_ROOT } from '@tessera/model';
 import type { AppExit, AppHandle, AppLaunch, AppRunner } from '../app-runner.ts';
 

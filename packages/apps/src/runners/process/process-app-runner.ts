@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { AppSpecT } from '@tessera/extensions';
+import type { AppSpecT } from '@tessera/extension-packages';
 import { killGroup } from '@tessera/engine';
 import type { AppExit, AppHandle, AppLaunch, AppRunner } from '../app-runner.ts';
 
