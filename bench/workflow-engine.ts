@@ -7,7 +7,6 @@
  *       [--cases handoff-200,chain-200,chain-1000,fan-1000] [--cpu-prof] [--keep]
  *       [--workdir DIR (default: the system's temp dir)] [--repo DIR (the Tessera checkout to run)]
  */
-import { spawnSync } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -19,6 +18,7 @@ import { median } from './lib/stats.ts';
 import { describe as describeCase, goalLines, handoffTable, wallTable, type Results } from './lib/report.ts';
 import { Cwltool, ShellLoop, Snakemake, Tessera, type Measurement, type System } from './lib/systems.ts';
 import { assertPlainPath, type Case } from './lib/workloads.ts';
+import { gitState } from './lib/git-state.ts';
 
 const HERE = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** A case stops repeating once this much time went into it for one system (cwltool's fan takes ~30 s a run). */
@@ -76,19 +76,6 @@ const wallCases = wallDefault.filter((c) => !picked || picked.includes(c.id));
 /** Run once first and not reported: Python's byte-code caches, the server's JIT and the disk cache warm up on it. */
 const warmup: Case = { id: 'warmup', shape: 'chain', size: 5, task: 'touch' };
 const cases = [warmup, ...(handoffCase ? [handoffCase] : []), ...wallCases];
-
-/** Commit and local changes of the measured checkout: the engine may change between runs. */
-function gitState(repo: string): string {
-  const git = (...a: string[]): string | undefined => {
-    const r = spawnSync('git', ['-C', repo, ...a], { encoding: 'utf8' });
-    // trimEnd only: porcelain lines start with a status column that may be a space.
-    return r.status === 0 ? r.stdout.trimEnd() : undefined;
-  };
-  const head = git('rev-parse', '--short', 'HEAD');
-  if (!head) return `${repo} (not a git checkout)`;
-  const dirty = (git('status', '--porcelain', '--', 'packages', 'bin') ?? '').split('\n').filter(Boolean);
-  return `${repo} at ${head}${dirty.length > 0 ? `, with ${dirty.length} uncommitted change(s) under packages/ and bin/: ${dirty.map((l) => l.slice(3)).join(', ')}` : ', no local changes under packages/ and bin/'}`;
-}
 
 function fileCreateMs(root: string): number {
   const dir = join(root, 'create-probe');

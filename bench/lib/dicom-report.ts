@@ -2,7 +2,6 @@
  * The report of the DICOM benchmark: Markdown tables of each case side by side,
  * and the header that says on what machine, code and settings they were taken.
  */
-import { spawnSync } from 'node:child_process';
 import { closeSync, fsyncSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -11,6 +10,7 @@ import { ALL_SYSTEMS, LABEL, QUERY_BUDGET_MS, WARMUP, type DicomIngestOptions, t
 import type { DicomResults, Ingest, QuerySample } from './dicom-results.ts';
 import type { DicomTargets } from './dicom-targets.ts';
 import { median, millis, num, percentile, ratio as times } from './stats.ts';
+import { gitState } from './git-state.ts';
 
 function rates(results: DicomResults, caseId: string, id: SystemId): { ok: Ingest[]; failed?: Ingest; rate: number } {
   const all = results.ingests.filter((m) => m.case === caseId && m.system === id);
@@ -100,18 +100,6 @@ function scaleTable(results: DicomResults, systems: readonly SystemId[], searchC
 function inherited(): string {
   const set = Object.entries(process.env).filter(([k]) => /^(TESSERA_|DICOM_)/.test(k));
   return set.length > 0 ? `inherited from the environment: ${set.map(([k, v]) => `${k}=${v}`).join(', ')}` : 'every other setting at its default (e.g. TESSERA_DICOM_FSYNC=false, TESSERA_DB_DURABILITY=normal)';
-}
-
-/** Commit and local changes of the measured checkout: the server may change between runs. */
-function gitState(repo: string): string {
-  const git = (...a: string[]): string | undefined => {
-    const r = spawnSync('git', ['-C', repo, ...a], { encoding: 'utf8' });
-    return r.status === 0 ? r.stdout.trimEnd() : undefined;
-  };
-  const head = git('rev-parse', '--short', 'HEAD');
-  if (!head) return `${repo} (not a git checkout)`;
-  const dirty = (git('status', '--porcelain', '--', 'packages', 'bin') ?? '').split('\n').filter(Boolean);
-  return `${repo} at ${head}${dirty.length > 0 ? `, with ${dirty.length} uncommitted change(s) under packages/ and bin/` : ', no local changes under packages/ and bin/'}`;
 }
 
 export interface DiskCosts {
