@@ -101,7 +101,7 @@ export function openApiDocument(routes: readonly RouteContract[], options: OpenA
       summary: r.summary,
       ...(r.description ? { description: r.description } : {}),
       ...(parameters.length ? { parameters } : {}),
-      ...(Object.keys(content).length ? { requestBody: { required: r.body !== undefined && !r.consumes?.length, content } } : {}),
+      ...(Object.keys(content).length ? { requestBody: { required: true, content } } : {}),
       responses,
       'x-tessera-project': r.project,
       'x-tessera-access': r.access,
