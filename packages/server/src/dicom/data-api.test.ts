@@ -216,6 +216,17 @@ describe.skipIf(skipDicomTools)('data API: uploads, bad input, search, datasets,
       expect(r.json.rejected).toBe(1);
       expect(r.json.files.map((x: { file: string }) => x.file)).toEqual(['rtdose.dcm', 'more.zip/ct.dcm', 'junk.bin']);
     });
+
+    it("takes a browser's FormData body, whose boundary is mixed-case (Chromium's WebKitFormBoundary...)", async () => {
+      await s.call('POST', '/api/projects', { name: 'browser-form' });
+      const f = await form([{ name: 'CT_small.dcm', data: file('CT_small.dcm') }]);
+      const ours = /boundary=(.+)$/.exec(f.type)![1]!;
+      const chromium = '----WebKitFormBoundaryAbC7dEf9GhIjKlMn';
+      const body = Buffer.from(f.body.toString('latin1').split(ours).join(chromium), 'latin1');
+      const r = await upload(s, body, `multipart/form-data; boundary=${chromium}`, '?project=browser-form');
+      expect(r.status).toBe(200);
+      expect(r.json).toMatchObject({ stored: 1, rejected: 0 });
+    });
   });
 
   describe('search, facets and the typed metadata index', () => {

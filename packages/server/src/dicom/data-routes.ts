@@ -149,7 +149,8 @@ export async function dataRoutes(app: FastifyInstance, opts: DataRoutesOptions):
     const target = await dicom.target(p.id, q.dataset);
     // target() always names the dataset (the import-date one by default).
     const dataset = target.datasetName!;
-    const contentType = (req.headers['content-type'] ?? '').toLowerCase();
+    // As sent: a multipart boundary is case-sensitive (browsers' FormData boundaries are mixed-case).
+    const contentType = req.headers['content-type'] ?? '';
     const uploadId = q.upload_id ?? `up-${randomBytes(6).toString('hex')}`;
     const announce = (state: 'running' | 'done' | 'failed', files: number, r: FileResult[] = []): void =>
       opts.events?.publish({
@@ -241,17 +242,18 @@ export async function dataRoutes(app: FastifyInstance, opts: DataRoutesOptions):
 
 /** Reads an upload body of any accepted kind and imports what it holds. */
 async function importBody(dicom: DicomService, target: IngestTarget, req: FastifyRequest, contentType: string, progress: (files: number) => void): Promise<FileResult[]> {
+  const mediaType = contentType.toLowerCase();
   const max = dicom.options.maxUploadBytes;
-  if (contentType.startsWith('application/dicom')) {
+  if (mediaType.startsWith('application/dicom')) {
     return [await dicom.importFile(target, await readBody(req.raw, dicom.options.maxInstanceBytes, 'the file', 'TESSERA_DICOM_MAX_INSTANCE_MB'), filenameOf(req) ?? 'upload.dcm')];
   }
-  if (contentType.startsWith('application/zip') || contentType.startsWith('application/x-zip-compressed')) {
+  if (mediaType.startsWith('application/zip') || mediaType.startsWith('application/x-zip-compressed')) {
     return withTempFile(async (file) => {
       await pipeline(req.raw, limitBytes(max, 'the archive', 'TESSERA_DICOM_MAX_UPLOAD_MB'), createWriteStream(file));
       return dicom.importZip(target, file);
     });
   }
-  if (contentType.startsWith('multipart/form-data')) {
+  if (mediaType.startsWith('multipart/form-data')) {
     const results: FileResult[] = [];
     let batch = dicom.batch(target);
     let n = 0;
