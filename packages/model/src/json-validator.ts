@@ -9,12 +9,12 @@ const addFormats = addFormatsModule.default ?? addFormatsModule;
 const Ajv2020 = Ajv2020Module.default ?? Ajv2020Module;
 
 /** Creates an Ajv instance configured the way every Tessera boundary validates JSON. */
-export function createAjv(options: { useDefaults?: boolean } = {}): InstanceType<typeof Ajv> {
+export function createAjv(options: { useDefaults?: boolean; coerceTypes?: false | 'array' } = {}): InstanceType<typeof Ajv> {
   const ajv = new Ajv({
     allErrors: true,
     strict: false,
     useDefaults: options.useDefaults ?? false,
-    coerceTypes: false,
+    coerceTypes: options.coerceTypes ?? false,
   });
   addFormats(ajv);
   return ajv;

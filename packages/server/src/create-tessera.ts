@@ -19,6 +19,7 @@ import { createExtensionsDomain } from './extensions/extensions-domain.ts';
 import { lockHome } from './home-lock.ts';
 import { checkAnswersAgainstContracts } from './http/answer-check.ts';
 import { installErrorHandler } from './http/error-handler.ts';
+import { installRequestValidators } from './http/request-validators.ts';
 import { requireContracts } from './http/serve-route.ts';
 import { dataOperators } from './platform-operators/data-operators.ts';
 import { launchAppOperator } from './platform-operators/launch-app-operator.ts';
@@ -88,7 +89,6 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     logController: new LogController({ disableRequestLogging: true }),
     // A followed log streams until its task ends: closing must not wait for it.
     forceCloseConnections: true,
-    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, useDefaults: true, allErrors: true } },
   });
   const log: DomainLog = { info: (m) => app.log.info(m), warn: (m) => app.log.warn(m), error: (m) => app.log.error(m) };
   let publicUrl = config.publicUrl ?? `http://${config.host}:${config.port}`;
@@ -128,6 +128,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   for (const d of domains) await d.start();
 
   if (config.checkAnswers) checkAnswersAgainstContracts(app);
+  installRequestValidators(app);
   installErrorHandler(app);
   // Every API route comes from the contract (packages/api): one declared otherwise stops the start.
   requireContracts(app);

@@ -82,6 +82,10 @@ describe('HTTP API', () => {
     const project = await server.call('POST', '/api/jobs', { workflow: 'hello-world', project: 'nope' });
     expect(project.status).toBe(404);
     expect(project.body.error.message).toContain('tessera projects create nope');
+    // A body is taken as it is typed, never coerced: a list is not a workflow id.
+    const listed = await server.call('POST', '/api/jobs', { workflow: ['hello-world'] });
+    expect(listed.status).toBe(400);
+    expect(listed.body.error.details).toEqual([{ where: 'body.workflow', message: 'must be string' }]);
     const garbage = await fetch(`${server.url}/api/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"workflow":' });
     expect(garbage.status).toBe(400);
     // Bodies a route without one still refuses, with statuses its contract declares (answers are checked against it here).
