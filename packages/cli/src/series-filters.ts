@@ -1,5 +1,5 @@
 import type { SeriesFilter, SeriesFilterBody } from '@tessera/api';
-import { isDicomUid } from '@tessera/model';
+import { DICOM_UID_RULE, isDicomUid } from '@tessera/model';
 import { Option, type Command } from 'commander';
 import { CliError, type Query } from './api-client.ts';
 
@@ -29,11 +29,11 @@ export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-/** Checks that each value is a DICOM UID (digits and dots, at most 64 characters): a usage error otherwise. */
+/** Checks that each value is a DICOM UID (the model's rule): a usage error otherwise. */
 export function checkUids(uids: string[], what: string): string[] {
   for (const uid of uids) {
     if (!isDicomUid(uid)) {
-      throw new CliError(`${what} "${uid}" is not a DICOM UID: UIDs are digits separated by dots, at most 64 characters (e.g. 1.2.840.113619.2.55.3.1234)`, { exitCode: 2 });
+      throw new CliError(`${what} "${uid}" is not a DICOM UID: UIDs are ${DICOM_UID_RULE} (e.g. 1.2.840.113619.2.55.3.1234)`, { exitCode: 2 });
     }
   }
   return uids;

@@ -6,6 +6,10 @@ describe('facts shared by the packages', () => {
     expect(isDicomUid('1.2.840.10008.1.2')).toBe(true);
     expect(isDicomUid('1.2.')).toBe(false);
     expect(isDicomUid('1.02a')).toBe(false);
+    // PS3.5 9.1: no component starts with 0, except the component 0 itself.
+    expect(isDicomUid('01.2.3')).toBe(false);
+    expect(isDicomUid('1.2.03')).toBe(false);
+    expect(isDicomUid('1.0.3')).toBe(true);
     expect(isDicomUid(`1.${'2'.repeat(63)}`)).toBe(false);
     expect(isDicomUid(12)).toBe(false);
   });

@@ -1,6 +1,6 @@
 import { DICOM_UID_RULE, isDicomUid, type TesseraError } from '@tessera/model';
 import { invalidDicom, PIXEL_DATA, type DicomDataset } from '../parse/dataset-reader.ts';
-import { getNumber, getString, toDicomJson } from '../parse/dataset-values.ts';
+import { elementStrings, getNumber, getString, toDicomJson } from '../parse/dataset-values.ts';
 import { tagLabel } from '../parse/data-dictionary.ts';
 
 export const TAG = {
@@ -88,6 +88,10 @@ export function instanceUids(ds: DicomDataset): InstanceUids {
     const v = getString(ds, tag);
     if (!v) throw invalidDicom(`the instance has no ${name} ${tagLabel(tag)}, which every stored instance needs`);
     if (!isDicomUid(v)) throw notAUid(name, tag, v);
+    // A UID identifies one thing: several values (VM > 1) would be stored as the first and the others lost.
+    const el = ds.elements.get(tag)!;
+    const values = elementStrings(ds, el);
+    if (values.length > 1) throw invalidDicom(`${name} ${tagLabel(tag)} has ${values.length} values ("${values.join('\\').slice(0, 80)}"); it must have exactly one`);
     return v;
   };
   return {

@@ -217,7 +217,7 @@ describe('DagScheduler', () => {
       .trigger({ project: PROJECT, workflow: { spec: shellDag('ids', [{ id: 'a', sh: 'true' }]) }, conf: { data_form: { identifiers: ['1.2.3', '../../etc'] } } })
       .catch((e: TesseraError) => e);
     expect((traversal as TesseraError).details).toEqual([
-      { where: 'data_form.identifiers[1]', message: '"../../etc" is not a DICOM UID (digits and dots, at most 64 characters)' },
+      { where: 'data_form.identifiers[1]', message: '"../../etc" is not a DICOM UID (digits and dots, no component with a leading zero, at most 64 characters)' },
     ]);
     expect((await engine.scheduler.store.listRuns({})).total).toBe(0);
   });

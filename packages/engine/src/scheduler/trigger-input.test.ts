@@ -25,8 +25,8 @@ describe('checkSeries', () => {
     })();
     expect(err).toBeInstanceOf(TesseraError);
     expect(err!.details).toEqual([
-      { where: 'data_form.identifiers[1]', message: '"../x" is not a DICOM UID (digits and dots, at most 64 characters)' },
-      { where: 'data_form.identifiers[2]', message: '"7" is not a DICOM UID (digits and dots, at most 64 characters)' },
+      { where: 'data_form.identifiers[1]', message: '"../x" is not a DICOM UID (digits and dots, no component with a leading zero, at most 64 characters)' },
+      { where: 'data_form.identifiers[2]', message: '"7" is not a DICOM UID (digits and dots, no component with a leading zero, at most 64 characters)' },
     ]);
   });
 

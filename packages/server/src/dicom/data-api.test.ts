@@ -46,6 +46,15 @@ function patched(name: string, find: string, replace: string): Buffer {
   return b;
 }
 
+/** Every occurrence (the meta header's and the dataset's) replaced, padded to the same length. */
+function patchedAll(name: string, find: string, replace: string): Buffer {
+  const b = Buffer.from(file(name));
+  let i = b.indexOf(find, 0, 'latin1');
+  if (i < 0) throw new Error(`${find} not in ${name}`);
+  for (; i >= 0; i = b.indexOf(find, i + 1, 'latin1')) b.write(replace.padEnd(find.length, '\0'), i, 'latin1');
+  return b;
+}
+
 async function upload(s: TestServer, body: Buffer, type: string, query = ''): Promise<{ status: number; json: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
   const res = await fetch(`${s.url}/api/dicom/import${query}`, { method: 'POST', headers: { 'content-type': type }, body: new Uint8Array(body) });
   return { status: res.status, json: await res.json() };
@@ -71,6 +80,8 @@ describe.skipIf(skipDicomTools)('data API: uploads, bad input, search, datasets,
       ['a truncated file', file('MR_truncated.dcm'), /truncated/],
       ['a file without preamble (no_meta.dcm)', file('no_meta.dcm'), /DICM/],
       ['an instance without Series Instance UID', patched('CT_small.dcm', '1.3.6.1.4.1.5962.1.3.1.1.20040119072730.12322', ''), /Series Instance UID/],
+      ['a SOP Instance UID with a leading zero in a component', patchedAll('CT_small.dcm', '1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322', '1.3.6.01.2'), /SOP Instance UID .*"1\.3\.6\.01\.2" is not a valid UID \(.*no component with a leading zero/],
+      ['a SOP Instance UID with two values', patchedAll('CT_small.dcm', '1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322', '1.2.3\\1.2.4'), /SOP Instance UID .* has 2 values .*it must have exactly one/],
       ['an unsupported transfer syntax', patched('CT_small.dcm', '1.2.840.10008.1.2.1\0', '1.2.840.10008.1.2.9'), /transfer syntax 1\.2\.840\.10008\.1\.2\.9/],
     ];
     it.each(bad)('%s', async (_what, body, reason) => {
