@@ -1,6 +1,7 @@
 import { TesseraError } from '@tessera/model';
 import { createTessera } from './create-tessera.ts';
 import { loadConfig } from './config.ts';
+import { exposureWarning } from './exposure.ts';
 
 /** `npm start`: one process serving the UI, API and DICOM; state under TESSERA_HOME. */
 export async function main(): Promise<void> {
@@ -36,6 +37,8 @@ export async function main(): Promise<void> {
     `  try:       npx tessera run hello-world`,
   ];
   console.log(lines.join('\n'));
+  const exposed = exposureWarning(c.host, { http: tessera.config.port === 0 ? Number(new URL(url).port) : tessera.config.port, dicom: tessera.dicomPort });
+  if (exposed) console.error(exposed);
   tessera.scheduler.on('fatal', () => {
     // Memory and DB may disagree now; a new start recovers from the DB.
     console.error('tessera: the scheduler hit an unrecoverable error (see above); exiting so that a restart recovers from the database');
