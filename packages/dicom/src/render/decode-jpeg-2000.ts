@@ -1,6 +1,6 @@
 import { TesseraError } from '@tessera/model';
 import type { FrameSamples } from './frame-samples.ts';
-import { openJpeg } from './wasm-codecs.ts';
+import { freeWasmObject, openJpeg } from './wasm-codecs.ts';
 
 /** Photometric interpretations whose colour transform is in the codestream, so OpenJPEG undoes it. */
 const TRANSFORMED_IN_CODESTREAM = new Set(['YBR_RCT', 'YBR_ICT']);
@@ -36,10 +36,12 @@ export async function decodeJpeg2000(frame: Buffer, transferSyntaxName: string, 
       alreadyRgb: TRANSFORMED_IN_CODESTREAM.has(photometric),
     };
   } catch (err) {
+    // A failure inside the module may have left its memory corrupt: the next call gets a fresh one.
+    codec.discard();
     const reason = err instanceof Error ? err.message : 'OpenJPEG rejected the codestream';
     throw new TesseraError('TESSERA_INVALID_DICOM', `the ${transferSyntaxName} frame cannot be decoded: ${reason}`, { cause: err });
   } finally {
     codec.takeMessages();
-    decoder.delete();
+    freeWasmObject(codec, decoder);
   }
 }

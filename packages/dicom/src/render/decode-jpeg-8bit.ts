@@ -2,7 +2,7 @@ import { TesseraError } from '@tessera/model';
 import { checkEndOfImage } from './check-end-of-image.ts';
 import type { FrameSamples } from './frame-samples.ts';
 import { withColorTransform } from './jpeg-color-transform.ts';
-import { libjpegTurbo } from './wasm-codecs.ts';
+import { freeWasmObject, libjpegTurbo } from './wasm-codecs.ts';
 
 /**
  * Decodes an 8-bit DCT JPEG frame (JPEG Baseline, 8-bit JPEG Extended) with libjpeg-turbo.
@@ -38,9 +38,11 @@ export async function decodeJpeg8Bit(frame: Buffer, transferSyntaxName: string, 
       alreadyRgb: info.componentCount === 3,
     };
   } catch (err) {
+    // A failure inside the module may have left its memory corrupt: the next call gets a fresh one.
+    codec.discard();
     throw new TesseraError('TESSERA_INVALID_DICOM', `the ${transferSyntaxName} frame cannot be decoded: libjpeg-turbo rejected the codestream`, { cause: err });
   } finally {
-    decoder.delete();
+    freeWasmObject(codec, decoder);
   }
 }
 

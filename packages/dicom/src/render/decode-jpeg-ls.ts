@@ -1,7 +1,7 @@
 import { TesseraError } from '@tessera/model';
 import { checkEndOfImage } from './check-end-of-image.ts';
 import type { FrameSamples } from './frame-samples.ts';
-import { charls } from './wasm-codecs.ts';
+import { charls, freeWasmObject } from './wasm-codecs.ts';
 
 const INTERLEAVE_NONE = 0;
 
@@ -24,9 +24,11 @@ export async function decodeJpegLs(frame: Buffer, transferSyntaxName: string): P
     const planar = info.componentCount > 1 && decoder.getInterleaveMode() === INTERLEAVE_NONE;
     return { width: info.width, height: info.height, components: info.componentCount, data, lowBit: 0, planar, alreadyRgb: false };
   } catch (err) {
+    // A failure inside the module may have left its memory corrupt: the next call gets a fresh one.
+    codec.discard();
     const reason = codec.exceptionMessage(err) ?? (err instanceof Error ? err.message : 'CharLS rejected the codestream');
     throw new TesseraError('TESSERA_INVALID_DICOM', `the ${transferSyntaxName} frame cannot be decoded: ${reason}`, { cause: err });
   } finally {
-    decoder.delete();
+    freeWasmObject(codec, decoder);
   }
 }

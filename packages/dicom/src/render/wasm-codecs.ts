@@ -43,6 +43,12 @@ export interface WasmJpegEncoder {
 /** An initialised codec module and what it printed during the last call. */
 export interface WasmCodec<D extends WasmDecoder> {
   createDecoder(): D;
+  /**
+   * Drops this module instance after a call into it failed: a WebAssembly trap (an
+   * out-of-bounds access) can leave its memory corrupt, and the next request must not
+   * inherit that. The next call loads a fresh instance.
+   */
+  discard(): void;
   /** Messages the codec printed since the last call (OpenJPEG reports errors only this way). */
   takeMessages(): string[];
   /** CharLS's text for a thrown exception pointer, when the module has it. */
@@ -71,7 +77,14 @@ interface LoadedCodec extends WasmCodec<WasmDecoder> {
 function loadCodec(id: string, className: string): Promise<LoadedCodec> {
   let pending = modules.get(id);
   if (pending === undefined) {
-    pending = initialise(id, className);
+    const loading = initialise(id, className);
+    pending = loading.then((codec) => {
+      // Only while it is still the cached one: a fresh instance may be there already.
+      codec.discard = () => {
+        if (modules.get(id) === pending) modules.delete(id);
+      };
+      return codec;
+    });
     modules.set(id, pending);
     pending.catch(() => modules.delete(id));
   }
@@ -92,6 +105,8 @@ async function initialise(id: string, className: string): Promise<LoadedCodec> {
   return {
     module,
     createDecoder: () => new Decoder(),
+    // Set by loadCodec, which knows the cache entry this instance came from.
+    discard: () => undefined,
     takeMessages: () => {
       const taken = messages;
       messages = [];
@@ -103,6 +118,19 @@ async function initialise(id: string, className: string): Promise<LoadedCodec> {
       return Array.isArray(text) ? text.filter(Boolean).join(': ') : text;
     },
   };
+}
+
+/**
+ * Frees an object of a codec module (a decoder or an encoder). When freeing fails, the
+ * module's memory is corrupt: the module is dropped (that is the whole handling: the next
+ * call loads a fresh instance), and the call's own result or error stands.
+ */
+export function freeWasmObject(codec: { discard(): void }, object: { delete(): void }): void {
+  try {
+    object.delete();
+  } catch {
+    codec.discard();
+  }
 }
 
 /**

@@ -180,6 +180,19 @@ describe.skipIf(skipDicomTools)('DICOMweb (QIDO-RS, WADO-RS, STOW-RS)', () => {
       expect(res.status, await res.clone().text()).toBe(200);
       expect(Buffer.from(await res.arrayBuffer()).subarray(1, 4).toString()).toBe('PNG');
     });
+
+    it('renders an RT Dose (10x10, 15 frames, 32-bit) as JPEG, and every other instance goes on rendering as JPEG after it', async () => {
+      await s.call('POST', '/api/projects', { name: 'r-rtdose' });
+      const up = await fetch(`${s.url}/api/dicom/import?project=r-rtdose`, { method: 'POST', headers: { 'content-type': 'application/dicom' }, body: new Uint8Array(file('rtdose.dcm')) });
+      const r = (await up.json()).files[0];
+      const dose = `${s.url}/projects/r-rtdose/dicom-web/studies/${r.study_instance_uid}/series/${r.series_instance_uid}/instances/${r.sop_instance_uid}`;
+      for (const path of [`${dose}/rendered`, `${dose}/frames/15/rendered`, `${dose}/thumbnail`, `${dw}${instanceUrl}/rendered`, `${dw}/studies/${CT_STUDY}/series/${CT_SERIES}/thumbnail`]) {
+        const res = await fetch(path, { headers: { accept: 'image/jpeg' } });
+        expect(res.status, `${path}: ${await res.clone().text()}`).toBe(200);
+        expect(res.headers.get('content-type')).toBe('image/jpeg');
+        expect(Buffer.from(await res.arrayBuffer()).subarray(0, 2)).toEqual(Buffer.from([0xff, 0xd8]));
+      }
+    });
   });
 
   describe('the contract (packages/api/src/dicomweb.ts)', () => {
