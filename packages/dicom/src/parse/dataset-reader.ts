@@ -80,6 +80,14 @@ class Reader {
  * are decoded on demand (see dataset-values.ts). Throws TESSERA_INVALID_DICOM with
  * the element and byte offset when the bytes are not a well-formed dataset.
  */
+/**
+ * The deepest nesting of sequences a dataset may have. Real instances nest a few levels
+ * (structured reports a few dozen); a deeper one is refused at the door, so that nothing
+ * stored is later too deep to serve (code that walks items recursively stays far from
+ * the stack's limit).
+ */
+export const MAX_SEQUENCE_DEPTH = 64;
+
 export function readDataset(buffer: Buffer, options: ReadDatasetOptions): DicomDataset {
   const r = new Reader(buffer, options.littleEndian);
   const end = options.end ?? buffer.length;
@@ -95,6 +103,7 @@ function readElements(
   inherited: CharacterSet | undefined,
   inUndefinedItem: boolean,
   stopAtTag?: number,
+  depth = 0,
 ): { dataset: DicomDataset; next: number } {
   const elements = new Map<number, DicomElement>();
   const dataset: DicomDataset = { buffer: r.b, littleEndian: r.le, explicitVr, elements, charset: inherited ?? characterSet(undefined) };
@@ -148,7 +157,7 @@ function readElements(
       } else if (vr === 'SQ' || vr === 'UN') {
         // An undefined-length UN is a sequence encoded in implicit VR little endian (PS3.5 §6.2.2).
         const implicit = vr === 'UN';
-        const seq = readItems(implicit ? new Reader(r.b, true) : r, valueAt, end, implicit ? false : explicitVr, dataset.charset, true);
+        const seq = readItems(implicit ? new Reader(r.b, true) : r, valueAt, end, implicit ? false : explicitVr, dataset.charset, true, depth + 1);
         el.vr = 'SQ';
         el.items = seq.items;
         el.length = seq.next - 8 - valueAt;
@@ -160,7 +169,7 @@ function readElements(
       if (valueAt + length > end) {
         throw invalidDicom(`truncated: element ${tagLabel(tag)} at byte ${p} declares ${length} bytes, but only ${Math.max(0, end - valueAt)} remain`);
       }
-      if (vr === 'SQ') el.items = readItems(r, valueAt, valueAt + length, explicitVr, dataset.charset, false).items;
+      if (vr === 'SQ') el.items = readItems(r, valueAt, valueAt + length, explicitVr, dataset.charset, false, depth + 1).items;
       p = valueAt + length;
     }
     elements.set(tag, el);
@@ -186,7 +195,11 @@ function readItems(
   explicitVr: boolean,
   charset: CharacterSet,
   undefinedLength: boolean,
+  depth: number,
 ): { items: DicomDataset[]; next: number } {
+  if (depth > MAX_SEQUENCE_DEPTH) {
+    throw invalidDicom(`sequences nest deeper than ${MAX_SEQUENCE_DEPTH} levels (at byte ${start}); Tessera refuses such an instance, which no viewer could show`);
+  }
   const items: DicomDataset[] = [];
   let p = start;
   for (;;) {
@@ -200,12 +213,12 @@ function readItems(
     }
     if (tag !== ITEM) throw invalidDicom(`expected a sequence item at byte ${p}, found tag ${tagLabel(tag)}`);
     if (length === UNDEFINED) {
-      const item = readElements(r, p + 8, end, explicitVr, charset, true);
+      const item = readElements(r, p + 8, end, explicitVr, charset, true, undefined, depth);
       items.push(item.dataset);
       p = item.next;
     } else {
       if (p + 8 + length > end) throw invalidDicom(`truncated: a sequence item at byte ${p} declares ${length} bytes, but only ${end - p - 8} remain`);
-      items.push(readElements(r, p + 8, p + 8 + length, explicitVr, charset, false).dataset);
+      items.push(readElements(r, p + 8, p + 8 + length, explicitVr, charset, false, undefined, depth).dataset);
       p += 8 + length;
     }
   }

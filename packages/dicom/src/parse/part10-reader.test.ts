@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TesseraError } from '@tessera/model';
 import { PYDICOM_CHARSET_FILES, PYDICOM_FILES, skipDicomTools } from '../__fixtures__/dicom-env.ts';
+import { ctWithNestedSequence } from '../__fixtures__/nested-sequences.ts';
+import { MAX_SEQUENCE_DEPTH } from './dataset-reader.ts';
 import { toDicomJson, type DicomJson } from './dataset-values.ts';
 import { readDatasetOf, readPart10 } from './part10-reader.ts';
 import { typedTags } from './typed-tags.ts';
@@ -106,5 +108,23 @@ describe.skipIf(skipDicomTools)('the Part 10 reader on real files', () => {
     expect(() => readDatasetOf(dataset, '1.2.3.4')).toThrow(/transfer syntax 1\.2\.3\.4 is not one Tessera stores/);
     // Explicit-VR bytes read as big endian are garbage, and are called so.
     expect(() => readDatasetOf(dataset, '1.2.840.10008.1.2.2')).toThrow(TesseraError);
+  });
+});
+
+describe.skipIf(skipDicomTools)('sequences nested deep', () => {
+  it(`reads an instance whose sequences nest ${MAX_SEQUENCE_DEPTH} levels, and refuses one nested deeper, naming the limit`, () => {
+    const ok = readPart10(ctWithNestedSequence(MAX_SEQUENCE_DEPTH));
+    expect(ok.dataset.elements.get(0x00091001)?.items).toHaveLength(1);
+    for (const depth of [MAX_SEQUENCE_DEPTH + 1, 2000, 100_000]) {
+      let thrown: unknown;
+      try {
+        readPart10(ctWithNestedSequence(depth));
+      } catch (err) {
+        thrown = err;
+      }
+      expect(thrown, `depth ${depth}`).toBeInstanceOf(TesseraError);
+      expect((thrown as TesseraError).code).toBe('TESSERA_INVALID_DICOM');
+      expect((thrown as TesseraError).message).toMatch(new RegExp(`sequences nest deeper than ${MAX_SEQUENCE_DEPTH} levels`));
+    }
   });
 });

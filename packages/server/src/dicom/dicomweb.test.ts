@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import XHR from 'xhr2';
 import { pydicomFile, skipDicomTools } from '../../../dicom/src/__fixtures__/dicom-env.ts';
+import { ctWithNestedSequence } from '../../../dicom/src/__fixtures__/nested-sequences.ts';
 import { startTestServer, type TestServer } from '../__fixtures__/test-server.ts';
 
 const CT = 'CT_small.dcm';
@@ -56,6 +57,28 @@ describe.skipIf(skipDicomTools)('DICOMweb (QIDO-RS, WADO-RS, STOW-RS)', () => {
       // Only the good instance is in the store.
       const series = await s.call('GET', '/api/series?project=stow');
       expect(series.body.total).toBe(1);
+    });
+
+    it('refuses an instance whose sequences nest too deep as its own failed part (202 for the request), and serves the others', async () => {
+      await s.call('POST', '/api/projects', { name: 'deep' });
+      const r = await stow(`${s.url}/projects/deep/dicom-web/studies`, [
+        { type: 'application/dicom', body: file('MR_small.dcm') },
+        { type: 'application/dicom', body: ctWithNestedSequence(2000, '.9') },
+        { type: 'application/dicom', body: file('rtdose.dcm') },
+      ]);
+      expect(r.status).toBe(202);
+      expect(r.json['00081199']!.Value).toHaveLength(2);
+      const failed = r.json['00081198']!.Value!;
+      expect(failed.map((f) => f['00081197']!.Value[0])).toEqual([0xc000]);
+      expect(String(failed[0]!['00091001']!.Value[0])).toMatch(/sequences nest deeper than 64 levels/);
+      // Everything acknowledged is served, metadata included.
+      const studies = (await (await fetch(`${s.url}/projects/deep/dicom-web/studies`)).json()) as Record<string, { Value: string[] }>[];
+      for (const study of studies) expect((await fetch(`${s.url}/projects/deep/dicom-web/studies/${study['0020000D']!.Value[0]}/metadata`)).status).toBe(200);
+      // The same file as an upload: a 400 naming the limit, nothing stored.
+      const up = await fetch(`${s.url}/api/dicom/import?project=deep`, { method: 'POST', headers: { 'content-type': 'application/dicom' }, body: new Uint8Array(ctWithNestedSequence(2000, '.9')) });
+      expect(up.status).toBe(400);
+      expect((await up.json()).error.message).toMatch(/sequences nest deeper than 64 levels/);
+      expect((await s.call('GET', '/api/series?project=deep')).body.total).toBe(2);
     });
 
     it('answers 409 when nothing was stored, 415 for a body that is not multipart/related, 400 for a truncated body', async () => {
