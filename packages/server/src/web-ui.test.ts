@@ -47,4 +47,12 @@ describe('the web UI routes', () => {
     const res = await app.inject({ url: '/..%2f..%2fetc%2fpasswd' });
     expect(res.body).not.toContain('root:');
   });
+
+  it('answers a path no file of the UI can have with 404, never a 500 that shows where it is installed', async () => {
+    for (const url of ['/assets/main%00.js', '/index.html%00', '/assets/main-abc123.js/more', `/assets/${'a'.repeat(300_000)}.js`, `/${'x/'.repeat(3000)}y.png`]) {
+      const res = await app.inject({ url });
+      expect(res.statusCode, url.slice(0, 40)).toBe(404);
+      expect(res.body).not.toContain(dir);
+    }
+  });
 });

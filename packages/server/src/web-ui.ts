@@ -41,7 +41,14 @@ export async function webUiRoutes(app: FastifyInstance, opts: { dir?: string } =
   const cache = new Map<string, Cached>();
 
   const read = (file: string): Cached | undefined => {
-    const st = statSync(file, { throwIfNoEntry: false });
+    let st;
+    try {
+      st = statSync(file, { throwIfNoEntry: false });
+    } catch (err) {
+      // A path that cannot name a file of the UI (a part of it is a file, or it is too long) is not one.
+      if (['ENOTDIR', 'ENAMETOOLONG'].includes((err as NodeJS.ErrnoException).code ?? '')) return undefined;
+      throw err;
+    }
     if (!st?.isFile()) return undefined;
     const hit = cache.get(file);
     if (hit && hit.mtimeMs === st.mtimeMs) return hit;
@@ -69,6 +76,8 @@ export async function webUiRoutes(app: FastifyInstance, opts: { dir?: string } =
       return reply.callNotFound();
     }
     if (NOT_UI.test(path)) return reply.callNotFound();
+    // No file of the UI has a NUL byte or a control character in its name, or a name this long.
+    if (/[\x00-\x1f]/.test(path) || path.length > 1024) return reply.callNotFound();
     const file = normalize(join(dir, path));
     if ((file + sep).startsWith(dir + sep) && path !== '/') {
       const entry = read(file);
