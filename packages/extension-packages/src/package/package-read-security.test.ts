@@ -12,6 +12,13 @@ describe('unpackPackage', () => {
     await refused(await crafted(files), 'TESSERA_INVALID_PACKAGE', 'entry "/etc/evil.sh" has an absolute path');
   });
 
+  it('refuses an entry whose name or path is longer than a file system takes, with 400, not ENAMETOOLONG', async () => {
+    const longName = [...extensionFiles(), { name: `extension/${'n'.repeat(300)}.txt`, data: Buffer.from('x') }];
+    await refused(await crafted(longName), 'TESSERA_INVALID_PACKAGE', /has a name of 304 bytes \(at most 255\)/);
+    const longPath = [...extensionFiles(), { name: `extension/${'dir/'.repeat(1100)}f.txt`, data: Buffer.from('x') }];
+    await refused(await crafted(longPath), 'TESSERA_INVALID_PACKAGE', /has a path of \d+ bytes \(at most 4096\)/);
+  });
+
   it('refuses an entry that climbs out with ".."', async () => {
     const files = [...extensionFiles(), { name: 'extension/../../evil.sh', data: Buffer.from('x') }];
     await refused(await tgz([metaEntry(metaFor(extensionFiles())), ...files]), 'TESSERA_INVALID_PACKAGE', 'entry "extension/../../evil.sh" climbs out of the archive with ".."');

@@ -22,6 +22,9 @@ function refuse(message: string, code: ErrorCode = 'TESSERA_INVALID_PACKAGE'): T
   return new TesseraError(code, `the extension package was refused: ${message}; nothing of it was kept`);
 }
 
+const MAX_NAME_BYTES = 255;
+const MAX_PATH_BYTES = 4096;
+
 /** An archive path is taken only as a plain relative path: no absolute paths, no `..`, no empty or odd segments. */
 function checkPath(name: string): string {
   const clean = name.replace(/\/+$/, '');
@@ -31,6 +34,11 @@ function checkPath(name: string): string {
   const parts = clean.split('/');
   if (parts.some((p) => p === '..')) throw refuse(`entry "${name}" climbs out of the archive with ".."`);
   if (parts.some((p) => p === '' || p === '.')) throw refuse(`entry "${name}" has an empty or "." path segment`);
+  // The file systems a package is unpacked on take names of 255 bytes and paths of 4,096.
+  const long = parts.find((p) => Buffer.byteLength(p) > MAX_NAME_BYTES);
+  if (long !== undefined || Buffer.byteLength(clean) > MAX_PATH_BYTES) {
+    throw refuse(`entry "${clean.slice(0, 80)}…" has a ${long !== undefined ? `name of ${Buffer.byteLength(long)} bytes (at most ${MAX_NAME_BYTES})` : `path of ${Buffer.byteLength(clean)} bytes (at most ${MAX_PATH_BYTES})`}`);
+  }
   return clean;
 }
 
