@@ -86,13 +86,13 @@ function connect() {
   let opened = false;
   es.onopen = () => {
     opened = true;
-    const wasPolling = pollTimer !== undefined || everOpened;
-    everOpened = true;
     if (pollTimer) clearInterval(pollTimer);
     pollTimer = undefined;
     setMode('events');
-    // What changed while we were not listening (not at the first connect: the pages have just loaded).
-    if (wasPolling) queue('all');
+    // What changed while we were not listening: also at the first connect, since a page may
+    // have loaded its data before the stream opened, and a change in between (a run that
+    // ended) would otherwise never show.
+    queue('all');
   };
   es.onmessage = (e: MessageEvent<string>) => queue(topicsOf(e.type, e.data));
   // Named events (`event: run`) do not reach onmessage: listen for the usual names too.
@@ -110,7 +110,6 @@ function connect() {
   };
 }
 
-let everOpened = false;
 let started = false;
 function ensureStarted() {
   if (started) return;
