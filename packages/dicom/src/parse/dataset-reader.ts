@@ -140,6 +140,16 @@ function readElements(
         length = r.u16(p + 6);
         valueAt = p + 8;
       }
+      if (vr === 'UN' && length !== UNDEFINED && r.le) {
+        // A known attribute sent as UN (a sender that did not know it): its value is in
+        // the transfer syntax's byte order, so it reads as the dictionary's VR (PS3.5 §6.2.2).
+        // Without this, QIDO-RS and metadata would answer its UIDs as InlineBinary.
+        const info = tagInfo(tag);
+        if (info && info.vr !== 'UN' && info.vr !== 'SQ' && KNOWN_VRS.has(info.vr)) {
+          vr = info.vr;
+          ambiguous = info.usOrSs === true;
+        }
+      }
     } else {
       length = r.u32(p + 4);
       valueAt = p + 8;

@@ -128,3 +128,15 @@ describe.skipIf(skipDicomTools)('sequences nested deep', () => {
     }
   });
 });
+
+describe.skipIf(skipDicomTools)('known attributes sent as UN', () => {
+  it('reads them with the dictionary VR, so that their UIDs and texts are values, not InlineBinary (pydicom rtdose_rle.dcm)', () => {
+    const p = readPart10(readFileSync(join(PYDICOM_FILES, 'rtdose_rle.dcm')));
+    const json = toDicomJson(p.dataset);
+    expect(json['00080018']).toEqual({ vr: 'UI', Value: ['1.9.999.999.99.9.9999.9999.20030818153516'] });
+    expect(json['0020000D']?.vr).toBe('UI');
+    expect(json['00100010']).toEqual({ vr: 'PN', Value: [{ Alphabetic: 'Lastname^Firstname' }] });
+    // Rows is a US: read as a number in the file's byte order.
+    expect(json['00280010']).toEqual({ vr: 'US', Value: [10] });
+  });
+});
