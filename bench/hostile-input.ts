@@ -104,7 +104,7 @@ async function runTessera(): Promise<SystemResult> {
   const port = await freePort();
   const home = join(workdir, 'tessera');
   return attack(async () => {
-    const server = await startServerProcess({ PORT: String(port), TESSERA_HOME: home, DICOM_PORT: String(dicomPort), TESSERA_LOG_LEVEL: 'error', TESSERA_DEFAULT_EXTENSIONS: '' });
+    const server = await startServerProcess({ PORT: String(port), TESSERA_HOME: home, DICOM_PORT: String(dicomPort), TESSERA_LOG_LEVEL: 'error', TESSERA_DEFAULT_EXTENSIONS: 'none' });
     const health = (await (await fetch(`${server.url}/api/health`)).json()) as { version?: string };
     return {
       target: tesseraTarget({ baseUrl: server.url, dicomPort, timeoutMs }),

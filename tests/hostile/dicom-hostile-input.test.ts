@@ -29,7 +29,7 @@ afterEach(async () => {
 });
 
 async function start(env: Record<string, string>): Promise<ServerProcess> {
-  const s = await startServerProcess({ TESSERA_LOG_LEVEL: 'error', TESSERA_DEFAULT_EXTENSIONS: '', ...env });
+  const s = await startServerProcess({ TESSERA_LOG_LEVEL: 'error', TESSERA_DEFAULT_EXTENSIONS: 'none', ...env });
   servers.push(s);
   return s;
 }

@@ -70,6 +70,18 @@ describe('unpackPackage', () => {
     await refused(await crafted(files), 'TESSERA_INVALID_PACKAGE', 'both a file and a folder');
   });
 
+  it('refuses damaged gzip data (a bad checksum, a bad code table) with 400, not a 500', async () => {
+    const good = await crafted(extensionFiles());
+    // The CRC-32 in the gzip trailer: the data inflates, then fails "incorrect data check".
+    const badCrc = Buffer.from(good);
+    badCrc[badCrc.length - 6] = badCrc[badCrc.length - 6]! ^ 0xff;
+    await refusedWith(badCrc, MB, 'TESSERA_INVALID_PACKAGE', 'gzip data is damaged');
+    // The first block's header: "invalid block type" or a bad code lengths set.
+    const badBlock = Buffer.from(good);
+    badBlock[10] = badBlock[10]! ^ 0x06;
+    await refusedWith(badBlock, MB, 'TESSERA_INVALID_PACKAGE', '');
+  });
+
   it('refuses gzip data that goes on inflating after the end of the tar', async () => {
     const good = gunzipSync(await crafted(extensionFiles()));
     const archive = gzipSync(Buffer.concat([good, Buffer.alloc(4 * MB)]));
