@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { layoutOf, TS, type ElementAt, type FileLayout } from './dicom-layout.ts';
-import type { Prng } from './prng.ts';
+import { Prng } from './prng.ts';
 
 /** Debian's python3-pydicom test files: 68 real files of every common kind and transfer syntax. */
 export const PYDICOM_CORPUS = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
@@ -272,4 +272,10 @@ export function hostileInput(corpus: CorpusFile[], prng: Prng, id: number, uidBa
     if (!m) continue;
     return { id, source: src.name, sopClassUid: src.sopClassUid, sopInstanceUid, ...m };
   }
+}
+
+/** Input `id` of the campaign with `seed`, made again (to reproduce a finding): the inputs before it are made and dropped. */
+export function inputAt(corpus: CorpusFile[], seed: number, id: number, prng = new Prng(seed)): HostileInput {
+  for (let n = 0; n < id; n++) hostileInput(corpus, prng, n, seed * 1_000_000);
+  return hostileInput(corpus, prng, id, seed * 1_000_000);
 }
