@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeSampleCt } from '@tessera/dicom';
+import { pydicomFile } from '../../packages/dicom/src/__fixtures__/dicom-env.ts';
 import { waitFor } from '../../packages/server/src/__fixtures__/test-server.ts';
 import { screenshot, skipBrowser, startUi, type UiEnv } from './browser.ts';
 
@@ -130,6 +131,25 @@ describe.skipIf(skipBrowser)('web UI: the shell and the Datasets page', () => {
     await page.keyboard.press('Enter');
     await page.getByText('No series in project “second-study” yet').waitFor();
     expect((await env.server.call('GET', '/api/projects/second-study')).status).toBe(200);
+    expect(env.pageErrors).toEqual([]);
+  });
+
+  it('shows why an image cannot be drawn in place of a broken image (an SR has no pixel data), and goes on drawing the others', async () => {
+    const { page, url } = env;
+    const res = await fetch(`${url}/api/dicom/import?dataset=sr`, { method: 'POST', headers: { 'content-type': 'application/dicom' }, body: await readFile(pydicomFile('test-SR.dcm')) });
+    expect(res.status).toBe(200);
+    const file = ((await res.json()) as { files: { study_instance_uid: string; series_instance_uid: string }[] }).files[0]!;
+    // The test before left the UI in another project: back to the one the upload went to.
+    await page.goto(`${url}/`);
+    await page.getByLabel('Project', { exact: true }).selectOption('admin');
+    await page.goto(`${url}/viewer/${file.study_instance_uid}/${file.series_instance_uid}`);
+    const error = page.getByTestId('frame-error');
+    await error.waitFor();
+    expect(await error.textContent()).toMatch(/cannot be drawn: .*pixel data/i);
+    // A CT series in the same session still draws.
+    const ct = (await env.server.call<{ items: { study_instance_uid: string; series_instance_uid: string; modality: string }[] }>('GET', '/api/series')).body.items.find((s) => s.modality === 'CT')!;
+    await page.goto(`${url}/viewer/${ct.study_instance_uid}/${ct.series_instance_uid}`);
+    await expect.poll(() => page.getByTestId('frame').evaluate((i) => (i as HTMLImageElement).complete && (i as HTMLImageElement).naturalWidth)).toBeGreaterThan(0);
     expect(env.pageErrors).toEqual([]);
   });
 });

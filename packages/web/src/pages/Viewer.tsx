@@ -18,6 +18,8 @@ export default function Viewer({ study, series }: { study: string; series: strin
   const ohif = apps.data?.items.find((a) => a.extension === 'ohif-viewer' && a.state === 'running');
   const list = instances.data?.items ?? [];
   const [index, setIndex] = useState(0);
+  // Why the image at `src` cannot be drawn (the server's 4xx message), once the browser failed to load it.
+  const [failure, setFailure] = useState<{ src: string; message: string } | undefined>();
   const stage = useRef<HTMLDivElement>(null);
 
   useEffect(() => setIndex(Math.floor(list.length / 2)), [list.length]);
@@ -31,6 +33,19 @@ export default function Viewer({ study, series }: { study: string; series: strin
       if (s) new Image().src = s;
     }
   });
+
+  /** An <img> that failed: ask the server again for the reason, to show it in place of the image. */
+  const explain = (url: string) => {
+    void fetch(url, { headers: { accept: 'image/jpeg' } })
+      .then(async (res) => {
+        const body = (await res.json().catch(() => undefined)) as { error?: { message?: string } } | undefined;
+        return body?.error?.message ?? `the server answered ${res.status} ${res.statusText}`;
+      })
+      .catch((err: unknown) => `the server could not be reached (${String(err)})`)
+      .then((message) => setFailure({ src: url, message }));
+  };
+  const shown = src(index);
+  const failed = failure && failure.src === shown ? failure : undefined;
 
   const move = (d: number) => setIndex((i) => Math.max(0, Math.min(list.length - 1, i + d)));
   const onWheel = (e: WheelEvent) => move(e.deltaY > 0 ? 1 : -1);
@@ -72,7 +87,15 @@ export default function Viewer({ study, series }: { study: string; series: strin
           else if (e.key === 'End') setIndex(list.length - 1);
         }}
       >
-        {list.length > 0 ? <img src={src(index)} alt={`instance ${index + 1} of ${list.length}`} data-testid="frame" /> : <span className="muted">{instances.data ? 'No instances.' : 'Loading…'}</span>}
+        {list.length === 0 ? (
+          <span className="muted">{instances.data ? 'No instances.' : 'Loading…'}</span>
+        ) : failed ? (
+          <p className="muted" role="alert" data-testid="frame-error">
+            Instance {index + 1} cannot be drawn: {failed.message}
+          </p>
+        ) : (
+          <img src={shown} alt={`instance ${index + 1} of ${list.length}`} data-testid="frame" onError={() => explain(shown)} />
+        )}
       </div>
       <div className="vbar">
         <input type="range" aria-label="Slice" min={1} max={Math.max(1, list.length)} value={index + 1} onChange={(e) => setIndex(Number(e.target.value) - 1)} />
