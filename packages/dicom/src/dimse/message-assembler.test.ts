@@ -28,7 +28,7 @@ describe('MessageAssembler', () => {
     a.push(pdv({ contextId: 1, command: true, last: true, data: commandWithDataset() }));
     const body = pdv({ contextId: 1, command: false, last: true, data: Buffer.from('dataset') });
     a.push(body);
-    expect(messages[0]!.dataset!.buffer).toBe(body.buffer);
+    expect((messages[0]!.dataset as Buffer).buffer).toBe(body.buffer);
     expect(a.inProgress).toBe(false);
   });
 
