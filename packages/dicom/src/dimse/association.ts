@@ -230,8 +230,8 @@ export class Association {
 
   private onIdle(): void {
     if (this.state === 'closing') return;
-    if (this.queued > 0 || this.state === 'deciding') {
-      // The peer is waiting on us, not idle.
+    if (this.queued > 0 || this.state === 'deciding' || this.spoolWaits > 0) {
+      // The peer is waiting on us (or we stopped reading while the disk catches up), not idle.
       this.idleTimer.refresh();
       return;
     }

@@ -113,6 +113,8 @@ export class DimseServer {
   private readonly associations = new Set<Association>();
   private server: Server | undefined;
   private closing: Promise<void> | undefined;
+  /** listen() is deleting leftover spool files before it binds. */
+  private starting = false;
   private boundPort: number;
 
   constructor(options: DimseServerOptions) {
@@ -128,11 +130,14 @@ export class DimseServer {
 
   /** Starts accepting associations. */
   listen(): Promise<{ port: number }> {
-    if (this.server !== undefined) return Promise.reject(new Error('DimseServer.listen() called twice'));
+    if (this.server !== undefined || this.starting) return Promise.reject(new Error('DimseServer.listen() called twice'));
+    this.starting = true;
     const leftovers = this.settings.spoolDir === undefined ? Promise.resolve(0) : removeLeftoverSpools(this.settings.spoolDir);
     return leftovers.then((n) => {
       if (n > 0) this.settings.log.warn(`DICOM server: deleted ${n} partial dataset file(s) left in ${this.settings.spoolDir} by a previous run (never acknowledged)`);
       return this.startListening();
+    }).finally(() => {
+      this.starting = false;
     });
   }
 
