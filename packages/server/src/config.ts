@@ -53,6 +53,12 @@ export interface ServerConfig {
   dicomMaxInstanceMb: number;
   /** Largest upload (a STOW-RS body, a .zip, a file) in MB (TESSERA_DICOM_MAX_UPLOAD_MB, default 4096). */
   dicomMaxUploadMb: number;
+  /** DICOM associations open at once; past it A-ASSOCIATE-RJ, transient (TESSERA_DICOM_MAX_ASSOCIATIONS, default 32). */
+  dicomMaxAssociations: number;
+  /** Dataset bytes one association holds in memory before spooling to disk, in MB (TESSERA_DICOM_ASSOCIATION_MEMORY_MB, default 16). */
+  dicomAssociationMemoryMb: number;
+  /** An association that sends nothing for this long while owed nothing is aborted, in seconds (TESSERA_DICOM_IDLE_TIMEOUT_SECONDS, default 60). */
+  dicomIdleTimeoutSeconds: number;
   /**
    * Check every answer against its route's contract and answer 500 when one breaks it
    * (TESSERA_CHECK_ANSWERS=1; default off: it costs a validation per answer). The tests turn it on.
@@ -152,6 +158,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     seriesQuietSeconds: num('TESSERA_SERIES_QUIET_SECONDS', 10),
     dicomMaxInstanceMb: int('TESSERA_DICOM_MAX_INSTANCE_MB', 1024, 1),
     dicomMaxUploadMb: int('TESSERA_DICOM_MAX_UPLOAD_MB', 4096, 1),
+    dicomMaxAssociations: int('TESSERA_DICOM_MAX_ASSOCIATIONS', 32, 1, 10_000),
+    dicomAssociationMemoryMb: int('TESSERA_DICOM_ASSOCIATION_MEMORY_MB', 16, 0, 4096),
+    dicomIdleTimeoutSeconds: int('TESSERA_DICOM_IDLE_TIMEOUT_SECONDS', 60, 1, 86_400),
     checkAnswers: env.TESSERA_CHECK_ANSWERS === '1' || env.TESSERA_CHECK_ANSWERS === 'true',
   };
   if (problems.length > 0) {

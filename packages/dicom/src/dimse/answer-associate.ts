@@ -16,6 +16,8 @@ export interface AnswerAssociateOptions {
   settings: AssociationSettings;
   /** Prefix of log lines: which association, which peer. */
   label: string;
+  /** The server already has as many associations as it allows: reject, transient. */
+  overLimit?: boolean;
 }
 
 type Rejection = Extract<AssociateDecision, { accept: false }>;
@@ -27,12 +29,12 @@ type Rejection = Extract<AssociateDecision, { accept: false }>;
  */
 export async function answerAssociate(options: AnswerAssociateOptions): Promise<AssociateAnswer> {
   const { rq, settings, label } = options;
-  const decision = protocolRejection(rq) ?? (await askOnAssociate(options));
+  const decision = protocolRejection(rq) ?? (options.overLimit ? limitRejection(settings) : await askOnAssociate(options));
   if (!decision.accept) {
     const result = decision.result ?? 1;
     const source = decision.source ?? 1;
     const diagnostic = decision.diagnostic ?? 7;
-    settings.log.info(`${label}: association to "${rq.calledAe}" rejected (result ${result}, source ${source}, diagnostic ${diagnostic}): ${decision.reason}`);
+    settings.log[options.overLimit ? 'warn' : 'info'](`${label}: association to "${rq.calledAe}" rejected (result ${result}, source ${source}, diagnostic ${diagnostic}): ${decision.reason}`);
     return { accepted: false, pdu: encodeAssociateRj({ result, source, diagnostic }) };
   }
   const negotiated = negotiateContexts(rq.contexts);
@@ -59,6 +61,12 @@ function protocolRejection(rq: AssociateRq): Rejection | undefined {
     return { accept: false, reason: `application context "${rq.applicationContext ?? ''}" not supported`, result: 1, source: 1, diagnostic: 2 };
   }
   return undefined;
+}
+
+/** PS3.8 Table 9-21: rejected-transient (2), DICOM UL service-provider, presentation related (3), local-limit-exceeded (2). */
+function limitRejection(settings: AssociationSettings): Rejection {
+  const reason = `limit of ${settings.slots.max} concurrent associations reached; try again once one has ended`;
+  return { accept: false, reason, result: 2, source: 3, diagnostic: 2 };
 }
 
 async function askOnAssociate(options: AnswerAssociateOptions): Promise<AssociateDecision> {

@@ -8,6 +8,11 @@ export interface AssociationSettings {
   maxPduLength: number;
   maxDatasetBytes: number;
   idleTimeoutMs: number;
+  associateTimeoutMs: number;
+  associationMemoryBytes: number;
+  spoolDir: string | undefined;
+  /** Associations open (A-ASSOCIATE-RQ received, connection not yet closed), shared by the server's connections. */
+  slots: AssociationSlots;
   log: DimseLog;
   onAssociate: DimseServerOptions['onAssociate'];
   onStore: DimseServerOptions['onStore'];
@@ -17,6 +22,30 @@ export interface AssociationSettings {
 const DEFAULT_MAX_PDU_LENGTH = 1024 * 1024;
 const DEFAULT_MAX_DATASET_BYTES = 2 ** 31 - 1;
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+const DEFAULT_ASSOCIATE_TIMEOUT_MS = 30_000;
+const DEFAULT_ASSOCIATION_MEMORY_BYTES = 16 * 1024 * 1024;
+const DEFAULT_MAX_ASSOCIATIONS = 32;
+
+/** Counts open associations against the server's limit. */
+export class AssociationSlots {
+  readonly max: number;
+  #used = 0;
+  constructor(max: number) {
+    this.max = max;
+  }
+  get used(): number {
+    return this.#used;
+  }
+  /** Takes a slot; false when all are taken. */
+  acquire(): boolean {
+    if (this.#used >= this.max) return false;
+    this.#used++;
+    return true;
+  }
+  release(): void {
+    this.#used--;
+  }
+}
 /** dcmtk refuses to go below 4096 and PS3.8 has no smaller useful value. */
 const MIN_PDU_LENGTH = 4096;
 /** setTimeout fires at once for anything longer. */
@@ -42,6 +71,10 @@ export function resolveSettings(options: DimseServerOptions): AssociationSetting
     maxPduLength: integerIn('max PDU length', options.maxPduLength ?? DEFAULT_MAX_PDU_LENGTH, MIN_PDU_LENGTH, 0xffffffff),
     maxDatasetBytes: integerIn('max dataset size', options.maxDatasetBytes ?? DEFAULT_MAX_DATASET_BYTES, 0, bufferConstants.MAX_LENGTH),
     idleTimeoutMs: integerIn('idle timeout (ms)', options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, 1, MAX_TIMER_MS),
+    associateTimeoutMs: integerIn('A-ASSOCIATE-RQ timeout (ms)', options.associateTimeoutMs ?? DEFAULT_ASSOCIATE_TIMEOUT_MS, 1, MAX_TIMER_MS),
+    associationMemoryBytes: integerIn('memory per association (bytes)', options.associationMemoryBytes ?? DEFAULT_ASSOCIATION_MEMORY_BYTES, 0, bufferConstants.MAX_LENGTH),
+    spoolDir: options.spoolDir,
+    slots: new AssociationSlots(integerIn('max associations', options.maxAssociations ?? DEFAULT_MAX_ASSOCIATIONS, 1, 1_000_000)),
     log: options.log ?? CONSOLE_LOG,
     onAssociate: options.onAssociate,
     onStore: options.onStore,

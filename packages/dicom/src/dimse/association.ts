@@ -51,7 +51,16 @@ export class Association {
   private queued = 0;
   private endHow: EndHow | undefined;
   private readonly idleTimer: NodeJS.Timeout;
+  /** ARTIM: the A-ASSOCIATE-RQ must have arrived whole before it fires. */
+  private readonly associateTimer: NodeJS.Timeout;
   private closeTimer: NodeJS.Timeout | undefined;
+  /** Whether this connection counts against the server's limit of associations. */
+  private holdsSlot = false;
+  /** Dataset bytes held in memory by messages queued and not yet handled. */
+  private heldBytes = 0;
+  /** Reading is paused: too many queued messages, or the spool file's buffer is full. */
+  private pausedForQueue = false;
+  private spoolWaits = 0;
 
   constructor(options: { socket: Socket; settings: AssociationSettings }) {
     this.socket = options.socket;
@@ -61,15 +70,27 @@ export class Association {
     this.assembler = new MessageAssembler({
       isAcceptedContext: (contextId) => this.accepted.has(contextId),
       maxDatasetBytes: this.settings.maxDatasetBytes,
-      onMessage: (message) => this.enqueue(() => this.handleMessage(message)),
+      onMessage: (message) => this.onMessage(message),
+      spool: this.settings.spoolDir === undefined ? undefined : {
+        dir: this.settings.spoolDir,
+        memoryBytes: () => this.settings.associationMemoryBytes - this.heldBytes,
+        onBackpressure: (drained) => this.waitForSpool(drained),
+      },
     });
     this.idleTimer = setTimeout(() => this.onIdle(), this.settings.idleTimeoutMs);
+    this.associateTimer = setTimeout(() => this.onAssociateTimeout(), this.settings.associateTimeoutMs);
     this.socket.setNoDelay(true);
     this.finished = new Promise((resolve) => {
       this.socket.once('close', () => {
         if (this.state !== 'closing') this.onLostConnection();
         clearTimeout(this.idleTimer);
+        clearTimeout(this.associateTimer);
         clearTimeout(this.closeTimer);
+        // Nothing of a partial message is kept: its fragments are let go, its spool file deleted.
+        this.assembler.discard();
+        this.reader.clear();
+        if (this.holdsSlot) this.settings.slots.release();
+        this.holdsSlot = false;
         void this.work.then(() => this.reportEnd()).then(resolve);
       });
     });
@@ -142,10 +163,12 @@ export class Association {
   }
 
   private onAssociateRq(rq: AssociateRq): void {
+    clearTimeout(this.associateTimer);
     this.state = 'deciding';
     this.info = { id: this.id, callingAe: rq.callingAe, calledAe: rq.calledAe, remoteAddress: this.socket.remoteAddress ?? '' };
     this.peerMaxPduLength = rq.maxPduLength;
-    void answerAssociate({ rq, info: this.info, settings: this.settings, label: this.label() }).then((answer) => {
+    this.holdsSlot = this.settings.slots.acquire();
+    void answerAssociate({ rq, info: this.info, settings: this.settings, label: this.label(), overLimit: !this.holdsSlot }).then((answer) => {
       if (this.state !== 'deciding') return; // the peer went away while we decided
       this.write(answer.pdu);
       if (!answer.accepted) {
@@ -166,6 +189,7 @@ export class Association {
   private onReleaseRq(): void {
     if (this.assembler.inProgress) {
       this.settings.log.warn(`${this.label()}: A-RELEASE-RQ in the middle of a DIMSE message; the partial message is dropped`);
+      this.assembler.discard();
     }
     this.state = 'releasing';
     // Through the work chain: responses still owed go out before the A-RELEASE-RP.
@@ -206,8 +230,8 @@ export class Association {
 
   private onIdle(): void {
     if (this.state === 'closing') return;
-    if (this.queued > 0 || this.state === 'deciding') {
-      // The peer is waiting on us, not idle.
+    if (this.queued > 0 || this.state === 'deciding' || this.spoolWaits > 0) {
+      // The peer is waiting on us (or we stopped reading while the disk catches up), not idle.
       this.idleTimer.refresh();
       return;
     }
@@ -220,9 +244,45 @@ export class Association {
     this.abort({ why, source: ABORT_SOURCE.serviceUser, reason: 0, level: 'warn' });
   }
 
+  private onAssociateTimeout(): void {
+    if (this.state !== 'awaiting-rq') return;
+    const got = this.reader.pendingBytes > 0 ? `only ${this.reader.pendingBytes} bytes of an A-ASSOCIATE-RQ` : 'no A-ASSOCIATE-RQ';
+    this.settings.log.warn(`${this.label()}: ${got} within ${this.settings.associateTimeoutMs} ms of connecting; closing`);
+    this.closeConnection();
+  }
+
+  private onMessage(message: DimseMessage): void {
+    const held = Buffer.isBuffer(message.dataset) ? message.dataset.length : 0;
+    this.heldBytes += held;
+    this.enqueue(async () => {
+      try {
+        await this.handleMessage(message);
+      } finally {
+        this.heldBytes -= held;
+      }
+    });
+  }
+
+  /** The spool file cannot take more for now: read nothing until it has written what it holds. */
+  private waitForSpool(drained: Promise<void>): void {
+    this.spoolWaits++;
+    this.socket.pause();
+    void drained.then(() => {
+      this.spoolWaits--;
+      this.resumeIfFree();
+    });
+  }
+
+  private resumeIfFree(): void {
+    if (!this.pausedForQueue && this.spoolWaits === 0 && this.socket.isPaused()) this.socket.resume();
+  }
+
   private enqueue(task: () => Promise<void>): void {
     this.queued++;
-    if (this.queued > MAX_QUEUED_MESSAGES) this.socket.pause();
+    if (this.queued > MAX_QUEUED_MESSAGES) {
+      this.pausedForQueue = true;
+      this.socket.pause();
+    }
     this.work = this.work
       .then(task)
       .catch((err: unknown) => {
@@ -231,7 +291,10 @@ export class Association {
       })
       .finally(() => {
         this.queued--;
-        if (this.queued === 0 && this.socket.isPaused()) this.socket.resume();
+        if (this.queued === 0) {
+          this.pausedForQueue = false;
+          this.resumeIfFree();
+        }
         if (this.state !== 'closing') this.idleTimer.refresh();
       });
   }

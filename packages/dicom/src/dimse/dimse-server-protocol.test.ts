@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { associateAcOf, pDataPdu, pdvsOf, RawDimsePeer, rawPdu, requestCommand, responseOf } from './__fixtures__/raw-dimse-peer.ts';
-import { startTestDimseServer, type TestDimseServer } from './__fixtures__/test-dimse-server.ts';
+import { inMemory, startTestDimseServer, type TestDimseServer } from './__fixtures__/test-dimse-server.ts';
 import type { Pdu } from './pdu-reader.ts';
 
 const CT_STORAGE = '1.2.840.10008.5.1.4.1.1.2';
@@ -133,7 +133,7 @@ describe('DimseServer upper layer and DIMSE, driven by a raw peer', () => {
     });
     expect(server.stores).toHaveLength(1);
     expect(server.stores[0]).toMatchObject({ messageId: 7, sopClassUid: CT_STORAGE, sopInstanceUid: '1.2.3.4.5', transferSyntaxUid: EXPLICIT_LE });
-    expect(server.stores[0]!.dataset.equals(dataset)).toBe(true);
+    expect(inMemory(server.stores[0]!.dataset).equals(dataset)).toBe(true);
   });
 
   it('answers C-ECHO on the verification context', async () => {

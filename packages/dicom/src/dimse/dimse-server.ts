@@ -1,8 +1,10 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { resolveSettings, type AssociationSettings } from './association-settings.ts';
 import { Association } from './association.ts';
+import { removeLeftoverSpools, type SpooledDataset } from './dataset-spool.ts';
 
 export { SUPPORTED_TRANSFER_SYNTAXES } from './transfer-syntaxes.ts';
+export type { SpooledDataset } from './dataset-spool.ts';
 
 /** Who is on the other end of an association. */
 export interface AssociationInfo {
@@ -33,8 +35,13 @@ export interface StoreRequest {
   sopInstanceUid: string;
   /** Of the accepted presentation context the dataset came on. */
   transferSyntaxUid: string;
-  /** The dataset bytes exactly as received (no Part 10 meta header), one contiguous Buffer. */
-  dataset: Buffer;
+  /**
+   * The dataset bytes exactly as received (no Part 10 meta header): one contiguous
+   * Buffer, or a file holding them when the dataset was larger than the memory an
+   * association may use (`associationMemoryBytes`, with `spoolDir` set). The file is
+   * deleted once the returned promise settles: move or copy it before.
+   */
+  dataset: Buffer | SpooledDataset;
 }
 
 /**
@@ -76,6 +83,21 @@ export interface DimseServerOptions {
   maxDatasetBytes?: number;
   /** Close a connection that sends nothing for this long while we owe it nothing (default 60 s). */
   idleTimeoutMs?: number;
+  /** Close a connection whose A-ASSOCIATE-RQ has not arrived whole this long after it opened (ARTIM, default 30 s). */
+  associateTimeoutMs?: number;
+  /**
+   * Associations open at once (default 32); an A-ASSOCIATE-RQ past it gets
+   * A-ASSOCIATE-RJ rejected-transient, service-provider (presentation), local limit exceeded.
+   */
+  maxAssociations?: number;
+  /**
+   * Dataset bytes one association may hold in memory, its queued messages included
+   * (default 16 MiB); past it the dataset is written to a file in `spoolDir`. Without
+   * `spoolDir` datasets stay in memory whatever their size.
+   */
+  associationMemoryBytes?: number;
+  /** Folder for datasets too large for memory; `dimse-*.spool` files found there at `listen()` are deleted. */
+  spoolDir?: string;
   /** Defaults to the console. */
   log?: DimseLog;
 }
@@ -91,6 +113,8 @@ export class DimseServer {
   private readonly associations = new Set<Association>();
   private server: Server | undefined;
   private closing: Promise<void> | undefined;
+  /** listen() is deleting leftover spool files before it binds. */
+  private starting = false;
   private boundPort: number;
 
   constructor(options: DimseServerOptions) {
@@ -106,7 +130,23 @@ export class DimseServer {
 
   /** Starts accepting associations. */
   listen(): Promise<{ port: number }> {
-    if (this.server !== undefined) return Promise.reject(new Error('DimseServer.listen() called twice'));
+    if (this.server !== undefined || this.starting) return Promise.reject(new Error('DimseServer.listen() called twice'));
+    this.starting = true;
+    const leftovers = this.settings.spoolDir === undefined ? Promise.resolve(0) : removeLeftoverSpools(this.settings.spoolDir);
+    return leftovers.then((n) => {
+      if (n > 0) this.settings.log.warn(`DICOM server: deleted ${n} partial dataset file(s) left in ${this.settings.spoolDir} by a previous run (never acknowledged)`);
+      return this.startListening();
+    }).finally(() => {
+      this.starting = false;
+    });
+  }
+
+  /** Associations open now (for tests and monitoring). */
+  get openAssociations(): number {
+    return this.settings.slots.used;
+  }
+
+  private startListening(): Promise<{ port: number }> {
     const server = createServer({ noDelay: true }, (socket) => this.onConnection(socket));
     this.server = server;
     return new Promise((resolve, reject) => {

@@ -1,5 +1,6 @@
 import { describeError } from './answer-associate.ts';
 import type { AssociationSettings } from './association-settings.ts';
+import { SpoolFile, type SpooledDataset } from './dataset-spool.ts';
 import type { AssociationInfo, StoreResult } from './dimse-server.ts';
 import type { DimseMessage } from './message-assembler.ts';
 import type { NegotiatedContext } from './negotiate-contexts.ts';
@@ -18,9 +19,19 @@ export interface HandleStoreOptions {
 /**
  * The C-STORE-RSP status for a complete C-STORE-RQ: refusals we decide
  * ourselves (oversized, missing UIDs, SOP class not the context's) without
- * calling onStore, else what onStore says. Never throws.
+ * calling onStore, else what onStore says. Never throws. A spooled dataset's file
+ * is deleted once onStore settled (or when it is not called).
  */
 export async function handleStore(options: HandleStoreOptions): Promise<StoreResult> {
+  const { dataset } = options.message;
+  try {
+    return await decideStore(options);
+  } finally {
+    if (dataset instanceof SpoolFile) await dataset.discard();
+  }
+}
+
+async function decideStore(options: HandleStoreOptions): Promise<StoreResult> {
   const { message, context, settings, label } = options;
   const { command } = message;
   const what = `C-STORE ${command.affectedSopInstanceUid ?? '(no SOP instance UID)'}`;
@@ -37,6 +48,17 @@ export async function handleStore(options: HandleStoreOptions): Promise<StoreRes
     settings.log.warn(`${label}: ${what}: SOP class ${command.affectedSopClassUid} but context ${context.id} is for ${context.abstractSyntax}`);
     return { status: DIMSE_STATUS.sopClassNotSupported, errorComment: `SOP class not that of presentation context ${context.id}` };
   }
+  let dataset: Buffer | SpooledDataset;
+  if (message.dataset instanceof SpoolFile) {
+    try {
+      dataset = await message.dataset.finish();
+    } catch (err) {
+      settings.log.error(`${label}: ${what}: ${describeError(err)}`);
+      return { status: DIMSE_STATUS.outOfResources, errorComment: 'Could not write the dataset to disk' };
+    }
+  } else {
+    dataset = message.dataset;
+  }
   try {
     const result = await settings.onStore({
       association: options.association,
@@ -44,7 +66,7 @@ export async function handleStore(options: HandleStoreOptions): Promise<StoreRes
       sopClassUid: command.affectedSopClassUid,
       sopInstanceUid: command.affectedSopInstanceUid,
       transferSyntaxUid: context.transferSyntax,
-      dataset: message.dataset,
+      dataset,
     });
     if (!Number.isInteger(result?.status) || result.status < 0 || result.status > 0xffff) {
       throw new Error(`onStore returned status ${String(result?.status)}, not a 16-bit integer`);

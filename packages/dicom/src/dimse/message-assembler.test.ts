@@ -1,4 +1,9 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { SpoolFile } from './dataset-spool.ts';
 import { encodeResponse } from './dimse-command.ts';
 import { MessageAssembler, type DimseMessage } from './message-assembler.ts';
 
@@ -28,7 +33,7 @@ describe('MessageAssembler', () => {
     a.push(pdv({ contextId: 1, command: true, last: true, data: commandWithDataset() }));
     const body = pdv({ contextId: 1, command: false, last: true, data: Buffer.from('dataset') });
     a.push(body);
-    expect(messages[0]!.dataset!.buffer).toBe(body.buffer);
+    expect((messages[0]!.dataset as Buffer).buffer).toBe(body.buffer);
     expect(a.inProgress).toBe(false);
   });
 
@@ -49,5 +54,45 @@ describe('MessageAssembler', () => {
     const { assembler: a } = assembler();
     a.push(pdv({ contextId: 1, command: true, last: true, data: commandWithDataset() }));
     expect(() => a.push(pdv({ contextId: 1, command: true, last: true, data: commandWithDataset() }))).toThrow(/dataset is still expected/);
+  });
+
+  it('spools a dataset past the memory it may use, from its first byte, and deletes the file of one discarded midway', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tessera-assembler-'));
+    try {
+      const messages: DimseMessage[] = [];
+      let budget = 10;
+      const a = new MessageAssembler({
+        isAcceptedContext: (id) => id === 1,
+        maxDatasetBytes: 1000,
+        onMessage: (m) => messages.push(m),
+        spool: { dir, memoryBytes: () => budget, onBackpressure: () => undefined },
+      });
+      a.push(pdv({ contextId: 1, command: true, last: true, data: commandWithDataset() }));
+      a.push(pdv({ contextId: 1, command: false, last: false, data: Buffer.from('12345678') }));
+      a.push(pdv({ contextId: 1, command: false, last: true, data: Buffer.from('abcdefgh') }));
+      const spooled = messages[0]!.dataset;
+      expect(spooled).toBeInstanceOf(SpoolFile);
+      const file = await (spooled as SpoolFile).finish();
+      expect(file.bytes).toBe(16);
+      expect((await readFile(file.path)).toString()).toBe('12345678abcdefgh');
+      await (spooled as SpoolFile).discard();
+      expect(existsSync(file.path)).toBe(false);
+
+      // Under the budget: in memory. Then one cut off midway: its file goes, its fragments are let go.
+      budget = 100;
+      a.push(pdv({ contextId: 1, command: true, last: true, data: commandWithDataset() }));
+      a.push(pdv({ contextId: 1, command: false, last: true, data: Buffer.alloc(50) }));
+      expect(Buffer.isBuffer(messages[1]!.dataset)).toBe(true);
+      a.push(pdv({ contextId: 1, command: true, last: true, data: commandWithDataset() }));
+      a.push(pdv({ contextId: 1, command: false, last: false, data: Buffer.alloc(150) }));
+      for (let i = 0; i < 50 && (await readdir(dir)).length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(await readdir(dir)).toHaveLength(1);
+      a.discard();
+      expect(a.inProgress).toBe(false);
+      for (let i = 0; i < 50 && (await readdir(dir)).length > 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(await readdir(dir)).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,3 +1,4 @@
+import { SpoolFile } from './dataset-spool.ts';
 import { parseCommand, type DimseCommand } from './dimse-command.ts';
 import { ABORT_REASON, ProtocolError } from './pdu-constants.ts';
 
@@ -5,8 +6,11 @@ import { ABORT_REASON, ProtocolError } from './pdu-constants.ts';
 export interface DimseMessage {
   contextId: number;
   command: DimseCommand;
-  /** The dataset as one contiguous Buffer; undefined when there is none or it was discarded. */
-  dataset: Buffer | undefined;
+  /**
+   * The dataset as one contiguous Buffer, or the file it was spooled to (larger than
+   * the memory allowed); undefined when there is none or it was discarded.
+   */
+  dataset: Buffer | SpoolFile | undefined;
   /** Dataset size in bytes, also when it was discarded. */
   datasetBytes: number;
   /** True when the dataset exceeded `maxDatasetBytes` and its bytes were dropped. */
@@ -18,6 +22,17 @@ export interface MessageAssemblerOptions {
   isAcceptedContext: (contextId: number) => boolean;
   maxDatasetBytes: number;
   onMessage: (message: DimseMessage) => void;
+  /**
+   * Where a dataset goes once it holds more than `memoryBytes()` bytes: the rest of it
+   * is written to a file there as it arrives. Without it every dataset stays in memory.
+   */
+  spool?: {
+    dir: string;
+    /** How many bytes the dataset in progress may still hold in memory. */
+    memoryBytes: () => number;
+    /** The spool file's buffer is full: stop reading until `drained` resolves. */
+    onBackpressure: (drained: Promise<void>) => void;
+  };
 }
 
 /** Command sets are a few hundred bytes; anything this large is not one. */
@@ -25,7 +40,8 @@ const MAX_COMMAND_BYTES = 64 * 1024;
 
 /**
  * Reassembles DIMSE messages from the PDVs of P-DATA-TF PDUs. Fragments are
- * views into the PDU bodies; a dataset is copied once, when it is complete,
+ * views into the PDU bodies; a dataset larger than the memory it may use is
+ * written to a spool file as it arrives; a smaller one is copied once, when it is complete,
  * and only if it came in more than one fragment.
  */
 export class MessageAssembler {
@@ -38,6 +54,7 @@ export class MessageAssembler {
   private dataFragments: Buffer[] = [];
   private dataBytes = 0;
   private oversized = false;
+  private spoolFile: SpoolFile | undefined;
 
   constructor(options: MessageAssemblerOptions) {
     this.options = options;
@@ -46,6 +63,18 @@ export class MessageAssembler {
   /** True while a message has been started but not completed. */
   get inProgress(): boolean {
     return this.pending !== undefined || this.commandFragments.length > 0;
+  }
+
+  /** Drops the message in progress (connection lost, release, abort): fragments are let go, a spool file deleted. */
+  discard(): void {
+    this.pending = undefined;
+    this.commandFragments = [];
+    this.commandBytes = 0;
+    this.dataFragments = [];
+    this.dataBytes = 0;
+    this.oversized = false;
+    void this.spoolFile?.discard();
+    this.spoolFile = undefined;
   }
 
   /**
@@ -118,22 +147,35 @@ export class MessageAssembler {
       // Drop what we hold at once: the point of the limit is to not buffer the rest.
       this.oversized = true;
       this.dataFragments = [];
+      void this.spoolFile?.discard();
+      this.spoolFile = undefined;
+    } else if (this.spoolFile !== undefined) {
+      this.spoolWrite(this.spoolFile, data);
+    } else if (this.options.spool !== undefined && this.dataBytes > this.options.spool.memoryBytes()) {
+      const file = new SpoolFile(this.options.spool.dir);
+      this.spoolFile = file;
+      for (const fragment of this.dataFragments) file.write(fragment);
+      this.dataFragments = [];
+      this.spoolWrite(file, data);
     } else {
       this.dataFragments.push(data);
     }
     if (!last) return;
     const fragments = this.dataFragments;
-    const message: DimseMessage = {
-      contextId,
-      command: pending.command,
-      dataset: this.oversized ? undefined : fragments.length === 1 ? fragments[0] : Buffer.concat(fragments, this.dataBytes),
-      datasetBytes: this.dataBytes,
-      oversized: this.oversized,
-    };
+    let dataset: DimseMessage['dataset'];
+    if (this.oversized) dataset = undefined;
+    else if (this.spoolFile !== undefined) dataset = this.spoolFile;
+    else dataset = fragments.length === 1 ? fragments[0] : Buffer.concat(fragments, this.dataBytes);
+    const message: DimseMessage = { contextId, command: pending.command, dataset, datasetBytes: this.dataBytes, oversized: this.oversized };
     this.pending = undefined;
     this.dataFragments = [];
     this.dataBytes = 0;
     this.oversized = false;
+    this.spoolFile = undefined;
     this.options.onMessage(message);
+  }
+
+  private spoolWrite(file: SpoolFile, data: Buffer): void {
+    if (!file.write(data)) this.options.spool!.onBackpressure(file.drained());
   }
 }

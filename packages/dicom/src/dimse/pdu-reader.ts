@@ -38,6 +38,14 @@ export class PduReader {
     return this.buffered + (this.header === undefined ? 0 : HEADER_BYTES);
   }
 
+  /** Lets go of everything buffered (the connection is gone). */
+  clear(): void {
+    this.chunks.length = 0;
+    this.offset = 0;
+    this.buffered = 0;
+    this.header = undefined;
+  }
+
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
     this.chunks.push(chunk);

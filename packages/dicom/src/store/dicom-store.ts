@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Kysely } from '@tessera/db';
 import { TesseraError } from '@tessera/model';
 import { invalidDicom, type DicomDataset } from '../parse/dataset-reader.ts';
+import { readDatasetFile } from '../parse/dataset-file.ts';
 import { readDatasetOf, readPart10 } from '../parse/part10-reader.ts';
 import { deleteSeriesRows } from './delete-series-rows.ts';
 import type { DicomTables, InstancesTable } from './dicom-tables.ts';
@@ -39,8 +40,18 @@ export interface IngestInput {
   file?: Buffer;
   /** Refuse an instance of another study (STOW-RS to /studies/{study}). */
   requireStudyUid?: string;
-  /** A dataset received without file meta information (C-STORE). */
-  dataset?: { bytes: Buffer; transferSyntaxUid: string; sopClassUid: string; sopInstanceUid: string; sourceAe?: string };
+  /**
+   * A dataset received without file meta information (C-STORE): its bytes, or a file
+   * holding them (a large dataset spooled to disk), which is read in pieces and copied
+   * into the store, never held whole in memory. The caller deletes that file.
+   */
+  dataset?: { bytes: Buffer | DatasetFile; transferSyntaxUid: string; sopClassUid: string; sopInstanceUid: string; sourceAe?: string };
+}
+
+/** A dataset's bytes in a file (no meta information). */
+export interface DatasetFile {
+  path: string;
+  bytes: number;
 }
 
 interface Parsed {
@@ -49,7 +60,7 @@ interface Parsed {
   transferSyntaxUid: string;
   /** Preamble and meta information to write before `body` (datasets received without them). */
   header?: Buffer;
-  body: Buffer;
+  body: Buffer | DatasetFile;
 }
 
 /**
@@ -99,6 +110,11 @@ export class DicomStore extends EventEmitter {
     while (this.#index.busy) await new Promise((r) => setTimeout(r, 5));
   }
 
+  /** A folder on the store's disk for temporary files of ingests (emptied at start). */
+  get incomingDir(): string {
+    return this.#files.incomingDir;
+  }
+
   /** Absolute path of a stored file from its index path. */
   filePath(relative: string): string {
     return join(this.root, relative);
@@ -111,7 +127,7 @@ export class DicomStore extends EventEmitter {
    */
   async ingest(input: IngestInput): Promise<IngestOutcome> {
     if (this.#closed) throw new TesseraError('TESSERA_STORAGE', 'the DICOM store is shutting down; send again once the server is back');
-    const parsed = this.#parse(input);
+    const parsed = await this.#parse(input);
     if (input.requireStudyUid && parsed.uids.studyInstanceUid !== input.requireStudyUid) {
       throw invalidDicom(`the instance belongs to study ${parsed.uids.studyInstanceUid}, not to study ${input.requireStudyUid} of the request URL`);
     }
@@ -129,7 +145,7 @@ export class DicomStore extends EventEmitter {
     }
   }
 
-  #parse(input: IngestInput): Parsed {
+  async #parse(input: IngestInput): Promise<Parsed> {
     if (input.file) {
       const p = readPart10(input.file, { maxInflatedBytes: this.#o.maxInstanceBytes });
       const uids = instanceUids(p.dataset);
@@ -137,7 +153,9 @@ export class DicomStore extends EventEmitter {
     }
     const d = input.dataset;
     if (!d) throw new Error('ingest needs a file or a dataset');
-    const ds = readDatasetOf(d.bytes, d.transferSyntaxUid, { maxInflatedBytes: this.#o.maxInstanceBytes });
+    const ds = Buffer.isBuffer(d.bytes)
+      ? readDatasetOf(d.bytes, d.transferSyntaxUid, { maxInflatedBytes: this.#o.maxInstanceBytes })
+      : await readDatasetFile(d.bytes.path, d.transferSyntaxUid, { maxInflatedBytes: this.#o.maxInstanceBytes });
     const uids = instanceUids(ds);
     if (uids.sopInstanceUid !== d.sopInstanceUid) {
       throw invalidDicom(`the dataset's SOP Instance UID ${uids.sopInstanceUid} differs from the one of the request (${d.sopInstanceUid})`);
@@ -153,7 +171,7 @@ export class DicomStore extends EventEmitter {
     const { uids } = p;
     const projectId = input.target.projectId;
     const existing = this.#index.storedInstance(projectId, uids.sopInstanceUid);
-    const size = (p.header?.length ?? 0) + p.body.length;
+    const size = (p.header?.length ?? 0) + (Buffer.isBuffer(p.body) ? p.body.length : p.body.bytes);
     const seriesStudy = this.#index.studyOfSeries(projectId, uids.seriesInstanceUid);
     if (seriesStudy !== undefined && seriesStudy !== uids.studyInstanceUid) {
       throw invalidDicom(`series ${uids.seriesInstanceUid} belongs to study ${seriesStudy}; this instance names study ${uids.studyInstanceUid}`);
@@ -175,7 +193,8 @@ export class DicomStore extends EventEmitter {
       }
     }
     const relative = join(projectId, uids.studyInstanceUid, uids.seriesInstanceUid, `${uids.sopInstanceUid}.dcm`);
-    this.#files.write(relative, p.header ? [p.header, p.body] : [p.body]);
+    if (Buffer.isBuffer(p.body)) this.#files.write(relative, p.header ? [p.header, p.body] : [p.body]);
+    else await this.#files.writeWithFile(relative, p.header ?? Buffer.alloc(0), p.body.path);
     const now = Date.now();
     const rec = instanceRecord(p.ds);
     const row: InstancesTable = {

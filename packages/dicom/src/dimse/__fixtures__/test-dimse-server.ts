@@ -1,5 +1,11 @@
 import { DimseServer, type AssociationInfo, type DimseServerOptions, type StoreRequest } from '../dimse-server.ts';
 
+/** The dataset of a request that was held in memory; throws when it was spooled to a file. */
+export function inMemory(dataset: StoreRequest['dataset']): Buffer {
+  if (!Buffer.isBuffer(dataset)) throw new Error(`the dataset was spooled to ${dataset.path}, not held in memory`);
+  return dataset;
+}
+
 /** A DimseServer on a free loopback port that records what it was handed and what it logged. */
 export interface TestDimseServer {
   server: DimseServer;
