@@ -65,6 +65,8 @@ export async function extensionRoutes(app: FastifyInstance, opts: { manager: Ext
   });
 
   serve(app, routes.uninstall, async (request) => manager.uninstall(request.params.name));
+
+  serve(app, routes.deleteVersion, async (request) => manager.deleteVersion(request.params.name, request.params.version));
 }
 
 function drain(stream: NodeJS.ReadableStream & { readableEnded?: boolean; destroy?: () => void }, maxBytes: number, maxMs: number): Promise<void> {
