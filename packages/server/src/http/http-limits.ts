@@ -162,7 +162,12 @@ export class RequestWatch {
     }
   }
 
-  /** Answers 408 when nothing was answered yet, and closes the connection. */
+  /**
+   * Answers 408 when nothing was answered yet, and closes the connection. A handler that
+   * reads the body gets the error from its stream and answers it (error-handler.ts), so
+   * that its request ends as any refused one; else, or when it has not answered within a
+   * second, the 408 is written here.
+   */
   #end(w: Watched, why: string, setting: string): void {
     this.#watched.delete(w);
     this.ended++;
@@ -174,12 +179,28 @@ export class RequestWatch {
       return;
     }
     const err = new TesseraError('TESSERA_REQUEST_TIMEOUT', `${why} (${setting}); the request was cut off: send it again on a steadier connection, or ask the operator to change ${setting}`);
-    const body = JSON.stringify(err.toJSON());
-    res.writeHead(408, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
-    res.end(body);
-    // The handler reading the body stops with the same error (answered already: see error-handler.ts).
-    req.destroy(err);
-    // The client may not read the answer either.
-    setTimeout(() => socket.destroy(), 2_000).unref();
+    // The rest of the body will not be read: the connection cannot carry another request.
+    res.setHeader('connection', 'close');
+    const handled = req.listenerCount('error') > 0;
+    if (handled) {
+      // The request ends with the error, and its socket stays open for the answer: an
+      // incomplete request destroyed with its socket attached would take the socket down
+      // (IncomingMessage's _destroy runs at once, so it is detached for that call only).
+      const attached = req.socket;
+      (req as { socket: Socket | null }).socket = null;
+      try {
+        req.destroy(err);
+      } finally {
+        req.socket = attached;
+      }
+    }
+    setTimeout(() => {
+      if (res.headersSent || socket.destroyed) return;
+      const body = JSON.stringify(err.toJSON());
+      res.writeHead(408, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    }, handled ? 1_000 : 0).unref();
+    // A client that does not read the answer either.
+    setTimeout(() => socket.destroy(), 5_000).unref();
   }
 }
