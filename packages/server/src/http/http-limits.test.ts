@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeSampleCt } from '../../../dicom/src/samples/sample-ct.ts';
 import { startTestServer, type TestServer } from '../__fixtures__/test-server.ts';
+import { loadConfig } from '../config.ts';
+import { httpLimitsOf, httpServerOptions } from './http-limits.ts';
 
 /** A raw client connection: what it received, and whether the server closed it. */
 interface Raw {
@@ -160,6 +162,22 @@ describe('HTTP limits (idle 1 s, minimum 1 KB/s over 2 s, head 1 s)', () => {
     expect(c.isClosed()).toBe(false);
     c.socket.destroy();
   }, 15_000);
+});
+
+describe('HTTP limits settings', () => {
+  it('defaults: 512 connections, head 60 s, idle 60 s, 1 KB/s over 60 s, and no absolute request timeout', () => {
+    const limits = httpLimitsOf(loadConfig({}));
+    expect(limits).toEqual({ maxConnections: 512, headersTimeoutMs: 60_000, idleTimeoutMs: 60_000, minBodyBytesPerSecond: 1024, minBodyRateWindowMs: 60_000 });
+    expect(httpServerOptions(limits)).toMatchObject({ headersTimeout: 60_000, requestTimeout: 0, connectionsCheckingInterval: 15_000 });
+  });
+
+  it('reads the environment, and refuses bad values naming the variable', () => {
+    const env = { TESSERA_HTTP_MAX_CONNECTIONS: '0', TESSERA_HTTP_HEADERS_TIMEOUT_SECONDS: '2.5', TESSERA_HTTP_IDLE_TIMEOUT_SECONDS: '0', TESSERA_HTTP_MIN_BODY_RATE_KB: '16', TESSERA_HTTP_MIN_BODY_RATE_WINDOW_SECONDS: '30' };
+    expect(httpLimitsOf(loadConfig(env))).toEqual({ maxConnections: 0, headersTimeoutMs: 2_500, idleTimeoutMs: 0, minBodyBytesPerSecond: 16 * 1024, minBodyRateWindowMs: 30_000 });
+    expect(() => loadConfig({ TESSERA_HTTP_MAX_CONNECTIONS: 'many' })).toThrow('TESSERA_HTTP_MAX_CONNECTIONS="many" must be an integer from 0');
+    expect(() => loadConfig({ TESSERA_HTTP_HEADERS_TIMEOUT_SECONDS: '0' })).toThrow('TESSERA_HTTP_HEADERS_TIMEOUT_SECONDS="0" must be a number > 0');
+    expect(() => loadConfig({ TESSERA_HTTP_MIN_BODY_RATE_KB: '-1' })).toThrow('TESSERA_HTTP_MIN_BODY_RATE_KB="-1" must be a number >= 0');
+  });
 });
 
 describe('HTTP connection cap (3 connections)', () => {
