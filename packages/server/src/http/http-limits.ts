@@ -71,7 +71,7 @@ export class RequestWatch {
   readonly #watched = new Set<Watched>();
   readonly #tickMs: number;
   #timer: NodeJS.Timeout | undefined;
-  /** Requests ended so far (for tests and /api/system). */
+  /** Requests ended so far. */
   ended = 0;
 
   constructor(
