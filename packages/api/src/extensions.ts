@@ -100,6 +100,17 @@ export const ExtensionPackage = Obj(
 );
 export type ExtensionPackage = Static<typeof ExtensionPackage>;
 
+export const DeletedExtensionVersion = Obj(
+  {
+    name: Type.String(),
+    version: Type.String(),
+    bytes: Type.Integer({ description: "The package's size as uploaded." }),
+    removed: Type.Boolean({ description: 'Its files are gone from the disk; false while queued or running runs still use that version: they are removed when those end.' }),
+  },
+  { $id: 'DeletedExtensionVersion', description: 'An uploaded package version, deleted from the catalog.' },
+);
+export type DeletedExtensionVersion = Static<typeof DeletedExtensionVersion>;
+
 export const InstallExtension = Type.Object(
   {
     version: Type.Optional(Type.String({ description: 'Version to install (default: the newest that fits this Tessera).' })),
@@ -123,6 +134,7 @@ export const ExtensionQuery = Type.Object({
 export const PACKAGE_MEDIA_TYPES = ['application/gzip', 'application/x-gzip', 'application/x-tar', 'application/octet-stream'] as const;
 
 const NameParams = Type.Object({ name: Type.String({ minLength: 1 }) });
+const VersionParams = Type.Object({ name: Type.String({ minLength: 1 }), version: Type.String({ minLength: 1 }) });
 const tags = ['extensions'];
 
 /** The extensions domain's routes: the catalog, uploaded packages, installs. */
@@ -195,5 +207,19 @@ export const extensionRoutes = {
     access: UNRESTRICTED,
     params: NameParams,
     response: { 200: Extension, ...errors(400, 404, 409, 500) },
+  }),
+  deleteVersion: defineRoute({
+    method: 'DELETE',
+    url: '/api/extensions/:name/versions/:version',
+    operationId: 'deleteExtensionVersion',
+    tags,
+    summary: 'Delete an uploaded package version from the catalog: its files and its entry',
+    description:
+      'Refused (409) while that version is installed (uninstall it first), while the extension is being installed or uninstalled, ' +
+      'and for built-in and linked versions, which are not packages. Runs still going on that version keep its files until they end (`removed: false`).',
+    project: { in: 'none' },
+    access: UNRESTRICTED,
+    params: VersionParams,
+    response: { 200: DeletedExtensionVersion, ...errors(400, 404, 409, 500) },
   }),
 } as const;

@@ -250,6 +250,10 @@ export function buildProgram(): Command {
     .action(act(async (target: string, o: { param: string[]; wait: boolean; json?: boolean }) => (await import('./commands/ext-command.ts')).extInstallCommand(api(), target, o)));
   ext.command('uninstall <name>').description('uninstall: its workflows go at once; runs already going finish on it')
     .action(act(async (name: string) => (await import('./commands/ext-command.ts')).extUninstallCommand(api(), name)));
+  ext.command('delete <name@version>').description('delete an uploaded package version from the catalog, its files with it; asks first unless --yes')
+    .option('-y, --yes', 'do not ask (needed without a terminal)')
+    .option('--json', 'print JSON')
+    .action(act(async (target: string, o: { yes?: boolean; json?: boolean }) => (await import('./commands/ext-command.ts')).extDeleteCommand(api(), target, o)));
   ext.command('build [folder]').description('build an extension folder into dist/<name>-<version>.tgz: manifest, compiled DAG specs, images (with checksums)')
     .option('-o, --out <file>', 'where to write the package')
     .option('--no-images', 'do not save the images into the package (installs only where this Docker engine has them)')

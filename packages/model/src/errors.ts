@@ -20,6 +20,7 @@ export const ERROR_CODES = {
   TESSERA_CONFLICT: { status: 409, kind: 'user', summary: 'The request conflicts with the current state (name taken, run not retryable).' },
   TESSERA_INVALID_DICOM: { status: 400, kind: 'user', summary: 'DICOM bytes are not a valid instance (truncated, garbage, wrong preamble, missing UIDs, unsupported transfer syntax).' },
   TESSERA_PAYLOAD_TOO_LARGE: { status: 413, kind: 'user', summary: 'An upload, a part or an archive entry is larger than the configured limit.' },
+  TESSERA_REQUEST_TIMEOUT: { status: 408, kind: 'user', summary: 'A request body stalled or came slower than the configured minimum rate; the connection was closed.' },
   TESSERA_UNSUPPORTED_MEDIA_TYPE: { status: 415, kind: 'user', summary: 'The request body has a content type this endpoint does not take.' },
   TESSERA_NOT_ACCEPTABLE: { status: 406, kind: 'user', summary: 'None of the media types in the Accept header can be produced for this resource.' },
   TESSERA_STORAGE: { status: 503, kind: 'operational', summary: 'Writing to the store failed (disk full, permissions); retrying later may help.' },

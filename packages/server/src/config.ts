@@ -59,6 +59,16 @@ export interface ServerConfig {
   dicomAssociationMemoryMb: number;
   /** An association that sends nothing for this long while owed nothing is aborted, in seconds (TESSERA_DICOM_IDLE_TIMEOUT_SECONDS, default 60). */
   dicomIdleTimeoutSeconds: number;
+  /** Connections open at once; one more is closed as it arrives (TESSERA_HTTP_MAX_CONNECTIONS, default 512; 0: no cap). */
+  httpMaxConnections: number;
+  /** Seconds a client has to send a request's head (TESSERA_HTTP_HEADERS_TIMEOUT_SECONDS, default 60). */
+  httpHeadersTimeoutSeconds: number;
+  /** Seconds without a byte while a request body is read, or while an answer waits on the client, before the connection is closed (TESSERA_HTTP_IDLE_TIMEOUT_SECONDS, default 60; 0: off). */
+  httpIdleTimeoutSeconds: number;
+  /** Slowest request body, in KB/s averaged over the window below (TESSERA_HTTP_MIN_BODY_RATE_KB, default 1; 0: off). */
+  httpMinBodyRateKb: number;
+  /** The window of that average (TESSERA_HTTP_MIN_BODY_RATE_WINDOW_SECONDS, default 60). */
+  httpMinBodyRateWindowSeconds: number;
   /**
    * Check every answer against its route's contract and answer 500 when one breaks it
    * (TESSERA_CHECK_ANSWERS=1; default off: it costs a validation per answer). The tests turn it on.
@@ -103,6 +113,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
       return fallback;
     }
     return n;
+  };
+  const positive = (name: string, fallback: number): number => {
+    const n = num(name, fallback);
+    if (n > 0) return n;
+    problems.push(`${name}="${env[name]}" must be a number > 0`);
+    return fallback;
   };
   const home = resolve(env.TESSERA_HOME || '.tessera');
   const durability = env.TESSERA_DB_DURABILITY || 'normal';
@@ -161,6 +177,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     dicomMaxAssociations: int('TESSERA_DICOM_MAX_ASSOCIATIONS', 32, 1, 10_000),
     dicomAssociationMemoryMb: int('TESSERA_DICOM_ASSOCIATION_MEMORY_MB', 16, 0, 4096),
     dicomIdleTimeoutSeconds: int('TESSERA_DICOM_IDLE_TIMEOUT_SECONDS', 60, 1, 86_400),
+    httpMaxConnections: int('TESSERA_HTTP_MAX_CONNECTIONS', 512, 0),
+    httpHeadersTimeoutSeconds: positive('TESSERA_HTTP_HEADERS_TIMEOUT_SECONDS', 60),
+    httpIdleTimeoutSeconds: num('TESSERA_HTTP_IDLE_TIMEOUT_SECONDS', 60),
+    httpMinBodyRateKb: num('TESSERA_HTTP_MIN_BODY_RATE_KB', 1),
+    httpMinBodyRateWindowSeconds: positive('TESSERA_HTTP_MIN_BODY_RATE_WINDOW_SECONDS', 60),
     checkAnswers: env.TESSERA_CHECK_ANSWERS === '1' || env.TESSERA_CHECK_ANSWERS === 'true',
   };
   if (problems.length > 0) {

@@ -18,6 +18,7 @@ import { createEventsDomain } from './events/events-domain.ts';
 import { createExtensionsDomain } from './extensions/extensions-domain.ts';
 import { lockHome } from './home-lock.ts';
 import { checkAnswersAgainstContracts } from './http/answer-check.ts';
+import { httpLimitsOf, httpServerOptions, RequestWatch } from './http/http-limits.ts';
 import { installErrorHandler } from './http/error-handler.ts';
 import { installRequestValidators } from './http/request-validators.ts';
 import { requireContracts } from './http/serve-route.ts';
@@ -75,11 +76,16 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
 
   // Application instances are served on the platform's own port, ahead of the API routes.
   const routing: { proxy?: SubpathProxy } = {};
+  // Connections, head and body timeouts (http-limits.ts): no absolute time for a whole request.
+  const limits = httpLimitsOf(config);
+  const watch = new RequestWatch(limits, { info: (m) => app.log.info(m), warn: (m) => app.log.warn(m), error: (m) => app.log.error(m) });
   const app = Fastify({
     serverFactory: (handler) => {
-      const server = createServer((req, res) => {
+      const server = createServer(httpServerOptions(limits), (req, res) => {
+        watch.watch(req, res);
         if (!routing.proxy?.handle(req, res)) handler(req, res);
       });
+      watch.capConnections(server);
       server.on('upgrade', (req, socket, head) => {
         if (!routing.proxy?.upgrade(req, socket, head)) socket.destroy();
       });
@@ -174,6 +180,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     },
     close: async () => {
       for (const d of [...domains].reverse()) await d.close();
+      watch.close();
       await app.close();
       await db.destroy();
       releaseHome();

@@ -92,6 +92,7 @@ export type {
   AppInstance,
   Dataset,
   DeleteSeriesResult,
+  DeletedExtensionVersion,
   Extension,
   ExtensionCatalog,
   ExtensionPackage,

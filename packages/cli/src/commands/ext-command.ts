@@ -1,8 +1,9 @@
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { Extension, ExtensionCatalog, ExtensionPackage, Health, InstallExtension } from '@tessera/api';
+import type { DeletedExtensionVersion, Extension, ExtensionCatalog, ExtensionPackage, Health, InstallExtension } from '@tessera/api';
 import { buildPackage, dockerSocketPath, type BuiltPackage } from '@tessera/extension-packages';
 import { ApiClient, CliError } from '../api-client.ts';
+import { canAsk, confirm, type Prompt } from '../confirm.ts';
 import { bytes, printJson, table, truncate } from '../output.ts';
 import { ProgressLine } from '../progress.ts';
 
@@ -135,6 +136,37 @@ export async function uploadPackage(api: ApiClient, file: string, quiet = false)
 export async function extUninstallCommand(api: ApiClient, name: string): Promise<number> {
   await api.delete(`/api/extensions/${encodeURIComponent(name)}`);
   console.log(`uninstalled ${name}`);
+  return 0;
+}
+
+/**
+ * `tessera ext delete <name>@<version>`: deletes an uploaded package version from the
+ * catalog, its files with it. Asks first on a terminal; without one, --yes is required.
+ * Exits 1 when the server refuses (installed, built in, unknown) or the answer is no.
+ */
+export async function extDeleteCommand(api: ApiClient, target: string, o: { yes?: boolean; json?: boolean }, prompt?: Prompt): Promise<number> {
+  const at = target.lastIndexOf('@');
+  const name = at > 0 ? target.slice(0, at) : '';
+  const version = at > 0 ? target.slice(at + 1) : '';
+  if (!name || !version) {
+    throw new CliError(`name the version to delete as <name>@<version> (got "${target}"); \`tessera ext list\` shows each extension's versions`, { exitCode: 2 });
+  }
+  if (!o.yes) {
+    if (!canAsk(prompt)) {
+      throw new CliError(`refusing to delete ${name}@${version} without confirmation: there is no terminal to ask on. Add --yes to delete it.`, { exitCode: 2 });
+    }
+    const entry = await api.get<Extension>(`/api/extensions/${encodeURIComponent(name)}`);
+    const v = entry.versions.find((x) => x.version === version && x.source === 'package');
+    const uploaded = v?.uploaded_at ? `, uploaded ${v.uploaded_at}` : '';
+    console.error(`Deleting ${name}@${version}${v?.bytes ? ` (${bytes(v.bytes)}${uploaded})` : ''} removes the package and its files from the catalog; it cannot be undone (upload the package again to get it back).`);
+    if (!(await confirm(`Delete ${name}@${version}?`, prompt))) {
+      console.error('nothing deleted');
+      return 1;
+    }
+  }
+  const deleted = await api.delete<DeletedExtensionVersion>(`/api/extensions/${encodeURIComponent(name)}/versions/${encodeURIComponent(version)}`);
+  if (o.json) printJson(deleted);
+  else console.log(`deleted ${name}@${version} (${bytes(deleted.bytes)}) from the catalog${deleted.removed ? '' : '; its files are removed when the runs still using that version end'}`);
   return 0;
 }
 

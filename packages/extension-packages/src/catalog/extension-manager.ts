@@ -304,7 +304,8 @@ export class ExtensionManager {
    */
   async install(name: string, request: { version?: string; params?: Record<string, unknown> }): Promise<{ entry: Extension; done: Promise<void> }> {
     // Reserved before the first await: a second install (or an uninstall) of the name is refused, not interleaved.
-    if (this.#jobs.has(name)) throw new TesseraError('TESSERA_CONFLICT', `extension "${name}" is being ${this.#jobs.get(name)!.progress.startsWith('uninstalling') ? 'uninstalled' : 'installed'} right now; wait until it is done (tessera ext list shows its state)`);
+    const busy = this.#jobs.get(name)?.progress;
+    if (busy !== undefined) throw new TesseraError('TESSERA_CONFLICT', `extension "${name}" is being ${busy.startsWith('uninstalling') ? 'uninstalled' : busy.startsWith('deleting') ? `changed (${busy})` : 'installed'} right now; wait until it is done (tessera ext list shows its state)`);
     const job = { progress: `installing ${name}`, done: Promise.resolve() };
     this.#jobs.set(name, job);
     try {
@@ -435,6 +436,48 @@ export class ExtensionManager {
       await trx.addGarbage({ dir: null, run_dir: row.dir, images: JSON.parse(row.images_json) as string[] });
       await trx.deleteInstall(row.name);
     });
+  }
+
+  /**
+   * Deletes an uploaded package version: its catalog row now, its folder once no queued
+   * or running run uses it (`removed` says whether it is gone already). Refused while
+   * that version is installed, and for built-in and linked versions.
+   */
+  async deleteVersion(name: string, version: string): Promise<{ name: string; version: string; bytes: number; removed: boolean }> {
+    const id = `${name}@${version}`;
+    if (this.#jobs.has(name)) throw new TesseraError('TESSERA_CONFLICT', `extension "${name}" is being installed or uninstalled right now; delete ${id} when that is done`);
+    // Reserved before the first await: an install of the name waits for this (it is refused).
+    this.#jobs.set(name, { progress: `deleting ${id}`, done: Promise.resolve() });
+    try {
+      return await this.#deleteVersion(name, version, id);
+    } finally {
+      this.#jobs.delete(name);
+    }
+  }
+
+  async #deleteVersion(name: string, version: string, id: string): Promise<{ name: string; version: string; bytes: number; removed: boolean }> {
+    const pkg = await this.#store.packageOf(name, version);
+    if (!pkg) {
+      if (this.#builtin.get(name)?.version === version) throw new TesseraError('TESSERA_CONFLICT', `${id} is built in (${this.#o.builtinDir}), not an uploaded package: it cannot be deleted; uninstall it (tessera ext uninstall ${name}) to stop using it`);
+      const linked = this.#o.registry.linked().find((l) => l.manifest.name === name);
+      if (linked?.manifest.version === version) throw new TesseraError('TESSERA_CONFLICT', `${id} is loaded from the linked folder ${linked.dir}, not an uploaded package: remove that folder from TESSERA_EXTENSIONS_DIRS instead`);
+      const entry = await this.get(name); // 404 when the name is nowhere
+      throw new TesseraError('TESSERA_NOT_FOUND', `extension "${name}" has no uploaded version ${version}; its versions: ${entry.versions.map((v) => `${v.version} (${v.source})`).join(', ') || 'none'}`);
+    }
+    const row = await this.#store.install(name);
+    if (row && row.version === version && row.source === 'package') {
+      throw new TesseraError('TESSERA_CONFLICT', `${id} is ${row.state === 'installed' ? 'installed' : `the installed version (state ${row.state})`}: uninstall it first (tessera ext uninstall ${name}, or DELETE /api/extensions/${name}), or install another version, then delete it`);
+    }
+    await this.#exclusive(() => this.#store.transaction(async (trx) => {
+      await trx.deletePackage(name, version);
+      await trx.addGarbage({ dir: pkg.dir, run_dir: join(pkg.dir, PACKAGE_EXTENSION_DIR), images: [] });
+    }));
+    // A sweep already going may have read the garbage before this: then the next one removes it.
+    await this.sweep();
+    if (existsSync(pkg.dir)) await this.sweep();
+    this.#o.log.info(`deleted the package ${id} (${pkg.bytes} bytes) from the catalog`);
+    this.#announce(name);
+    return { name, version, bytes: pkg.bytes, removed: !existsSync(pkg.dir) };
   }
 
   /**

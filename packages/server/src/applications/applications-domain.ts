@@ -58,7 +58,7 @@ export function createApplicationsDomain(deps: ApplicationsDomainDeps): Applicat
     routes: async (app) => {
       await applicationRoutes(app, { apps });
       // Connections meet the proxy's fast path first; API requests and rare cases go on to Fastify's server.
-      proxy.attach(app.server);
+      proxy.attach(app.server, { headMs: config.httpHeadersTimeoutSeconds * 1000 });
     },
     resume: () => apps.resume(),
     close: async () => {

@@ -65,10 +65,13 @@ export async function extensionRoutes(app: FastifyInstance, opts: { manager: Ext
   });
 
   serve(app, routes.uninstall, async (request) => manager.uninstall(request.params.name));
+
+  serve(app, routes.deleteVersion, async (request) => manager.deleteVersion(request.params.name, request.params.version));
 }
 
-function drain(stream: NodeJS.ReadableStream & { readableEnded?: boolean; destroy?: () => void }, maxBytes: number, maxMs: number): Promise<void> {
-  if (stream.readableEnded) return Promise.resolve();
+function drain(stream: NodeJS.ReadableStream & { readableEnded?: boolean; destroyed?: boolean; destroy?: () => void }, maxBytes: number, maxMs: number): Promise<void> {
+  // Ended, or destroyed (a body cut off by the HTTP limits): nothing more will come.
+  if (stream.readableEnded || stream.destroyed) return Promise.resolve();
   return new Promise((done) => {
     let bytes = 0;
     const stop = (): void => {

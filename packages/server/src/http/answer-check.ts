@@ -8,6 +8,9 @@ function contractOf(request: FastifyRequest): RouteContract | undefined {
   return (request.routeOptions.config as ContractConfig | undefined)?.contract;
 }
 
+/** Any route with a body may answer 408: the HTTP limits cut off a stalled or trickling body (http-limits.ts). */
+const REQUEST_TIMEOUT = 408;
+
 function broken(contract: RouteContract, message: string): TesseraError {
   return new TesseraError('TESSERA_INTERNAL', `${contract.method} ${contract.url} broke its contract (packages/api): ${message}`);
 }
@@ -34,7 +37,7 @@ export function checkAnswersAgainstContracts(app: FastifyInstance): void {
 
   app.addHook('preSerialization', async (request, reply, payload) => {
     const contract = contractOf(request);
-    if (!contract) return payload;
+    if (!contract || reply.statusCode === REQUEST_TIMEOUT) return payload;
     const schema = contract.response[reply.statusCode];
     if (!schema) throw broken(contract, `it answered ${reply.statusCode}, which its contract does not declare`);
     if (isMedia(schema)) {
@@ -51,7 +54,7 @@ export function checkAnswersAgainstContracts(app: FastifyInstance): void {
 
   app.addHook('onSend', async (request, reply, payload) => {
     const contract = contractOf(request);
-    if (contract && contract.response[reply.statusCode] === undefined && !(request.method === 'HEAD' && contract.method === 'GET')) {
+    if (contract && contract.response[reply.statusCode] === undefined && reply.statusCode !== REQUEST_TIMEOUT && !(request.method === 'HEAD' && contract.method === 'GET')) {
       throw broken(contract, `it answered ${reply.statusCode}, which its contract does not declare`);
     }
     return payload;

@@ -1,5 +1,5 @@
 import { useRef, useState } from 'react';
-import { del, get, post, toApiError, type Extension, type ExtensionCatalog, type ExtensionPackage } from '../api.ts';
+import { del, get, post, toApiError, type DeletedExtensionVersion, type Extension, type ExtensionCatalog, type ExtensionPackage } from '../api.ts';
 import { useApp } from '../context.ts';
 import { Dialog, ErrorBox, FormDialog } from '../components/Dialog.tsx';
 import { initialParams, ParamForm } from '../components/ParamForm.tsx';
@@ -20,6 +20,7 @@ export default function Extensions() {
   );
   const [installing, setInstalling] = useState<Extension | undefined>(undefined);
   const [removing, setRemoving] = useState<Extension | undefined>(undefined);
+  const [deleting, setDeleting] = useState<Extension | undefined>(undefined);
   const upload = useAction();
   const fileInput = useRef<HTMLInputElement>(null);
   const removeAction = useAction();
@@ -132,11 +133,17 @@ export default function Extensions() {
                   Uninstall
                 </button>
               )}
+              {x.versions.some((v) => v.source === 'package') && (
+                <button className="danger" disabled={x.state === 'installing' || x.state === 'uninstalling'} onClick={() => setDeleting(x)}>
+                  Delete a package…
+                </button>
+              )}
               {x.kind === 'application' && x.state === 'installed' && <Link href="/applications">Launch…</Link>}
             </div>
           </article>
         ))}
       </div>
+      {deleting && <DeleteVersionDialog ext={deleting} onClose={() => setDeleting(undefined)} onDone={() => catalog.reload()} />}
       {installing && <InstallDialog ext={installing} onClose={() => setInstalling(undefined)} onDone={() => catalog.reload()} />}
       {removing && (
         <Dialog
@@ -204,5 +211,50 @@ function InstallDialog({ ext, onClose, onDone }: { ext: Extension; onClose: () =
       </label>
       <ParamForm params={ext.parameters} value={params} onChange={setParams} errors={errors} />
     </FormDialog>
+  );
+}
+
+/** Deletes an uploaded package version (its files and catalog entry); the installed one is shown but cannot be chosen. */
+function DeleteVersionDialog({ ext, onClose, onDone }: { ext: Extension; onClose: () => void; onDone: () => void }) {
+  const { notify } = useApp();
+  const packages = ext.versions.filter((v) => v.source === 'package');
+  const isInstalled = (version: string) => ext.installed?.source === 'package' && ext.installed.version === version;
+  const [version, setVersion] = useState(packages.find((v) => !isInstalled(v.version))?.version ?? '');
+  const action = useAction();
+  const submit = () =>
+    action.run(async () => {
+      const r = await del<DeletedExtensionVersion>(`/api/extensions/${encodeURIComponent(ext.name)}/versions/${encodeURIComponent(version)}`);
+      notify(`${ext.name} ${version} deleted from the catalog${r.removed ? '' : '; its files go when the runs still using it end'}`);
+      onDone();
+      onClose();
+    });
+  return (
+    <Dialog
+      title={`Delete a package of ${ext.name}?`}
+      onClose={onClose}
+      footer={
+        <>
+          <button onClick={onClose}>Cancel</button>
+          <button className="danger solid" disabled={action.busy || !version} onClick={() => void submit()}>
+            {action.busy ? 'Deleting…' : 'Delete'}
+          </button>
+        </>
+      }
+    >
+      <p>The uploaded package and its files leave the catalog and the disk; it cannot be undone (upload the package again to get it back). The installed version cannot be deleted: uninstall it first.</p>
+      <label className="field">
+        <span className="label">Version</span>
+        <select value={version} onChange={(e) => setVersion(e.target.value)}>
+          {packages.map((v) => (
+            <option key={v.version} value={v.version} disabled={isInstalled(v.version)}>
+              {v.version}
+              {v.bytes !== null ? ` (${(v.bytes / 1024 / 1024).toFixed(1)} MB package)` : ''}
+              {isInstalled(v.version) ? ': installed, uninstall it first' : ''}
+            </option>
+          ))}
+        </select>
+      </label>
+      <ErrorBox error={action.error} />
+    </Dialog>
   );
 }
