@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BASE_IMAGE, containersFor, dockerSocket, skipDocker } from '../../engine/src/__fixtures__/docker-env.ts';
+import { launchChromium, skipBrowser } from '../../../tests/fixtures/browser.ts';
 import { runCli } from '../../cli/src/__fixtures__/run-cli.ts';
 import { findProcessesByEnv, groupOf, isAlive, parentOf } from '../../engine/src/runners/process/proc-table.ts';
 import { waitFor, writeShellExtension } from './__fixtures__/test-server.ts';
@@ -172,6 +173,19 @@ describe('crash safety (kill -9 of a real server process)', () => {
     expect(show.code, show.stderr).toBe(0);
     expect(show.stdout).toMatch(/work\s+success\s+2 \(rerun\)/);
     expect(show.stdout).toContain(`rerun of work: ${why}`);
+    if (skipBrowser) return; // outside CI only (browser.ts): in CI a missing Chromium fails
+    // The run page says it too.
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${b.url}/runs/${runId}`);
+      const note = page.getByRole('note', { name: 'Rerun' });
+      await note.waitFor({ timeout: 15_000 });
+      expect(await note.textContent()).toBe(`Rerun: ${why}`);
+      await page.getByText(/^process · try 2 · exit 0/).waitFor();
+    } finally {
+      await browser.close();
+    }
   });
 
   it('a graceful stop (SIGTERM) stops local processes and the next start runs them again', async () => {
