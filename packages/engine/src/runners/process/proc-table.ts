@@ -62,6 +62,11 @@ export function isAlive(pid: number): boolean {
   return f !== undefined && f[0] !== 'Z' && f[0] !== 'X';
 }
 
+/** Whether a process has exited and waits for its parent to collect its status. */
+export function isZombie(pid: number): boolean {
+  return statFields(pid)?.[0] === 'Z';
+}
+
 /** The parent of a live process, or undefined if it is gone. */
 export function parentOf(pid: number): number | undefined {
   const f = statFields(pid);

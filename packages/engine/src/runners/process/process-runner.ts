@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { TaskSpec } from '@tessera/model';
 import { outcomeFromExit } from '../exit-status.ts';
 import type { Runner, TaskExecution, TaskLaunch, TaskOutcome } from '../runner.ts';
-import { findProcessesByEnv, groupMembers, isAlive, killGroup, pollUntil } from './proc-table.ts';
+import { findProcessesByEnv, groupMembers, isAlive, isZombie, killGroup, pollUntil } from './proc-table.ts';
 import { findTryRemains, readExitStatus, statusFileOf, watchReattached } from './process-recovery.ts';
 
 export interface ProcessRunnerOptions {
@@ -160,10 +160,10 @@ export class ProcessRunner implements Runner {
       return { handle: String(pid), done };
     }
     await this.#kill(remains.pids);
-    if (!status && remains.pids.length === 0) {
-      // Its launcher may be writing the status of a process it has just reaped.
-      await new Promise((r) => setTimeout(r, 50));
-      status = readExitStatus(statusFile);
+    const pid = Number(handle);
+    if (!status && remains.pids.length === 0 && Number.isInteger(pid) && pid > 0 && isZombie(pid)) {
+      // It has just ended: its launcher is about to collect it and write its status.
+      await pollUntil(() => (status = readExitStatus(statusFile)) !== undefined, 1000);
     }
     if (!status) return undefined;
     const outcome = outcomeFromExit(status.code, status.signal);
