@@ -53,7 +53,11 @@ export function createWorkflowsDomain(deps: WorkflowsDomainDeps): WorkflowsDomai
     start: async () => {
       const recovery = await scheduler.start();
       if (recovery.resumedRuns > 0 || recovery.swept > 0) {
-        log.info(`resumed the runs that were active when the server stopped: ${JSON.stringify(recovery)}`);
+        const { resumedRuns, reattached, rerun, swept } = recovery;
+        log.info(
+          `resumed ${resumedRuns} run(s) that were active when the server stopped: ${reattached} running tr(ies) re-attached or found ended meanwhile, ` +
+            `${rerun} whose end is not known run again as a new try (with the reason in the task's rerun_reason), ${swept} leftover process(es) or container(s) stopped`,
+        );
       }
       sweepDirs();
       retentionTimer = setInterval(sweepDirs, RETENTION_SWEEP_MS);
