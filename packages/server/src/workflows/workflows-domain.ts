@@ -55,8 +55,8 @@ export function createWorkflowsDomain(deps: WorkflowsDomainDeps): WorkflowsDomai
       if (recovery.resumedRuns > 0 || recovery.swept > 0) {
         const { resumedRuns, reattached, rerun, swept } = recovery;
         log.info(
-          `resumed ${resumedRuns} run(s) that were active when the server stopped: ${reattached} running tr(ies) re-attached or found ended meanwhile, ` +
-            `${rerun} whose end is not known run again as a new try (with the reason in the task's rerun_reason), ${swept} leftover process(es) or container(s) stopped`,
+          `resumed ${resumedRuns} runs that were active when the server stopped: ${reattached} running tries re-attached or found ended meanwhile, ` +
+            `${rerun} whose end is not known run again as a new try (with the reason in the task's rerun_reason), ${swept} leftover processes or containers stopped`,
         );
       }
       sweepDirs();
