@@ -188,7 +188,7 @@ describe('crash safety (kill -9 of a real server process)', () => {
     }
   });
 
-  it('a graceful stop (SIGTERM) stops local processes and the next start runs them again', async () => {
+  it('a graceful stop (SIGTERM) stops local processes and the next start runs them again as a new try that says why', async () => {
     home = await mkdtemp(join(tmpdir(), 'tessera-stop-'));
     const ext = join(home, 'ext');
     await writeShellExtension(ext, 'stoppable', [{ id: 'stoppable', tasks: [{ id: 'work', sh: 'sleep 1; echo done' }] }]);
