@@ -115,6 +115,12 @@ export const Task = Obj(
     id: Type.String({ description: 'The task id in the DAG spec.' }),
     state: OneOf(TASK_STATES),
     try_number: Type.Integer({ description: 'Tries in this attempt; 0 before its first start.' }),
+    restarts: Type.Integer({
+      description: 'Tries of this attempt that ran again because the server stopped while the try before ran (crash, kill -9, shutdown); they do not use up a retry.',
+    }),
+    rerun_reason: Nullable(
+      Type.String({ description: 'Why its latest such try runs again, e.g. "the server stopped while try 1 ran (it was killed or crashed) and the end of that try is not known; try 2 runs the task again and does not use up a retry"; null once a retry follows.' }),
+    ),
     attempt: Type.Integer({ description: 'The run attempt it last ran in.' }),
     runner: Nullable(Type.String({ description: 'process, docker or builtin; null before it ran.' })),
     exit_code: Nullable(Type.Integer()),

@@ -126,8 +126,10 @@ export function buildProgram(): Command {
       if (r.reason) console.log(`reason:  ${r.reason}`);
       if (r.workflow_dir) console.log(`outputs: ${r.workflow_dir}`);
       console.log(table(['TASK', 'STATE', 'TRY', 'RUNNER', 'EXIT', 'DURATION', 'REASON'], r.tasks.map((t) => [
-        t.id, t.state, t.try_number, t.runner, t.exit_code, duration(t.started_at, t.ended_at), t.reason,
+        t.id, t.state, t.rerun_reason ? `${t.try_number} (rerun)` : t.try_number, t.runner, t.exit_code, duration(t.started_at, t.ended_at), t.reason,
       ])));
+      // A try that ran again because the server stopped while the one before ran: say why.
+      for (const t of r.tasks) if (t.rerun_reason) console.log(`rerun of ${t.id}: ${t.rerun_reason}`);
     }));
 
   program.command('logs <run> [task]').description("print a task's log (or every task's), --follow to stream it live")

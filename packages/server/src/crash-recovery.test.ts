@@ -1,9 +1,11 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BASE_IMAGE, containersFor, dockerSocket, skipDocker } from '../../engine/src/__fixtures__/docker-env.ts';
-import { findProcessesByEnv, isAlive } from '../../engine/src/runners/process/proc-table.ts';
+import { launchChromium, skipBrowser } from '../../../tests/fixtures/browser.ts';
+import { runCli } from '../../cli/src/__fixtures__/run-cli.ts';
+import { findProcessesByEnv, groupOf, isAlive, parentOf } from '../../engine/src/runners/process/proc-table.ts';
 import { waitFor, writeShellExtension } from './__fixtures__/test-server.ts';
 import { killHard, startServerProcess, type ServerProcess } from './__fixtures__/server-process.ts';
 
@@ -15,79 +17,182 @@ afterEach(async () => {
   if (home) await rm(home, { recursive: true, force: true });
 });
 
+type TaskJson = { id: string; state: string; try_number: number; restarts: number; rerun_reason: string | null; exit_code: number | null };
+
+/** A server on this test's home with the process runner only; its answers are checked against the HTTP contract. */
+function serverEnv(ext: string): Record<string, string> {
+  return { TESSERA_HOME: join(home, 'home'), TESSERA_EXTENSIONS_DIRS: ext, TESSERA_RUNNERS: 'process', TESSERA_CHECK_ANSWERS: '1' };
+}
+
+async function lines(file: string): Promise<string[]> {
+  return (await readFile(file, 'utf8').catch(() => '')).split('\n').filter((l) => l !== '');
+}
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+async function runEnd(url: string, runId: string) {
+  return waitFor(async () => {
+    const r = await json(`${url}/api/runs/${runId}`);
+    return ['success', 'failed', 'canceled'].includes(r.state) ? r : undefined;
+  }, 40_000, `run ${runId} to end after restart`);
+}
+
 async function json(url: string, init?: RequestInit) {
   const res = await fetch(url, { ...init, headers: { 'content-type': 'application/json' } });
   return res.json() as Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 }
 
 describe('crash safety (kill -9 of a real server process)', () => {
-  it('resumes every run after kill -9: the running process task runs again, nothing lost, nothing reported twice, nothing left running', { timeout: 90_000 }, async () => {
+  it('kill -9 while process tasks run: at the restart they are re-attached and run once to their end, nothing lost, nothing reported twice', { timeout: 90_000 }, async () => {
     home = await mkdtemp(join(tmpdir(), 'tessera-crash-'));
     const ext = join(home, 'ext');
     const marks = join(home, 'marks');
-    // The killed tries sleep long enough that only the restarted server can end them,
-    // however slowly it starts; the tries after the restart are quick.
-    const delay = join(home, 'delay');
-    await writeFile(delay, '60');
+    // The slow tries wait for this file: they are sure to run through the kill and the restart.
+    const release = join(home, 'release');
     await writeShellExtension(ext, 'crash', [{
       id: 'crash',
       tasks: [
         { id: 'first', sh: `echo first >> ${marks}` },
-        { id: 'slow', upstream: ['first'], sh: `echo slow-start >> ${marks}; sleep $(cat ${delay}); echo slow-end >> ${marks}` },
+        { id: 'slow', upstream: ['first'], sh: `echo slow-start >> ${marks}; while [ ! -f ${release} ]; do sleep 0.1; done; echo slow-end >> ${marks}` },
         { id: 'parallel', upstream: ['first'], sh: `echo parallel >> ${marks}` },
         { id: 'last', upstream: ['slow', 'parallel'], sh: `echo last >> ${marks}` },
       ],
     }]);
-    const env = { TESSERA_HOME: join(home, 'home'), TESSERA_EXTENSIONS_DIRS: ext, TESSERA_RUNNERS: 'process' };
+    const env = serverEnv(ext);
     const a = await startServerProcess(env);
     servers.push(a);
     // Several runs at once, so that the crash hits runs in different states.
     const jobs = await Promise.all([1, 2, 3].map(() => json(`${a.url}/api/jobs`, { method: 'POST', body: JSON.stringify({ workflow: 'crash' }) })));
     const runIds: string[] = jobs.map((j) => j.runs[0].id);
-    await waitFor(async () => {
-      const runs = await Promise.all(runIds.map((id) => json(`${a.url}/api/runs/${id}`)));
-      return runs.every((r) => r.tasks.find((t: { id: string }) => t.id === 'slow').state === 'running');
-    }, 15_000, 'slow tasks running');
-    // "running" is committed before the launcher has started the process: wait until the processes are there.
     const ours = () => findProcessesByEnv('TESSERA_TASK_KEY').filter((p) => runIds.some((id) => p.value.startsWith(id)));
-    await waitFor(async () => ours().length >= 3, 10_000, 'the slow tasks\' processes').catch(() => undefined);
-    const orphansBefore = ours();
-    expect(orphansBefore.length).toBeGreaterThanOrEqual(3);
+    await waitFor(async () => (await lines(marks)).filter((l) => l === 'slow-start').length === 3, 15_000, 'the slow tasks started');
+    // The tries' main processes (each leads its own process group; their `sleep`s come and go).
+    const before = ours().filter((p) => groupOf(p.pid) === p.pid);
+    expect(before.length).toBe(3);
 
     await killHard(a);
-    await writeFile(delay, '1');
     const b = await startServerProcess(env);
     servers.push(b);
-    const ended = await Promise.all(runIds.map((id) => waitFor(async () => {
-      const r = await json(`${b.url}/api/runs/${id}`);
-      return ['success', 'failed', 'canceled'].includes(r.state) ? r : undefined;
-    }, 40_000, `run ${id} to end after restart`)));
+    // Re-attached, not stopped: the same processes still run.
+    expect(before.filter((p) => isAlive(p.pid)).length).toBe(before.length);
+    await writeFile(release, '');
+    const ended = await Promise.all(runIds.map((id) => runEnd(b.url, id)));
     for (const r of ended) {
       expect(r.state).toBe('success');
-      expect(r.tasks.map((t: { state: string }) => t.state)).toEqual(['success', 'success', 'success', 'success']);
-      // A rerun after a crash does not use up a retry.
-      expect(r.tasks.map((t: { try_number: number }) => t.try_number)).toEqual([1, 1, 1, 1]);
+      expect(r.tasks.map((t: TaskJson) => [t.state, t.try_number, t.restarts, t.rerun_reason])).toEqual(Array(4).fill(['success', 1, 0, null]));
     }
-    const lines = (await readFile(marks, 'utf8')).trim().split('\n');
-    const count = (s: string) => lines.filter((l) => l === s).length;
-    expect(count('first')).toBe(3);
-    expect(count('parallel')).toBe(3);
-    expect(count('last')).toBe(3);
-    expect(count('slow-start')).toBe(6); // killed once, run again
-    expect(count('slow-end')).toBe(3); // the killed tries never finished
-    // The old tries' processes were stopped, not left to run beside the new ones.
-    // (A killed process whose new parent has not reaped it yet is a zombie: not running.)
-    expect(orphansBefore.filter((p) => isAlive(p.pid))).toEqual([]);
-    expect(findProcessesByEnv('TESSERA_TASK_KEY').filter((p) => runIds.some((id) => p.value.startsWith(id)))).toEqual([]);
+    const marked = await lines(marks);
+    const count = (s: string) => marked.filter((l) => l === s).length;
+    expect([count('first'), count('slow-start'), count('slow-end'), count('parallel'), count('last')]).toEqual([3, 3, 3, 3, 3]);
+    expect(ours()).toEqual([]);
     const log = await (await fetch(`${b.url}/api/runs/${runIds[0]}/tasks/slow/log`)).text();
-    expect(log).toContain('the server stopped while this task ran; running it again');
+    expect(log).toMatch(/the server restarted while this try ran; it was re-attached \(pid \d+\) and runs on/);
   });
 
-  it('a graceful stop (SIGTERM) stops local processes and the next start runs them again', async () => {
+  it('kill -9 while a process task runs, which ends while the server is down: its recorded end is taken at the restart, it does not run again', { timeout: 90_000 }, async () => {
+    home = await mkdtemp(join(tmpdir(), 'tessera-crash-ended-'));
+    const ext = join(home, 'ext');
+    const marks = join(home, 'marks');
+    const release = join(home, 'release');
+    await writeShellExtension(ext, 'ends-down', [{
+      id: 'ends-down',
+      tasks: [
+        { id: 'work', sh: `echo work >> ${marks}; while [ ! -f ${release} ]; do sleep 0.1; done; echo "work done"` },
+        { id: 'skipper', upstream: ['work'], sh: `echo skipper >> ${marks}; while [ ! -f ${release}2 ]; do sleep 0.1; done; exit 126` },
+        { id: 'after', upstream: ['skipper'], trigger_rule: 'all_done', sh: `echo after >> ${marks}` },
+      ],
+    }]);
+    const env = serverEnv(ext);
+    const a = await startServerProcess(env);
+    servers.push(a);
+    const job = await json(`${a.url}/api/jobs`, { method: 'POST', body: JSON.stringify({ workflow: 'ends-down' }) });
+    const runId: string = job.runs[0].id;
+    await waitFor(async () => (await lines(marks)).includes('work'), 15_000, 'work started');
+    await killHard(a);
+    // The task ends while no server runs: its launcher records how.
+    await writeFile(release, '');
+    await waitFor(async () => (await readdir(join(home, 'home', 'logs', runId))).includes('work.1.1.exit'), 10_000, 'the exit status of work');
+    expect(await readFile(join(home, 'home', 'logs', runId, 'work.1.1.exit'), 'utf8')).toBe('{"code":0,"signal":null}\n');
+    const b = await startServerProcess(env);
+    servers.push(b);
+    await waitFor(async () => (await lines(marks)).includes('skipper'), 15_000, 'skipper started');
+    await killHard(b);
+    await writeFile(`${release}2`, '');
+    await waitFor(async () => (await readdir(join(home, 'home', 'logs', runId))).includes('skipper.1.1.exit'), 10_000, 'the exit status of skipper');
+    const c = await startServerProcess(env);
+    servers.push(c);
+    const run = await runEnd(c.url, runId);
+    expect(run.state).toBe('success');
+    expect(run.tasks.map((t: TaskJson) => [t.id, t.state, t.try_number, t.restarts, t.exit_code])).toEqual([
+      ['work', 'success', 1, 0, 0],
+      ['skipper', 'skipped', 1, 0, 126],
+      ['after', 'success', 1, 0, 0],
+    ]);
+    expect(await lines(marks)).toEqual(['work', 'skipper', 'after']); // each ran exactly once
+    const log = await (await fetch(`${c.url}/api/runs/${runId}/tasks/work/log`)).text();
+    expect(log).toContain('work done');
+    expect(log).toContain('this try ended while the server was down (exit code 0); its end was recorded at the restart');
+  });
+
+  it('kill -9 of the server and of the launcher with its task: the task runs again as try 2, with the reason in the API, the CLI and the log', { timeout: 90_000 }, async () => {
+    home = await mkdtemp(join(tmpdir(), 'tessera-crash-lost-'));
+    const ext = join(home, 'ext');
+    const marks = join(home, 'marks');
+    await writeShellExtension(ext, 'lost', [{
+      id: 'lost',
+      tasks: [{ id: 'work', sh: `echo "$TESSERA_TASK_KEY" >> ${marks}; [ -s ${marks}.done ] || sleep 60; echo done >> ${marks}.done` }],
+    }]);
+    const env = serverEnv(ext);
+    const a = await startServerProcess(env);
+    servers.push(a);
+    const job = await json(`${a.url}/api/jobs`, { method: 'POST', body: JSON.stringify({ workflow: 'lost' }) });
+    const runId: string = job.runs[0].id;
+    await waitFor(async () => (await lines(marks)).length === 1, 15_000, 'work started');
+    const main = findProcessesByEnv('TESSERA_TASK_KEY').find((p) => p.value.startsWith(runId) && groupOf(p.pid) === p.pid)!;
+    const launcher = parentOf(main.pid)!;
+    expect(launcher).toBeGreaterThan(1);
+    await killHard(a);
+    // What a power loss or the kernel's OOM killer might do: the launcher and the task die too.
+    process.kill(launcher, 'SIGKILL');
+    process.kill(-main.pid, 'SIGKILL');
+    await waitFor(async () => !isAlive(main.pid) && !isAlive(launcher), 5000, 'launcher and task gone');
+    await writeFile(`${marks}.done`, 'x\n'); // the next try ends at once
+    const b = await startServerProcess(env);
+    servers.push(b);
+    const run = await runEnd(b.url, runId);
+    expect(run.state).toBe('success');
+    const why = 'the server stopped while try 1 ran (it was killed or crashed) and the end of that try is not known; try 2 runs the task again and does not use up a retry';
+    expect(run.tasks.map((t: TaskJson) => [t.state, t.try_number, t.restarts, t.rerun_reason])).toEqual([['success', 2, 1, why]]);
+    // Two tries, each visible: its own key (attempt.try) and its own log.
+    expect(await lines(marks)).toEqual([`${runId}/work/1.1`, `${runId}/work/1.2`]);
+    expect(await (await fetch(`${b.url}/api/runs/${runId}/tasks/work/log?try=1`)).text()).toContain(why);
+    expect(await (await fetch(`${b.url}/api/runs/${runId}/tasks/work/log`)).text()).toMatch(new RegExp(`^tessera: ${escape(why)}`));
+    const show = await runCli({ url: b.url, args: ['show', runId] });
+    expect(show.code, show.stderr).toBe(0);
+    expect(show.stdout).toMatch(/work\s+success\s+2 \(rerun\)/);
+    expect(show.stdout).toContain(`rerun of work: ${why}`);
+    if (skipBrowser) return; // outside CI only (browser.ts): in CI a missing Chromium fails
+    // The run page says it too.
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${b.url}/runs/${runId}`);
+      const note = page.getByRole('note', { name: 'Rerun' });
+      await note.waitFor({ timeout: 15_000 });
+      expect(await note.textContent()).toBe(`Rerun: ${why}`);
+      await page.getByText(/^process · try 2 · exit 0/).waitFor();
+    } finally {
+      await browser.close();
+    }
+  });
+
+  it('a graceful stop (SIGTERM) stops local processes and the next start runs them again as a new try that says why', async () => {
     home = await mkdtemp(join(tmpdir(), 'tessera-stop-'));
     const ext = join(home, 'ext');
     await writeShellExtension(ext, 'stoppable', [{ id: 'stoppable', tasks: [{ id: 'work', sh: 'sleep 1; echo done' }] }]);
-    const env = { TESSERA_HOME: join(home, 'home'), TESSERA_EXTENSIONS_DIRS: ext, TESSERA_RUNNERS: 'process' };
+    const env = serverEnv(ext);
     const a = await startServerProcess(env);
     servers.push(a);
     const job = await json(`${a.url}/api/jobs`, { method: 'POST', body: JSON.stringify({ workflow: 'stoppable' }) });
@@ -103,7 +208,9 @@ describe('crash safety (kill -9 of a real server process)', () => {
       const r = await json(`${b.url}/api/runs/${runId}`);
       return r.state === 'success' ? r : undefined;
     });
-    expect(run.tasks[0].try_number).toBe(1);
+    // The stopped try is not hidden: the task ran again as try 2, which says why.
+    expect([run.tasks[0].try_number, run.tasks[0].restarts]).toEqual([2, 1]);
+    expect(run.tasks[0].rerun_reason).toMatch(/^the server was shut down while try 1 ran, which stopped it; try 2 runs the task again/);
   });
 
   it.skipIf(skipDocker)('re-attaches a container task after kill -9 and runs it only once', { timeout: 90_000 }, async () => {

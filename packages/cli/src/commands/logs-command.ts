@@ -25,7 +25,7 @@ export async function logsCommand(api: ApiClient, runId: string, taskId: string 
   if (!o.follow) {
     for (const t of tasks) {
       if (t.try_number === 0) continue;
-      process.stdout.write(`==> ${t.id} (${t.state}, try ${t.try_number}) <==\n`);
+      process.stdout.write(`==> ${t.id} (${t.state}, try ${t.try_number}${t.rerun_reason ? ', a rerun after a server restart' : ''}) <==\n`);
       await api.stream(`/api/runs/${run.id}/tasks/${encodeURIComponent(t.id)}/log`, {}, (text) => process.stdout.write(text));
     }
     return 0;

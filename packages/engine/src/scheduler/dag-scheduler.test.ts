@@ -89,9 +89,10 @@ describe('DagScheduler', () => {
     const times = (await readFile(`${counter}.times`, 'utf8')).trim().split('\n').map((x) => Number(BigInt(x) / 1_000_000n));
     expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(100);
     expect(times[2]! - times[1]!).toBeGreaterThanOrEqual(200); // doubled
-    // Each try has its own log.
+    // Each try has its own log, and the exit status its launcher recorded beside it.
     const logs = await readdir(join(engine.home, 'logs', run.id));
-    expect(logs.sort()).toEqual(['flaky.1.1.log', 'flaky.1.2.log', 'flaky.1.3.log']);
+    expect(logs.sort()).toEqual(['flaky.1.1.exit', 'flaky.1.1.log', 'flaky.1.2.exit', 'flaky.1.2.log', 'flaky.1.3.exit', 'flaky.1.3.log']);
+    expect(await readFile(join(engine.home, 'logs', run.id, 'flaky.1.3.exit'), 'utf8')).toBe('{"code":0,"signal":null}\n');
   });
 
   it('enforces the execution timeout and leaves no process behind', async () => {
@@ -222,7 +223,7 @@ describe('DagScheduler', () => {
     expect((await engine.scheduler.store.listRuns({})).total).toBe(0);
   });
 
-  it('reruns a process task that was running when the server stopped, once', async () => {
+  it('a process task stopped by a graceful shutdown runs again as a new try with its reason, without using up a retry', async () => {
     engine = await createTestEngine();
     const marks = join(engine.home, 'marks');
     const spec = shellDag('restart', [
@@ -237,8 +238,29 @@ describe('DagScheduler', () => {
     expect(run.state).toBe('success');
     expect((await readFile(marks, 'utf8')).trim().split('\n')).toEqual(['start', 'start', 'end', 'after']);
     const tasks = await restarted.store.getTasks(runId);
-    expect(tasks.map((t) => t.try_number)).toEqual([1, 1]);
-    expect(await readFile(join(engine.home, 'logs', runId, 'slow.1.1.log'), 'utf8')).toContain('the server stopped while this task ran');
+    expect(tasks.map((t) => [t.try_number, t.restarts])).toEqual([[2, 1], [1, 0]]);
+    const why = 'the server was shut down while try 1 ran, which stopped it; try 2 runs the task again and does not use up a retry';
+    expect(tasks[0]!.rerun_reason).toBe(why);
+    expect(tasks[1]!.rerun_reason).toBeNull();
+    expect(await readFile(join(engine.home, 'logs', runId, 'slow.1.1.log'), 'utf8')).toContain(why);
+    expect(await readFile(join(engine.home, 'logs', runId, 'slow.1.2.log'), 'utf8')).toMatch(new RegExp(`^tessera: ${why.replace(/[.()]/g, '\\$&')}\n`));
+  });
+
+  it('a rerun after a restart does not count as a retry: retries: 1 still allows one retry after it', async () => {
+    engine = await createTestEngine();
+    const marks = join(engine.home, 'marks');
+    const spec = shellDag('restart-retries', [{ id: 'bad', retries: 1, sh: `echo try >> ${marks}; sleep 0.5; exit 4` }]);
+    const { runs } = await engine.scheduler.trigger({ project: PROJECT, workflow: { spec } });
+    const runId = runs[0]!.id;
+    await waitFor(async () => existsSync(marks));
+    const restarted = await engine.restart();
+    const run = await restarted.waitForRun(runId);
+    expect(run.state).toBe('failed');
+    const [task] = await restarted.store.getTasks(runId);
+    // Try 1 stopped by the shutdown, try 2 the rerun (failed), try 3 its one retry (failed).
+    expect([task!.state, task!.try_number, task!.restarts, task!.exit_code]).toEqual(['failed', 3, 1, 4]);
+    expect(task!.rerun_reason).toBeNull(); // try 3 was a retry, not a rerun
+    expect((await readFile(marks, 'utf8')).trim().split('\n')).toHaveLength(3);
   });
 
   it('removes workflow dirs past their retention, keeping failed runs longer and their logs always', async () => {

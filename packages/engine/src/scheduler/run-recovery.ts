@@ -1,7 +1,9 @@
 import { appendFile } from 'node:fs/promises';
 import type { TaskExecution } from '../runners/runner.ts';
 import type { Transition } from '../store/workflow-store.ts';
-import { rerunAfterRestartPatch } from './decisions/task-outcome.ts';
+import type { TaskPatch } from '../store/workflow-store.ts';
+import type { TaskRow } from '../store/workflow-tables.ts';
+import { notStartedPatch, rerunAfterRestartPatch } from './decisions/task-outcome.ts';
 import { buildLiveRun, newLiveTask, taskKey, type LiveRun, type LiveTask } from './live-run.ts';
 import type { SchedulerCore } from './scheduler-core.ts';
 
@@ -47,11 +49,11 @@ export async function recoverRuns(core: SchedulerCore): Promise<RecoveryReport> 
         core.running.set(taskKey(row.id, id), live);
         reattached.push({ live, exec, startedAt: task.started_at ?? Date.now() });
       } else {
-        await appendFile(launch.logFile, '\ntessera: the server stopped while this task ran; running it again\n').catch(() => undefined);
         const t: Transition = {};
-        core.patchTask(run, id, rerunAfterRestartPatch(Date.now()), t);
+        const patch = rerunAfterRestartPatch(task, 'crash', Date.now());
+        await noteRerun(core, launch.logFile, row.id, task, patch);
+        core.patchTask(run, id, patch, t);
         await core.commit(t);
-        core.rerun.add(taskKey(row.id, id));
         rerun++;
       }
     }
@@ -80,9 +82,20 @@ export async function recoverRuns(core: SchedulerCore): Promise<RecoveryReport> 
 }
 
 /**
+ * Says in both logs (the try that stopped, and the new one, which `tessera logs` and
+ * the UI show first) why the task runs again.
+ */
+async function noteRerun(core: SchedulerCore, oldLog: string, runId: string, task: TaskRow, patch: TaskPatch): Promise<void> {
+  const line = `tessera: ${patch.rerun_reason}\n`;
+  await appendFile(oldLog, `\n${line}`).catch(() => undefined);
+  await appendFile(core.logFile(runId, task.task_id, task.attempt, patch.try_number!), line).catch(() => undefined);
+}
+
+/**
  * Stops scheduling. Tasks on runners that survive a restart (containers) keep
- * running and are re-attached at the next start; local processes are stopped
- * and run again then. Their state stays `running` in the DB on purpose.
+ * running and are re-attached at the next start; local processes are stopped and
+ * queued again as a new try with the reason (it runs at the next start, without
+ * using up a retry); a try claimed but not started yet is queued again as it was.
  */
 export async function closeScheduler(core: SchedulerCore): Promise<void> {
   core.closing = true;
@@ -91,14 +104,29 @@ export async function closeScheduler(core: SchedulerCore): Promise<void> {
   // Tries being started must get their handle before they can be stopped.
   await Promise.allSettled([...core.pending]);
   const stops: Promise<void>[] = [];
+  const stopped: LiveTask[] = [];
   for (const live of core.running.values()) {
     if (live.timer) clearTimeout(live.timer);
     const runner = core.runnerByName(live.runnerName);
-    if (!runner || runner.survivesRestart || live.handle === undefined) continue;
+    if (runner?.survivesRestart) continue;
+    stopped.push(live);
+    if (!runner || live.handle === undefined) continue;
     live.stopReason = 'shutdown';
     stops.push(runner.stop(live.handle));
   }
   await Promise.allSettled(stops);
   await Promise.allSettled([...core.pending]);
-  if (core.hasDeferred()) await core.commit({});
+  const t: Transition = {};
+  for (const live of stopped) {
+    const row = live.run.tasks.get(live.taskId)!;
+    if (row.state !== 'running') continue; // canceled meanwhile
+    if (live.handle === undefined) {
+      core.patchTask(live.run, live.taskId, notStartedPatch(Date.now()), t);
+      continue;
+    }
+    const patch = rerunAfterRestartPatch(row, 'shutdown', Date.now());
+    await noteRerun(core, core.logFile(live.run.row.id, row.task_id, row.attempt, row.try_number), live.run.row.id, row, patch);
+    core.patchTask(live.run, live.taskId, patch, t);
+  }
+  if (core.hasDeferred() || (t.tasks ?? []).length > 0) await core.commit(t);
 }

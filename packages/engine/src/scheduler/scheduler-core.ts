@@ -57,8 +57,6 @@ export class SchedulerCore {
   readonly retryTimers = new Map<string, NodeJS.Timeout>();
   /** Tasks in state `queued`, waiting for a slot and pool capacity, in FIFO order. */
   queue: QueueEntry[] = [];
-  /** Recovered tries that must run again without using up a retry. */
-  readonly rerun = new Set<string>();
   closing = false;
   recovering = false;
   /** Runs whose retry is being set up (a second retry request must fail, not run tasks twice). */
@@ -243,8 +241,7 @@ export class SchedulerCore {
       }
       this.pool.acquire(spec);
       const k = taskKey(run.row.id, taskId);
-      const rerun = this.rerun.delete(k);
-      this.patchTask(run, taskId, decideTryStart({ row, attempt: run.row.attempt, runner: runner.name, rerun, now: Date.now() }), t);
+      this.patchTask(run, taskId, decideTryStart({ row, attempt: run.row.attempt, runner: runner.name, now: Date.now() }), t);
       const live = newLiveTask({ run, taskId, key: tryKey(run, row), runnerName: runner.name, handle: undefined });
       this.running.set(k, live);
       claimed.push({ live, runner });
@@ -351,7 +348,7 @@ export class SchedulerCore {
       return;
     }
     const t: Transition = {};
-    const decision = decideOutcome({ outcome, stopReason: live.stopReason, spec, tryNumber: row.try_number, now: Date.now() });
+    const decision = decideOutcome({ outcome, stopReason: live.stopReason, spec, tryNumber: row.try_number, restarts: row.restarts, now: Date.now() });
     this.patchTask(run, taskId, decision.patch, t);
     if (decision.retryInMs !== undefined) {
       await this.commit(t);

@@ -159,6 +159,8 @@ function newTaskRow(runId: string, taskId: string, position: number): TaskRow {
     started_at: null,
     ended_at: null,
     next_try_at: null,
+    restarts: 0,
+    rerun_reason: null,
   };
 }
 

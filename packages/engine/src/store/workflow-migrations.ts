@@ -55,4 +55,12 @@ export const workflowMigrations: NamedMigration[] = [
         .execute();
     },
   },
+  {
+    // Issue 13: a try that runs again because the server stopped while the previous one ran is a new, visible try.
+    name: '2026-12-06-01-task-restarts',
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('tasks').addColumn('restarts', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.alterTable('tasks').addColumn('rerun_reason', 'text').execute();
+    },
+  },
 ];

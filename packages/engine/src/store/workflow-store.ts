@@ -37,7 +37,7 @@ export class WorkflowStore {
     await this.db.transaction().execute(async (trx) => {
       await trx.insertInto('jobs').values(job).execute();
       for (let i = 0; i < runs.length; i += 200) await trx.insertInto('runs').values(runs.slice(i, i + 200)).execute();
-      // SQLite allows 32,766 bound values per statement; a task row has 16.
+      // SQLite allows 32,766 bound values per statement; a task row has 18.
       for (let i = 0; i < tasks.length; i += 1000) await trx.insertInto('tasks').values(tasks.slice(i, i + 1000)).execute();
     });
   }

@@ -47,6 +47,13 @@ export interface TasksTable {
   started_at: number | null;
   ended_at: number | null;
   next_try_at: number | null;
+  /**
+   * Tries of this attempt that ran again because the server stopped while the try
+   * before ran (crash, kill -9, shutdown); they do not use up a retry.
+   */
+  restarts: number;
+  /** Why the latest such try runs again (kept until a try starts for another reason). */
+  rerun_reason: string | null;
 }
 
 export interface WorkflowTables {

@@ -30,6 +30,8 @@ export function taskJson(runId: string, t: TaskRow, upstream: string[]): Task {
     id: t.task_id,
     state: t.state,
     try_number: t.try_number,
+    restarts: t.restarts,
+    rerun_reason: t.rerun_reason,
     attempt: t.attempt,
     runner: t.runner,
     exit_code: t.exit_code,

@@ -53,7 +53,11 @@ export function createWorkflowsDomain(deps: WorkflowsDomainDeps): WorkflowsDomai
     start: async () => {
       const recovery = await scheduler.start();
       if (recovery.resumedRuns > 0 || recovery.swept > 0) {
-        log.info(`resumed the runs that were active when the server stopped: ${JSON.stringify(recovery)}`);
+        const { resumedRuns, reattached, rerun, swept } = recovery;
+        log.info(
+          `resumed ${resumedRuns} runs that were active when the server stopped: ${reattached} running tries re-attached or found ended meanwhile, ` +
+            `${rerun} whose end is not known run again as a new try (with the reason in the task's rerun_reason), ${swept} leftover processes or containers stopped`,
+        );
       }
       sweepDirs();
       retentionTimer = setInterval(sweepDirs, RETENTION_SWEEP_MS);

@@ -115,6 +115,11 @@ export default function RunPage({ runId }: { runId: string }) {
               {task.reason ? ` · ${task.reason}` : ''}
             </p>
           )}
+          {task?.rerun_reason && (
+            <p className="small" role="note" aria-label="Rerun">
+              Rerun: {task.rerun_reason}
+            </p>
+          )}
           {task && <TaskLog key={`${task.id}:${r.attempt}:${ENDED.has(task.state) ? 'end' : task.log_url ? 'live' : 'wait'}`} url={task.log_url} follow={!ENDED.has(task.state)} />}
         </section>
         <section className="panel" aria-label="Results">

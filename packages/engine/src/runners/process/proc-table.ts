@@ -62,6 +62,32 @@ export function isAlive(pid: number): boolean {
   return f !== undefined && f[0] !== 'Z' && f[0] !== 'X';
 }
 
+/** Whether a process has exited and waits for its parent to collect its status. */
+export function isZombie(pid: number): boolean {
+  return statFields(pid)?.[0] === 'Z';
+}
+
+/** The parent of a live process, or undefined if it is gone. */
+export function parentOf(pid: number): number | undefined {
+  const f = statFields(pid);
+  return f === undefined || f[0] === 'Z' || f[0] === 'X' ? undefined : Number(f[1]);
+}
+
+/** The process group of a live process, or undefined if it is gone. */
+export function groupOf(pid: number): number | undefined {
+  const f = statFields(pid);
+  return f === undefined || f[0] === 'Z' || f[0] === 'X' ? undefined : Number(f[2]);
+}
+
+/** The command line of a process (arguments joined by spaces), or '' if it is gone or not ours to read. */
+export function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').join(' ').trim();
+  } catch {
+    return '';
+  }
+}
+
 /** Live processes of a process group. */
 export function groupMembers(pgid: number): number[] {
   const members: number[] = [];

@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import type { TaskSpec } from '@tessera/model';
 import { outcomeFromExit } from '../exit-status.ts';
 import type { Runner, TaskExecution, TaskLaunch, TaskOutcome } from '../runner.ts';
-import { findProcessesByEnv, groupMembers, isAlive, killGroup, pollUntil } from './proc-table.ts';
+import { findProcessesByEnv, groupMembers, isAlive, isZombie, killGroup, pollUntil } from './proc-table.ts';
+import { findTryRemains, readExitStatus, statusFileOf, watchReattached } from './process-recovery.ts';
 
 export interface ProcessRunnerOptions {
   /** Identifies this Tessera home, so that sweeps never touch another instance's processes. */
@@ -111,7 +112,7 @@ export class ProcessRunner implements Runner {
       launcher.pending.add(id);
       holdLoop(launcher);
       try {
-        launcher.child.stdin!.write(`${JSON.stringify({ op: 'spawn', id, argv: command, cwd: launch.extensionDir ?? launch.workflowDir, env, log: launch.logFile })}\n`);
+        launcher.child.stdin!.write(`${JSON.stringify({ op: 'spawn', id, argv: command, cwd: launch.extensionDir ?? launch.workflowDir, env, log: launch.logFile, status: statusFileOf(launch.logFile) })}\n`);
       } catch (err) {
         this.#forget(id);
         rejectStarted(err);
@@ -138,10 +139,41 @@ export class ProcessRunner implements Runner {
     }
   }
 
-  /** A local process cannot be re-attached: stop what is left of the try (found by its key) so that it runs again. */
-  async recover(launch: TaskLaunch): Promise<TaskExecution | undefined> {
-    const left = findProcessesByEnv(KEY_VAR).filter((p) => p.value === launch.key).map((p) => p.pid);
-    for (const pid of left) {
+  /**
+   * After a restart: a try whose launcher recorded its end (it ended while the server
+   * was down) reports that outcome; a try still running under its launcher (which
+   * outlives a dead server and records the end) is re-attached and watched to its end;
+   * anything else of the try is stopped and undefined is returned, so that it runs again.
+   */
+  async recover(launch: TaskLaunch, handle?: string): Promise<TaskExecution | undefined> {
+    const statusFile = statusFileOf(launch.logFile);
+    const remains = findTryRemains(KEY_VAR, launch.key, LAUNCHER);
+    let status = readExitStatus(statusFile);
+    if (!status && remains.watched !== undefined) {
+      const pid = remains.watched;
+      this.#running.set(pid, 0);
+      await note(launch.logFile, `the server restarted while this try ran; it was re-attached (pid ${pid}) and runs on`);
+      const done = watchReattached(pid, statusFile).then((outcome) => {
+        this.#running.delete(pid);
+        return outcome;
+      });
+      return { handle: String(pid), done };
+    }
+    await this.#kill(remains.pids);
+    const pid = Number(handle);
+    if (!status && remains.pids.length === 0 && Number.isInteger(pid) && pid > 0 && isZombie(pid)) {
+      // It has just ended: its launcher is about to collect it and write its status.
+      await pollUntil(() => (status = readExitStatus(statusFile)) !== undefined, 1000);
+    }
+    if (!status) return undefined;
+    const outcome = outcomeFromExit(status.code, status.signal);
+    const how = status.code !== null ? `exit code ${status.code}` : `signal ${status.signal}`;
+    await note(launch.logFile, `this try ended while the server was down (${how}); its end was recorded at the restart`);
+    return { handle: handle ?? '', done: Promise.resolve(outcome) };
+  }
+
+  async #kill(pids: number[]): Promise<void> {
+    for (const pid of pids) {
       killGroup(pid, 'SIGKILL');
       try {
         process.kill(pid, 'SIGKILL');
@@ -149,8 +181,7 @@ export class ProcessRunner implements Runner {
         // already gone
       }
     }
-    await pollUntil(() => left.every((pid) => !isAlive(pid)), 10_000);
-    return undefined;
+    await pollUntil(() => pids.every((pid) => !isAlive(pid)), 10_000);
   }
 
   async sweep(keep: ReadonlySet<string>): Promise<number> {
@@ -171,17 +202,20 @@ export class ProcessRunner implements Runner {
     return killed.length;
   }
 
-  /** Ends the launchers; running tasks keep running (the scheduler stops them first when it must). */
+  /**
+   * Ends the launchers. Running tasks keep running (the scheduler stops them first when
+   * it must): a launcher with tasks stays until they end, to record their exit status.
+   */
   async close(): Promise<void> {
     this.#closed = true;
     await Promise.all(
       this.#launchers.map(async (l, i) => {
         this.#launchers[i] = undefined;
         if (!l || l.child.exitCode !== null || l.child.signalCode !== null) return;
-        l.child.ref(); // an idle launcher is unref'd; wait for it to be gone before the caller goes on
-        const exited = new Promise((r) => l.child.once('exit', r));
         l.child.stdin!.end();
-        await exited;
+        if (l.pending.size > 0) return;
+        l.child.ref(); // an idle launcher is unref'd; wait for it to be gone before the caller goes on
+        await new Promise((r) => l.child.once('exit', r));
       }),
     );
   }
@@ -247,6 +281,11 @@ export class ProcessRunner implements Runner {
       p.done({ state: 'failed', reason });
     }
   }
+}
+
+/** A line of the server's own in a try's log. */
+async function note(logFile: string, message: string): Promise<void> {
+  await appendFile(logFile, `\ntessera: ${message}\n`).catch(() => undefined);
 }
 
 /**

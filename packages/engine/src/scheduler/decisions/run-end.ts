@@ -75,7 +75,7 @@ export function decideRunRetry(run: Pick<RunView, 'row' | 'tasks' | 'downstream'
   const attempt = run.row.attempt + 1;
   const tasks = [...reset].map((taskId): TaskDecision => ({
     taskId,
-    patch: { state: 'scheduled', try_number: 0, attempt, reason: null, exit_code: null, handle: null, started_at: null, ended_at: null, queued_at: null, next_try_at: null, oom_killed: 0 },
+    patch: { state: 'scheduled', try_number: 0, attempt, reason: null, exit_code: null, handle: null, started_at: null, ended_at: null, queued_at: null, next_try_at: null, oom_killed: 0, restarts: 0, rerun_reason: null },
   }));
   return { reset: [...reset], tasks, run: { state: 'running', attempt, reason: null, ended_at: null } };
 }

@@ -12,6 +12,8 @@ export interface OutcomeInput {
   spec: TaskSpec;
   /** The try that ended (1-based). */
   tryNumber: number;
+  /** Tries of this attempt that ran again after a server restart: they do not count as retries. */
+  restarts: number;
   /** Epoch ms of the end. */
   now: number;
 }
@@ -37,8 +39,9 @@ export function decideOutcome(input: OutcomeInput): OutcomeDecision {
     reason = `timed out after ${spec.timeout_s} s (timeout_s of the operator)`;
   }
   const base: TaskPatch = { exit_code: outcome.exitCode ?? null, oom_killed: outcome.oomKilled ? 1 : 0, ended_at: now };
-  if (state === 'failed' && input.tryNumber <= spec.retries) {
-    const delay = retryDelayMs(spec, input.tryNumber);
+  const counted = input.tryNumber - input.restarts;
+  if (state === 'failed' && counted <= spec.retries) {
+    const delay = retryDelayMs(spec, counted);
     return { patch: { ...base, state: 'up_for_retry', reason, next_try_at: now + delay }, retryInMs: delay };
   }
   return { patch: { ...base, state, reason } };
@@ -53,20 +56,31 @@ export function retryDelayMs(spec: TaskSpec, tryNumber: number): number {
 }
 
 export interface TryStartInput {
-  row: Pick<TaskRow, 'try_number'>;
+  row: Pick<TaskRow, 'try_number' | 'started_at'>;
   /** The run's attempt. */
   attempt: number;
   runner: string;
-  /** A try recovered after a restart runs again without using up a retry. */
-  rerun: boolean;
   now: number;
+}
+
+/**
+ * Whether the task's current try was announced but never started: a try that runs
+ * again after a restart is counted (and shown, with its reason) as soon as it is
+ * queued, so claiming it does not count it again. Every other queued task has either
+ * no try yet (0) or the start time of the try before.
+ */
+export function isAnnouncedTry(row: Pick<TaskRow, 'try_number' | 'started_at'>): boolean {
+  return row.try_number > 0 && row.started_at === null;
 }
 
 /** The row of a task whose next try was claimed: `running` on `runner`, with a fresh try number. */
 export function decideTryStart(input: TryStartInput): TaskPatch {
+  const announced = isAnnouncedTry(input.row);
   return {
     state: 'running',
-    try_number: input.rerun ? Math.max(input.row.try_number, 1) : input.row.try_number + 1,
+    try_number: announced ? input.row.try_number : input.row.try_number + 1,
+    // The reason of a rerun stays with its try (and after it); a retry is a try of its own.
+    ...(announced ? {} : { rerun_reason: null }),
     attempt: input.attempt,
     runner: input.runner,
     handle: null,
@@ -84,7 +98,37 @@ export function retryDuePatch(now: number): TaskPatch {
   return { state: 'queued', queued_at: now, next_try_at: null };
 }
 
-/** A try that was running when the server stopped, and that its runner cannot re-attach, runs again. */
-export function rerunAfterRestartPatch(now: number): TaskPatch {
-  return { state: 'queued', queued_at: now, handle: null, reason: 'rerun after a server restart' };
+/** Why the server stopped while a try ran: it died (crash, kill -9, power loss), or it was shut down and stopped the try. */
+export type RestartCause = 'crash' | 'shutdown';
+
+/**
+ * A try that was running when the server stopped, whose end is not known (its runner
+ * can neither re-attach to it nor tell how it ended), runs again as a new try, queued
+ * and shown at once with its reason; it does not use up a retry.
+ */
+export function rerunAfterRestartPatch(row: Pick<TaskRow, 'try_number' | 'restarts'>, cause: RestartCause, now: number): TaskPatch {
+  const n = row.try_number;
+  const why =
+    cause === 'crash'
+      ? `the server stopped while try ${n} ran (it was killed or crashed) and the end of that try is not known`
+      : `the server was shut down while try ${n} ran, which stopped it`;
+  return {
+    state: 'queued',
+    try_number: n + 1,
+    restarts: row.restarts + 1,
+    rerun_reason: `${why}; try ${n + 1} runs the task again and does not use up a retry`,
+    queued_at: now,
+    handle: null,
+    exit_code: null,
+    reason: null,
+    oom_killed: 0,
+    started_at: null,
+    ended_at: null,
+    next_try_at: null,
+  };
+}
+
+/** A claimed try that never started before a shutdown: queued again, the same try (it runs at the next start). */
+export function notStartedPatch(now: number): TaskPatch {
+  return { state: 'queued', queued_at: now, handle: null, started_at: null };
 }

@@ -67,7 +67,7 @@ describe('decideReadyTasks: trigger rules on downstream tasks', () => {
 
 describe('decideReadyTasks: propagation', () => {
   it('a task that exits 126 is skipped, and the skip runs down an all_success chain, but not past none_failed', () => {
-    const ended = decideOutcome({ outcome: outcomeFromExit(126, null), stopReason: undefined, spec: dagView([{ id: 'a' }]).specs.get('a')!, tryNumber: 1, now: NOW });
+    const ended = decideOutcome({ outcome: outcomeFromExit(126, null), stopReason: undefined, spec: dagView([{ id: 'a' }]).specs.get('a')!, tryNumber: 1, restarts: 0, now: NOW });
     expect(ended.patch.state).toBe('skipped');
     const { states, decisions } = downstreamOf(
       [
