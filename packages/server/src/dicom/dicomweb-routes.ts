@@ -222,6 +222,10 @@ function serveRoot(app: FastifyInstance, routes: DicomWebRouteSet, opts: DicomWe
     }
     const stored = results.filter((r) => r.status !== 'rejected');
     const failed = results.filter((r) => r.status === 'rejected');
+    // Nothing stored, for our fault only: a 500, not a 409 that blames the request.
+    if (stored.length === 0 && failed.length > 0 && failed.every((f) => f.error?.code === 'TESSERA_INTERNAL')) {
+      throw new TesseraError('TESSERA_INTERNAL', `no instance was stored: ${failed.map((f) => `${f.file}: ${f.error!.message}`).join('; ')}`);
+    }
     const b = base(req.params);
     const body: Record<string, unknown> = {};
     const studies = new Set(stored.map((r) => r.study_instance_uid));
