@@ -32,7 +32,7 @@ describe.skipIf(skipDicomTools)("pydicom's whole test corpus, imported, then ren
   let dir: string;
   const stored: Stored[] = [];
   const refused: string[] = [];
-  let good: string;
+  const good: { name: string; path: string }[] = [];
 
   beforeAll(async () => {
     s = await startTestServer();
@@ -43,10 +43,11 @@ describe.skipIf(skipDicomTools)("pydicom's whole test corpus, imported, then ren
       const r = await fetch(`${s.url}/api/dicom/import?project=${project}`, { method: 'POST', headers: { 'content-type': 'application/dicom' }, body: new Uint8Array(bytes) });
       return { status: r.status, body: (await r.json()) as ImportAnswer };
     };
-    // The known-good instance, in a project of its own.
-    const ct = await upload('keep', readFileSync(pydicomFile('CT_small.dcm')));
-    const f = ct.body.files![0]!;
-    good = `/projects/keep/dicom-web/studies/${f.study_instance_uid}/series/${f.series_instance_uid}/instances/${f.sop_instance_uid}/rendered`;
+    // Known-good instances, in a project of its own: one per codec a trap could poison (the JPEG encoder, the JPEG and JPEG 2000 decoders).
+    for (const name of ['CT_small.dcm', 'SC_rgb_jpeg_dcmtk.dcm', 'JPEG2000.dcm']) {
+      const f = (await upload('keep', readFileSync(pydicomFile(name)))).body.files![0]!;
+      good.push({ name, path: `/projects/keep/dicom-web/studies/${f.study_instance_uid}/series/${f.series_instance_uid}/instances/${f.sop_instance_uid}/rendered` });
+    }
 
     for (const path of corpus()) {
       let r = await upload('corpus', readFileSync(path));
@@ -82,7 +83,7 @@ describe.skipIf(skipDicomTools)("pydicom's whole test corpus, imported, then ren
     }
   });
 
-  it('answers 2xx or a 4xx naming the problem for every resource of every instance, never 5xx, and a known-good instance renders after each failure', { timeout: 240_000 }, async () => {
+  it('answers 2xx or a 4xx naming the problem for every resource of every instance, never 5xx, and known-good instances render after each failure', { timeout: 240_000 }, async () => {
     const requests = stored.flatMap((x) => {
       const i = `/projects/corpus/dicom-web/studies/${x.study}/series/${x.series}/instances/${x.sop}`;
       return [
@@ -108,11 +109,13 @@ describe.skipIf(skipDicomTools)("pydicom's whole test corpus, imported, then ren
         if (process.env.TESSERA_CORPUS_VERBOSE) console.log(`${q.x.file} ${kind}: ${r.status} ${body.toString('utf8', 0, 300)}`);
         const message = (JSON.parse(body.toString('utf8')) as { error?: { message?: string } }).error?.message;
         if (!message || message.length < 10) problems.push(`${q.x.file} ${kind}: ${r.status} without a message`);
-        // A failure must not poison the next call (a codec's trap): the known-good instance still renders, as JPEG and PNG.
-        for (const accept of ['image/jpeg', 'image/png']) {
-          const after = await fetch(`${s.url}${good}`, { headers: { accept } });
-          await after.arrayBuffer();
-          if (after.status !== 200) problems.push(`after ${q.x.file} ${kind} (${r.status}), CT_small.dcm rendered as ${accept} answered ${after.status}`);
+        // A failure must not poison the next call (a codec's trap): the known-good instances still render, as JPEG and PNG.
+        for (const g of good) {
+          for (const accept of ['image/jpeg', 'image/png']) {
+            const after = await fetch(`${s.url}${g.path}`, { headers: { accept } });
+            await after.arrayBuffer();
+            if (after.status !== 200) problems.push(`after ${q.x.file} ${kind} (${r.status}), ${g.name} rendered as ${accept} answered ${after.status}`);
+          }
         }
       } else if (kind.startsWith('rendered') || kind.startsWith('thumbnail')) {
         const jpeg = body[0] === 0xff && body[1] === 0xd8;
