@@ -114,7 +114,7 @@ describe.skipIf(skipDicomTools)('failures of one instance among others, and thei
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('a STOW-RS part that meets a bug is its own failed part (0x0110, logged as a bug), 202 for the parts stored beside it', async () => {
+  it('a STOW-RS part or uploaded file that meets a bug fails alone (STOW-RS 0x0110, logged as a bug), 202 / 200 for the files stored beside it', async () => {
     await s.call('POST', '/api/projects', { name: 'bug' });
     const service = s.tessera.dicom.service;
     const poison = readFileSync(pydicomFile('MR_small.dcm'));
@@ -143,6 +143,22 @@ describe.skipIf(skipDicomTools)('failures of one instance among others, and thei
       const err = (await r2.json()) as { error: { code: string; message: string } };
       expect(r2.status).toBe(500);
       expect(err.error).toMatchObject({ code: 'TESSERA_INTERNAL', message: expect.stringMatching(/no instance was stored: part 1: an unexpected error/) });
+
+      // The same in a browser's multipart upload: the poisoned file fails alone, the other is stored.
+      await s.call('POST', '/api/projects', { name: 'bug-upload' });
+      const form = new FormData();
+      form.append('files', new Blob([new Uint8Array(poison)]), 'poison.dcm');
+      form.append('files', new Blob([new Uint8Array(readFileSync(pydicomFile('JPEG2000.dcm')))]), 'good.dcm');
+      const up = await fetch(`${s.url}/api/dicom/import?project=bug-upload`, { method: 'POST', body: form });
+      const upJson = (await up.json()) as { stored: number; files: { file: string; status: string; error?: { code: string } }[] };
+      expect(up.status, JSON.stringify(upJson)).toBe(200);
+      expect(upJson.stored).toBe(1);
+      expect(upJson.files.find((f) => f.file.endsWith('poison.dcm'))).toMatchObject({ status: 'rejected', error: { code: 'TESSERA_INTERNAL' } });
+      const onlyForm = new FormData();
+      onlyForm.append('files', new Blob([new Uint8Array(poison)]), 'poison.dcm');
+      const up2 = await fetch(`${s.url}/api/dicom/import?project=bug-upload`, { method: 'POST', body: onlyForm });
+      expect(up2.status).toBe(500);
+      expect(((await up2.json()) as { error: { message: string } }).error.message).toMatch(/^no file was stored: poison.dcm: an unexpected error/);
     } finally {
       spy.mockRestore();
       logged.mockRestore();
