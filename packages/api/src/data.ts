@@ -283,7 +283,7 @@ export const dataRoutes = {
     access: UNRESTRICTED,
     params: UidParams,
     querystring: ProjectQuery,
-    response: { 200: DeletedSeries, ...errors(400, 404, 500) },
+    response: { 200: DeletedSeries, ...errors(400, 404, 413, 415, 500) },
   }),
   deleteMany: defineRoute({
     method: 'POST',

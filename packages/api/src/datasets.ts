@@ -134,7 +134,7 @@ export const datasetRoutes = {
     access: UNRESTRICTED,
     params: NameParams,
     querystring: ProjectQuery,
-    response: { 200: DeletedDataset, ...errors(400, 404, 500) },
+    response: { 200: DeletedDataset, ...errors(400, 404, 413, 415, 500) },
   }),
   listSeries: defineRoute({
     method: 'GET',

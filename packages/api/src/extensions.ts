@@ -206,7 +206,7 @@ export const extensionRoutes = {
     project: { in: 'none' },
     access: UNRESTRICTED,
     params: NameParams,
-    response: { 200: Extension, ...errors(400, 404, 409, 500) },
+    response: { 200: Extension, ...errors(400, 404, 409, 413, 415, 500) },
   }),
   deleteVersion: defineRoute({
     method: 'DELETE',

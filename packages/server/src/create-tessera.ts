@@ -18,8 +18,8 @@ import { createEventsDomain } from './events/events-domain.ts';
 import { createExtensionsDomain } from './extensions/extensions-domain.ts';
 import { lockHome } from './home-lock.ts';
 import { checkAnswersAgainstContracts } from './http/answer-check.ts';
+import { clientErrorHandler, frameworkErrors, installErrorHandler, MAX_PARAM_LENGTH } from './http/error-handler.ts';
 import { httpLimitsOf, httpServerOptions, RequestWatch } from './http/http-limits.ts';
-import { installErrorHandler } from './http/error-handler.ts';
 import { installRequestValidators } from './http/request-validators.ts';
 import { requireContracts } from './http/serve-route.ts';
 import { dataOperators } from './platform-operators/data-operators.ts';
@@ -95,6 +95,10 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     logController: new LogController({ disableRequestLogging: true }),
     // A followed log streams until its task ends: closing must not wait for it.
     forceCloseConnections: true,
+    // Refusals before a route is found are answered in the error format too.
+    maxParamLength: MAX_PARAM_LENGTH,
+    frameworkErrors,
+    clientErrorHandler,
   });
   const log: DomainLog = { info: (m) => app.log.info(m), warn: (m) => app.log.warn(m), error: (m) => app.log.error(m) };
   let publicUrl = config.publicUrl ?? `http://${config.host}:${config.port}`;

@@ -16,6 +16,13 @@ describe('storeStatusOf', () => {
     expect(storeStatusOf('a thrown string')).toEqual({ status: 0xa700, comment: 'a thrown string' });
   });
 
+  it('answers a bug with 0x0110 "processing failure" in STOW-RS, 0xA700 in C-STORE', () => {
+    expect(storeStatusOf({ code: 'TESSERA_INTERNAL', message: 'a bug' }, { protocol: 'stow-rs' })).toEqual({ status: 0x0110, comment: 'a bug' });
+    expect(storeStatusOf(new RangeError('out of range'), { protocol: 'stow-rs' })).toEqual({ status: 0x0110, comment: 'out of range' });
+    expect(storeStatusOf(new TesseraError('TESSERA_STORAGE', 'disk full'), { protocol: 'stow-rs' }).status).toBe(0xa700);
+    expect(storeStatusOf(new RangeError('out of range'), { protocol: 'c-store' }).status).toBe(0xa700);
+  });
+
   it('answers a duplicate refused by the reject policy with 0x0111 in STOW-RS, 0xC000 in C-STORE', () => {
     const duplicate = new TesseraError('TESSERA_CONFLICT', 'SOP Instance 1.2.3 is already stored');
     expect(storeStatusOf(duplicate, { protocol: 'stow-rs' })).toEqual({ status: 0x0111, comment: 'SOP Instance 1.2.3 is already stored' });

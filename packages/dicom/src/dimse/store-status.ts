@@ -6,6 +6,8 @@ import { ERROR_CODES, TesseraError, type ErrorKind } from '@tessera/model';
  */
 export const DIMSE_STATUS = {
   success: 0x0000,
+  /** STOW-RS only: storing failed with an unexpected error (a bug of ours), PS3.18 "Processing failure". */
+  processingFailure: 0x0110,
   /** STOW-RS only: the instance is already stored and the duplicate policy refuses it. */
   duplicateSopInstance: 0x0111,
   sopClassNotSupported: 0x0122,
@@ -34,11 +36,14 @@ export type StoreProtocol = 'c-store' | 'stow-rs';
  * operational fault or a bug) 0xA700 "out of resources", which a sender may retry.
  * In STOW-RS a duplicate refused by the `reject` policy (TESSERA_CONFLICT) is
  * 0x0111 "duplicate SOP instance"; C-STORE has no such status and answers 0xC000.
+ * In STOW-RS a bug (TESSERA_INTERNAL, or an error that is not Tessera's) is 0x0110
+ * "processing failure"; C-STORE keeps 0xA700, which tells a sender to try again.
  */
 export function storeStatusOf(error: unknown, options: { protocol?: StoreProtocol } = {}): StoreStatus {
   const comment = error instanceof Error ? error.message : isCoded(error) ? error.message : String(error);
   const code = error instanceof TesseraError || isCoded(error) ? error.code : undefined;
   if (options.protocol === 'stow-rs' && code === 'TESSERA_CONFLICT') return { status: DIMSE_STATUS.duplicateSopInstance, comment };
+  if (options.protocol === 'stow-rs' && (code === undefined || kindOf(code) === 'bug')) return { status: DIMSE_STATUS.processingFailure, comment };
   return { status: kindOf(code) === 'user' ? DIMSE_STATUS.cannotUnderstand : DIMSE_STATUS.outOfResources, comment };
 }
 

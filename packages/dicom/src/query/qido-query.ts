@@ -89,7 +89,7 @@ export async function qidoSearch(db: Kysely<DicomTables>, req: QidoRequest): Pro
     const values = Array.isArray(raw) ? raw : [raw];
     if (key === 'limit' || key === 'offset') {
       const n = Number(values[0]);
-      if (!Number.isInteger(n) || n < 0) throw badQuery(key, `must be a non-negative integer, got "${values[0]}"`);
+      if (!Number.isSafeInteger(n) || n < 0) throw badQuery(key, `must be a non-negative integer of at most ${Number.MAX_SAFE_INTEGER}, got "${values[0]}"`);
       if (key === 'limit') limit = Math.min(n, MAX_LIMIT);
       else offset = n;
       continue;

@@ -65,7 +65,8 @@ export function seriesConditions(q: SeriesQuery): RawBuilder<unknown>[] {
   if (q.studyDateTo) w.push(sql`s.study_date <= ${dicomDate(q.studyDateTo, 'study_date_to')}`);
   if (q.studyUid) w.push(sql`s.study_uid = ${q.studyUid}`);
   if (q.patientId) w.push(sql`s.patient_id = ${q.patientId}`);
-  const words = (q.text ?? '').toLowerCase().split(/\s+/).filter(Boolean);
+  // Control characters separate words too: a NUL would end SQLite's full-text query early ("unterminated string").
+  const words = (q.text ?? '').toLowerCase().split(/[\s\u0000-\u001f\u007f]+/).filter(Boolean);
   // Words of three characters or more go to the trigram index; shorter ones are scanned for.
   const indexed = words.filter((word) => [...word].length >= 3);
   if (indexed.length > 0) {

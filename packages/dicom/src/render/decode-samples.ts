@@ -19,6 +19,7 @@ import { transferSyntaxInfo, type TransferSyntaxInfo } from './transfer-syntax.t
 export async function decodeSamples(pm: PixelModule, index: number): Promise<FrameSamples> {
   const ts = decodableTransferSyntax(pm);
   const frame = extractFrame(pm, index);
+  checkDecodedSize(pm);
   const samples = await decodeWithCodec(pm, ts, frame);
   if (samples.width !== pm.columns || samples.height !== pm.rows || samples.components !== pm.samplesPerPixel) {
     throw new TesseraError(
@@ -31,6 +32,23 @@ export async function decodeSamples(pm: PixelModule, index: number): Promise<Fra
     throw new TesseraError('TESSERA_INVALID_DICOM', `the ${ts.name} frame ${index + 1} decodes to ${samples.data.length} samples, expected ${expected}`);
   }
   return samples;
+}
+
+/**
+ * The most samples one frame may decode to (16384 x 16384 grey, about 1 GiB as 32-bit
+ * values): a header claiming more (65535 x 65535) is refused before a buffer is allocated.
+ */
+export const MAX_DECODED_SAMPLES = 16384 * 16384;
+
+/** @throws TesseraError TESSERA_NOT_ACCEPTABLE when one frame would decode to more than {@link MAX_DECODED_SAMPLES}. */
+function checkDecodedSize(pm: PixelModule): void {
+  const samples = pm.rows * pm.columns * pm.samplesPerPixel;
+  if (samples > MAX_DECODED_SAMPLES) {
+    throw new TesseraError(
+      'TESSERA_NOT_ACCEPTABLE',
+      `a frame of ${pm.rows} rows x ${pm.columns} columns x ${pm.samplesPerPixel} samples is too large to decode (${samples} samples; the limit is ${MAX_DECODED_SAMPLES}, 16384 x 16384); its frames can be retrieved as stored (transfer-syntax=*)`,
+    );
+  }
 }
 
 /**
@@ -50,6 +68,9 @@ export function decodableTransferSyntax(pm: PixelModule): TransferSyntaxInfo {
   if (pm.bitsAllocated === 1 && encapsulated) {
     throw new TesseraError('TESSERA_NOT_ACCEPTABLE', `Bits Allocated 1 is not supported with ${ts.name}`);
   }
+  // A compressed frame's decoded size is only what the header claims: checked before a codec allocates it.
+  // (A native frame is checked against its value first, which names a header that claims more than is there.)
+  if (encapsulated) checkDecodedSize(pm);
   return ts;
 }
 

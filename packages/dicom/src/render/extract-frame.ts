@@ -51,7 +51,7 @@ function nativeFrame(pm: PixelModule, index: number): Buffer {
   if (endBit > value.length * 8) {
     throw new TesseraError(
       'TESSERA_INVALID_DICOM',
-      `the pixel data is truncated: frame ${index + 1} needs bytes ${Math.floor(startBit / 8)} to ${Math.ceil(endBit / 8)} but the value has ${value.length} bytes`,
+      `the pixel data is truncated, shorter than the image it claims: frame ${index + 1} of ${pm.rows} rows x ${pm.columns} columns x ${pm.samplesPerPixel} samples x ${pm.bitsAllocated} bits needs bytes ${Math.floor(startBit / 8)} to ${Math.ceil(endBit / 8)}, but the value has ${value.length} bytes`,
     );
   }
   const start = startBit >>> 3;

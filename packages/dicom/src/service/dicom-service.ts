@@ -126,15 +126,21 @@ export class DicomService extends EventEmitter {
     let settled = 0;
     return {
       add: async (file, name, requireStudyUid) => {
-        const p = this.importFile(target, file, name, requireStudyUid);
-        // Awaited later (the window, or results()): never left unhandled meanwhile.
-        p.catch(() => undefined);
+        // A bug met by one file fails that file, not the files of the batch stored beside it.
+        const p = this.importFile(target, file, name, requireStudyUid).catch((err: unknown) => this.unexpected(name, err));
         pending.push(p);
         // Back-pressure: the caller reads the next part only when a slot is free.
         while (pending.length - settled >= window) await pending[settled++];
       },
       results: () => Promise.all(pending),
     };
+  }
+
+  /** The result of a file whose import met an unexpected error (a bug): logged as one, with its stack. */
+  private unexpected(name: string, err: unknown): FileResult {
+    const message = err instanceof Error ? err.message : String(err);
+    this.options.log.error(`${name}: storing it failed with an unexpected error, a bug in Tessera (please report it): ${err instanceof Error ? (err.stack ?? message) : message}`);
+    return { file: name, status: 'rejected', error: { code: 'TESSERA_INTERNAL', message: `an unexpected error while storing it (a bug in Tessera, logged by the server): ${message}` } };
   }
 
   /**

@@ -183,6 +183,10 @@ export async function dataRoutes(app: FastifyInstance, opts: DataRoutesOptions):
       files: results,
     };
     if (results.length > 0 && summary.rejected === results.length) {
+      // Nothing stored, for our fault alone (a bug met by every file): a 500 in the plain error format.
+      if (results.every((r) => r.error?.code === 'TESSERA_INTERNAL')) {
+        throw new TesseraError('TESSERA_INTERNAL', `no file was stored: ${results.slice(0, 3).map((r) => `${r.file}: ${r.error!.message}`).join('; ')}`);
+      }
       const first = results[0]!.error!;
       const status = results.every((r) => r.error?.code === first.code) && first.code in ERROR_CODES ? ERROR_CODES[first.code as ErrorCode].status : 400;
       const refused: ImportError = {

@@ -122,12 +122,13 @@ function serveRoot(app: FastifyInstance, routes: DicomWebRouteSet, opts: DicomWe
     const native = ref!.transfer_syntax === '1.2.840.10008.1.2.1' || ref!.transfer_syntax === '1.2.840.10008.1.2';
     const mediaType = asStored ? stored : 'application/octet-stream';
     const ts = asStored && !native && ref!.transfer_syntax !== '1.2.840.10008.1.2.2' ? ref!.transfer_syntax : '1.2.840.10008.1.2.1';
+    const frame = (n: number) => servable(ref!, async () => (asStored && ref!.transfer_syntax !== '1.2.840.10008.1.2.2' ? extractFrame(pm, n - 1) : await decodeFrameToNative(pm, n - 1)));
+    // Every frame is found in the value, and the first one made, before the answer starts: a bad one is a 406, not a broken stream.
+    for (const n of numbers) await servable(ref!, async () => extractFrame(pm, n - 1));
+    const first = await frame(numbers[0]!);
     const body = multipartRelated(
       (async function* () {
-        for (const n of numbers) {
-          const bytes = asStored && ref!.transfer_syntax !== '1.2.840.10008.1.2.2' ? extractFrame(pm, n - 1) : await decodeFrameToNative(pm, n - 1);
-          yield { contentType: `${mediaType}; transfer-syntax=${ts}`, body: bytes };
-        }
+        for (const [i, n] of numbers.entries()) yield { contentType: `${mediaType}; transfer-syntax=${ts}`, body: i === 0 ? first : await frame(n) };
       })(),
       { type: mediaType },
     );
@@ -164,12 +165,12 @@ function serveRoot(app: FastifyInstance, routes: DicomWebRouteSet, opts: DicomWe
     const viewport = q.viewport ? Math.max(...q.viewport.split(',').slice(0, 2).map(Number).filter(Number.isFinite)) : thumbnail ? 128 : undefined;
     const win = q.window ? q.window.split(',').map(Number) : undefined;
     const frame = req.params.frames ? Number(req.params.frames.split(',')[0]) - 1 : Math.floor(pm.numberOfFrames / 2);
-    const image = await renderFrame(pm, frame, {
+    const image = await servable(ref, () => renderFrame(pm, frame, {
       format: png ? 'png' : 'jpeg',
       quality: q.quality ? Number(q.quality) : undefined,
       maxSize: viewport && Number.isFinite(viewport) ? viewport : undefined,
       window: win && win.length >= 2 && win.every(Number.isFinite) ? { center: win[0]!, width: win[1]! } : undefined,
-    });
+    }));
     return reply.type(png ? 'image/png' : 'image/jpeg').send(image);
   };
   serve(app, routes.retrieveStudyRendered, rendered(false));
@@ -221,6 +222,10 @@ function serveRoot(app: FastifyInstance, routes: DicomWebRouteSet, opts: DicomWe
     }
     const stored = results.filter((r) => r.status !== 'rejected');
     const failed = results.filter((r) => r.status === 'rejected');
+    // Nothing stored, for our fault only: a 500, not a 409 that blames the request.
+    if (stored.length === 0 && failed.length > 0 && failed.every((f) => f.error?.code === 'TESSERA_INTERNAL')) {
+      throw new TesseraError('TESSERA_INTERNAL', `no instance was stored: ${failed.map((f) => `${f.file}: ${f.error!.message}`).join('; ')}`);
+    }
     const b = base(req.params);
     const body: Record<string, unknown> = {};
     const studies = new Set(stored.map((r) => r.study_instance_uid));
@@ -280,6 +285,22 @@ async function framesOf(dicom: DicomService, ref: InstanceRef, frames: string) {
     }
   }
   return { pm, numbers };
+}
+
+/**
+ * Makes frames or an image of a stored instance. Pixel data that contradicts its own
+ * header (shorter than Rows x Columns x ... say, a codestream of another size) is the
+ * instance's fault, not the request's: 406 naming the instance and the mismatch.
+ */
+async function servable<T>(ref: InstanceRef, make: () => Promise<T>): Promise<T> {
+  try {
+    return await make();
+  } catch (err) {
+    if (err instanceof TesseraError && err.code === 'TESSERA_INVALID_DICOM') {
+      throw new TesseraError('TESSERA_NOT_ACCEPTABLE', `instance ${ref.sop_uid} cannot be served as pixels: ${err.message}`, { cause: err });
+    }
+    throw err;
+  }
 }
 
 /** QIDO includefield of instance-level attributes that only the files hold. */
