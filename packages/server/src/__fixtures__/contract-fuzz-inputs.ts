@@ -274,6 +274,15 @@ export function inputsFor(route: RouteContract, valid: Record<string, string>, r
         out.push({ ...base(), body: Buffer.from(text), path: goodPath, what: `body.${name} = ${text.slice(0, 60)}` });
       }
     }
+    // One level down: each field of an object field, of a wrong type.
+    for (const [name, schema] of Object.entries(propertiesOf(body))) {
+      for (const [sub, subSchema] of Object.entries(propertiesOf(schema))) {
+        for (const v of wrongValues(subSchema, rnd).slice(0, 2)) {
+          const text = JSON.stringify({ ...good, [name]: { ...((validValue(schema) ?? {}) as object), [sub]: v } });
+          out.push({ ...base(), body: Buffer.from(text), path: goodPath, what: `body.${name}.${sub} = ${text.slice(0, 60)}` });
+        }
+      }
+    }
     out.push({ ...base(), body: Buffer.from(JSON.stringify({ ...good, no_such_field: 1 })), path: goodPath, what: 'a body with an extra field' });
   }
 
