@@ -293,6 +293,9 @@ export function inputsFor(route: RouteContract, valid: Record<string, string>, r
   }
   if (takes.length > 0) out.push({ method: route.method, path: goodPath, headers: {}, body: Buffer.from('{}'), what: 'a body without a content type' });
 
+  // Another method on the same path (a route may have none for it), and HEAD.
+  for (const method of ['PUT', 'OPTIONS', route.method === 'GET' ? 'HEAD' : 'GET']) out.push({ method, path: goodPath, headers: {}, what: `${method} instead of ${route.method}` });
+
   // Accept headers.
   for (const accept of shuffle(BAD_ACCEPTS, rnd).slice(0, route.url.includes('dicom-web') ? BAD_ACCEPTS.length : 2)) {
     out.push({ ...base(), path: goodPath, headers: { ...base().headers, accept }, what: `Accept: ${accept.slice(0, 60)}` });
