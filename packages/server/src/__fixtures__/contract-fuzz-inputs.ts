@@ -274,6 +274,15 @@ export function inputsFor(route: RouteContract, valid: Record<string, string>, r
         out.push({ ...base(), body: Buffer.from(text), path: goodPath, what: `body.${name} = ${text.slice(0, 60)}` });
       }
     }
+    // One level down: each field of an object field, of a wrong type.
+    for (const [name, schema] of Object.entries(propertiesOf(body))) {
+      for (const [sub, subSchema] of Object.entries(propertiesOf(schema))) {
+        for (const v of wrongValues(subSchema, rnd).slice(0, 2)) {
+          const text = JSON.stringify({ ...good, [name]: { ...((validValue(schema) ?? {}) as object), [sub]: v } });
+          out.push({ ...base(), body: Buffer.from(text), path: goodPath, what: `body.${name}.${sub} = ${text.slice(0, 60)}` });
+        }
+      }
+    }
     out.push({ ...base(), body: Buffer.from(JSON.stringify({ ...good, no_such_field: 1 })), path: goodPath, what: 'a body with an extra field' });
   }
 
@@ -283,6 +292,9 @@ export function inputsFor(route: RouteContract, valid: Record<string, string>, r
     out.push({ method: route.method, path: goodPath, headers: { 'content-type': r.type }, body: Buffer.from(r.body), what: `a body of ${r.what} (${r.type.slice(0, 60)})` });
   }
   if (takes.length > 0) out.push({ method: route.method, path: goodPath, headers: {}, body: Buffer.from('{}'), what: 'a body without a content type' });
+
+  // Another method on the same path (a route may have none for it), and HEAD.
+  for (const method of ['PUT', 'OPTIONS', route.method === 'GET' ? 'HEAD' : 'GET']) out.push({ method, path: goodPath, headers: {}, what: `${method} instead of ${route.method}` });
 
   // Accept headers.
   for (const accept of shuffle(BAD_ACCEPTS, rnd).slice(0, route.url.includes('dicom-web') ? BAD_ACCEPTS.length : 2)) {

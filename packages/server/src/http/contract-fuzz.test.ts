@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allRoutes } from '@tessera/api';
 import { pydicomFile, skipDicomTools } from '../../../dicom/src/__fixtures__/dicom-env.ts';
 import { inputsFor, seeded, type FuzzInput } from '../__fixtures__/contract-fuzz-inputs.ts';
-import { startTestServer, type TestServer } from '../__fixtures__/test-server.ts';
+import { startTestServer, waitFor, writeShellExtension, type TestServer } from '../__fixtures__/test-server.ts';
 
 const CT_STUDY = '1.3.6.1.4.1.5962.1.2.1.20040119072730.12322';
 const CT_SERIES = '1.3.6.1.4.1.5962.1.3.1.1.20040119072730.12322';
@@ -49,6 +49,8 @@ function send(base: URL, input: FuzzInput): Promise<Answer> {
 describe.skipIf(skipDicomTools)('every route of the contract, fed malformed input generated from its schemas', () => {
   let s: TestServer;
   let base: URL;
+  let jobId: string;
+  let runId: string;
   beforeAll(async () => {
     s = await startTestServer();
     base = new URL(s.url);
@@ -60,6 +62,14 @@ describe.skipIf(skipDicomTools)('every route of the contract, fed malformed inpu
     expect((await s.call('POST', '/api/projects', { name: 'keep' })).status).toBe(201);
     const keep = await fetch(`${s.url}/api/dicom/import?project=keep`, { method: 'POST', headers: { 'content-type': 'application/dicom' }, body: new Uint8Array(readFileSync(pydicomFile('CT_small.dcm'))) });
     expect(keep.status).toBe(200);
+    // A job whose run has ended, with a task, a log and a result: ids that reach the workflow handlers.
+    await writeShellExtension(s.extRoot, 'fuzz-ext', [{ id: 'fuzz-wf', tasks: [{ id: 'work', level: 'batch', sh: 'echo fuzz; mkdir -p "$OPERATOR_OUT_DIR" 2>/dev/null; true' }] }]);
+    expect((await s.call('POST', '/api/workflows/reload')).status).toBe(200);
+    const job = await s.call('POST', '/api/jobs', { workflow: 'fuzz-wf' });
+    expect(job.status, JSON.stringify(job.body)).toBe(201);
+    jobId = job.body.id as string;
+    runId = job.body.runs[0].id as string;
+    await waitFor(async () => ['success', 'failed'].includes((await s.call('GET', `/api/runs/${runId}`)).body.state), 20_000, `run ${runId} to end`);
   });
   afterAll(async () => s?.close());
 
@@ -72,12 +82,23 @@ describe.skipIf(skipDicomTools)('every route of the contract, fed malformed inpu
     const started = Date.now();
     for (const route of allRoutes) {
       // A name that names a project where one is meant, a dataset elsewhere, never an installed extension (no image builds).
-      const names = { ...valid, name: route.url.startsWith('/api/projects') ? 'fuzz' : route.url.startsWith('/api/extensions') ? 'no-such-extension' : 'fuzz-set' };
+      const names = {
+        ...valid,
+        name: route.url.startsWith('/api/projects') ? 'fuzz' : route.url.startsWith('/api/extensions') ? 'no-such-extension' : 'fuzz-set',
+        id: route.url.startsWith('/api/jobs') ? jobId : route.url.startsWith('/api/runs') ? runId : route.url.startsWith('/api/workflows') ? 'fuzz-wf' : 'no-such-id',
+        run: runId,
+        task: 'work',
+      };
       for (const input of inputsFor(route, names, rnd, Number(process.env.TESSERA_FUZZ_PER_KIND ?? 6))) {
         const a = await send(base, input);
         sent++;
         const where = `${route.method} ${route.url} with ${input.what}`;
         if (a.status >= 500) problems.push(`${where}: ${a.status} ${a.text.slice(0, 300)}`);
+        // A HEAD answer has no body to judge: only its status.
+        if (input.method === 'HEAD') continue;
+        if (a.status >= 400 && !a.type.startsWith('application/json') && !a.type.startsWith('application/dicom+json')) {
+          problems.push(`${where}: ${a.status} answered as ${a.type || 'no content type'}, not JSON: ${a.text.slice(0, 200)}`);
+        }
         if (a.status >= 400 && a.type.startsWith('application/json')) {
           let parsed: { error?: { code?: unknown; message?: unknown; details?: unknown } } | undefined;
           try {
