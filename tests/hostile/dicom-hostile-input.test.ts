@@ -34,12 +34,12 @@ async function start(env: Record<string, string>): Promise<ServerProcess> {
   return s;
 }
 
-/** Every stored instance file under the home's DICOM store, and anything else left there. */
+/** Every stored instance file under the home's DICOM store, and anything else left there (series thumbnails, a cache, apart). */
 async function storeFiles(dicomRoot: string): Promise<{ instances: string[]; other: string[] }> {
   const instances: string[] = [];
   const other: string[] = [];
   for (const entry of await readdir(dicomRoot, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile()) continue;
+    if (!entry.isFile() || (entry.parentPath.includes('/thumbnails') && entry.name.endsWith('.png'))) continue;
     if (entry.name.endsWith('.dcm')) instances.push(entry.name.slice(0, -4));
     else other.push(join(entry.parentPath, entry.name));
   }

@@ -220,6 +220,6 @@ export const extensionRoutes = {
     project: { in: 'none' },
     access: UNRESTRICTED,
     params: VersionParams,
-    response: { 200: DeletedExtensionVersion, ...errors(400, 404, 409, 500) },
+    response: { 200: DeletedExtensionVersion, ...errors(400, 404, 409, 413, 415, 500) },
   }),
 } as const;

@@ -93,6 +93,12 @@ export class DicomStore extends EventEmitter {
     this.#files = new IncomingWriter({ root: options.root, fsync: options.fsync });
     this.#completion = new SeriesCompletion({ db: options.db, quietPeriodMs: options.quietPeriodMs, log: options.log, onComplete: (e) => this.emit('series-complete', e) });
     this.#index = new IndexWriter({ db: options.db, root: options.root, events: this, log: options.log, onIndexed: (projectId, uids) => this.#completion.touch(projectId, uids) });
+    // Files a killed server had put in place but not yet indexed: never acknowledged, so removed.
+    const removed = this.#files.recoverPending((relative) => {
+      const [projectId, , , name] = relative.split('/');
+      return name !== undefined && this.#index.storedInstance(projectId!, name.replace(/\.dcm$/, ''))?.path === relative;
+    });
+    if (removed > 0) options.log?.warn(`removed ${removed} instance file(s) written just before a crash and never indexed (never acknowledged)`);
   }
 
   get duplicatePolicy(): DuplicatePolicy {
@@ -210,7 +216,14 @@ export class DicomStore extends EventEmitter {
       attrs: rec.attrs,
       received_at: now,
     };
-    const status = await this.#index.write({ uids, target: input.target, ds: p.ds, row, replacing: existing !== undefined, replacedSize: existing?.size_bytes });
+    let status: Awaited<ReturnType<IndexWriter['write']>>;
+    try {
+      status = await this.#index.write({ uids, target: input.target, ds: p.ds, row, replacing: existing !== undefined, replacedSize: existing?.size_bytes });
+    } catch (err) {
+      this.#files.abandon(relative);
+      throw err;
+    }
+    this.#files.settle(relative);
     return outcome(status);
   }
 

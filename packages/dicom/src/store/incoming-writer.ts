@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync, writevSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync, writevSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { TesseraError } from '@tessera/model';
@@ -12,15 +12,21 @@ export interface IncomingWriterOptions {
 }
 
 /**
- * Writes the store's files: each goes to `.incoming/` first and is renamed into
- * place, so a crash never leaves a partial file at a stored path. Files left in
- * `.incoming/` by a crash (never acknowledged, never indexed) are removed at start.
+ * Writes the store's files: each goes to `.incoming/` first and is put in place
+ * whole, so a crash never leaves a partial file at a stored path. A new file is
+ * hard-linked into place and its `.incoming/` name, which names the place, stays
+ * until the index has committed it ({@link settle}): a crash between the two leaves
+ * that name behind, and {@link recoverPending} at the next start removes a file the
+ * index never took (never acknowledged), so the index and the files agree. Other
+ * files left in `.incoming/` by a crash are removed at start.
  */
 export class IncomingWriter {
   readonly #root: string;
   readonly #fsync: boolean;
   readonly #incoming: string;
   readonly #madeDirs = new Set<string>();
+  /** Files linked into place and not yet committed by the index: relative path -> pending name. */
+  readonly #pending = new Map<string, string>();
   #fileCounter = 0;
 
   constructor(options: IncomingWriterOptions) {
@@ -29,7 +35,63 @@ export class IncomingWriter {
     this.#incoming = join(options.root, '.incoming');
     mkdirSync(this.#incoming, { recursive: true });
     // Files of ingests cut short by a crash: never acknowledged, never indexed.
-    for (const f of readdirSync(this.#incoming)) rmSync(join(this.#incoming, f), { force: true });
+    for (const f of readdirSync(this.#incoming)) if (!f.endsWith(PENDING)) rmSync(join(this.#incoming, f), { force: true });
+  }
+
+  /**
+   * After a crash: each file linked into place whose index commit may not have
+   * happened is kept when `isIndexed(relative)` says the index has it, and removed
+   * otherwise. Returns the number removed.
+   */
+  recoverPending(isIndexed: (relative: string) => boolean): number {
+    let removed = 0;
+    for (const f of readdirSync(this.#incoming)) {
+      if (!f.endsWith(PENDING)) continue;
+      const marker = join(this.#incoming, f);
+      const relative = f.slice(0, -PENDING.length).split(PATH_SEPARATOR_IN_NAME).join('/');
+      const target = join(this.#root, relative);
+      if (!isIndexed(relative) && existsSync(target) && sameFile(marker, target)) {
+        rmSync(target, { force: true });
+        removed++;
+      }
+      rmSync(marker, { force: true });
+    }
+    return removed;
+  }
+
+  /** The index has committed the file at `relative`: it no longer needs its pending name. */
+  settle(relative: string): void {
+    const marker = this.#pending.get(relative);
+    if (marker === undefined) return;
+    this.#pending.delete(relative);
+    rmSync(marker, { force: true });
+  }
+
+  /** The index did not take the file at `relative`: it is removed (it was never acknowledged). */
+  abandon(relative: string): void {
+    const marker = this.#pending.get(relative);
+    if (marker === undefined) return;
+    this.#pending.delete(relative);
+    rmSync(join(this.#root, relative), { force: true });
+    rmSync(marker, { force: true });
+  }
+
+  /**
+   * Puts the whole file `tmp` at `target`. A new file is linked, and `tmp` renamed to
+   * its pending name until {@link settle}; a file that replaces one the index already
+   * has is renamed over it (the index keeps pointing at a whole file either way).
+   */
+  #place(tmp: string, target: string, relative: string): void {
+    // Copies of one instance are stored one after the other (the store waits), so a pending
+    // name is never taken twice at once; a stale one from a crash was dealt with at start.
+    if (existsSync(target)) {
+      renameSync(tmp, target);
+      return;
+    }
+    const marker = join(this.#incoming, `${relative.split('/').join(PATH_SEPARATOR_IN_NAME)}${PENDING}`);
+    linkSync(tmp, target);
+    renameSync(tmp, marker);
+    this.#pending.set(relative, marker);
   }
 
   /** The folder of partial files (emptied at start): temporary files of ingests in progress may go here too. */
@@ -65,7 +127,7 @@ export class IncomingWriter {
       } finally {
         closeSync(fd);
       }
-      renameSync(tmp, target);
+      this.#place(tmp, target, relative);
       if (this.#fsync) {
         const dfd = openSync(dir, 'r');
         try {
@@ -110,7 +172,7 @@ export class IncomingWriter {
       }
       // Made here, not remembered: a series deleted meanwhile may have taken the folder.
       mkdirSync(dir, { recursive: true });
-      renameSync(tmp, target);
+      this.#place(tmp, target, relative);
       if (this.#fsync) {
         const dfd = openSync(dir, 'r');
         try {
@@ -127,6 +189,20 @@ export class IncomingWriter {
 }
 
 const COPY_CHUNK_BYTES = 1024 * 1024;
+/** Ending of the `.incoming/` name of a file linked into place and not yet committed by the index. */
+const PENDING = '.pending';
+/** Stands for "/" in such a name: project ids are UUIDs and UIDs are digits and dots, so it cannot occur in them. */
+const PATH_SEPARATOR_IN_NAME = '+';
+
+function sameFile(a: string, b: string): boolean {
+  try {
+    const x = statSync(a);
+    const y = statSync(b);
+    return x.ino === y.ino && x.dev === y.dev;
+  } catch {
+    return false;
+  }
+}
 
 function storageError(target: string, err: unknown): TesseraError {
   const code = (err as NodeJS.ErrnoException).code;
