@@ -10,7 +10,7 @@
  *
  * The same generator drives tests/hostile (a bounded run in CI).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -92,11 +92,25 @@ async function attack(start: () => Promise<Running>): Promise<SystemResult> {
     await sys.stop().catch(() => undefined);
     sys = await start();
   }
-  const servable = await checkServable(sys.target, campaign.acknowledged, { seed, concurrency, onProgress: progress(`${sys.target.name}: reads `) });
-  const crashedReading = !sys.alive();
-  notePeak();
+  // What was sent is kept whatever the reads come to: a system that dies while being read is restarted and read again.
+  writeFileSync(join(workdir, `${sys.target.name}-campaign.json`), JSON.stringify({ ...campaign, acknowledged: campaign.acknowledged.size }, null, 1));
+  let servable: ServabilityReport | undefined;
+  for (let attempt = 0; attempt < 3 && !servable; attempt++) {
+    try {
+      servable = await checkServable(sys.target, campaign.acknowledged, { seed, concurrency, onProgress: progress(`${sys.target.name}: reads `) });
+    } catch (err) {
+      process.stderr.write(`\n${sys.target.name}: reading failed (${(err as Error).message})\n`);
+    }
+    notePeak();
+    if (!sys.alive() || !(await sys.target.alive())) {
+      crashes++;
+      process.stderr.write(`${sys.target.name} crashed while being read; restarting it\n`);
+      await sys.stop().catch(() => undefined);
+      sys = await start();
+    }
+  }
   await sys.stop().catch(() => undefined);
-  return { name: sys.target.name, version: sys.version, campaign, servable, crashes: crashes + (crashedReading ? 1 : 0), peakRssMb: peak };
+  return { name: sys.target.name, version: sys.version, campaign, servable, crashes, peakRssMb: peak };
 }
 
 async function runTessera(): Promise<SystemResult> {

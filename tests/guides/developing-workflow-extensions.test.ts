@@ -31,8 +31,9 @@ describe.skipIf(skipDocker)('the guide "Developing workflow extensions", followe
     });
     work = followed.work;
     expect(followed.commands).toBeGreaterThanOrEqual(10);
-    // What the guide built is what the platform ran: the new parameter, then the uninstall.
-    expect((await s.call('GET', '/api/extensions/lung-stats')).body.state).toBe('not_installed');
+    // What the guide built is what the platform ran: the new parameter, then the uninstall, then
+    // the delete of its only package version, which takes it out of the catalog.
+    expect((await s.call('GET', '/api/extensions/lung-stats')).status).toBe(404);
     const runs = (await s.call('GET', '/api/runs?workflow=lung-stats')).body as { items: { id: string; state: string }[] };
     expect(runs.items.map((r) => r.state)).toEqual(['success']);
     const detail = (await s.call('GET', `/api/runs/${runs.items[0]!.id}`)).body as { conf: { workflow_form: Record<string, unknown> } };

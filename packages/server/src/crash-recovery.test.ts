@@ -229,7 +229,11 @@ describe('crash safety (kill -9 of a real server process)', () => {
     servers.push(a);
     const job = await json(`${a.url}/api/jobs`, { method: 'POST', body: JSON.stringify({ workflow: 'crash-docker' }) });
     const runId: string = job.runs[0].id;
-    await waitFor(async () => (await json(`${a.url}/api/runs/${runId}`)).tasks[0].state === 'running' && (await containersFor(runId)) > 0, 20_000, 'container running');
+    // Running, not only created: its first line is written (a container killed between create and start is run again, as try 2).
+    await waitFor(async () => {
+      const r = await json(`${a.url}/api/runs/${runId}`);
+      return r.tasks[0].state === 'running' && (await containersFor(runId)) > 0 && (await readFile(join(r.workflow_dir, 'count'), 'utf8').catch(() => '')).includes('started');
+    }, 20_000, 'container running');
     await killHard(a);
     expect(await containersFor(runId)).toBe(1); // the container outlives the server
     const b = await startServerProcess(env);

@@ -96,7 +96,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     // A followed log streams until its task ends: closing must not wait for it.
     forceCloseConnections: true,
     // Refusals before a route is found are answered in the error format too.
-    maxParamLength: MAX_PARAM_LENGTH,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors,
     clientErrorHandler,
   });

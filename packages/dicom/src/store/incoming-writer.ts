@@ -88,9 +88,16 @@ export class IncomingWriter {
       renameSync(tmp, target);
       return;
     }
+    // The pending name first, then the link: a crash between the two leaves a pending name
+    // without a file in place (nothing to undo), never a file in place without its pending name.
     const marker = join(this.#incoming, `${relative.split('/').join(PATH_SEPARATOR_IN_NAME)}${PENDING}`);
-    linkSync(tmp, target);
     renameSync(tmp, marker);
+    try {
+      linkSync(marker, target);
+    } catch (err) {
+      rmSync(marker, { force: true });
+      throw err;
+    }
     this.#pending.set(relative, marker);
   }
 

@@ -69,12 +69,12 @@ export async function unpackPackage(source: Readable, dest: string, options: { m
       throw refuse(`an entry is both a file and a folder (${code}); build it with \`tessera ext build\``);
     }
     const message = (err as Error).message;
+    if (/incorrect header check|unexpected end of file|invalid (tar|block)|Unexpected end of data|invalid distance|too far back/i.test(message)) {
+      throw refuse(`it is not a gzipped tar archive, or it is cut short (${message}); build it with \`tessera ext build\``);
+    }
     // zlib's own errors (Z_DATA_ERROR, Z_BUF_ERROR): the gzip stream is damaged.
     if (typeof code === 'string' && code.startsWith('Z_')) {
       throw refuse(`its gzip data is damaged (${message}); build it again with \`tessera ext build\` and upload it whole`);
-    }
-    if (/incorrect header check|unexpected end of file|invalid (tar|block)|Unexpected end of data|invalid distance|too far back/i.test(message)) {
-      throw refuse(`it is not a gzipped tar archive, or it is cut short (${message}); build it with \`tessera ext build\``);
     }
     throw err;
   }

@@ -13,7 +13,7 @@ async function server() {
       done();
     },
   });
-  const app = Fastify({ logger: { level: 'info', stream }, maxParamLength: MAX_PARAM_LENGTH, frameworkErrors, clientErrorHandler });
+  const app = Fastify({ logger: { level: 'info', stream }, routerOptions: { maxParamLength: MAX_PARAM_LENGTH }, frameworkErrors, clientErrorHandler });
   installErrorHandler(app);
   app.get('/boom/:id', async () => {
     throw new RangeError('Maximum call stack size exceeded');
