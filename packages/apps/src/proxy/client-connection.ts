@@ -120,6 +120,7 @@ export class ClientConnection extends ResponseRelay {
     let xff: string | undefined;
     let origin: string | undefined;
     let site: string | undefined;
+    let proto: string | undefined;
     for (const [, lower, value] of parsed.fields) {
       switch (lower) {
         case 'content-length':
@@ -157,12 +158,16 @@ export class ClientConnection extends ResponseRelay {
         case 'sec-fetch-site':
           site = value;
           break;
+        case 'x-forwarded-proto':
+          // Read for the Origin check (a TLS-terminating reverse proxy says https), not passed on.
+          proto = value;
+          break;
       }
     }
     if (cl >= 0 && chunked) return this.refuse(400, 'Bad request', 'The request has both Content-Length and Transfer-Encoding.');
     if (hosts !== 1) return this.refuse(400, 'Bad request', 'The request must have one Host header.');
     // A Host or Origin the platform refuses: its HTTP server answers it (in the error format).
-    if (!this.fast.admit(method, { host, origin, 'sec-fetch-site': site, 'x-forwarded-proto': undefined })) return this.handOff();
+    if (!this.fast.admit(method, { host, origin, 'sec-fetch-site': site, 'x-forwarded-proto': proto })) return this.handOff();
     const app = appPath(url);
     // Paths to refuse or redirect, and instances that are not running: the SubpathProxy answers.
     if (!app || app === 'bad' || (app.rest === '/' && url === app.prefix)) return this.handOff();

@@ -207,6 +207,10 @@ describe('Origin (CSRF)', () => {
     const same = await send('POST', `${APP}/save`, { host: self(), origin: `http://${self()}`, 'content-length': '0' });
     expect(same.body).toBe('from the app');
     expect(appSaw).toEqual([`POST ${APP}/save ${self()}`]);
+    // Behind a TLS-terminating reverse proxy.
+    const proxied = await send('POST', `${APP}/save`, { host: 'tessera.test', origin: 'https://tessera.test', 'x-forwarded-proto': 'https', 'content-length': '0' });
+    expect(proxied.body).toBe('from the app');
+    expect((await send('POST', `${APP}/save`, { host: 'tessera.test', origin: 'https://tessera.test', 'content-length': '0' })).status).toBe(403);
   });
 
   it('keeps CORS closed: a preflight from another origin gets no allow headers, a GET no Access-Control-Allow-Origin', async () => {
