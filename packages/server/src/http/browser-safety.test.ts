@@ -229,6 +229,11 @@ describe('BrowserSafety', () => {
     expect(b.hostAllowed('tessera.example.org')).toBe(true);
     expect(b.hostAllowed('10.1.2.4')).toBe(false);
     expect(b.originAllowed('POST', { host: '10.1.2.3:8080', origin: 'https://tessera.example.org', 'sec-fetch-site': 'same-origin', 'x-forwarded-proto': undefined }, false)).toBe(true);
+    const any = new BrowserSafety({ host: '0.0.0.0', publicUrl: undefined, allowedHosts: [], allowedOrigins: [] });
+    // What `npm start` prints and gives tasks as TESSERA_API_URL, and this machine's addresses.
+    expect(any.hostAllowed('0.0.0.0:8080')).toBe(true);
+    expect(any.hostAllowed('127.0.0.1:8080')).toBe(true);
+    expect(any.hostAllowed('evil.example:8080')).toBe(false);
     expect(b.originAllowed('GET', { host: 'x', origin: 'http://evil.example', 'sec-fetch-site': 'cross-site', 'x-forwarded-proto': undefined }, false)).toBe(true);
   });
 });

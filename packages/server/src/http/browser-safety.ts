@@ -54,7 +54,9 @@ export class BrowserSafety {
     }
     const bound = config.host.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1');
     if (bound === '0.0.0.0' || bound === '::') {
-      // Every address of this machine: an IP address in Host was typed by a person, not rebound.
+      // Every address of this machine, and the bound one itself (the URL `npm start` prints,
+      // TESSERA_API_URL by default): an IP address in Host was typed by a person, not rebound.
+      this.#entries.push({ name: bound === '::' ? '[::]' : bound, port: undefined });
       for (const list of Object.values(networkInterfaces())) {
         for (const a of list ?? []) this.#entries.push({ name: bracket(a.address.replace(/%.*$/, '')), port: undefined });
       }
