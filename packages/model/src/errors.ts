@@ -23,6 +23,8 @@ export const ERROR_CODES = {
   TESSERA_REQUEST_TIMEOUT: { status: 408, kind: 'user', summary: 'A request body stalled or came slower than the configured minimum rate; the connection was closed.' },
   TESSERA_UNSUPPORTED_MEDIA_TYPE: { status: 415, kind: 'user', summary: 'The request body has a content type this endpoint does not take.' },
   TESSERA_NOT_ACCEPTABLE: { status: 406, kind: 'user', summary: 'None of the media types in the Accept header can be produced for this resource.' },
+  TESSERA_HOST_NOT_ALLOWED: { status: 421, kind: 'user', summary: 'The request\'s Host is not a name of this server (loopback, TESSERA_PUBLIC_URL, TESSERA_ALLOWED_HOSTS): DNS rebinding protection.' },
+  TESSERA_CROSS_ORIGIN: { status: 403, kind: 'user', summary: 'A state-changing request came from another origin (a page of another site): CSRF protection.' },
   TESSERA_STORAGE: { status: 503, kind: 'operational', summary: 'Writing to the store failed (disk full, permissions); retrying later may help.' },
   TESSERA_CONFIG: { status: 500, kind: 'user', summary: 'A configuration value (environment variable) is invalid.' },
   TESSERA_INTERNAL: { status: 500, kind: 'bug', summary: 'An unexpected internal error.' },

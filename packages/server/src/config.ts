@@ -37,6 +37,10 @@ export interface ServerConfig {
   dockerSocket: string | undefined;
   /** Public URL of this server given to tasks as TESSERA_API_URL (TESSERA_PUBLIC_URL, default http://<host>:<port>). */
   publicUrl: string | undefined;
+  /** Host names (host or host:port) answered besides loopback, the host of TESSERA_PUBLIC_URL and the bound address (TESSERA_ALLOWED_HOSTS, comma-separated; default none). */
+  allowedHosts: string[];
+  /** Origins (scheme://host[:port]) whose pages may change state besides the server's own (TESSERA_ALLOWED_ORIGINS, comma-separated; default none). */
+  allowedOrigins: string[];
   /** Log level for the HTTP server (TESSERA_LOG_LEVEL: info, warn, error, silent; default info). */
   logLevel: 'info' | 'warn' | 'error' | 'silent';
   /** DICOM C-STORE/C-ECHO port on HOST (DICOM_PORT, default 11112; 0 picks a free port; "off" disables the receiver). */
@@ -147,6 +151,29 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   if (!['keep', 'replace', 'reject'].includes(duplicates)) problems.push(`TESSERA_DICOM_DUPLICATES="${duplicates}" must be keep, replace or reject`);
   const aeTitle = env.TESSERA_DICOM_AE || 'TESSERA';
   if (!/^[\x20-\x5b\x5d-\x7e]{1,16}$/.test(aeTitle)) problems.push(`TESSERA_DICOM_AE="${aeTitle}" must be 1 to 16 printable ASCII characters without a backslash`);
+  const list = (raw: string | undefined): string[] => (raw ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const allowedHosts = list(env.TESSERA_ALLOWED_HOSTS);
+  for (const h of allowedHosts) {
+    if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+)(:\d{1,5})?$/.test(h)) problems.push(`TESSERA_ALLOWED_HOSTS="${env.TESSERA_ALLOWED_HOSTS}": "${h}" is not a host or host:port (no scheme, no path; an IPv6 address in brackets)`);
+  }
+  const allowedOrigins = list(env.TESSERA_ALLOWED_ORIGINS);
+  for (const o of allowedOrigins) {
+    let ok = false;
+    try {
+      const u = new URL(o);
+      ok = (u.protocol === 'http:' || u.protocol === 'https:') && u.origin === o.replace(/\/$/, '');
+    } catch {
+      ok = false;
+    }
+    if (!ok) problems.push(`TESSERA_ALLOWED_ORIGINS="${env.TESSERA_ALLOWED_ORIGINS}": "${o}" is not an origin such as https://viewer.example.org or http://localhost:3000 (scheme, host, optional port; no path)`);
+  }
+  if (env.TESSERA_PUBLIC_URL) {
+    try {
+      new URL(env.TESSERA_PUBLIC_URL);
+    } catch {
+      problems.push(`TESSERA_PUBLIC_URL="${env.TESSERA_PUBLIC_URL}" is not a URL such as https://tessera.example.org`);
+    }
+  }
   const logLevel = (env.TESSERA_LOG_LEVEL || 'info') as ServerConfig['logLevel'];
   if (!['info', 'warn', 'error', 'silent'].includes(logLevel)) problems.push(`TESSERA_LOG_LEVEL="${logLevel}" must be info, warn, error or silent`);
   const config: ServerConfig = {
@@ -166,6 +193,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     runners,
     dockerSocket,
     publicUrl: env.TESSERA_PUBLIC_URL || undefined,
+    allowedHosts,
+    allowedOrigins,
     logLevel,
     dicomPort,
     dicomAeTitle: aeTitle,

@@ -18,6 +18,7 @@ import { createEventsDomain } from './events/events-domain.ts';
 import { createExtensionsDomain } from './extensions/extensions-domain.ts';
 import { lockHome } from './home-lock.ts';
 import { checkAnswersAgainstContracts } from './http/answer-check.ts';
+import { BrowserSafety } from './http/browser-safety.ts';
 import { clientErrorHandler, frameworkErrors, installErrorHandler, MAX_PARAM_LENGTH } from './http/error-handler.ts';
 import { httpLimitsOf, httpServerOptions, RequestWatch } from './http/http-limits.ts';
 import { installRequestValidators } from './http/request-validators.ts';
@@ -78,15 +79,19 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   const routing: { proxy?: SubpathProxy } = {};
   // Connections, head and body timeouts (http-limits.ts): no absolute time for a whole request.
   const limits = httpLimitsOf(config);
+  // Host (DNS rebinding) and Origin (CSRF) checks come before anything else answers, the app proxy included.
+  const safety = new BrowserSafety(config);
   const watch = new RequestWatch(limits, { info: (m) => app.log.info(m), warn: (m) => app.log.warn(m), error: (m) => app.log.error(m) });
   const app = Fastify({
     serverFactory: (handler) => {
       const server = createServer(httpServerOptions(limits), (req, res) => {
         watch.watch(req, res);
+        if (safety.refuseRequest(req, res)) return;
         if (!routing.proxy?.handle(req, res)) handler(req, res);
       });
       watch.capConnections(server);
       server.on('upgrade', (req, socket, head) => {
+        if (safety.refuseUpgrade(req, socket)) return;
         if (!routing.proxy?.upgrade(req, socket, head)) socket.destroy();
       });
       return server;
@@ -117,6 +122,8 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   const applications = createApplicationsDomain({ config, db, projects: projects.store, registry: extensions.registry, events, dockerSocket: runners.dockerSocket, publicUrl: url, log });
   const workflows = createWorkflowsDomain({ config, db, projects: projects.store, registry: extensions.registry, runners, resolveIdentifiers: (i) => dicom.resolveIdentifiers(i), publicUrl: url, log });
   routing.proxy = applications.proxy;
+  // The proxy's fast path forwards only what passes; the rest goes to the handler above, which refuses it.
+  applications.proxy.admit = (method, headers) => safety.hostAllowed(headers.host) && safety.originAllowed(method, headers, false);
   for (const [name, op] of Object.entries(dataOperators(dicom.service, results.buckets))) runners.builtins.register(name, op);
   runners.builtins.register(PLATFORM_OPERATORS.launchApp, launchAppOperator(applications.apps, url));
 

@@ -41,8 +41,35 @@ export function pageHtml(title: string, text: string, retry = false): string {
     `<body style="font-family:sans-serif;max-width:40em;margin:4em auto"><h1>${title}</h1><p>${text.replace(/[<&]/g, (c) => (c === '<' ? '&lt;' : '&amp;'))}</p></body>`;
 }
 
-/** `Path=/x` of a Set-Cookie becomes `Path=<prefix>/x`; a cookie without a path gets the prefix. */
-export function rewriteCookiePath(cookie: string, prefix: string): string {
-  if (/;\s*path=/i.test(cookie)) return cookie.replace(/(;\s*path=)(\/[^;]*)/i, (_m, p: string, path: string) => `${p}${prefix}${path === '/' ? '/' : path}`);
-  return `${cookie}; Path=${prefix}/`;
+
+/**
+ * An instance's Set-Cookie, confined to the instance: the Domain attribute is removed, and
+ * the cookie's Path is made to lie under the instance's prefix. With ingress "strip" the
+ * app's path is put under the prefix (Path=/x becomes Path=<prefix>/x); with "subpath" a
+ * path outside the prefix (Path=/, another instance's) becomes <prefix>/. No Path gets
+ * <prefix>/. So no app sets a cookie that another instance or the platform receives.
+ */
+export function confineCookie(cookie: string, prefix: string, strip: boolean): string {
+  const parts = cookie.split(';');
+  const out = [parts[0]!];
+  let hasPath = false;
+  for (const part of parts.slice(1)) {
+    const eq = part.indexOf('=');
+    const name = (eq < 0 ? part : part.slice(0, eq)).trim().toLowerCase();
+    if (name === 'domain') continue;
+    if (name === 'path') {
+      if (hasPath) continue; // one Path: a second one would win in the browser
+      hasPath = true;
+      const value = eq < 0 ? '' : part.slice(eq + 1).trim();
+      const within = value === prefix || value.startsWith(`${prefix}/`);
+      let path: string;
+      if (strip) path = value.startsWith('/') ? `${prefix}${value}` : `${prefix}/`;
+      else path = within && !/(^|\/)\.\.?(\/|$)/.test(value) ? value : `${prefix}/`;
+      out.push(`${eq < 0 ? ' Path=' : part.slice(0, eq + 1)}${path}`);
+      continue;
+    }
+    out.push(part);
+  }
+  if (!hasPath) out.push(` Path=${prefix}/`);
+  return out.join(';');
 }

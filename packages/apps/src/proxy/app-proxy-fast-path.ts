@@ -27,6 +27,14 @@ import { UpstreamPool } from './upstream-pool.ts';
  * instances, connection-sweep.ts ends the quiet ones.
  */
 
+/** The request headers the platform's Host and Origin checks read. */
+export interface AdmitHeaders {
+  host: string | undefined;
+  origin: string | undefined;
+  'sec-fetch-site': string | undefined;
+  'x-forwarded-proto': string | undefined;
+}
+
 /** Timeouts of the fast path. */
 export interface AppProxyFastPathTimeouts {
   /** A connection idle this long between requests, or this long sending one request head, is closed (Node's headersTimeout: 60 s). */
@@ -56,6 +64,8 @@ export class AppProxyFastPath {
     readonly lookup: (project: string, instance: string) => ProxyTarget | undefined,
     readonly handOffTo: (socket: Socket) => void,
     timeouts: Partial<AppProxyFastPathTimeouts> = {},
+    /** Whether the fast path may forward a request; one it may not goes to the HTTP server (which refuses it). */
+    readonly admit: (method: string, headers: AdmitHeaders) => boolean = () => true,
   ) {
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...timeouts };
   }

@@ -118,6 +118,9 @@ export class ClientConnection extends ResponseRelay {
     let close = false;
     let named: Set<string> | undefined;
     let xff: string | undefined;
+    let origin: string | undefined;
+    let site: string | undefined;
+    let proto: string | undefined;
     for (const [, lower, value] of parsed.fields) {
       switch (lower) {
         case 'content-length':
@@ -147,10 +150,24 @@ export class ClientConnection extends ResponseRelay {
         case 'x-forwarded-for':
           xff = xff ? `${xff}, ${value}` : value;
           break;
+        case 'origin':
+          // Two Origin headers: Node's server reads them (and the checks refuse them).
+          if (origin !== undefined) return this.handOff();
+          origin = value;
+          break;
+        case 'sec-fetch-site':
+          site = value;
+          break;
+        case 'x-forwarded-proto':
+          // Read for the Origin check (a TLS-terminating reverse proxy says https), not passed on.
+          proto = value;
+          break;
       }
     }
     if (cl >= 0 && chunked) return this.refuse(400, 'Bad request', 'The request has both Content-Length and Transfer-Encoding.');
     if (hosts !== 1) return this.refuse(400, 'Bad request', 'The request must have one Host header.');
+    // A Host or Origin the platform refuses: its HTTP server answers it (in the error format).
+    if (!this.fast.admit(method, { host, origin, 'sec-fetch-site': site, 'x-forwarded-proto': proto })) return this.handOff();
     const app = appPath(url);
     // Paths to refuse or redirect, and instances that are not running: the SubpathProxy answers.
     if (!app || app === 'bad' || (app.rest === '/' && url === app.prefix)) return this.handOff();

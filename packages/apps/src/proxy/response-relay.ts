@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import type { AppProxyFastPath } from './app-proxy-fast-path.ts';
 import { ChunkedFraming } from './chunked-framing.ts';
 import { DIGITS, HEAD_END, MAX_ANSWER_HEAD, parseHead, RESPONSE_DROP, type Field } from './http-head.ts';
-import { rewriteCookiePath } from './app-paths.ts';
+import { confineCookie } from './app-paths.ts';
 import type { Upstream, UpstreamOwner } from './upstream-pool.ts';
 
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([\t\x20-\x7e\x80-\xff]*))?$/;
@@ -109,10 +109,11 @@ export abstract class ResponseRelay implements UpstreamOwner {
 
     let head = `HTTP/1.1 ${status} ${reason}\r\n`;
     for (const [name, lower, value] of fields) {
-      if (RESPONSE_DROP.has(lower)) continue;
+      // Service-Worker-Allowed: an app may not register a service worker beyond its own path.
+      if (RESPONSE_DROP.has(lower) || lower === 'service-worker-allowed') continue;
       let v = value;
       if (this.strip && lower === 'location' && v.startsWith('/') && !v.startsWith('//')) v = `${this.prefix}${v}`;
-      else if (this.strip && lower === 'set-cookie') v = rewriteCookiePath(v, this.prefix);
+      else if (lower === 'set-cookie') v = confineCookie(v, this.prefix, this.strip);
       head += `${name}: ${v}\r\n`;
     }
     head += this.keepAlive ? '\r\n' : 'connection: close\r\n\r\n';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseAppPath, rewriteCookiePath } from './subpath-proxy.ts';
+import { confineCookie, parseAppPath } from './subpath-proxy.ts';
 
 describe('parseAppPath', () => {
   it('splits an application URL into project, instance, prefix and the rest (query kept)', () => {
@@ -30,14 +30,30 @@ describe('parseAppPath', () => {
   });
 });
 
-describe('rewriteCookiePath', () => {
+describe('confineCookie', () => {
   const prefix = '/applications/project/admin/release/v';
   it.each([
     ['a=1; Path=/', `a=1; Path=${prefix}/`],
     ['a=1; path=/sub; HttpOnly', `a=1; path=${prefix}/sub; HttpOnly`],
     ['a=1', `a=1; Path=${prefix}/`],
     ['a=1; Secure; Path=/x/y', `a=1; Secure; Path=${prefix}/x/y`],
-  ])('%s -> %s', (cookie, expected) => {
-    expect(rewriteCookiePath(cookie, prefix)).toBe(expected);
+    ['a=1; Domain=example.org; Path=/', `a=1; Path=${prefix}/`],
+    ['a=1; Path=/x; Path=/', `a=1; Path=${prefix}/x`],
+  ])('strip: %s -> %s', (cookie, expected) => {
+    expect(confineCookie(cookie, prefix, true)).toBe(expected);
+  });
+
+  it.each([
+    ['a=1; Path=/', `a=1; Path=${prefix}/`],
+    ['a=1', `a=1; Path=${prefix}/`],
+    [`a=1; Path=${prefix}/lab; HttpOnly`, `a=1; Path=${prefix}/lab; HttpOnly`],
+    [`a=1; Path=${prefix}`, `a=1; Path=${prefix}`],
+    ['a=1; Path=/applications/project/admin/release/other/', `a=1; Path=${prefix}/`],
+    [`a=1; Path=${prefix}x`, `a=1; Path=${prefix}/`],
+    [`a=1; Path=${prefix}/../other`, `a=1; Path=${prefix}/`],
+    ['a=1; domain=.example.org; Path', `a=1; Path=${prefix}/`],
+    ['a=1; Path=/api', `a=1; Path=${prefix}/`],
+  ])('subpath: %s -> %s', (cookie, expected) => {
+    expect(confineCookie(cookie, prefix, false)).toBe(expected);
   });
 });

@@ -2,11 +2,13 @@ import { request as httpRequest, type IncomingMessage, type Server, type ServerR
 import type { Socket } from 'node:net';
 import { Pool, type Dispatcher } from 'undici';
 import type { Duplex } from 'node:stream';
-import { APP_PREFIX, pageHtml, parseAppPath, rewriteCookiePath, type ProxyTarget } from './app-paths.ts';
-import { AppProxyFastPath, type AppProxyFastPathTimeouts } from './app-proxy-fast-path.ts';
+import { APP_PREFIX, confineCookie, pageHtml, parseAppPath, type ProxyTarget } from './app-paths.ts';
+import { AppProxyFastPath, type AdmitHeaders, type AppProxyFastPathTimeouts } from './app-proxy-fast-path.ts';
 
-export { APP_PREFIX, pageHtml, parseAppPath, rewriteCookiePath, type ProxyTarget };
+export { APP_PREFIX, confineCookie, pageHtml, parseAppPath, type AdmitHeaders, type ProxyTarget };
 
+/** Not passed on from instances: an app may not widen a service worker's scope beyond its own path. */
+const APP_ONLY = 'service-worker-allowed';
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection']);
 /** Not passed on from clients: Node has answered `expect` (100 Continue) already, and the others only this hop may set. */
 const CLIENT_ONLY = new Set(['expect', 'forwarded', 'x-real-ip', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-prefix']);
@@ -27,6 +29,11 @@ export class SubpathProxy {
   readonly #pools = new Map<number, Pool>();
   readonly #lookup: (project: string, instance: string) => ProxyTarget | undefined;
   #fast: AppProxyFastPath | undefined;
+  /**
+   * Whether the fast path may forward a request itself (the platform's Host and Origin
+   * checks); one it may not goes to the HTTP server, whose handler refuses it. Unset: all.
+   */
+  admit: ((method: string, headers: AdmitHeaders) => boolean) | undefined;
 
   constructor(lookup: (project: string, instance: string) => ProxyTarget | undefined) {
     this.#lookup = lookup;
@@ -43,7 +50,7 @@ export class SubpathProxy {
     server.removeAllListeners('connection');
     const fast = new AppProxyFastPath(this.#lookup, (socket) => {
       for (const listener of listeners) listener.call(server, socket);
-    }, timeouts);
+    }, timeouts, (method, headers) => this.admit?.(method, headers) ?? true);
     this.#fast = fast;
     server.on('connection', (socket: Socket) => fast.accept(socket));
   }
@@ -93,10 +100,10 @@ export class SubpathProxy {
           for (let i = 0; i < raw.length; i += 2) {
             const key = raw[i]!.toString('latin1');
             const lower = key.toLowerCase();
-            if (HOP_BY_HOP.has(lower)) continue;
+            if (HOP_BY_HOP.has(lower) || lower === APP_ONLY) continue;
             let value = raw[i + 1]!.toString('latin1');
             if (strip && lower === 'location' && value.startsWith('/') && !value.startsWith('//')) value = `${parsed.prefix}${value}`;
-            if (strip && lower === 'set-cookie') value = rewriteCookiePath(value, parsed.prefix);
+            if (lower === 'set-cookie') value = confineCookie(value, parsed.prefix, strip);
             headers.push(key, value);
           }
           res.writeHead(status, headers);

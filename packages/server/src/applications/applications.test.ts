@@ -189,7 +189,7 @@ setTimeout(() => createServer((req, res) => res.end('finally')).listen(Number(pr
       for (let i = 0; i < 3; i++) {
         const socket = connect(Number(u.port), u.hostname);
         await new Promise((r) => socket.once('connect', r));
-        socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+        socket.write(`GET ${path} HTTP/1.1\r\nHost: ${u.host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
         socket.resetAndDestroy();
       }
     }

@@ -77,6 +77,10 @@ export function useProxyTestBed(): void {
       } else if (path === '/redirect') {
         res.writeHead(302, { location: '/there', 'set-cookie': ['a=1; Path=/', 'b=2'] });
         res.end();
+      } else if (path === '/sw') {
+        // An app that tries to reach beyond its instance: a service worker for `/`, cookies for every path and a domain.
+        res.writeHead(200, { 'service-worker-allowed': '/', 'set-cookie': ['a=1; Path=/', 'b=2; Domain=platform.test', `c=3; Path=${P}/a/x; HttpOnly`], 'content-length': '2' });
+        res.end('sw');
       } else if (path.startsWith('/bytes/')) {
         let left = Number(path.slice(7));
         appBytesWritten = 0;
