@@ -19,7 +19,7 @@ import { checkServable, describeFindings, mergeCampaigns, runCampaign, type Camp
 import { loadCorpus } from '../tests/hostile/lib/dicom-mutator.ts';
 import { orthancTarget, tesseraTarget, type Target } from '../tests/hostile/lib/targets.ts';
 import { startOrthanc } from './lib/orthanc.ts';
-import { peakRssMb } from './lib/proc.ts';
+import { peakRssMb, rssMb } from './lib/proc.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -47,6 +47,9 @@ interface SystemResult {
   servable: ServabilityReport | undefined;
   crashes: number;
   peakRssMb: number;
+  /** VmRSS when the inputs were sent, and after the reads. */
+  rssAfterInputsMb: number;
+  rssAfterReadsMb: number;
 }
 
 /** A started system under attack. */
@@ -92,6 +95,7 @@ async function attack(start: () => Promise<Running>): Promise<SystemResult> {
     await sys.stop().catch(() => undefined);
     sys = await start();
   }
+  const rssAfterInputsMb = rssMb(sys.pid);
   // What was sent is kept whatever the reads come to: a system that dies while being read is restarted and read again.
   writeFileSync(join(workdir, `${sys.target.name}-campaign.json`), JSON.stringify({ ...campaign, acknowledged: campaign.acknowledged.size }, null, 1));
   let servable: ServabilityReport | undefined;
@@ -109,8 +113,9 @@ async function attack(start: () => Promise<Running>): Promise<SystemResult> {
       sys = await start();
     }
   }
+  const rssAfterReadsMb = rssMb(sys.pid);
   await sys.stop().catch(() => undefined);
-  return { name: sys.target.name, version: sys.version, campaign, servable, crashes, peakRssMb: peak };
+  return { name: sys.target.name, version: sys.version, campaign, servable, crashes, peakRssMb: peak, rssAfterInputsMb, rssAfterReadsMb };
 }
 
 async function runTessera(): Promise<SystemResult> {
@@ -193,7 +198,8 @@ function report(results: SystemResult[]): string {
   row('instances listed afterwards', (r) => (r.servable ? r.servable.instances.toLocaleString('en') : '-'));
   row('reads (metadata, rendered, PNG, frame, thumbnail)', (r) => (r.servable ? r.servable.reads.toLocaleString('en') : '-'));
   row('5xx, hangs, lost or unservable (reading)', (r) => (r.servable ? String(r.servable.findings.length) : '-'));
-  row('peak RSS', (r) => `${r.peakRssMb.toFixed(0)} MB`);
+  row('peak RSS (VmHWM of the last process)', (r) => `${r.peakRssMb.toFixed(0)} MB`);
+  row('RSS after the inputs / after the reads', (r) => `${r.rssAfterInputsMb.toFixed(0)} / ${r.rssAfterReadsMb.toFixed(0)} MB`);
   lines.push('');
   for (const r of results) {
     lines.push(`${r.name} answers:`);

@@ -83,6 +83,16 @@ export function peakRssMb(pid: number | undefined): number {
   }
 }
 
+/** Resident memory of a process now (VmRSS), in MB; NaN when unknown. */
+export function rssMb(pid: number | undefined): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 /** CPU time (user + system, all threads, and children it reaped) of a process so far, in ms; NaN when unknown. */

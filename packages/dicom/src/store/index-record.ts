@@ -90,6 +90,9 @@ export function instanceUids(ds: DicomDataset): InstanceUids {
     if (!isDicomUid(v)) throw notAUid(name, tag, v);
     // A UID identifies one thing: several values (VM > 1) would be stored as the first and the others lost.
     const el = ds.elements.get(tag)!;
+    // Written with another VR (US, FD, AT...), it is read as numbers by every reader: QIDO-RS and metadata
+    // could not name the instance, so it could be stored but never found.
+    if (el.vr !== 'UI') throw invalidDicom(`${name} ${tagLabel(tag)} is encoded with the value representation ${el.vr}, not UI; readers would not see it as a UID`);
     const values = elementStrings(ds, el);
     if (values.length > 1) throw invalidDicom(`${name} ${tagLabel(tag)} has ${values.length} values ("${values.join('\\').slice(0, 80)}"); it must have exactly one`);
     return v;

@@ -190,3 +190,26 @@ describe.skipIf(skipDicomTools)('failures of one instance among others, and thei
     expect((await s.call('GET', '/api/series?project=deep')).body.total).toBe(0);
   });
 });
+
+describe.skipIf(skipDicomTools)('UIDs written with another value representation', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer();
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  it.each(['US', 'FD', 'AT'])('a SOP Instance UID written as %s is refused with 400 naming it (it would be stored and never found by QIDO-RS)', async (vr) => {
+    const ct = Buffer.from(readFileSync(pydicomFile('CT_small.dcm')));
+    // (0008,0018) UI in explicit VR little endian: the tag, then the two VR letters.
+    const at = ct.indexOf(Buffer.from([0x08, 0x00, 0x18, 0x00, 0x55, 0x49]));
+    expect(at).toBeGreaterThan(0);
+    ct.write(vr, at + 4, 'latin1');
+    const r = await fetch(`${s.url}/api/dicom/import`, { method: 'POST', headers: { 'content-type': 'application/dicom' }, body: new Uint8Array(ct) });
+    const body = (await r.json()) as { error: { code: string; message: string } };
+    expect(r.status, JSON.stringify(body)).toBe(400);
+    expect(body.error.message).toMatch(new RegExp(`SOP Instance UID \\(0008,0018\\) is encoded with the value representation ${vr}, not UI`));
+    expect((await s.call<{ total: number }>('GET', '/api/series')).body.total).toBe(0);
+  });
+});
