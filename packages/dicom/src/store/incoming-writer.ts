@@ -86,6 +86,7 @@ export class IncomingWriter {
     // name is never taken twice at once; a stale one from a crash was dealt with at start.
     if (existsSync(target)) {
       renameSync(tmp, target);
+      this.#syncFolder(target);
       return;
     }
     // The pending name first, then the link: a crash between the two leaves a pending name
@@ -99,6 +100,18 @@ export class IncomingWriter {
       throw err;
     }
     this.#pending.set(relative, marker);
+    this.#syncFolder(target);
+  }
+
+  /** With fsync on, the folder too: its new entry survives a power loss. */
+  #syncFolder(target: string): void {
+    if (!this.#fsync) return;
+    const dfd = openSync(dirname(target), 'r');
+    try {
+      fsyncSync(dfd);
+    } finally {
+      closeSync(dfd);
+    }
   }
 
   /** The folder of partial files (emptied at start): temporary files of ingests in progress may go here too. */
@@ -135,14 +148,6 @@ export class IncomingWriter {
         closeSync(fd);
       }
       this.#place(tmp, target, relative);
-      if (this.#fsync) {
-        const dfd = openSync(dir, 'r');
-        try {
-          fsyncSync(dfd);
-        } finally {
-          closeSync(dfd);
-        }
-      }
     } catch (err) {
       rmSync(tmp, { force: true });
       throw storageError(target, err);
@@ -180,14 +185,6 @@ export class IncomingWriter {
       // Made here, not remembered: a series deleted meanwhile may have taken the folder.
       mkdirSync(dir, { recursive: true });
       this.#place(tmp, target, relative);
-      if (this.#fsync) {
-        const dfd = openSync(dir, 'r');
-        try {
-          fsyncSync(dfd);
-        } finally {
-          closeSync(dfd);
-        }
-      }
     } catch (err) {
       rmSync(tmp, { force: true });
       throw storageError(target, err);
