@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { AnyObject, DateTime, errors, Nullable, Obj, OrderParam, PageOf, PageParams, SortParam } from './common.ts';
-import { defineRoute, Media, UNRESTRICTED } from './route.ts';
+import { defineRoute, Media, SCIENTIST } from './route.ts';
 
 /** The states of an application instance (docs/reference/http-api.md, "States"). */
 export const APP_STATES = ['starting', 'running', 'failed', 'stopped'] as const;
@@ -83,9 +83,9 @@ export const applicationRoutes = {
     operationId: 'listApplications',
     tags,
     summary: 'Application instances with their state (starting, running, failed with the reason, stopped) and URL',
-    description: "Every project's instances without `project`; a project that does not exist has none.",
-    project,
-    access: UNRESTRICTED,
+    description: "Without `project`, the instances of every project the caller is a member of.",
+    project: { ...project, absent: 'all' },
+    access: SCIENTIST,
     querystring: Type.Object({
       project: Type.Optional(Type.String({ description: "Only this project's instances (default: every project's)." })),
       state: Type.Optional(Type.String({ description: `Comma-separated: ${APP_STATES.join(', ')}.` })),
@@ -106,7 +106,7 @@ export const applicationRoutes = {
       'A stopped or failed instance is launched again under its name, with the same `id` and log file. 404: the application is not installed or the project does not exist; ' +
       '409: an instance of that name runs or is starting; 503: the application runs only in a container and the server has no Docker engine.',
     project: { in: 'body', name: 'project' },
-    access: UNRESTRICTED,
+    access: SCIENTIST,
     body: LaunchApp,
     response: { 202: AppInstance, ...errors(400, 404, 409, 413, 415, 500, 503) },
   }),
@@ -117,7 +117,7 @@ export const applicationRoutes = {
     tags,
     summary: 'One instance',
     project,
-    access: UNRESTRICTED,
+    access: SCIENTIST,
     params: InstanceParams,
     querystring: InstanceQuery,
     response: { 200: AppInstance, ...errors(400, 404, 500) },
@@ -130,7 +130,7 @@ export const applicationRoutes = {
     summary: "The last lines of an instance's output",
     description: 'Taken from the last 64 KB of its log; empty when it wrote nothing yet.',
     project,
-    access: UNRESTRICTED,
+    access: SCIENTIST,
     params: InstanceParams,
     querystring: Type.Object({
       project: Type.Optional(Type.String({ description: 'Project name (default "admin").' })),
@@ -146,7 +146,7 @@ export const applicationRoutes = {
     summary: 'Mark an instance launched by a workflow task (launch-app) complete: the task ends and the run goes on',
     description: '409 when no workflow launched it.',
     project,
-    access: UNRESTRICTED,
+    access: SCIENTIST,
     params: InstanceParams,
     querystring: InstanceQuery,
     response: { 200: AppInstance, ...errors(400, 404, 409, 413, 415, 500) },
@@ -158,7 +158,7 @@ export const applicationRoutes = {
     tags,
     summary: 'Stop an instance (it stays listed, stopped, until launched again)',
     project,
-    access: UNRESTRICTED,
+    access: SCIENTIST,
     params: InstanceParams,
     querystring: InstanceQuery,
     response: { 200: AppInstance, ...errors(400, 404, 413, 415, 500) },

@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { DateTime, errors, Nullable, Obj, OrderParam, PageOf, PageParams, ProjectQuery, SortParam } from './common.ts';
 import { Series, SERIES_SORTS, SeriesFilterBody } from './data.ts';
-import { defineRoute, UNRESTRICTED } from './route.ts';
+import { defineRoute, PRINCIPAL_INVESTIGATOR, SCIENTIST } from './route.ts';
 
 export const DATASET_SORTS = ['name', 'created_at', 'updated_at', 'series_count'] as const;
 export type DatasetSort = (typeof DATASET_SORTS)[number];
@@ -78,7 +78,7 @@ export const datasetRoutes = {
     tags,
     summary: 'List datasets',
     project: inQuery,
-    access: UNRESTRICTED,
+    access: SCIENTIST,
     querystring: Type.Intersect([
       ProjectQuery,
       Type.Object({ q: Type.Optional(Type.String({ description: 'Part of the name.' })), sort: SortParam(DATASET_SORTS, 'name'), order: OrderParam, ...PageParams(100, 1000) }),
@@ -93,7 +93,7 @@ export const datasetRoutes = {
     summary: 'Create a dataset, optionally with series (by UID or by query)',
     description: 'The project is the body\'s `project`, else the `project` query parameter. A series that does not exist is a 404, and no dataset is created.',
     project: inBody,
-    access: UNRESTRICTED,
+    access: PRINCIPAL_INVESTIGATOR,
     querystring: ProjectQuery,
     body: CreateDataset,
     response: { 201: Dataset, ...errors(400, 404, 409, 413, 415, 500) },
@@ -105,7 +105,7 @@ export const datasetRoutes = {
     tags,
     summary: 'One dataset',
     project: inQuery,
-    access: UNRESTRICTED,
+    access: SCIENTIST,
     params: NameParams,
     querystring: ProjectQuery,
     response: { 200: Dataset, ...errors(400, 404, 500) },
@@ -118,7 +118,7 @@ export const datasetRoutes = {
     summary: 'Rename a dataset or change its description',
     description: 'The project is the body\'s `project`, else the `project` query parameter.',
     project: inBody,
-    access: UNRESTRICTED,
+    access: PRINCIPAL_INVESTIGATOR,
     params: NameParams,
     querystring: ProjectQuery,
     body: UpdateDataset,
@@ -131,7 +131,7 @@ export const datasetRoutes = {
     tags,
     summary: 'Delete a dataset (its series stay in the store)',
     project: inQuery,
-    access: UNRESTRICTED,
+    access: PRINCIPAL_INVESTIGATOR,
     params: NameParams,
     querystring: ProjectQuery,
     response: { 200: DeletedDataset, ...errors(400, 404, 413, 415, 500) },
@@ -143,7 +143,7 @@ export const datasetRoutes = {
     tags,
     summary: "A dataset's series",
     project: inQuery,
-    access: UNRESTRICTED,
+    access: SCIENTIST,
     params: NameParams,
     querystring: Type.Intersect([ProjectQuery, Type.Object({ sort: SortParam(SERIES_SORTS, 'created_at'), order: OrderParam, ...PageParams(100, 10_000) })]),
     response: { 200: PageOf(Series), ...errors(400, 404, 500) },
@@ -156,7 +156,7 @@ export const datasetRoutes = {
     summary: 'Add series to a dataset, by UID or by query',
     description: 'The project is the body\'s `project`, else the `project` query parameter. A series that does not exist is a 404, and none is added.',
     project: inBody,
-    access: UNRESTRICTED,
+    access: PRINCIPAL_INVESTIGATOR,
     params: NameParams,
     querystring: ProjectQuery,
     body: DatasetMembers,
@@ -170,7 +170,7 @@ export const datasetRoutes = {
     summary: 'Remove series from a dataset (they stay in the store)',
     description: 'The project is the body\'s `project`, else the `project` query parameter.',
     project: inBody,
-    access: UNRESTRICTED,
+    access: PRINCIPAL_INVESTIGATOR,
     params: NameParams,
     querystring: ProjectQuery,
     body: DatasetMembers,

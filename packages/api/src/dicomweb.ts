@@ -1,6 +1,6 @@
 import { Type, type TProperties, type TSchema } from '@sinclair/typebox';
 import { errors } from './common.ts';
-import { defineRoute, Media, NoContent, UNRESTRICTED, type ProjectScope, type RouteContract } from './route.ts';
+import { defineRoute, Media, NoContent, SCIENTIST, type ProjectScope, type RouteContract } from './route.ts';
 
 /** The media type of DICOM JSON (PS3.18 F.2): what QIDO-RS, metadata and STOW-RS answer. */
 export const DICOM_JSON = 'application/dicom+json';
@@ -87,7 +87,7 @@ function dicomWebRoutesAt<const B extends TProperties, const N extends Record<nu
   const at = root.url;
   const id = (verb: string, rest: string) => `${verb}${root.infix}${rest}`;
   const params = <const P extends TProperties>(p: P) => Type.Object({ ...root.params, ...p });
-  const common = { tags: ['dicomweb'], project: root.project, access: UNRESTRICTED } as const;
+  const common = { tags: ['dicomweb'], project: root.project, access: SCIENTIST } as const;
   const inProject = ` in ${root.where}`;
 
   const search = <const P extends TProperties>(rest: string, url: string, p: P, what: string) =>

@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { AnyObject, DateTime, errors, Nullable, Obj, OrderParam, PageOf, PageParams, SortParam } from './common.ts';
-import { defineRoute, UNRESTRICTED } from './route.ts';
+import { ADMIN, defineRoute, SIGNED_IN } from './route.ts';
 
 /** Keywords a catalog filters on (Kaapana's extension keywords); the manifest schema of @tessera/extension-packages takes the same. */
 export const EXTENSION_KEYWORDS = ['experimental', 'multi-installable', 'gpu-required'] as const;
@@ -146,7 +146,7 @@ export const extensionRoutes = {
     tags,
     summary: 'The catalog: every available extension with its versions, kind, keywords, parameters and state',
     project: { in: 'none' },
-    access: UNRESTRICTED,
+    access: SIGNED_IN,
     querystring: ExtensionQuery,
     response: { 200: ExtensionCatalog, ...errors(400, 500) },
   }),
@@ -157,7 +157,7 @@ export const extensionRoutes = {
     tags,
     summary: 'One catalog entry',
     project: { in: 'none' },
-    access: UNRESTRICTED,
+    access: SIGNED_IN,
     params: NameParams,
     response: { 200: Extension, ...errors(400, 404, 500) },
   }),
@@ -171,7 +171,7 @@ export const extensionRoutes = {
       'The body is the package itself, as application/gzip (application/x-gzip, application/x-tar and application/octet-stream are taken too). ' +
       'It is refused (413) past TESSERA_EXTENSION_MAX_PACKAGE_MB, packed or unpacked; 409 when it has the name and version of a built-in extension.',
     project: { in: 'none' },
-    access: UNRESTRICTED,
+    access: ADMIN,
     consumes: PACKAGE_MEDIA_TYPES,
     response: { 201: ExtensionPackage, ...errors(400, 409, 413, 415, 500) },
   }),
@@ -185,7 +185,7 @@ export const extensionRoutes = {
       'Everything that can be checked first is (version, platform, parameters, dependencies, Docker): a problem answers at once and changes nothing. ' +
       'With `wait=true` the answer comes when the install has ended: 200 with the entry, or the error the install ended with.',
     project: { in: 'none' },
-    access: UNRESTRICTED,
+    access: ADMIN,
     params: NameParams,
     querystring: Type.Object({
       wait: Type.Optional(Type.Boolean({ description: 'Answer when the install has ended (200, or the error) instead of at once (202).' })),
@@ -204,7 +204,7 @@ export const extensionRoutes = {
       'Refused (409) while it is being installed, when it is not installed or linked, when an installed extension needs it, ' +
       'or when the manifest of an installed extension cannot be read (whether it needs this one is then unknown).',
     project: { in: 'none' },
-    access: UNRESTRICTED,
+    access: ADMIN,
     params: NameParams,
     response: { 200: Extension, ...errors(400, 404, 409, 413, 415, 500) },
   }),
@@ -218,7 +218,7 @@ export const extensionRoutes = {
       'Refused (409) while that version is installed (uninstall it first), while the extension is being installed or uninstalled, ' +
       'and for built-in and linked versions, which are not packages. Runs still going on that version keep its files until they end (`removed: false`).',
     project: { in: 'none' },
-    access: UNRESTRICTED,
+    access: ADMIN,
     params: VersionParams,
     response: { 200: DeletedExtensionVersion, ...errors(400, 404, 409, 413, 415, 500) },
   }),

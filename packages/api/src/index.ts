@@ -4,6 +4,7 @@ export * from './openapi.ts';
 export * from './routes.ts';
 export * from './platform.ts';
 export * from './projects.ts';
+export * from './auth.ts';
 export * from './workflows.ts';
 export * from './dicomweb.ts';
 export * from './extensions.ts';

@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { AnyObject, DateTime, errors, Nullable, Obj } from './common.ts';
-import { defineRoute, Media, PUBLIC, UNRESTRICTED } from './route.ts';
+import { defineRoute, Media, PUBLIC, SCIENTIST, SIGNED_IN } from './route.ts';
 
 export const RunnerReport = Obj({ name: Type.String({ description: 'process, docker or builtin' }), detail: Type.String() });
 
@@ -92,7 +92,7 @@ export const platformRoutes = {
       'Fast: folder sizes come from a walk in the background, at most once a minute (`disk.computed_at`; `null` until the first walk has ended, ' +
       "or pass `wait=true`); the DICOM store's size comes from its index, never from a walk.",
     project: { in: 'none' },
-    access: UNRESTRICTED,
+    access: SIGNED_IN,
     querystring: Type.Object({
       wait: Type.Optional(Type.Boolean({ description: 'Wait for the folder sizes to be computed when none are there yet (or a walk is going).' })),
     }),
@@ -108,8 +108,8 @@ export const platformRoutes = {
       'Each event is `id: <seq>`, `event: <type>`, `data: <json>` with `type`, `project` (where it applies), the id or name of the entity and its `state`. ' +
       'The first event is `ready` (the subscription is active). A comment line `: heartbeat` comes every 15 s. Events are hints: fetch the entity again. ' +
       'Nothing is replayed after a reconnect (Last-Event-ID is not used); a client that does not read is disconnected.',
-    project: { in: 'query', name: 'project' },
-    access: UNRESTRICTED,
+    project: { in: 'query', name: 'project', absent: 'all' },
+    access: SCIENTIST,
     querystring: Type.Object({
       project: Type.Optional(Type.String({ description: 'Only events of this project, and those that belong to no project (extensions).' })),
       types: Type.Optional(Type.String({ description: `Comma-separated event types to receive (default all): ${EVENT_TYPES.join(', ')}.` })),

@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { DateTime, errors, Nullable, Obj, OrderParam, PageOf, PageParams, SortParam } from './common.ts';
-import { defineRoute, UNRESTRICTED } from './route.ts';
+import { ADMIN, defineRoute, SCIENTIST, SIGNED_IN } from './route.ts';
 
 /** 1-63 lower-case letters, digits and "-", starting and ending with a letter or digit. */
 export const PROJECT_NAME_PATTERN = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
@@ -38,7 +38,7 @@ export const projectRoutes = {
     tags,
     summary: 'List projects',
     project: { in: 'none' },
-    access: UNRESTRICTED,
+    access: SIGNED_IN,
     querystring: Type.Object({ sort: SortParam(PROJECT_SORTS, 'name'), order: OrderParam, ...PageParams(1000, 1000) }),
     response: { 200: PageOf(Project), ...errors(400, 500) },
   }),
@@ -49,7 +49,7 @@ export const projectRoutes = {
     tags,
     summary: 'Create a project',
     project: { in: 'none' },
-    access: UNRESTRICTED,
+    access: ADMIN,
     body: CreateProject,
     response: { 201: Project, ...errors(400, 409, 413, 415, 500) },
   }),
@@ -60,7 +60,7 @@ export const projectRoutes = {
     tags,
     summary: 'Get a project',
     project: { in: 'path', name: 'name' },
-    access: UNRESTRICTED,
+    access: SCIENTIST,
     params: Type.Object({ name: Type.String() }),
     response: { 200: Project, ...errors(400, 404, 500) },
   }),

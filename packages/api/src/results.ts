@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { DateTime, errors, Obj, OrderParam, PageOf, PageParams, ProjectQuery, SortParam } from './common.ts';
-import { defineRoute, Media, UNRESTRICTED } from './route.ts';
+import { defineRoute, Media, SCIENTIST } from './route.ts';
 
 export const ResultFile = Obj(
   {
@@ -44,7 +44,7 @@ export const resultRoutes = {
     tags,
     summary: "Files in the project's result bucket (from put-files), newest run first",
     project,
-    access: UNRESTRICTED,
+    access: SCIENTIST,
     querystring: ResultQuery,
     response: { 200: PageOf(ResultFile), ...errors(400, 404, 500) },
   }),
@@ -56,7 +56,7 @@ export const resultRoutes = {
     summary: 'Result files of one run',
     description: 'An empty list when the run stored none (or does not exist).',
     project,
-    access: UNRESTRICTED,
+    access: SCIENTIST,
     params: Type.Object({ run: Type.String({ pattern: '^[A-Za-z0-9_-]+$', description: 'The run id.' }) }),
     querystring: ResultQuery,
     response: { 200: PageOf(ResultFile), ...errors(400, 404, 500) },
@@ -69,7 +69,7 @@ export const resultRoutes = {
     summary: 'Download one result file',
     description: 'As an attachment named after the file. A path that leaves the run\'s bucket is a 400.',
     project,
-    access: UNRESTRICTED,
+    access: SCIENTIST,
     params: Type.Object({
       run: Type.String({ description: 'The run id.' }),
       '*': Type.String({ description: "The file's path in the run's bucket, as `path` of the list names it." }),

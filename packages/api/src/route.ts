@@ -3,33 +3,50 @@ import { Type, type Static, type TSchema, type TUnsafe } from '@sinclair/typebox
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 /**
- * How a route names the project it acts in, so that access control can find it before
- * the handler runs:
+ * How a route names the project it acts in, so that access control finds it before the
+ * handler runs (packages/server/src/auth/access-control.ts):
  * - `path`: a path parameter (`/projects/:project/dicom-web/...`, `/api/projects/:name`);
- * - `query`: a query parameter, the default project when absent;
+ * - `query`: a query parameter; when absent, the default project, or with `absent: 'all'`
+ *   every project the caller may see (lists: runs, jobs, instances, events);
  * - `body`: a property of the JSON body, the default project when absent;
- * - `resource`: the resource the path names belongs to one (a run, a job, an instance);
+ * - `resource`: the resource the path names belongs to one (a run, a job): the server
+ *   looks it up;
  * - `default`: acts in the default project, always (`/dicom-web/...`);
  * - `none`: the route is not about one project (health, the catalog, the platform).
  */
 export type ProjectScope =
   | { in: 'path'; name: string }
-  | { in: 'query'; name: string }
+  | { in: 'query'; name: string; absent?: 'default' | 'all' }
   | { in: 'body'; name: string }
   | { in: 'resource'; resource: string }
   | { in: 'default' }
   | { in: 'none' };
 
-/**
- * Who may call a route. Access control (users, projects and roles) refines this per
- * route; until it exists, `unrestricted` says what is true today: anyone who reaches the
- * server's port. `public` routes stay open when sign-in arrives (health, the sign-in page).
- */
-export type Access = { who: 'public' } | { who: 'unrestricted' };
+/** A member's role in a project, named as in Kaapana: a principal investigator may do all a scientist may, and more. */
+export type ProjectRole = 'scientist' | 'principal-investigator';
 
-/** What every route of this release carries until access control decides per route. */
-export const UNRESTRICTED: Access = { who: 'unrestricted' };
-export const PUBLIC: Access = { who: 'public' };
+/** Project roles from least to most rights. */
+export const PROJECT_ROLES: readonly ProjectRole[] = ['scientist', 'principal-investigator'];
+
+/**
+ * Who may call a route. Access control enforces it for every route in one place, from this
+ * field, before the handler runs:
+ * - `public`: anyone, signed in or not (health, this document, signing in);
+ * - `signed-in`: any signed-in user (their own account and tokens, the catalog);
+ * - `admin`: a platform admin (users, projects, installing extensions, settings);
+ * - `member`: a member of the route's project (its {@link ProjectScope}) with at least
+ *   this role; a platform admin counts as a principal investigator of every project. A
+ *   caller who is not a member gets 404, as if the project or resource did not exist.
+ */
+export type Access = { who: 'public' } | { who: 'signed-in' } | { who: 'admin' } | { who: 'member'; role: ProjectRole };
+
+export const PUBLIC = { who: 'public' } as const satisfies Access;
+export const SIGNED_IN = { who: 'signed-in' } as const satisfies Access;
+export const ADMIN = { who: 'admin' } as const satisfies Access;
+/** Members of the route's project: read data, upload, run workflows, launch and open applications, read results. */
+export const SCIENTIST = { who: 'member', role: 'scientist' } as const satisfies Access;
+/** Principal investigators of the route's project: members, datasets, enabled extensions, deleting data. */
+export const PRINCIPAL_INVESTIGATOR = { who: 'member', role: 'principal-investigator' } as const satisfies Access;
 
 declare const mediaBrand: unique symbol;
 /** The type of an answer that is not JSON (a file, a stream, a DICOM part): what a handler sends is not checked by TypeScript. */

@@ -3,6 +3,7 @@ import { extensionRoutes } from './extensions.ts';
 import { dataRoutes } from './data.ts';
 import { datasetRoutes } from './datasets.ts';
 import { applicationRoutes } from './applications.ts';
+import { authRoutes } from './auth.ts';
 import { platformRoutes } from './platform.ts';
 import { projectRoutes } from './projects.ts';
 import { resultRoutes } from './results.ts';
@@ -12,6 +13,7 @@ import { workflowRoutes } from './workflows.ts';
 /** Every domain's routes, by domain. The server declares each of them; access control iterates them. */
 export const apiRoutes = {
   platform: platformRoutes,
+  auth: authRoutes,
   projects: projectRoutes,
   workflows: workflowRoutes,
   dicomweb: dicomWebRoutes,
@@ -28,6 +30,7 @@ export const allRoutes: readonly RouteContract[] = Object.values(apiRoutes).flat
 /** The OpenAPI document's tags, in the order a reader meets them. */
 export const API_TAGS = [
   { name: 'platform', description: 'Health, what the server found, the event stream, this document.' },
+  { name: 'access', description: 'Signing in, who the caller is, API tokens, users, project members, the audit log.' },
   { name: 'projects', description: 'Projects: every entity that holds data belongs to one.' },
   { name: 'workflows', description: 'Workflows, jobs, runs, tasks and their logs.' },
   { name: 'extensions', description: 'The extension catalog: packages, installs, upgrades, uninstalls.' },

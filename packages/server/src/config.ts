@@ -1,5 +1,5 @@
-import { totalmem } from 'node:os';
-import { dirname, resolve } from 'node:path';
+import { homedir, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDockerHost, TesseraError } from '@tessera/model';
 
@@ -78,6 +78,13 @@ export interface ServerConfig {
    * (TESSERA_CHECK_ANSWERS=1; default off: it costs a validation per answer). The tests turn it on.
    */
   checkAnswers: boolean;
+  /**
+   * Access control (TESSERA_AUTH, default on): anonymous requests get 401 except health and
+   * signing in. `off` is for one user on a loopback bind only; the Host and Origin checks stay on.
+   */
+  auth: 'on' | 'off';
+  /** Where a loopback server writes its runtime file `servers/<port>.json` (XDG_STATE_HOME/tessera, default ~/.local/state/tessera). */
+  stateDir: string;
   /** Not from the environment (tests set them): the event stream's heartbeat (default 15 s) and unread-bytes limit per client (default 1 MiB). */
   eventsHeartbeatMs?: number;
   eventsMaxBufferBytes?: number;
@@ -174,6 +181,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
       problems.push(`TESSERA_PUBLIC_URL="${env.TESSERA_PUBLIC_URL}" is not a URL such as https://tessera.example.org`);
     }
   }
+  const auth = (env.TESSERA_AUTH || 'on') as ServerConfig['auth'];
+  if (auth !== 'on' && auth !== 'off') problems.push(`TESSERA_AUTH="${env.TESSERA_AUTH}" must be on or off`);
+  else if (auth === 'off' && !isLoopbackHost(env.HOST || '127.0.0.1')) {
+    problems.push(`TESSERA_AUTH=off with HOST="${env.HOST}": without access control the server may only bind a loopback address (127.0.0.1, ::1, localhost); remove TESSERA_AUTH=off to serve other machines`);
+  }
   const logLevel = (env.TESSERA_LOG_LEVEL || 'info') as ServerConfig['logLevel'];
   if (!['info', 'warn', 'error', 'silent'].includes(logLevel)) problems.push(`TESSERA_LOG_LEVEL="${logLevel}" must be info, warn, error or silent`);
   const config: ServerConfig = {
@@ -212,6 +224,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     httpMinBodyRateKb: num('TESSERA_HTTP_MIN_BODY_RATE_KB', 1),
     httpMinBodyRateWindowSeconds: positive('TESSERA_HTTP_MIN_BODY_RATE_WINDOW_SECONDS', 60),
     checkAnswers: env.TESSERA_CHECK_ANSWERS === '1' || env.TESSERA_CHECK_ANSWERS === 'true',
+    auth,
+    stateDir: resolve(env.XDG_STATE_HOME || join(env.HOME || homedir(), '.local', 'state'), 'tessera'),
   };
   if (problems.length > 0) {
     throw new TesseraError('TESSERA_CONFIG', `invalid configuration: ${problems.join('; ')}`, {
@@ -219,4 +233,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     });
   }
   return config;
+}
+
+/** True for an address only this machine reaches: 127.0.0.0/8, ::1, localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }

@@ -14,7 +14,12 @@ export interface TestServer {
   close: () => Promise<void>;
 }
 
-/** A real server on a free port over a temp TESSERA_HOME, with the default built-in extensions installed and a temp linked extension root. */
+/**
+ * A real server on a free port over a temp TESSERA_HOME, with the default built-in
+ * extensions installed and a temp linked extension root. Access control is off here
+ * (TESSERA_AUTH=off, a loopback bind) unless `auth: 'on'` is passed: these servers test
+ * what the domains do; the access-control suites (src/auth/) pass `auth: 'on'`.
+ */
 export async function startTestServer(overrides: Partial<ServerConfig> = {}): Promise<TestServer> {
   const home = await mkdtemp(join(tmpdir(), 'tessera-server-'));
   const extRoot = join(home, 'test-extensions');
@@ -29,6 +34,7 @@ export async function startTestServer(overrides: Partial<ServerConfig> = {}): Pr
     dicomPort: 0,
     seriesQuietSeconds: 0.3,
     checkAnswers: true,
+    auth: 'off',
     ...overrides,
   };
   const tessera = await createTessera(config);
