@@ -3,14 +3,16 @@ import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
-import type { AppManager, SubpathProxy } from '@tessera/apps';
+import { parseAppPath, type AppManager, type SubpathProxy } from '@tessera/apps';
 import { migrate, openDatabase, type Kysely } from '@tessera/db';
 import type { DagScheduler } from '@tessera/engine';
 import type { ExtensionManager, WorkflowRegistry } from '@tessera/extension-packages';
 import { PLATFORM_OPERATORS, PLATFORM_VERSION } from '@tessera/model';
 import { createApplicationsDomain } from './applications/applications-domain.ts';
+import { createAccessDomain, type AccessDomain } from './auth/access-domain.ts';
+import { AppGate } from './auth/app-gate.ts';
 import { createArrivalTriggersDomain } from './arrival-triggers/arrival-triggers-domain.ts';
-import type { ServerConfig } from './config.ts';
+import { isLoopbackHost, type ServerConfig } from './config.ts';
 import { createDicomDomain, type DicomDomain } from './dicom/dicom-domain.ts';
 import type { Domain, DomainLog } from './domain.ts';
 import { EventBus } from './events/event-bus.ts';
@@ -44,6 +46,8 @@ export interface Tessera {
   extensions: ExtensionManager;
   apps: AppManager;
   projects: ProjectStore;
+  /** Users, memberships, sessions and tokens, the audit log, and the enforcement of every route's access rule. */
+  access: AccessDomain;
   dicom: DicomDomain;
   /** State changes of every domain, for GET /api/events. */
   events: EventBus;
@@ -52,6 +56,13 @@ export interface Tessera {
   runners: RunnerReport[];
   /** Why an expected runner is missing (e.g. no Docker engine). */
   runnerNotes: string[];
+  /** Where the loopback server's runtime file is (undefined: none written). */
+  runtimeFile: string | undefined;
+  /**
+   * A single-use sign-in link for the console (valid 15 minutes) when access control is on
+   * and the first admin has not chosen a password yet; undefined otherwise.
+   */
+  consoleSignInLink: () => Promise<string | undefined>;
   /** Listens on the configured host and port; returns the base URL. */
   listen: () => Promise<string>;
   close: () => Promise<void>;
@@ -76,7 +87,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   const runners = await findTaskRunners(config, homeId);
 
   // Application instances are served on the platform's own port, ahead of the API routes.
-  const routing: { proxy?: SubpathProxy } = {};
+  const routing: { proxy?: SubpathProxy; gate?: AppGate } = {};
   // Connections, head and body timeouts (http-limits.ts): no absolute time for a whole request.
   const limits = httpLimitsOf(config);
   // Host (DNS rebinding) and Origin (CSRF) checks come before anything else answers, the app proxy included.
@@ -87,11 +98,16 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
       const server = createServer(httpServerOptions(limits), (req, res) => {
         watch.watch(req, res);
         if (safety.refuseRequest(req, res)) return;
+        // An application's path: its project's members only (app-gate.ts), then the proxy.
+        const appPath = routing.proxy && routing.gate ? parseAppPath(req.url ?? '') : undefined;
+        if (appPath && appPath !== 'bad') return routing.gate!.serve(req, res, appPath.project, () => void routing.proxy!.handle(req, res));
         if (!routing.proxy?.handle(req, res)) handler(req, res);
       });
       watch.capConnections(server);
       server.on('upgrade', (req, socket, head) => {
         if (safety.refuseUpgrade(req, socket)) return;
+        const appPath = routing.proxy && routing.gate ? parseAppPath(req.url ?? '') : undefined;
+        if (appPath && appPath !== 'bad') return routing.gate!.serveUpgrade(req, socket, appPath.project, () => void routing.proxy!.upgrade(req, socket, head));
         if (!routing.proxy?.upgrade(req, socket, head)) socket.destroy();
       });
       return server;
@@ -112,6 +128,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   const events = new EventBus((err) => app.log.error({ err }, 'an event subscriber failed'));
 
   const projects = createProjectsDomain({ db });
+  const access = createAccessDomain({ config, db, projects: projects.store, log, secureCookies: () => url().startsWith('https:') });
   const dicom = createDicomDomain({ config, db, projects: projects.store, events, publicUrl: url, log });
   const results = createResultsDomain({ home: config.home, projects: projects.store });
   // The scheduler is created below; the extensions domain asks it only once started.
@@ -122,8 +139,19 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   const applications = createApplicationsDomain({ config, db, projects: projects.store, registry: extensions.registry, events, dockerSocket: runners.dockerSocket, publicUrl: url, log });
   const workflows = createWorkflowsDomain({ config, db, projects: projects.store, registry: extensions.registry, runners, resolveIdentifiers: (i) => dicom.resolveIdentifiers(i), publicUrl: url, log });
   routing.proxy = applications.proxy;
+  routing.gate = new AppGate(access.control, projects.store);
   // The proxy's fast path forwards only what passes; the rest goes to the handler above, which refuses it.
-  applications.proxy.admit = (method, headers) => safety.hostAllowed(headers.host) && safety.originAllowed(method, headers, false);
+  applications.proxy.admit = (method, headers, project) =>
+    safety.hostAllowed(headers.host) && safety.originAllowed(method, headers, false) && routing.gate!.admitted(project, headers);
+  // Routes that name a run or a job: access control finds its project here.
+  access.control.registerResource('run', async (params) => {
+    const run = await workflows.scheduler.store.getRun(String(params.id));
+    return { projectId: run?.project_id, what: `run "${params.id}"` };
+  });
+  access.control.registerResource('job', async (params) => {
+    const job = await workflows.scheduler.store.getJob(String(params.id));
+    return { projectId: job?.project_id, what: `job "${params.id}"` };
+  });
   for (const [name, op] of Object.entries(dataOperators(dicom.service, results.buckets))) runners.builtins.register(name, op);
   runners.builtins.register(PLATFORM_OPERATORS.launchApp, launchAppOperator(applications.apps, url));
 
@@ -132,6 +160,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   // waiting task finds again; the scheduler's events are published from its recovery on.
   const domains: Domain[] = [
     projects,
+    access,
     dicom,
     results,
     createEventsDomain({ config, bus: events, projects: projects.store, scheduler: workflows.scheduler, dicom: dicom.service, log }),
@@ -147,15 +176,29 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   if (config.checkAnswers) checkAnswersAgainstContracts(app);
   installRequestValidators(app);
   installErrorHandler(app);
+  // Who may call each route: one mechanism for all of them, from their contracts (auth/access-control.ts).
+  access.control.install(app);
+  access.audit.install(app);
   // Every API route comes from the contract (packages/api): one declared otherwise stops the start.
   requireContracts(app);
   for (const d of domains) await d.routes(app);
   // The web UI (packages/web/dist) at `/`, last: its catch-all answers only what no route above does.
   await app.register(webUiRoutes);
 
+  let runtime: { file: string; remove: () => Promise<void> } | undefined;
   return {
     app,
     config,
+    access,
+    get runtimeFile() {
+      return runtime?.file;
+    },
+    consoleSignInLink: async () => {
+      if (config.auth !== 'on') return undefined;
+      const admin = await access.store.userByName('admin');
+      if (!admin || !admin.must_change_password || admin.disabled) return undefined;
+      return `${publicUrl}/sign-in#code=${await access.identity.createLink(admin)}`;
+    },
     scheduler: workflows.scheduler,
     registry: extensions.registry,
     extensions: extensions.manager,
@@ -174,6 +217,8 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
       const port = typeof address === 'object' && address ? address.port : config.port;
       const host = config.host.includes(':') ? `[${config.host}]` : config.host;
       publicUrl = config.publicUrl ?? `http://${host}:${port}`;
+      // For the CLI and scripts on this machine, as Jupyter's runtime files: an admin token for this port.
+      if (config.auth === 'on' && isLoopbackHost(config.host)) runtime = await access.identity.writeRuntimeFile(port, `http://${host}:${port}`);
       const { restarted } = await applications.resume();
       if (restarted > 0) app.log.info(`starting ${restarted} application instance(s) again`);
       try {
@@ -190,6 +235,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
       return `http://${host}:${port}`;
     },
     close: async () => {
+      await runtime?.remove();
       for (const d of [...domains].reverse()) await d.close();
       watch.close();
       await app.close();

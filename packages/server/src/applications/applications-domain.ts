@@ -56,7 +56,7 @@ export function createApplicationsDomain(deps: ApplicationsDomainDeps): Applicat
     // The instances a waiting workflow task finds again are loaded before the scheduler resumes its runs.
     start: () => apps.load(),
     routes: async (app) => {
-      await applicationRoutes(app, { apps });
+      await applicationRoutes(app, { apps, projects: deps.projects });
       // Connections meet the proxy's fast path first; API requests and rare cases go on to Fastify's server.
       proxy.attach(app.server, { headMs: config.httpHeadersTimeoutSeconds * 1000 });
     },

@@ -1,0 +1,57 @@
+import { domainView, type Kysely } from '@tessera/db';
+import type { ServerConfig } from '../config.ts';
+import type { Domain, DomainLog } from '../domain.ts';
+import type { ProjectStore } from '../projects/project-store.ts';
+import { AccessControl } from './access-control.ts';
+import { accessMigrations, AccessStore, type AccessTables } from './access-store.ts';
+import { AuditLog } from './audit-log.ts';
+import { authRouteHandlers, type AuthRouteDeps } from './auth-routes.ts';
+import { Identity } from './identity.ts';
+
+export interface AccessDomain extends Domain {
+  readonly store: AccessStore;
+  readonly control: AccessControl;
+  readonly identity: Identity;
+  readonly audit: AuditLog;
+  /** The admin created at this start (the first), if any: the console says where its password is. */
+  readonly createdAdmin: () => boolean;
+}
+
+/**
+ * The access domain: users, project memberships, sessions and tokens, the audit log,
+ * and the one mechanism that enforces every route's access rule (access-control.ts).
+ */
+export function createAccessDomain(deps: {
+  config: ServerConfig;
+  db: Kysely<object>;
+  projects: ProjectStore;
+  log: DomainLog;
+  secureCookies: () => boolean;
+  oidc?: AuthRouteDeps['oidc'];
+}): AccessDomain {
+  const store = new AccessStore(domainView<AccessTables>(deps.db));
+  const control = new AccessControl({ config: deps.config, store, projects: deps.projects });
+  const audit = new AuditLog(store, deps.log);
+  const identity = new Identity({ store, config: deps.config, audit, log: deps.log });
+  let created = false;
+  let sweep: NodeJS.Timeout | undefined;
+  return {
+    name: 'access',
+    migrations: accessMigrations,
+    store,
+    control,
+    identity,
+    audit,
+    createdAdmin: () => created,
+    start: async () => {
+      created = (await identity.ensureInitialAdmin()) !== undefined;
+      await store.sweepCredentials();
+      sweep = setInterval(() => void store.sweepCredentials().catch((err: Error) => deps.log.warn(`sweeping expired credentials failed: ${err.message}`)), 3_600_000);
+      sweep.unref();
+    },
+    routes: (app) => authRouteHandlers(app, { config: deps.config, store, access: control, identity, audit, projects: deps.projects, secureCookies: deps.secureCookies, oidc: deps.oidc }),
+    close: async () => {
+      if (sweep) clearInterval(sweep);
+    },
+  };
+}
