@@ -43,6 +43,8 @@ export async function startTestServer(overrides: Partial<ServerConfig> = {}): Pr
     seriesQuietSeconds: 0.3,
     checkAnswers: true,
     auth: 'off',
+    // Applications on their own origin (a free port) with access control on, as a server would; on the platform's port with it off.
+    appsPort: overrides.auth === 'on' ? 0 : 'same',
     ...overrides,
   };
   const tessera = await createTessera(config);
