@@ -52,6 +52,7 @@ class Refusal extends Error {
 export function describeIssuerError(err: unknown): string {
   const parts: string[] = [];
   let e: unknown = err;
+  let lastCode: unknown;
   for (let depth = 0; depth < 4 && e; depth++) {
     if (e instanceof Error) {
       if (e.name === 'TimeoutError' || e.name === 'AbortError') {
@@ -59,7 +60,8 @@ export function describeIssuerError(err: unknown): string {
         break;
       }
       const code = (e as { code?: unknown }).code;
-      parts.push(typeof code === 'string' && !e.message.includes(code) ? `${e.message} (${code})` : e.message);
+      parts.push(typeof code === 'string' && code !== lastCode && !e.message.includes(code) ? `${e.message} (${code})` : e.message);
+      lastCode = code;
       e = e.cause;
     } else if (typeof Response !== 'undefined' && e instanceof Response) {
       parts.push(`HTTP ${e.status} from ${e.url || 'the issuer'}`);
