@@ -38,6 +38,10 @@ describe('OpenID Connect claims', () => {
     expect(Object.fromEntries(roles.projects)).toEqual({ lab: 'principal-investigator', 'imaging-core': 'scientist' });
     expect(roles.admin).toBe(true);
     expect(rolesFromClaims(['/tessera/lab/scientist', '/tessera/lab/scientist'], rules)).toEqual({ admin: false, projects: new Map([['lab', 'scientist']]) });
+    // A Keycloak group's full path and a realm role of the same name are the same value.
+    expect(rolesFromClaims(['/tessera-admin'], rules).admin).toBe(true);
+    expect(rolesFromClaims(['tessera-admin'], { ...rules, adminValues: ['/tessera-admin'] }).admin).toBe(true);
+    expect(rolesFromClaims(['/tessera-admins'], rules).admin).toBe(false);
     // No admin values: the claims do not decide who is an admin.
     expect(rolesFromClaims(['tessera-admin'], { ...rules, adminValues: [] }).admin).toBeUndefined();
     // A custom pattern, with a role group that names something else than Tessera's roles: ignored.

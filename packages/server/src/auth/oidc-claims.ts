@@ -30,7 +30,7 @@ export function claimValues(claims: Record<string, unknown>, path: string): stri
 }
 
 export interface RoleRules {
-  /** Values that make the user a platform admin; empty: the claims do not decide who is an admin. */
+  /** Values that make the user a platform admin (a leading "/" aside); empty: the claims do not decide who is an admin. */
   adminValues: string[];
   /** Values naming a project and a role, with the named groups `project` and `role`. */
   projectRolePattern: RegExp;
@@ -53,7 +53,10 @@ export function rolesFromClaims(values: string[], rules: RoleRules): ClaimedRole
     if (!project || (role !== 'scientist' && role !== 'principal-investigator')) continue;
     if (projects.get(project) !== 'principal-investigator') projects.set(project, role);
   }
-  return { admin: rules.adminValues.length === 0 ? undefined : values.some((v) => rules.adminValues.includes(v)), projects };
+  // A leading "/" does not count: Keycloak's group "tessera-admin" is "/tessera-admin" with full paths, its realm role "tessera-admin".
+  const bare = (v: string): string => v.replace(/^\//, '');
+  const adminValues = new Set(rules.adminValues.map(bare));
+  return { admin: adminValues.size === 0 ? undefined : values.some((v) => adminValues.has(bare(v))), projects };
 }
 
 const USER_NAME = new RegExp(USER_NAME_PATTERN);
