@@ -290,6 +290,11 @@ describe('OpenID Connect sign-in', () => {
     expect(bob).toMatchObject({ source: 'local', oidc_subject: null });
     expect(await store().membershipsOf(bob.id)).toEqual([]);
     expect(await store().userByOidc(idp.issuer, 'bob-sub')).toBeUndefined();
+    // Nor with another case: "Bob" would pass for "bob".
+    idp.accounts.set('bob2-sub', { preferred_username: 'Bob' });
+    const other = new TestBrowser();
+    await expectRefused(other, (await toCallback(other, 'bob2-sub')).callback, /"Bob" belongs to a local account "bob"/);
+    expect(await store().userByOidc(idp.issuer, 'bob2-sub')).toBeUndefined();
   });
 
   it('refuses a disabled user, and a next that leaves this server', async () => {

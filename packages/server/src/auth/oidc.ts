@@ -291,11 +291,14 @@ export class OidcSignIn {
       if (!name) {
         throw new Refusal(`no usable user name in the claims preferred_username, email or sub (subject ${printable(subject, 64)})`, 'Your account at the identity provider has no name Tessera can use (1-64 letters, digits, ".", "_", "-", "@"): ask an admin.');
       }
-      const taken = await store.userByName(name);
+      // Case aside: "Alice" next to a local "alice" would pass for them in lists and the audit log.
+      const taken = await store.db.selectFrom('users').selectAll().where((eb) => eb(eb.fn('lower', ['name']), '=', name.toLowerCase())).executeTakeFirst();
       if (taken) {
         // Never merged: whoever controls an issuer account of that name would take over the local account.
         throw new Refusal(
-          taken.source === 'local' ? `the user name "${name}" belongs to a local account (with a password)` : `the user name "${name}" belongs to another OpenID Connect account (another issuer or subject)`,
+          taken.source === 'local'
+            ? `the user name "${name}" belongs to a local account "${taken.name}" (with a password)`
+            : `the user name "${name}" belongs to another OpenID Connect account "${taken.name}" (another issuer or subject)`,
           `The name "${name}" belongs to another account on this server, and accounts are not merged: ask an admin.`,
           name,
           { subject: printable(subject, 64) },
