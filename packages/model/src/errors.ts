@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   TESSERA_FORBIDDEN: { status: 403, kind: 'user', summary: "The caller is signed in but their role does not allow this (an admin's route, a principal investigator's action, a run's scoped token outside its rights)." },
   TESSERA_PASSWORD_CHANGE_REQUIRED: { status: 403, kind: 'user', summary: 'The password was set by someone else (the initial admin password, an admin reset): change it first (POST /api/auth/password, or the UI).' },
   TESSERA_TOO_MANY_REQUESTS: { status: 429, kind: 'user', summary: 'Too many failed sign-ins for this name or from this address: wait the time in Retry-After.' },
+  TESSERA_IDENTITY_PROVIDER: { status: 502, kind: 'operational', summary: 'The OpenID Connect issuer could not be reached or answered something unusable (discovery, token or userinfo endpoint).' },
   TESSERA_STORAGE: { status: 503, kind: 'operational', summary: 'Writing to the store failed (disk full, permissions); retrying later may help.' },
   TESSERA_CONFIG: { status: 500, kind: 'user', summary: 'A configuration value (environment variable) is invalid.' },
   TESSERA_INTERNAL: { status: 500, kind: 'bug', summary: 'An unexpected internal error.' },

@@ -167,7 +167,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   const events = new EventBus((err) => app.log.error({ err }, 'an event subscriber failed'));
 
   const projects = createProjectsDomain({ db });
-  const access = createAccessDomain({ config, db, projects: projects.store, log, secureCookies: () => url().startsWith('https:') });
+  const access = createAccessDomain({ config, db, projects: projects.store, log, secureCookies: () => url().startsWith('https:'), publicUrl: url });
   const dicom = createDicomDomain({ config, db, projects: projects.store, events, publicUrl: url, log });
   const results = createResultsDomain({ home: config.home, projects: projects.store });
   // The scheduler is created below; the extensions domain asks it only once started.

@@ -24,6 +24,11 @@ export interface MembershipsTable {
   user_id: string;
   role: ProjectRole;
   added_at: number;
+  /**
+   * Who granted it: 'manual' (set in Tessera) or 'oidc' (the issuer's claims at sign-in,
+   * replaced at each sign-in: auth/oidc-store.ts). Column added by the OIDC migration.
+   */
+  source: 'manual' | 'oidc';
 }
 
 /** What a secret (session id, token, link code) is: only its SHA-256 is stored. */
@@ -218,7 +223,7 @@ export class AccessStore {
     return this.db
       .selectFrom('memberships')
       .innerJoin('users', 'users.id', 'memberships.user_id')
-      .select(['memberships.project_id', 'memberships.user_id', 'memberships.role', 'memberships.added_at', 'users.name', 'users.display_name'])
+      .select(['memberships.project_id', 'memberships.user_id', 'memberships.role', 'memberships.added_at', 'memberships.source', 'users.name', 'users.display_name'])
       .where('memberships.project_id', '=', projectId)
       .orderBy('users.name')
       .execute();
@@ -226,11 +231,12 @@ export class AccessStore {
 
   async setMembership(projectId: string, userId: string, role: ProjectRole): Promise<MembershipsTable> {
     const existing = await this.db.selectFrom('memberships').selectAll().where('project_id', '=', projectId).where('user_id', '=', userId).executeTakeFirst();
+    // Set by hand: a sign-in's claims no longer remove it (they still decide for the projects they name).
     if (existing) {
-      await this.db.updateTable('memberships').set({ role }).where('project_id', '=', projectId).where('user_id', '=', userId).execute();
-      return { ...existing, role };
+      await this.db.updateTable('memberships').set({ role, source: 'manual' }).where('project_id', '=', projectId).where('user_id', '=', userId).execute();
+      return { ...existing, role, source: 'manual' };
     }
-    const row = { project_id: projectId, user_id: userId, role, added_at: Date.now() };
+    const row = { project_id: projectId, user_id: userId, role, added_at: Date.now(), source: 'manual' as const };
     await this.db.insertInto('memberships').values(row).execute();
     return row;
   }
