@@ -51,7 +51,7 @@ export async function loginCommand(anonymous: ApiClient, o: { username?: string 
   if (!res.ok) {
     await anonymous.fail(res, 'POST', '/api/auth/sign-in').catch((err: unknown) => {
       if (err instanceof CliError && err.status === 401 && providers.oidc) {
-        throw new CliError(`${err.message}. A user of ${providers.oidc.name} has no password here: sign in in the UI, create a token there and set TESSERA_TOKEN`, { code: err.code, status: err.status });
+        throw new CliError(`${err.message}. A user of ${providers.oidc.name} signs in there, with no password here: sign in in the UI, and give the CLI an API token of yours in TESSERA_TOKEN`, { code: err.code, status: err.status });
       }
       throw err;
     });
