@@ -116,25 +116,31 @@ export class ApiClient {
   }
 
   /**
-   * Throws the server's error of a failed response as a CliError (its message and
-   * details); a request that is not signed in, or that needs a new password first, gets
-   * what to do instead.
+   * Throws the server's error of a failed response as a CliError: see {@link errorOf}.
    */
   async fail(res: Response, method: string, path: string): Promise<never> {
-    const text = await res.text();
+    throw this.errorOf(res.status, await res.text(), method, path);
+  }
+
+  /**
+   * The CliError of a failed answer (its status and text): the server's message and
+   * details; for a request that is not signed in, or that needs a new password first,
+   * what to do instead.
+   */
+  errorOf(status: number, text: string, method: string, path: string): CliError {
     const e = parseError(text);
-    if (res.status === 401 && !PASSWORD_CHECKS.has(path)) {
+    if (status === 401 && !PASSWORD_CHECKS.has(path)) {
       const c = this.credential;
-      const refused = c === undefined ? '' : 'session' in c ? '' : `\n  The server refused the token from ${tokenOrigin(c)}: it is revoked, expired, or of another server.`;
-      throw new CliError(
+      const refused = c === undefined || 'session' in c ? '' : `\n  The server refused the token from ${tokenOrigin(c)}: it is revoked, expired, or of another server.`;
+      return new CliError(
         `not signed in to ${this.baseUrl}: run \`tessera login ${this.baseUrl}\` or set TESSERA_TOKEN (create one with \`tessera token create\`)${refused}`,
-        { code: e?.code, status: res.status },
+        { code: e?.code, status },
       );
     }
-    if (res.status === 403 && e?.code === 'TESSERA_PASSWORD_CHANGE_REQUIRED') {
-      throw new CliError(`your password was set by someone else and must be changed first: sign in in the UI at ${this.baseUrl}, or run \`tessera password\``, { code: e.code, status: res.status });
+    if (status === 403 && e?.code === 'TESSERA_PASSWORD_CHANGE_REQUIRED') {
+      return new CliError(`your password was set by someone else and must be changed first: sign in in the UI at ${this.baseUrl}, or run \`tessera password\``, { code: e.code, status });
     }
-    throw new CliError(e?.message ?? `${method} ${path} answered ${res.status}: ${text.slice(0, 300)}`, { details: e?.details ?? [], code: e?.code, status: res.status });
+    return new CliError(e?.message ?? `${method} ${path} answered ${status}: ${text.slice(0, 300)}`, { details: e?.details ?? [], code: e?.code, status });
   }
 
   async #request<T>(method: string, path: string, body?: unknown, query: Query = {}): Promise<T> {
