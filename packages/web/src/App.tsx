@@ -217,13 +217,14 @@ function Shell({ me, setMe, path }: { me: Me; setMe: (m: Me) => void; path: stri
     });
   }, [setMe, report]);
 
-  // The remembered project may be gone, or the user no longer a member of it.
+  // Once the server answered again, the chosen project may be gone, or the user no longer a member of it.
   useEffect(() => {
     if (me.projects.length > 0 && !me.projects.some((p) => p.project === project)) {
       const next = chooseProject(undefined, me.projects, DEFAULT_PROJECT);
       if (next) setProject(next);
     }
-  }, [me, project, setProject]);
+    // Only when `me` changes: a project just created is chosen before `me` lists it.
+  }, [me]);
 
   const state: AppState = useMemo(
     () => ({ me, refreshMe, project, setProject, selection, setSelection, report, notify }),
