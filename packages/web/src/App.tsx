@@ -1,4 +1,4 @@
-import { lazy, Suspense, useCallback, useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
+import { lazy, Suspense, useCallback, useEffect, useMemo, useRef, useState, type ComponentType, type ReactNode } from 'react';
 import { ApiError, errorText, loadMe, needsSignIn, onSignInNeeded, post, type Me, type Project } from './api.ts';
 import { chooseProject, isClientRoute, passwordProblem, roleLabel, signInPath } from './access.ts';
 import { AppContext, type AppState, type Toast } from './context.ts';
@@ -13,38 +13,63 @@ import Datasets from './pages/Datasets.tsx';
 // The sign-in page too: it is the first page of whoever is not signed in.
 import SignIn from './pages/SignIn.tsx';
 
+/**
+ * A page whose code loads when it is first shown, or before (`preload`). Once loaded it
+ * renders at once: `lazy` alone would suspend for a moment even then, and React shows
+ * the content that follows a fallback up to 300 ms late (it throttles those reveals),
+ * which the first page after signing in would wait for.
+ */
+function page<P extends object>(load: () => Promise<{ default: ComponentType<P> }>): { Page: ComponentType<P>; preload: () => Promise<unknown> } {
+  let loaded: ComponentType<P> | undefined;
+  let loading: Promise<{ default: ComponentType<P> }> | undefined;
+  const preload = () =>
+    (loading ??= load().then(
+      (m) => ((loaded = m.default), m),
+      (err: unknown) => {
+        loading = undefined;
+        throw err;
+      },
+    ));
+  const Lazy = lazy(preload);
+  const Page = (props: P) => {
+    const Loaded = loaded;
+    return Loaded ? <Loaded {...props} /> : <Lazy {...props} />;
+  };
+  return { Page, preload };
+}
+
 /** The pages that load when opened, by the first part of their path; the sign-in page starts loading the one it goes to next. */
 const PAGES = {
-  upload: () => import('./pages/Upload.tsx'),
-  workflows: () => import('./pages/Workflows.tsx'),
-  runs: () => import('./pages/Runs.tsx'),
-  run: () => import('./pages/RunPage.tsx'),
-  extensions: () => import('./pages/Extensions.tsx'),
-  applications: () => import('./pages/Applications.tsx'),
-  viewer: () => import('./pages/Viewer.tsx'),
-  system: () => import('./pages/System.tsx'),
-  members: () => import('./pages/Members.tsx'),
-  tokens: () => import('./pages/Tokens.tsx'),
-  admin: () => import('./pages/Admin.tsx'),
+  upload: page(() => import('./pages/Upload.tsx')),
+  workflows: page(() => import('./pages/Workflows.tsx')),
+  runs: page(() => import('./pages/Runs.tsx')),
+  run: page(() => import('./pages/RunPage.tsx')),
+  extensions: page(() => import('./pages/Extensions.tsx')),
+  applications: page(() => import('./pages/Applications.tsx')),
+  viewer: page(() => import('./pages/Viewer.tsx')),
+  system: page(() => import('./pages/System.tsx')),
+  members: page(() => import('./pages/Members.tsx')),
+  tokens: page(() => import('./pages/Tokens.tsx')),
+  admin: page(() => import('./pages/Admin.tsx')),
 };
-const Upload = lazy(PAGES.upload);
-const Workflows = lazy(PAGES.workflows);
-const Runs = lazy(PAGES.runs);
-const RunPage = lazy(PAGES.run);
-const Extensions = lazy(PAGES.extensions);
-const Applications = lazy(PAGES.applications);
-const Viewer = lazy(PAGES.viewer);
-const System = lazy(PAGES.system);
-const Members = lazy(PAGES.members);
-const Tokens = lazy(PAGES.tokens);
-const Admin = lazy(PAGES.admin);
+const Upload = PAGES.upload.Page;
+const Workflows = PAGES.workflows.Page;
+const Runs = PAGES.runs.Page;
+const RunPage = PAGES.run.Page;
+const Extensions = PAGES.extensions.Page;
+const Applications = PAGES.applications.Page;
+const Viewer = PAGES.viewer.Page;
+const System = PAGES.system.Page;
+const Members = PAGES.members.Page;
+const Tokens = PAGES.tokens.Page;
+const Admin = PAGES.admin.Page;
 
 /** Starts loading the code of the page at `path` (before it is shown). */
 function preloadPage(path: string): void {
   const parts = path.split(/[?#]/)[0]!.split('/').filter(Boolean);
   const [first = 'datasets', second, third] = parts;
   const key = first === 'runs' && second ? 'run' : first === 'projects' && third === 'members' ? 'members' : first;
-  if (key in PAGES) void PAGES[key as keyof typeof PAGES]().catch(() => undefined);
+  if (key in PAGES) PAGES[key as keyof typeof PAGES].preload().catch(() => undefined);
 }
 
 interface NavItem {
