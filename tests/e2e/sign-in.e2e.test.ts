@@ -98,6 +98,18 @@ describe.skipIf(skipBrowser)('web UI with access control on: signing in, members
     await page.getByRole('button', { name: 'Sign in' }).click();
     await expect.poll(() => page.locator('.error-box').textContent()).toContain('wrong user name or password (TESSERA_UNAUTHENTICATED, HTTP 401)');
 
+    // Too many failed sign-ins for a name: the server's 429, with the wait, as it is.
+    for (let i = 0; i < 10; i++) {
+      const r = await fetch(`${url}/api/auth/sign-in`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'ghost', password: `guess ${i}` }) });
+      expect(r.status).toBe(401);
+    }
+    await page.getByLabel('User name').fill('ghost');
+    await page.getByLabel('Password').fill('one more guess');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => page.locator('.error-box').textContent()).toMatch(/too many failed sign-ins for "ghost": try again in \d+ minute\(s\).*HTTP 429/);
+    await page.getByLabel('User name').fill('sci');
+    await screenshot(page, 'sign-in');
+
     // sci signs in with the generated password and must choose their own before anything else.
     await page.getByLabel('Password').fill(generated);
     await page.getByRole('button', { name: 'Sign in' }).click();
