@@ -154,9 +154,17 @@ describe.skipIf(skipBrowser)('web UI with access control on: signing in, members
     await row.waitFor({ state: 'detached' });
     expect((await statusWithToken(url, token)).status).toBe(401);
 
+    // The session ends behind the page's back (signed out in another tab): the next answer,
+    // a 401, sends the page to the sign-in page, which would come back to it.
+    await page.evaluate(() => fetch('/api/auth/sign-out', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }));
+    await page.getByRole('button', { name: 'New token…' }).click();
+    await page.getByRole('dialog').getByLabel('Name').fill('too late');
+    await page.getByRole('dialog').getByRole('button', { name: 'Create' }).click();
+    await page.waitForURL(`${url}/sign-in?next=%2Ftokens`);
+    await page.getByRole('form', { name: 'Sign in' }).waitFor();
+
     // Signed out, a page of the app goes to the sign-in page, and back to it afterwards:
     // the time from submitting the form to the runs page drawn.
-    await signOut(page);
     await page.goto(`${url}/runs`);
     await page.waitForURL(`${url}/sign-in?next=%2Fruns`);
     const ms = await measureSignIn(page, 'sci', 'sci chose this password');

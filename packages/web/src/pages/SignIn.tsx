@@ -111,7 +111,7 @@ export default function SignIn({ onSignedIn }: { onSignedIn: (me: Me, next: stri
             {providers?.oidc && (
               <>
                 {providers.local && <div className="or">or</div>}
-                <a className="button wide" href={`${providers.oidc.start_url}?next=${encodeURIComponent(next)}`}>
+                <a className="button wide" href={`${providers.oidc.start_url}${providers.oidc.start_url.includes('?') ? '&' : '?'}next=${encodeURIComponent(next)}`}>
                   Sign in with {providers.oidc.name}
                 </a>
               </>
