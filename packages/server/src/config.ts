@@ -83,6 +83,14 @@ export interface ServerConfig {
    * signing in. `off` is for one user on a loopback bind only; the Host and Origin checks stay on.
    */
   auth: 'on' | 'off';
+  /**
+   * The port application instances are served on, their own origin, so an app's scripts
+   * cannot act on the platform's API as the signed-in user (TESSERA_APPS_PORT; default PORT+1
+   * with access control on, `same` (the platform's port) with it off).
+   */
+  appsPort: number | 'same';
+  /** The applications' origin as users reach it, behind a reverse proxy (TESSERA_APPS_PUBLIC_URL; default http://<host>:<apps port>). */
+  appsPublicUrl: string | undefined;
   /** Where a loopback server writes its runtime file `servers/<port>.json` (XDG_STATE_HOME/tessera, default ~/.local/state/tessera). */
   stateDir: string;
   /** Not from the environment (tests set them): the event stream's heartbeat (default 15 s) and unread-bytes limit per client (default 1 MiB). */
@@ -186,6 +194,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   else if (auth === 'off' && !isLoopbackHost(env.HOST || '127.0.0.1')) {
     problems.push(`TESSERA_AUTH=off with HOST="${env.HOST}": without access control the server may only bind a loopback address (127.0.0.1, ::1, localhost); remove TESSERA_AUTH=off to serve other machines`);
   }
+  const httpPort = int('PORT', 8080, 0, 65535);
+  let appsPort: number | 'same' = auth === 'off' ? 'same' : httpPort === 0 ? 0 : httpPort + 1;
+  if (env.TESSERA_APPS_PORT === 'same') appsPort = 'same';
+  else if (env.TESSERA_APPS_PORT) appsPort = int('TESSERA_APPS_PORT', 8081, 0, 65535);
+  if (appsPort !== 'same' && appsPort !== 0 && appsPort === httpPort) problems.push(`TESSERA_APPS_PORT=${appsPort} is PORT: applications need their own port (or TESSERA_APPS_PORT=same)`);
+  if (env.TESSERA_APPS_PUBLIC_URL) {
+    try {
+      new URL(env.TESSERA_APPS_PUBLIC_URL);
+    } catch {
+      problems.push(`TESSERA_APPS_PUBLIC_URL="${env.TESSERA_APPS_PUBLIC_URL}" is not a URL such as https://apps.tessera.example.org`);
+    }
+  }
   const logLevel = (env.TESSERA_LOG_LEVEL || 'info') as ServerConfig['logLevel'];
   if (!['info', 'warn', 'error', 'silent'].includes(logLevel)) problems.push(`TESSERA_LOG_LEVEL="${logLevel}" must be info, warn, error or silent`);
   const config: ServerConfig = {
@@ -225,6 +245,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     httpMinBodyRateWindowSeconds: positive('TESSERA_HTTP_MIN_BODY_RATE_WINDOW_SECONDS', 60),
     checkAnswers: env.TESSERA_CHECK_ANSWERS === '1' || env.TESSERA_CHECK_ANSWERS === 'true',
     auth,
+    appsPort,
+    appsPublicUrl: env.TESSERA_APPS_PUBLIC_URL || undefined,
     stateDir: resolve(env.XDG_STATE_HOME || join(env.HOME || homedir(), '.local', 'state'), 'tessera'),
   };
   if (problems.length > 0) {

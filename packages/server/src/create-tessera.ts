@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
-import { parseAppPath, type AppManager, type SubpathProxy } from '@tessera/apps';
+import { APP_PREFIX, parseAppPath, type AppManager, type SubpathProxy } from '@tessera/apps';
 import { migrate, openDatabase, type Kysely } from '@tessera/db';
 import type { DagScheduler } from '@tessera/engine';
 import type { ExtensionManager, WorkflowRegistry } from '@tessera/extension-packages';
@@ -56,6 +57,8 @@ export interface Tessera {
   runners: RunnerReport[];
   /** Why an expected runner is missing (e.g. no Docker engine). */
   runnerNotes: string[];
+  /** Where application instances are served when on their own origin (TESSERA_APPS_PORT), else undefined. */
+  appsUrl: string | undefined;
   /** Where the loopback server's runtime file is (undefined: none written). */
   runtimeFile: string | undefined;
   /**
@@ -93,22 +96,58 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   // Host (DNS rebinding) and Origin (CSRF) checks come before anything else answers, the app proxy included.
   const safety = new BrowserSafety(config);
   const watch = new RequestWatch(limits, { info: (m) => app.log.info(m), warn: (m) => app.log.warn(m), error: (m) => app.log.error(m) });
+  // Applications on their own origin (a second port): an app's scripts are then another site's to the
+  // platform, so they cannot call its API as the signed-in user (the Origin check, closed CORS), nor
+  // register a service worker or read storage of the platform's origin (ADR 0016).
+  const separateApps = config.appsPort !== 'same';
+  let appsUrl = '';
+  const serveApp = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const appPath = routing.proxy && routing.gate ? parseAppPath(req.url ?? '') : undefined;
+    if (appPath === undefined) return false;
+    if (appPath === 'bad') return routing.proxy!.handle(req, res);
+    routing.gate!.serve(req, res, appPath.project, () => void routing.proxy!.handle(req, res));
+    return true;
+  };
+  const upgradeApp = (req: IncomingMessage, socket: Duplex, head: Buffer): boolean => {
+    const appPath = routing.proxy && routing.gate ? parseAppPath(req.url ?? '') : undefined;
+    if (appPath === undefined) return false;
+    if (appPath === 'bad') return routing.proxy!.upgrade(req, socket, head);
+    routing.gate!.serveUpgrade(req, socket, appPath.project, () => void routing.proxy!.upgrade(req, socket, head));
+    return true;
+  };
+  let appsServer: Server | undefined;
+  if (separateApps) {
+    appsServer = createServer(httpServerOptions(limits), (req, res) => {
+      watch.watch(req, res);
+      if (safety.refuseRequest(req, res)) return;
+      if (serveApp(req, res)) return;
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+      res.end(`This port serves Tessera's application instances only (/applications/project/...). Tessera itself is at ${publicUrl}.\n`);
+    });
+    watch.capConnections(appsServer);
+    appsServer.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (safety.refuseUpgrade(req, socket)) return;
+      if (!upgradeApp(req, socket, head)) socket.destroy();
+    });
+  }
   const app = Fastify({
     serverFactory: (handler) => {
       const server = createServer(httpServerOptions(limits), (req, res) => {
         watch.watch(req, res);
         if (safety.refuseRequest(req, res)) return;
+        if (separateApps && (req.url ?? '').startsWith(APP_PREFIX)) {
+          // Applications live on their own origin: a link to the platform's port goes there.
+          res.writeHead(307, { location: `${appsUrl}${req.url}`, 'cache-control': 'no-store' });
+          res.end();
+          return;
+        }
         // An application's path: its project's members only (app-gate.ts), then the proxy.
-        const appPath = routing.proxy && routing.gate ? parseAppPath(req.url ?? '') : undefined;
-        if (appPath && appPath !== 'bad') return routing.gate!.serve(req, res, appPath.project, () => void routing.proxy!.handle(req, res));
-        if (!routing.proxy?.handle(req, res)) handler(req, res);
+        if (!serveApp(req, res)) handler(req, res);
       });
       watch.capConnections(server);
       server.on('upgrade', (req, socket, head) => {
         if (safety.refuseUpgrade(req, socket)) return;
-        const appPath = routing.proxy && routing.gate ? parseAppPath(req.url ?? '') : undefined;
-        if (appPath && appPath !== 'bad') return routing.gate!.serveUpgrade(req, socket, appPath.project, () => void routing.proxy!.upgrade(req, socket, head));
-        if (!routing.proxy?.upgrade(req, socket, head)) socket.destroy();
+        if (separateApps || !upgradeApp(req, socket, head)) socket.destroy();
       });
       return server;
     },
@@ -136,10 +175,13 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     config, db, events, dockerSocket: runners.dockerSocket, log,
     activeRunDirs: async () => new Set((await workflows.scheduler.store.activeRuns()).map((r) => r.extension_dir).filter((d): d is string => d !== null)),
   });
-  const applications = createApplicationsDomain({ config, db, projects: projects.store, registry: extensions.registry, events, dockerSocket: runners.dockerSocket, publicUrl: url, log });
+  const applications = createApplicationsDomain({
+    config, db, projects: projects.store, registry: extensions.registry, events, dockerSocket: runners.dockerSocket, publicUrl: url, log,
+    ...(appsServer ? { appsOrigin: () => appsUrl, proxyServer: () => appsServer } : {}),
+  });
   const workflows = createWorkflowsDomain({ config, db, projects: projects.store, registry: extensions.registry, runners, resolveIdentifiers: (i) => dicom.resolveIdentifiers(i), publicUrl: url, log });
   routing.proxy = applications.proxy;
-  routing.gate = new AppGate(access.control, projects.store);
+  routing.gate = new AppGate(access.control, projects.store, () => (separateApps ? publicUrl : ''));
   // The proxy's fast path forwards only what passes; the rest goes to the handler above, which refuses it.
   applications.proxy.admit = (method, headers, project) =>
     safety.hostAllowed(headers.host) && safety.originAllowed(method, headers, false) && routing.gate!.admitted(project, headers);
@@ -193,6 +235,9 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     get runtimeFile() {
       return runtime?.file;
     },
+    get appsUrl() {
+      return appsUrl || undefined;
+    },
     consoleSignInLink: async () => {
       if (config.auth !== 'on') return undefined;
       const admin = await access.store.userByName('admin');
@@ -217,6 +262,15 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
       const port = typeof address === 'object' && address ? address.port : config.port;
       const host = config.host.includes(':') ? `[${config.host}]` : config.host;
       publicUrl = config.publicUrl ?? `http://${host}:${port}`;
+      if (appsServer) {
+        await new Promise<void>((resolve, reject) => {
+          appsServer!.once('error', reject);
+          appsServer!.listen(config.appsPort as number, config.host, () => resolve());
+        });
+        const appsAddress = appsServer.address();
+        const appsPort = typeof appsAddress === 'object' && appsAddress ? appsAddress.port : 0;
+        appsUrl = (config.appsPublicUrl ?? `http://${host}:${appsPort}`).replace(/\/$/, '');
+      }
       // For the CLI and scripts on this machine, as Jupyter's runtime files: an admin token for this port.
       if (config.auth === 'on' && isLoopbackHost(config.host)) runtime = await access.identity.writeRuntimeFile(port, `http://${host}:${port}`);
       const { restarted } = await applications.resume();
@@ -238,6 +292,10 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
       await runtime?.remove();
       for (const d of [...domains].reverse()) await d.close();
       watch.close();
+      if (appsServer?.listening) {
+        appsServer.closeAllConnections();
+        await new Promise<void>((resolve) => appsServer!.close(() => resolve()));
+      }
       await app.close();
       await db.destroy();
       releaseHome();

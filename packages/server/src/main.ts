@@ -40,6 +40,7 @@ export async function main(): Promise<void> {
     lines.push('  access:    OFF (TESSERA_AUTH=off): anyone who reaches this port acts as admin; only for one user on this machine');
   } else {
     lines.push(`  access:    sign-in required; users and roles: ${url}/admin`);
+    if (tessera.appsUrl) lines.push(`  apps:      application instances on their own origin, ${tessera.appsUrl} (TESSERA_APPS_PORT)`);
     if (tessera.runtimeFile) lines.push(`  cli:       this machine's CLI finds the server and an admin token in ${tessera.runtimeFile}`);
     const link = await tessera.consoleSignInLink();
     if (link) {

@@ -1,3 +1,4 @@
+import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { AppManager, appMigrations, DockerAppRunner, ProcessAppRunner, SubpathProxy, type AppTables } from '@tessera/apps';
 import { domainView, type Kysely } from '@tessera/db';
@@ -25,6 +26,10 @@ export interface ApplicationsDomainDeps {
   dockerSocket: string | undefined;
   publicUrl: () => string;
   log: DomainLog;
+  /** The applications' own origin, when they have one (TESSERA_APPS_PORT): instance URLs start with it. */
+  appsOrigin?: () => string;
+  /** The HTTP server whose connections the proxy's fast path takes: the applications' own, else the platform's. */
+  proxyServer?: () => Server;
 }
 
 /** The applications domain: instances of application extensions, their runners, and the proxy in front of them. */
@@ -41,6 +46,7 @@ export function createApplicationsDomain(deps: ApplicationsDomainDeps): Applicat
     },
     resultsDir: (projectId) => join(config.home, 'buckets', projectId),
     services: () => ({ TESSERA_API_URL: deps.publicUrl() }),
+    origin: deps.appsOrigin,
     log: deps.log,
     runners: [...(deps.dockerSocket ? [new DockerAppRunner({ socketPath: deps.dockerSocket })] : []), new ProcessAppRunner()],
     // `proxy` is created below; an instance is released only after both exist.
@@ -58,7 +64,7 @@ export function createApplicationsDomain(deps: ApplicationsDomainDeps): Applicat
     routes: async (app) => {
       await applicationRoutes(app, { apps, projects: deps.projects });
       // Connections meet the proxy's fast path first; API requests and rare cases go on to Fastify's server.
-      proxy.attach(app.server, { headMs: config.httpHeadersTimeoutSeconds * 1000 });
+      proxy.attach(deps.proxyServer?.() ?? app.server, { headMs: config.httpHeadersTimeoutSeconds * 1000 });
     },
     resume: () => apps.resume(),
     close: async () => {

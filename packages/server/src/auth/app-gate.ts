@@ -20,9 +20,13 @@ export class AppGate {
   readonly #projects: ProjectStore;
   readonly #grants = new Map<string, number>();
 
-  constructor(access: AccessControl, projects: ProjectStore) {
+  readonly #platformUrl: () => string;
+
+  /** `platformUrl`: where the sign-in page is, when applications are on another origin ('' when on the same). */
+  constructor(access: AccessControl, projects: ProjectStore, platformUrl: () => string = () => '') {
     this.#access = access;
     this.#projects = projects;
+    this.#platformUrl = platformUrl;
   }
 
   /** The fast path's question: was this caller seen to be a member of the project a moment ago? */
@@ -66,7 +70,8 @@ export class AppGate {
         if (verdict === 'sign-in') {
           const wantsPage = req.method === 'GET' && (req.headers.accept ?? '').includes('text/html');
           if (wantsPage) {
-            res.writeHead(303, { location: `/sign-in?next=${encodeURIComponent(req.url ?? '/')}`, 'cache-control': 'no-store' });
+            // Back to the same path on the platform's port afterwards, which leads to this origin again.
+            res.writeHead(303, { location: `${this.#platformUrl()}/sign-in?next=${encodeURIComponent(req.url ?? '/')}`, 'cache-control': 'no-store' });
             res.end();
             return;
           }
