@@ -50,7 +50,13 @@ export const SignInLink = Type.Object({ code: Type.String({ minLength: 1, maxLen
 
 export const ChangePassword = Type.Object(
   {
-    current_password: Type.String({ minLength: 1, maxLength: 1024 }),
+    current_password: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 1024,
+        description: "Required, except in a session the console's sign-in link started while the password must change: who opened the link chooses the first password without knowing the generated one.",
+      }),
+    ),
     new_password: Type.String({ minLength: 12, maxLength: 1024, description: 'At least 12 characters, not the current one.' }),
   },
   { additionalProperties: false },

@@ -24,6 +24,9 @@ export interface AuthRouteDeps {
   oidc?: { name: string; start: (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>; callback: (request: FastifyRequest, reply: FastifyReply) => Promise<unknown> };
 }
 
+/** The name of a session the console's sign-in link started (its credential's `name`). */
+const LINK_SESSION = 'console link';
+
 export function userJson(u: User): UserJson {
   return {
     name: u.name, display_name: u.display_name, admin: u.admin === 1, source: u.source, disabled: u.disabled === 1,
@@ -84,7 +87,7 @@ export async function authRouteHandlers(app: FastifyInstance, deps: AuthRouteDep
 
   serve(app, routes.signInLink, async (request, reply) => {
     const user = await identity.redeemLink(request.body.code, request.ip);
-    return signedIn(reply, user, request.ip, 'console link');
+    return signedIn(reply, user, request.ip, LINK_SESSION);
   });
 
   serve(app, routes.signOut, async (request, reply) => {
@@ -106,9 +109,19 @@ export async function authRouteHandlers(app: FastifyInstance, deps: AuthRouteDep
     if (!user || user.source !== 'local' || !user.password_hash) {
       throw new TesseraError('TESSERA_FORBIDDEN', principal.via === 'auth-off' ? 'with TESSERA_AUTH=off there are no passwords' : 'this user signs in at the OpenID Connect issuer: change the password there');
     }
-    // The current password is checked with the sign-in's rate limits, so this is no way around them.
-    await identity.checkPassword(user.name, request.body.current_password, request.ip);
-    if (request.body.new_password === request.body.current_password) {
+    const current = request.body.current_password;
+    if (current === undefined) {
+      // Who opened the console's single-use link chose no password yet and never saw the
+      // generated one: that session, and only while the password must change, sets the first one.
+      const session = principal.credentialId ? await store.credentialById(principal.credentialId) : undefined;
+      if (!(session?.kind === 'session' && session.name === LINK_SESSION && user.must_change_password === 1)) {
+        throw new TesseraError('TESSERA_INVALID_REQUEST', 'current_password is required', { details: [{ where: 'current_password', message: 'is required' }] });
+      }
+    } else {
+      // The current password is checked with the sign-in's rate limits, so this is no way around them.
+      await identity.checkPassword(user.name, current, request.ip);
+    }
+    if (request.body.new_password === current) {
       throw new TesseraError('TESSERA_INVALID_REQUEST', 'the new password is the current one: choose another', { details: [{ where: 'new_password', message: 'must differ from current_password' }] });
     }
     await store.updateUser(user.id, { password_hash: await hashPassword(request.body.new_password), must_change_password: 0 });
