@@ -185,7 +185,11 @@ export class AccessControl {
     }
     const project = target.projectId ? await this.#projects.findById(target.projectId) : undefined;
     const role = project ? roleIn(principal, project.id) : undefined;
-    if (!project || !role) throw new TesseraError('TESSERA_NOT_FOUND', `${target.what} does not exist`);
+    if (!project || !role) {
+      // The same words whether it does not exist or the caller is not in it: names do not leak.
+      const hint = target.what.startsWith('project ') ? `, or you are not a member of it (an admin creates projects: \`tessera projects create ${target.what.slice(9, -1)}\`; a principal investigator adds members)` : '';
+      throw new TesseraError('TESSERA_NOT_FOUND', `${target.what} does not exist${hint}`);
+    }
     if (!roleSatisfies(role, needed)) {
       const asRun = principal.scope ? ` (this ${principal.via}'s token acts with its starter's role)` : '';
       throw new TesseraError(
