@@ -1,5 +1,6 @@
 import { join } from 'node:path';
-import { AppManager, appMigrations, DockerAppRunner, ProcessAppRunner, SubpathProxy, type AppTables } from '@tessera/apps';
+import { AppManager, appMigrations, DockerAppRunner, ProcessAppRunner, SubpathProxy, type AppCredentials, type AppTables } from '@tessera/apps';
+import type { ContainerAccess } from '@tessera/engine';
 import { domainView, type Kysely } from '@tessera/db';
 import type { WorkflowRegistry } from '@tessera/extension-packages';
 import type { ServerConfig } from '../config.ts';
@@ -25,6 +26,10 @@ export interface ApplicationsDomainDeps {
   dockerSocket: string | undefined;
   publicUrl: () => string;
   log: DomainLog;
+  /** The scoped API token of each instance (auth/scoped-credentials.ts). */
+  credentials?: AppCredentials;
+  /** How containers reach the API (TESSERA_API_URL, extra hosts). */
+  platformAccess?: () => ContainerAccess;
 }
 
 /** The applications domain: instances of application extensions, their runners, and the proxy in front of them. */
@@ -42,7 +47,8 @@ export function createApplicationsDomain(deps: ApplicationsDomainDeps): Applicat
     resultsDir: (projectId) => join(config.home, 'buckets', projectId),
     services: () => ({ TESSERA_API_URL: deps.publicUrl() }),
     log: deps.log,
-    runners: [...(deps.dockerSocket ? [new DockerAppRunner({ socketPath: deps.dockerSocket })] : []), new ProcessAppRunner()],
+    runners: [...(deps.dockerSocket ? [new DockerAppRunner({ socketPath: deps.dockerSocket, ...(deps.platformAccess ? { platformAccess: deps.platformAccess } : {}) })] : []), new ProcessAppRunner()],
+    ...(deps.credentials ? { credentials: deps.credentials } : {}),
     // `proxy` is created below; an instance is released only after both exist.
     released: (port) => proxy.forget(port),
     changed: (i) => deps.events.publish({ type: 'application', project: i.project, name: i.name, id: i.id, extension: i.extension, state: i.state, reason: i.reason }),

@@ -7,12 +7,15 @@ import { accessMigrations, AccessStore, type AccessTables } from './access-store
 import { AuditLog } from './audit-log.ts';
 import { authRouteHandlers, type AuthRouteDeps } from './auth-routes.ts';
 import { Identity } from './identity.ts';
+import { ScopedCredentials } from './scoped-credentials.ts';
 
 export interface AccessDomain extends Domain {
   readonly store: AccessStore;
   readonly control: AccessControl;
   readonly identity: Identity;
   readonly audit: AuditLog;
+  /** The scoped tokens of task tries and application instances, and the rights of runs' built-in operators. */
+  readonly scoped: ScopedCredentials;
   /** The admin created at this start (the first), if any: the console says where its password is. */
   readonly createdAdmin: () => boolean;
 }
@@ -33,6 +36,7 @@ export function createAccessDomain(deps: {
   const control = new AccessControl({ config: deps.config, store, projects: deps.projects });
   const audit = new AuditLog(store, deps.log);
   const identity = new Identity({ store, config: deps.config, audit, log: deps.log });
+  const scoped = new ScopedCredentials({ store, control });
   let created = false;
   let sweep: NodeJS.Timeout | undefined;
   return {
@@ -42,6 +46,7 @@ export function createAccessDomain(deps: {
     control,
     identity,
     audit,
+    scoped,
     createdAdmin: () => created,
     start: async () => {
       created = (await identity.ensureInitialAdmin()) !== undefined;
