@@ -24,7 +24,7 @@ for (const uid of series) {
     const body = await res.text();
     let message = body;
     try {
-      message = JSON.parse(body).message ?? body;
+      message = JSON.parse(body).error?.message ?? body;
     } catch {
       // not the platform's error format: shown as it came
     }

@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema, type TUnsafe } from '@sinclair/typebox';
+import { ErrorResponse } from './common.ts';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -102,9 +103,18 @@ export interface RouteContract {
   response: Readonly<Record<number, TSchema>>;
 }
 
-/** Declares a route; `const` keeps the literal types that the server's handler typing and the clients' types need. */
+/**
+ * Declares a route; `const` keeps the literal types that the server's handler typing and
+ * the clients' types need. Every route that is not public may also answer what access
+ * control answers before its handler runs, in the error format: 401 (not signed in, or a
+ * token revoked or expired) and 403 (a role too low, a scoped token, a password to change
+ * first); they are added here when the route does not declare them itself.
+ */
 export function defineRoute<const R extends RouteContract>(route: R): R {
-  return route;
+  if (route.access.who === 'public') return route;
+  const response: Record<number, TSchema> = { ...route.response };
+  for (const status of [401, 403]) response[status] ??= ErrorResponse;
+  return { ...route, response };
 }
 
 /** The JSON body of a route's answer with this status. */

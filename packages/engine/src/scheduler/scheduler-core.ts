@@ -426,7 +426,16 @@ export class SchedulerCore {
 
   finishRun(run: LiveRun): void {
     if (!this.runs.delete(run.row.id)) return;
-    if (this.o.credentials) this.#revoke(this.o.credentials.revokeRun(run.row.id), `the API tokens of run ${run.row.id}`);
+    if (this.o.credentials) {
+      // Its tokens stop working before anyone hears that it ended.
+      const revoked = this.o.credentials.revokeRun(run.row.id).catch((err: Error) => this.o.log?.(`could not revoke the API tokens of run ${run.row.id}: ${err.message}`));
+      this.background(revoked.then(() => this.#announceEnd(run)));
+      return;
+    }
+    this.#announceEnd(run);
+  }
+
+  #announceEnd(run: LiveRun): void {
     this.emit('run', run.row);
     if (run.row.state === 'success' && run.spec.clean_workflow_dir) {
       void rm(run.row.workflow_dir, { recursive: true, force: true })

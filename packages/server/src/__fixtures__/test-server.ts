@@ -35,6 +35,8 @@ export async function startTestServer(overrides: Partial<ServerConfig> = {}): Pr
     seriesQuietSeconds: 0.3,
     checkAnswers: true,
     auth: 'off',
+    // The loopback runtime file (auth on) goes under the test's home, never the user's.
+    stateDir: join(home, 'state'),
     ...overrides,
   };
   const tessera = await createTessera(config);
