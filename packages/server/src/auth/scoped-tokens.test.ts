@@ -80,6 +80,14 @@ describe('runs and application instances act with their starter\'s rights (acces
         tasks: [{ id: 'hold', level: 'batch', sh: 'node whoami.mjs > "$WORKFLOW_DIR/$OPERATOR_OUT_DIR/whoami.json" && printf %s "$TESSERA_API_TOKEN" > "$WORKFLOW_DIR/token" && while [ ! -e "$WORKFLOW_DIR/go" ]; do sleep 0.05; done' }],
       },
       { id: 'fails', tasks: [{ id: 'boom', level: 'batch', sh: 'exit 3' }] },
+      {
+        // A built-in data operator after a task that waits for the test.
+        id: 'wait-then-read',
+        tasks: [
+          { id: 'wait', level: 'batch', sh: 'while [ ! -e "$WORKFLOW_DIR/go" ]; do sleep 0.05; done' },
+          { id: 'get-input', operator: 'get-input', builtin: 'get-input', upstream: ['wait'], level: 'batch', output_dir: 'get-input' },
+        ],
+      },
     ]);
     await writeFile(join(dir, 'whoami.mjs'), WHOAMI_MJS);
     const app = join(w.s.extRoot, 'whoami-app');
@@ -136,6 +144,27 @@ createServer((req, res) => res.end('ok')).listen(Number(process.env.PORT), '127.
     const after = await asRun('GET', `/api/series?project=lab`);
     expect(after.status, 'the token of an ended run').toBe(401);
     expect((await logOf(w, id, 'hold'))).not.toContain(token);
+  });
+
+  it("runs built-in operators with the starter's rights: a run whose starter left the project reads none of its series", { timeout: 60_000 }, async () => {
+    const conf = { data_form: { identifiers: [w.labSeries] } };
+    const [bySci, byPi] = [await runOf(w, w.sci, 'wait-then-read', conf), await runOf(w, w.pi, 'wait-then-read', conf)];
+    expect((await w.admin.call('DELETE', '/api/projects/lab/members/sci')).status).toBe(204);
+    try {
+      for (const r of [bySci, byPi]) {
+        const dir = join(w.s.home, 'workflows', r.id);
+        await waitFor(() => readFile(join(dir, 'conf', 'conf.json')).then(() => true, () => false), 15_000, `the workflow dir of ${r.id}`);
+        await writeFile(join(dir, 'go'), '');
+      }
+      const [refused, read] = [await w.s.tessera.scheduler.waitForRun(bySci.id), await w.s.tessera.scheduler.waitForRun(byPi.id)];
+      expect(refused.state).toBe('failed');
+      const task = (await w.admin.call('GET', `/api/runs/${bySci.id}`)).body.tasks.find((t: { id: string }) => t.id === 'get-input');
+      expect(task.reason).toBe('this run acts with the rights of "sci", who is no longer a member of project "lab" (or was disabled or deleted): it may not read its series');
+      expect(read.state, await logOf(w, byPi.id, 'get-input')).toBe('success');
+      expect(await logOf(w, byPi.id, 'get-input')).toContain(`get-input: ${w.labSeries}: 1 file(s)`);
+    } finally {
+      expect((await w.admin.call('PUT', '/api/projects/lab/members/sci', { role: 'scientist' })).status).toBe(200);
+    }
   });
 
   it("runs the built-in delete-series extension with its starter's rights: a scientist's run deletes nothing and says which role it takes; a principal investigator's deletes", { timeout: 60_000 }, async () => {
