@@ -176,6 +176,10 @@ createServer((req, res) => res.end('ok')).listen(Number(process.env.PORT), '127.
     expect(log).toContain(`delete-series: ${w.labSeries}: not deleted (HTTP 403)`);
     expect(log).toMatch(/your role in project "lab" is scientist .*takes a principal investigator of the project/);
     expect((await w.sci.call('GET', `/api/series/${w.labSeries}?project=lab`)).status, 'the series is still there').toBe(200);
+    // The audit log names who the run acted for, and the run.
+    const audit = (await w.admin.call('GET', '/api/audit?action=data-deleted')).body.items;
+    expect(audit.filter((e: { details: { subject?: string } }) => e.details.subject === bySci.id).map((e: Record<string, unknown>) => ({ actor: e.actor, outcome: e.outcome, project: e.project })))
+      .toEqual([{ actor: 'sci', outcome: 'refused', project: 'lab' }, { actor: 'sci', outcome: 'refused', project: 'lab' }]);
 
     const byPi = await runOf(w, w.pi, 'delete-series', conf);
     expect(byPi.job.started_role).toBe('principal-investigator');
@@ -194,6 +198,30 @@ createServer((req, res) => res.end('ok')).listen(Number(process.env.PORT), '127.
     await w.s.tessera.scheduler.waitForRun(id);
     const job = (await w.pi.call('GET', `/api/jobs/${retried.body.job_id}`)).body;
     expect({ job: job.started_by, run: job.runs[0].started_by }, 'the job keeps who triggered it').toEqual({ job: 'pi', run: 'sci' });
+  });
+
+  it('runs what an arrival trigger starts as no user, a scientist of the series\' project', { timeout: 60_000 }, async () => {
+    const dir = await writeShellExtension(w.s.extRoot, 'on-arrival', [
+      { id: 'arrival-whoami', tasks: [{ id: 'whoami', level: 'batch', sh: 'node whoami.mjs > "$WORKFLOW_DIR/$OPERATOR_OUT_DIR/whoami.json"' }] },
+    ]);
+    await writeFile(join(dir, 'whoami.mjs'), WHOAMI_MJS);
+    const manifest = JSON.parse(await readFile(join(dir, 'tessera-extension.json'), 'utf8'));
+    await writeFile(join(dir, 'tessera-extension.json'), JSON.stringify({ ...manifest, triggers: [{ workflow: 'arrival-whoami', when: { Modality: 'CT' }, projects: ['lab'] }] }));
+    expect((await w.admin.call('POST', '/api/workflows/reload')).status).toBe(200);
+    const ct = await writeSyntheticCt(join(w.s.home, 'ct-arrival'), 1, 73);
+    const upload = await fetch(`${w.s.url}/api/dicom/import?project=lab`, {
+      method: 'POST', headers: { authorization: `Bearer ${w.pi.token}`, 'content-type': 'application/dicom' }, body: new Uint8Array(await readFile(ct.files[0]!)),
+    });
+    expect(upload.status).toBe(200);
+    const run = await waitFor(async () => (await w.admin.call('GET', '/api/runs?workflow=arrival-whoami')).body.items[0], 30_000, 'the arrival trigger to start a run');
+    expect({ by: run.started_by, role: run.started_role }, 'no user started it').toEqual({ by: null, role: null });
+    const ended = await w.s.tessera.scheduler.waitForRun(run.id);
+    expect(ended.state, await logOf(w, run.id, 'whoami')).toBe('success');
+    const seen = JSON.parse(await readFile(join(ended.workflow_dir, 'whoami', 'whoami.json'), 'utf8'));
+    expect({ status: seen.me.status, user: seen.me.body.user.name, admin: seen.me.body.user.admin, via: seen.me.body.via, projects: seen.me.body.projects }).toEqual({
+      status: 200, user: 'arrival trigger', admin: false, via: 'run', projects: [{ project: 'lab', role: 'scientist' }],
+    });
+    expect(seen.series.body.items.map((x: { series_instance_uid: string }) => x.series_instance_uid)).toContain(ct.series);
   });
 
   it("gives an application instance a token of its project with its launcher's role, that works while it runs and not after it stops", { timeout: 60_000 }, async () => {
