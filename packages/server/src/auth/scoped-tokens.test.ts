@@ -1,10 +1,13 @@
-import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeSyntheticCt } from '../../../dicom/src/__fixtures__/synthetic-ct.ts';
 import { BASE_IMAGE, dockerProblem, dockerSocket, skipDocker } from '../../../engine/src/__fixtures__/docker-env.ts';
 import { addUser, adminOf, withToken, type Caller } from '../__fixtures__/access-fixture.ts';
 import { startTestServer, waitFor, writeShellExtension, type TestServer } from '../__fixtures__/test-server.ts';
+import { loadConfig, type ServerConfig } from '../config.ts';
+import { createTessera, type Tessera } from '../create-tessera.ts';
 
 /** A Node script an operator or app runs: GET $TESSERA_API_URL/api/auth/me and /api/series with $TESSERA_API_TOKEN, as JSON on stdout. */
 const WHOAMI_MJS = `
@@ -245,6 +248,47 @@ createServer((req, res) => res.end('ok')).listen(Number(process.env.PORT), '127.
 
     expect((await w.sci.call('DELETE', '/api/applications/whoami-app?project=lab')).body.state).toBe('stopped');
     expect((await asApp('GET', '/api/auth/me')).status, 'the token of a stopped instance').toBe(401);
+  });
+});
+
+describe('scoped tokens across a server restart', () => {
+  it('revokes at the next start the token of a try that ended with the server, and gives the try that runs again a new one', { timeout: 60_000 }, async () => {
+    const home = await mkdtemp(join(tmpdir(), 'tessera-scoped-restart-'));
+    const extRoot = join(home, 'linked');
+    await writeShellExtension(extRoot, 'holder', [{
+      id: 'hold-tokens',
+      tasks: [{ id: 'hold', level: 'batch', sh: 'echo "$TESSERA_API_TOKEN" >> "$WORKFLOW_DIR/tokens" && while [ ! -e "$WORKFLOW_DIR/go" ]; do sleep 0.05; done' }],
+    }]);
+    const config: ServerConfig = {
+      ...loadConfig({}), port: 0, home, extensionRoots: [extRoot], runners: ['process'], logLevel: 'silent', dicomPort: 'off', checkAnswers: true, auth: 'on', stateDir: join(home, 'state'),
+    };
+    let t: Tessera = await createTessera(config);
+    try {
+      let s = { tessera: t, url: await t.listen() } as TestServer;
+      const sci = await addUser(s, await adminOf(s), 'sci', { admin: 'scientist' });
+      const run = (await sci.call('POST', '/api/jobs', { workflow: 'hold-tokens', project: 'admin' })).body.runs[0];
+      const tokens = join(home, 'workflows', run.id, 'tokens');
+      const lines = async (n: number): Promise<string[]> => waitFor(async () => {
+        const got = (await readFile(tokens, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+        return got.length >= n ? got : undefined;
+      }, 30_000, `${n} token(s) handed over`);
+      const [first] = await lines(1);
+      expect((await withToken(s.url, first!)('GET', '/api/auth/me')).status).toBe(200);
+      // The local process stops with the server, and runs again as a new try at the next start.
+      await t.close();
+      t = await createTessera(config);
+      s = { tessera: t, url: await t.listen() } as TestServer;
+      const [, second] = await lines(2);
+      expect(second).not.toBe(first);
+      expect((await withToken(s.url, first!)('GET', '/api/auth/me')).status, 'the stopped try\'s token').toBe(401);
+      expect((await withToken(s.url, second!)('GET', '/api/auth/me')).status, 'the new try\'s token').toBe(200);
+      await writeFile(join(home, 'workflows', run.id, 'go'), '');
+      expect((await t.scheduler.waitForRun(run.id)).state).toBe('success');
+      expect((await withToken(s.url, second!)('GET', '/api/auth/me')).status).toBe(401);
+    } finally {
+      await t.close();
+      await rm(home, { recursive: true, force: true });
+    }
   });
 });
 
