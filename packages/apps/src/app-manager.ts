@@ -393,7 +393,6 @@ export class AppManager {
       await live.stop?.();
       return true;
     };
-
     const prefix = `${APP_PREFIX}${project}/release/${live.row.name}`;
     const logFile = this.logFile(live.row.id);
     try {
