@@ -146,6 +146,8 @@ export function buildProgram(): Command {
       const r = await api().get<RunDetail>(`/api/runs/${encodeURIComponent(runId)}`);
       if (o.json) return printJson(r);
       console.log(`${r.id}  ${r.workflow}  ${r.state}  attempt ${r.attempt}  project ${r.project}`);
+      // Whose rights its tasks act with: who triggered it (or retried it last), with their role then.
+      console.log(`started: ${r.started_by === null ? 'by an arrival trigger (acts as a scientist of the project)' : `by ${r.started_by}${r.started_role ? ` (${r.started_role})` : ''}`}`);
       if (r.reason) console.log(`reason:  ${r.reason}`);
       if (r.workflow_dir) console.log(`outputs: ${r.workflow_dir}`);
       console.log(table(['TASK', 'STATE', 'TRY', 'RUNNER', 'EXIT', 'DURATION', 'REASON'], r.tasks.map((t) => [

@@ -1,4 +1,4 @@
-import { BuiltinRunner, CORE_BUILTINS, DockerRunner, ProcessRunner, detectDocker, type Runner } from '@tessera/engine';
+import { BuiltinRunner, CORE_BUILTINS, DockerRunner, ProcessRunner, detectDocker, type ContainerAccess, type Runner } from '@tessera/engine';
 import type { ServerConfig } from '../config.ts';
 
 /** What the server found to run tasks with, for the banner and /api/health. */
@@ -32,8 +32,9 @@ export interface TaskRunners {
  * Finds what runs tasks here: the built-in operators always, the Docker engine when one
  * answers (asked for by TESSERA_RUNNERS), local processes. Processes and containers are
  * tagged with `homeId`, so that a sweep never touches another home's tasks.
+ * `platformAccess` says how containers reach the API (TESSERA_API_URL, extra hosts).
  */
-export async function findTaskRunners(config: ServerConfig, homeId: string): Promise<TaskRunners> {
+export async function findTaskRunners(config: ServerConfig, homeId: string, platformAccess?: () => ContainerAccess): Promise<TaskRunners> {
   const builtins = new BuiltinRunner(CORE_BUILTINS);
   const runners: Runner[] = [builtins];
   const reports: RunnerReport[] = [{ name: 'builtin', get detail() { return `built-in operators: ${builtins.names().join(', ')}`; } }];
@@ -46,7 +47,7 @@ export async function findTaskRunners(config: ServerConfig, homeId: string): Pro
     const docker = await detectDocker({ socketPath: config.dockerSocket });
     Object.assign(report, docker.available ? { available: true, version: docker.version, socket: docker.socketPath } : { reason: docker.reason });
     if (docker.available) {
-      runners.push(new DockerRunner({ homeId, socketPath: docker.socketPath }));
+      runners.push(new DockerRunner({ homeId, socketPath: docker.socketPath, ...(platformAccess ? { platformAccess } : {}) }));
       dockerSocket = docker.socketPath;
       reports.push({ name: 'docker', detail: `Docker ${docker.version} at unix://${docker.socketPath}` });
     } else if (config.runners !== 'auto') {
