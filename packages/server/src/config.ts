@@ -63,6 +63,8 @@ export interface ServerConfig {
   dicomAssociationMemoryMb: number;
   /** An association that sends nothing for this long while owed nothing is aborted, in seconds (TESSERA_DICOM_IDLE_TIMEOUT_SECONDS, default 60). */
   dicomIdleTimeoutSeconds: number;
+  /** Every project refuses a C-STORE association from an address not on its list of allowed senders (TESSERA_DICOM_REFUSE_UNKNOWN_SENDERS=1; default off: a project without a list takes anyone). */
+  dicomRefuseUnknownSenders: boolean;
   /** Connections open at once; one more is closed as it arrives (TESSERA_HTTP_MAX_CONNECTIONS, default 512; 0: no cap). */
   httpMaxConnections: number;
   /** Seconds a client has to send a request's head (TESSERA_HTTP_HEADERS_TIMEOUT_SECONDS, default 60). */
@@ -154,6 +156,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   else dicomPort = int('DICOM_PORT', 11112, 0, 65535);
   const fsyncRaw = (env.TESSERA_DICOM_FSYNC || 'false').toLowerCase();
   if (!['true', 'false', '1', '0'].includes(fsyncRaw)) problems.push(`TESSERA_DICOM_FSYNC="${env.TESSERA_DICOM_FSYNC}" must be true or false`);
+  const refuseSendersRaw = (env.TESSERA_DICOM_REFUSE_UNKNOWN_SENDERS || '0').toLowerCase();
+  if (!['true', 'false', '1', '0'].includes(refuseSendersRaw)) problems.push(`TESSERA_DICOM_REFUSE_UNKNOWN_SENDERS="${env.TESSERA_DICOM_REFUSE_UNKNOWN_SENDERS}" must be 1 or 0 (true or false)`);
   const duplicates = (env.TESSERA_DICOM_DUPLICATES || 'keep') as ServerConfig['dicomDuplicates'];
   if (!['keep', 'replace', 'reject'].includes(duplicates)) problems.push(`TESSERA_DICOM_DUPLICATES="${duplicates}" must be keep, replace or reject`);
   const aeTitle = env.TESSERA_DICOM_AE || 'TESSERA';
@@ -218,6 +222,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     dicomMaxAssociations: int('TESSERA_DICOM_MAX_ASSOCIATIONS', 32, 1, 10_000),
     dicomAssociationMemoryMb: int('TESSERA_DICOM_ASSOCIATION_MEMORY_MB', 16, 0, 4096),
     dicomIdleTimeoutSeconds: int('TESSERA_DICOM_IDLE_TIMEOUT_SECONDS', 60, 1, 86_400),
+    dicomRefuseUnknownSenders: refuseSendersRaw === '1' || refuseSendersRaw === 'true',
     httpMaxConnections: int('TESSERA_HTTP_MAX_CONNECTIONS', 512, 0),
     httpHeadersTimeoutSeconds: positive('TESSERA_HTTP_HEADERS_TIMEOUT_SECONDS', 60),
     httpIdleTimeoutSeconds: num('TESSERA_HTTP_IDLE_TIMEOUT_SECONDS', 60),
