@@ -45,6 +45,10 @@ export class ApiClient {
     return this.#request<T>('POST', path, body ?? {}, query);
   }
 
+  async put<T>(path: string, body: unknown): Promise<T> {
+    return this.#request<T>('PUT', path, body);
+  }
+
   async patch<T>(path: string, body: unknown): Promise<T> {
     return this.#request<T>('PATCH', path, body);
   }
