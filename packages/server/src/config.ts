@@ -35,7 +35,13 @@ export interface ServerConfig {
   runners: 'auto' | ('process' | 'docker')[];
   /** Docker engine socket (DOCKER_HOST unix://..., default /var/run/docker.sock). */
   dockerSocket: string | undefined;
-  /** Public URL of this server given to tasks as TESSERA_API_URL (TESSERA_PUBLIC_URL, default http://<host>:<port>). */
+  /**
+   * HTTPS from a certificate and its private key, PEM files (TESSERA_TLS_CERT and
+   * TESSERA_TLS_KEY, both or neither; default none: plain HTTP). Read and checked at start
+   * (http/tls.ts).
+   */
+  tls: { certFile: string; keyFile: string } | undefined;
+  /** Public URL of this server given to tasks as TESSERA_API_URL (TESSERA_PUBLIC_URL, default http(s)://<host>:<port>). */
   publicUrl: string | undefined;
   /** Host names (host or host:port) answered besides loopback, the host of TESSERA_PUBLIC_URL and the bound address (TESSERA_ALLOWED_HOSTS, comma-separated; default none). */
   allowedHosts: string[];
@@ -185,6 +191,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
       problems.push(`TESSERA_PUBLIC_URL="${env.TESSERA_PUBLIC_URL}" is not a URL such as https://tessera.example.org`);
     }
   }
+  let tls: ServerConfig['tls'];
+  const certFile = env.TESSERA_TLS_CERT?.trim();
+  const keyFile = env.TESSERA_TLS_KEY?.trim();
+  if (certFile && keyFile) tls = { certFile: resolve(certFile), keyFile: resolve(keyFile) };
+  else if (certFile || keyFile) {
+    const [given, missing] = certFile ? ['TESSERA_TLS_CERT', 'TESSERA_TLS_KEY'] : ['TESSERA_TLS_KEY', 'TESSERA_TLS_CERT'];
+    problems.push(`${given}="${certFile || keyFile}" is set but ${missing} is not: HTTPS needs both, the certificate and its private key (PEM files); set both, or neither for plain HTTP`);
+  }
   const auth = (env.TESSERA_AUTH || 'on') as ServerConfig['auth'];
   if (auth !== 'on' && auth !== 'off') problems.push(`TESSERA_AUTH="${env.TESSERA_AUTH}" must be on or off`);
   else if (auth === 'off' && !isLoopbackHost(env.HOST || '127.0.0.1')) {
@@ -208,6 +222,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     dbDurability: durability === 'full' ? 'full' : 'normal',
     runners,
     dockerSocket,
+    tls,
     publicUrl: env.TESSERA_PUBLIC_URL || undefined,
     allowedHosts,
     allowedOrigins,

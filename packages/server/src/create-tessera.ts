@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { join } from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { AppManager, SubpathProxy } from '@tessera/apps';
@@ -23,6 +24,7 @@ import { clientErrorHandler, frameworkErrors, installErrorHandler, MAX_PARAM_LEN
 import { httpLimitsOf, httpServerOptions, RequestWatch } from './http/http-limits.ts';
 import { installRequestValidators } from './http/request-validators.ts';
 import { requireContracts } from './http/serve-route.ts';
+import { readTls, type TlsMaterial } from './http/tls.ts';
 import { dataOperators } from './platform-operators/data-operators.ts';
 import { launchAppOperator } from './platform-operators/launch-app-operator.ts';
 import type { ProjectStore } from './projects/project-store.ts';
@@ -49,6 +51,8 @@ export interface Tessera {
   events: EventBus;
   /** The DICOM C-STORE port once listening (undefined when DICOM_PORT=off). */
   dicomPort: number | undefined;
+  /** The certificate served when TESSERA_TLS_CERT and TESSERA_TLS_KEY are set (HTTPS), else undefined (HTTP). */
+  tls: TlsMaterial | undefined;
   runners: RunnerReport[];
   /** Why an expected runner is missing (e.g. no Docker engine). */
   runnerNotes: string[];
@@ -65,6 +69,9 @@ export interface Tessera {
  */
 export async function createTessera(config: ServerConfig): Promise<Tessera> {
   const startedAt = Date.now();
+  // Checked before anything is taken or opened: a bad certificate stops the start with its reason.
+  const tls = config.tls ? readTls(config.tls) : undefined;
+  const scheme = tls ? 'https' : 'http';
   mkdirSync(config.home, { recursive: true });
   mkdirSync(join(config.home, 'extensions'), { recursive: true });
   // Recovery stops whatever runs under this home that it does not know: a second
@@ -84,11 +91,15 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   const watch = new RequestWatch(limits, { info: (m) => app.log.info(m), warn: (m) => app.log.warn(m), error: (m) => app.log.error(m) });
   const app = Fastify({
     serverFactory: (handler) => {
-      const server = createServer(httpServerOptions(limits), (req, res) => {
+      const listener = (req: Parameters<typeof handler>[0], res: Parameters<typeof handler>[1]): void => {
         watch.watch(req, res);
         if (safety.refuseRequest(req, res)) return;
         if (!routing.proxy?.handle(req, res)) handler(req, res);
-      });
+      };
+      // HTTPS takes the same options; its handshake counts as part of the request head, so it has the head's time.
+      const server: Server = tls
+        ? (createHttpsServer({ ...httpServerOptions(limits), cert: tls.cert, key: tls.key, handshakeTimeout: limits.headersTimeoutMs }, listener) as unknown as Server)
+        : createServer(httpServerOptions(limits), listener);
       watch.capConnections(server);
       server.on('upgrade', (req, socket, head) => {
         if (safety.refuseUpgrade(req, socket)) return;
@@ -106,7 +117,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     clientErrorHandler,
   });
   const log: DomainLog = { info: (m) => app.log.info(m), warn: (m) => app.log.warn(m), error: (m) => app.log.error(m) };
-  let publicUrl = config.publicUrl ?? `http://${config.host}:${config.port}`;
+  let publicUrl = config.publicUrl ?? `${scheme}://${config.host}:${config.port}`;
   const url = (): string => publicUrl;
   let dicomPort: number | undefined;
   const events = new EventBus((err) => app.log.error({ err }, 'an event subscriber failed'));
@@ -123,7 +134,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   const workflows = createWorkflowsDomain({ config, db, projects: projects.store, registry: extensions.registry, runners, resolveIdentifiers: (i) => dicom.resolveIdentifiers(i), publicUrl: url, log });
   routing.proxy = applications.proxy;
   // The proxy's fast path forwards only what passes; the rest goes to the handler above, which refuses it.
-  applications.proxy.admit = (method, headers) => safety.hostAllowed(headers.host) && safety.originAllowed(method, headers, false);
+  applications.proxy.admit = (method, headers) => safety.hostAllowed(headers.host) && safety.originAllowed(method, headers, tls !== undefined);
   for (const [name, op] of Object.entries(dataOperators(dicom.service, results.buckets))) runners.builtins.register(name, op);
   runners.builtins.register(PLATFORM_OPERATORS.launchApp, launchAppOperator(applications.apps, url));
 
@@ -166,6 +177,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     get dicomPort() {
       return dicomPort;
     },
+    tls,
     runners: runners.reports,
     runnerNotes: runners.notes,
     listen: async () => {
@@ -173,7 +185,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
       const address = app.server.address();
       const port = typeof address === 'object' && address ? address.port : config.port;
       const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-      publicUrl = config.publicUrl ?? `http://${host}:${port}`;
+      publicUrl = config.publicUrl ?? `${scheme}://${host}:${port}`;
       const { restarted } = await applications.resume();
       if (restarted > 0) app.log.info(`starting ${restarted} application instance(s) again`);
       try {
@@ -187,7 +199,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
           { cause: err },
         );
       }
-      return `http://${host}:${port}`;
+      return `${scheme}://${host}:${port}`;
     },
     close: async () => {
       for (const d of [...domains].reverse()) await d.close();
