@@ -40,8 +40,9 @@ export async function senderRoutes(app: FastifyInstance, opts: SenderRoutesOptio
     const policy = await dicom.senders.set(p.id, { refuseUnknown: b.refuse_unknown, allowed: b.allowed });
     const answer = sendersJson(dicom, p, policy, aeTitle);
     // Who may send data is a security setting: its changes belong in the log.
+    const listed = policy.allowed.slice(0, 10).map((a) => a.address).join(', ') + (policy.allowed.length > 10 ? ` and ${policy.allowed.length - 10} more` : '');
     opts.log.info(
-      `DICOM senders of project "${p.name}" set: ${answer.enforced ? `only ${policy.allowed.map((a) => a.address).join(', ') || 'no address'}` : 'anyone (no list, unknown senders accepted)'}` +
+      `DICOM senders of project "${p.name}" set: ${answer.enforced ? `only ${listed || 'no address'}` : 'anyone (no list, unknown senders accepted)'}` +
         `${policy.refuseUnknown ? ', unknown senders refused' : ''}`,
     );
     return answer;
