@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
@@ -27,6 +28,7 @@ import { clientErrorHandler, frameworkErrors, installErrorHandler, MAX_PARAM_LEN
 import { httpLimitsOf, httpServerOptions, RequestWatch } from './http/http-limits.ts';
 import { installRequestValidators } from './http/request-validators.ts';
 import { requireContracts } from './http/serve-route.ts';
+import { readTls, type TlsMaterial } from './http/tls.ts';
 import { dataOperators } from './platform-operators/data-operators.ts';
 import { launchAppOperator } from './platform-operators/launch-app-operator.ts';
 import type { ProjectStore } from './projects/project-store.ts';
@@ -55,6 +57,8 @@ export interface Tessera {
   events: EventBus;
   /** The DICOM C-STORE port once listening (undefined when DICOM_PORT=off). */
   dicomPort: number | undefined;
+  /** The certificate served when TESSERA_TLS_CERT and TESSERA_TLS_KEY are set (HTTPS), else undefined (HTTP). */
+  tls: TlsMaterial | undefined;
   runners: RunnerReport[];
   /** Why an expected runner is missing (e.g. no Docker engine). */
   runnerNotes: string[];
@@ -80,6 +84,9 @@ export interface Tessera {
  */
 export async function createTessera(config: ServerConfig): Promise<Tessera> {
   const startedAt = Date.now();
+  // Checked before anything is taken or opened: a bad certificate stops the start with its reason.
+  const tls = config.tls ? readTls(config.tls) : undefined;
+  const scheme = tls ? 'https' : 'http';
   mkdirSync(config.home, { recursive: true });
   mkdirSync(join(config.home, 'extensions'), { recursive: true });
   // Recovery stops whatever runs under this home that it does not know: a second
@@ -121,13 +128,16 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   };
   let appsServer: Server | undefined;
   if (separateApps) {
-    appsServer = createServer(httpServerOptions(limits), (req, res) => {
+    const appsRequest = (req: IncomingMessage, res: ServerResponse): void => {
       watch.watch(req, res);
       if (safety.refuseRequest(req, res)) return;
       if (serveApp(req, res)) return;
       res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
       res.end(`This port serves Tessera's application instances only (/applications/project/...). Tessera itself is at ${publicUrl}.\n`);
-    });
+    };
+    appsServer = tls
+      ? (createHttpsServer({ ...httpServerOptions(limits), cert: tls.cert, key: tls.key, handshakeTimeout: limits.headersTimeoutMs }, appsRequest) as unknown as Server)
+      : createServer(httpServerOptions(limits), appsRequest);
     watch.capConnections(appsServer);
     appsServer.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       if (safety.refuseUpgrade(req, socket)) return;
@@ -155,7 +165,10 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
         if (separateApps || !upgradeApp(req, socket, head)) socket.destroy();
       };
       listeners = { request, upgrade };
-      const server = createServer(httpServerOptions(limits), request);
+      // HTTPS takes the same options; its handshake counts as part of the request head, so it has the head's time.
+      const server: Server = tls
+        ? (createHttpsServer({ ...httpServerOptions(limits), cert: tls.cert, key: tls.key, handshakeTimeout: limits.headersTimeoutMs }, request) as unknown as Server)
+        : createServer(httpServerOptions(limits), request);
       watch.capConnections(server);
       server.on('upgrade', upgrade);
       return server;
@@ -170,7 +183,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     clientErrorHandler,
   });
   const log: DomainLog = { info: (m) => app.log.info(m), warn: (m) => app.log.warn(m), error: (m) => app.log.error(m) };
-  let publicUrl = config.publicUrl ?? `http://${config.host}:${config.port}`;
+  let publicUrl = config.publicUrl ?? `${scheme}://${config.host}:${config.port}`;
   const url = (): string => publicUrl;
   let dicomPort: number | undefined;
   const events = new EventBus((err) => app.log.error({ err }, 'an event subscriber failed'));
@@ -197,7 +210,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   routing.gate = new AppGate(access.control, projects.store, () => (separateApps ? publicUrl : ''));
   // The proxy's fast path forwards only what passes; the rest goes to the handler above, which refuses it.
   applications.proxy.admit = (method, headers, project) =>
-    safety.hostAllowed(headers.host) && safety.originAllowed(method, headers, false) && routing.gate!.admitted(project, headers);
+    safety.hostAllowed(headers.host) && safety.originAllowed(method, headers, tls !== undefined) && routing.gate!.admitted(project, headers);
   // Routes that name a run or a job: access control finds its project here.
   access.control.registerResource('run', async (params) => {
     const run = await workflows.scheduler.store.getRun(String(params.id));
@@ -315,6 +328,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     get dicomPort() {
       return dicomPort;
     },
+    tls,
     runners: runners.reports,
     runnerNotes: runners.notes,
     listen: async () => {
@@ -322,7 +336,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
       const address = app.server.address();
       const port = typeof address === 'object' && address ? address.port : config.port;
       const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-      publicUrl = config.publicUrl ?? `http://${host}:${port}`;
+      publicUrl = config.publicUrl ?? `${scheme}://${host}:${port}`;
       if (appsServer) {
         await new Promise<void>((resolve, reject) => {
           appsServer!.once('error', reject);
@@ -330,7 +344,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
         });
         const appsAddress = appsServer.address();
         const appsPort = typeof appsAddress === 'object' && appsAddress ? appsAddress.port : 0;
-        appsUrl = (config.appsPublicUrl ?? `http://${host}:${appsPort}`).replace(/\/$/, '');
+        appsUrl = (config.appsPublicUrl ?? `${scheme}://${host}:${appsPort}`).replace(/\/$/, '');
       }
       await openContainerAccess(port);
       // For the CLI and scripts on this machine, as Jupyter's runtime files: an admin token for this port.
@@ -349,7 +363,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
           { cause: err },
         );
       }
-      return `http://${host}:${port}`;
+      return `${scheme}://${host}:${port}`;
     },
     close: async () => {
       await runtime?.remove();

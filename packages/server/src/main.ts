@@ -29,6 +29,8 @@ export async function main(): Promise<void> {
   const lines = [
     `Tessera ${'0.1.0'} ready at ${url}`,
     `  home:      ${c.home}`,
+    ...(tessera.tls ? [`  tls:       certificate ${tessera.tls.subject}, valid until ${tessera.tls.validTo.toISOString().slice(0, 10)} (TESSERA_TLS_CERT)`] : []),
+    ...(tessera.tls?.warnings ?? []).map((w) => `  warning:   ${w}`),
     `  runners:   ${tessera.runners.map((r) => `${r.name} (${r.detail})`).join(', ')}`,
     ...tessera.runnerNotes.map((n) => `  note:      ${n}`),
     `  dicom:     ${tessera.dicomPort === undefined ? 'receiver off (DICOM_PORT=off)' : `C-STORE/C-ECHO on ${c.host}:${tessera.dicomPort}, AE title ${c.dicomAeTitle}; DICOMweb at ${url}/dicom-web`}`,
@@ -54,7 +56,11 @@ export async function main(): Promise<void> {
     }
   }
   console.log(lines.join('\n'));
-  const exposed = exposureWarning(c.host, { http: tessera.config.port === 0 ? Number(new URL(url).port) : tessera.config.port, dicom: tessera.dicomPort });
+  const exposed = exposureWarning(
+    c.host,
+    { http: tessera.config.port === 0 ? Number(new URL(url).port) : tessera.config.port, dicom: tessera.dicomPort },
+    { tls: tessera.tls !== undefined, dicomRefusesUnknown: c.dicomRefuseUnknownSenders },
+  );
   if (exposed) console.error(exposed);
   tessera.scheduler.on('fatal', () => {
     // Memory and DB may disagree now; a new start recovers from the DB.
