@@ -348,7 +348,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
       }
       await openContainerAccess(port);
       // For the CLI and scripts on this machine, as Jupyter's runtime files: an admin token for this port.
-      if (config.auth === 'on' && isLoopbackHost(config.host)) runtime = await access.identity.writeRuntimeFile(port, `http://${host}:${port}`);
+      if (config.auth === 'on' && isLoopbackHost(config.host)) runtime = await access.identity.writeRuntimeFile(port, `${scheme}://${host}:${port}`);
       const { restarted } = await applications.resume();
       if (restarted > 0) app.log.info(`starting ${restarted} application instance(s) again`);
       try {

@@ -19,7 +19,8 @@ describe('a server bound beyond loopback', () => {
   it('is started with a warning that says what is open and what to do', async () => {
     const home = await mkdtemp(join(tmpdir(), 'tessera-exposed-'));
     // Bound to every interface; the test talks to it on loopback only.
-    const p = await startServerProcess({ TESSERA_HOME: home, HOST: '0.0.0.0', TESSERA_DEFAULT_EXTENSIONS: 'none' });
+    // Access control on, as it must be beyond loopback (the fixture's default is off); the applications' port is any free one.
+    const p = await startServerProcess({ TESSERA_HOME: home, HOST: '0.0.0.0', TESSERA_AUTH: 'on', TESSERA_APPS_PORT: '0', XDG_STATE_HOME: join(home, 'state'), TESSERA_DEFAULT_EXTENSIONS: 'none' });
     try {
       const deadline = Date.now() + 10_000;
       while (!p.output().includes('WARNING') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));

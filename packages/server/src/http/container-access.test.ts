@@ -20,6 +20,13 @@ describe('how containers reach the API', () => {
     expect(containerAccess('http://tessera.internal:8080')).toEqual({ env: { TESSERA_API_URL: 'http://tessera.internal:8080' }, extraHosts: ['tessera.internal:host-gateway'] });
   });
 
+  it('with TLS on every address, gives containers a plain listener on the bridge rather than the HTTPS port', async () => {
+    // The engine is unreachable here, so the plan stops at the bridge's gateway: what matters is that it asks for it.
+    const plan = await planContainerApi({ config: config({ host: '0.0.0.0', auth: 'on', tls: { certFile: '/c.pem', keyFile: '/k.pem' } }), port: 8443, dockerSocket: '/nowhere' });
+    expect(plan.url).toBeUndefined();
+    expect(plan.note).toMatch(/^tasks and applications in containers cannot call the API: the gateway of the Docker network "bridge" is unknown/);
+  });
+
   it('never opens the bridge listener with access control off: whoever reached it would act as admin', async () => {
     const plan = await planContainerApi({ config: config({ host: '127.0.0.1', auth: 'off' }), port: 8080, dockerSocket: '/nowhere' });
     expect(plan.bridge).toBeUndefined();

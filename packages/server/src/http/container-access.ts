@@ -25,7 +25,9 @@ export interface ContainerApiPlan {
  * How containers reach the API, decided once the server listens:
  * - TESSERA_PUBLIC_URL set: containers get it, like every task (the admin chose it);
  * - HOST 0.0.0.0 or `::`: the server already listens on the bridge's gateway:
- *   `http://tessera.internal:<port>`;
+ *   `http://tessera.internal:<port>`; with TLS that port speaks HTTPS, which containers
+ *   would not trust (nor is `tessera.internal` the certificate's name): a second, plain
+ *   listener on the gateway instead, on another port, as for a loopback bind;
  * - HOST loopback (the default) and access control on: a second listener on the Docker
  *   bridge's gateway address (e.g. 172.17.0.1), `http://tessera.internal:<port>`. It
  *   exposes the API to every container on this host, which is acceptable only because
@@ -39,8 +41,9 @@ export async function planContainerApi(o: { config: ServerConfig; port: number; 
   const none = { url: undefined, bridge: undefined, note: undefined };
   if (!o.dockerSocket || config.publicUrl) return none;
   const bound = config.host.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1');
-  if (bound === '0.0.0.0' || bound === '::') return { url: `http://${CONTAINER_HOST}:${o.port}`, bridge: undefined, note: undefined };
-  if (!isLoopbackHost(bound)) return none;
+  const wildcard = bound === '0.0.0.0' || bound === '::';
+  if (wildcard && !config.tls) return { url: `http://${CONTAINER_HOST}:${o.port}`, bridge: undefined, note: undefined };
+  if (!wildcard && !isLoopbackHost(bound)) return none;
   if (config.auth !== 'on') {
     return {
       ...none,

@@ -150,6 +150,25 @@ describe('a server with TESSERA_TLS_CERT and TESSERA_TLS_KEY', () => {
   });
 });
 
+describe('a server with TLS and access control on', () => {
+  let s: TestServer;
+  afterAll(async () => s?.close());
+
+  it("serves the applications' own port over HTTPS too, and gives this machine's CLI an https URL", async () => {
+    s = await startTestServer({ auth: 'on', tls: { certFile: cert, keyFile: key } });
+    const appsUrl = s.tessera.appsUrl!;
+    expect(appsUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    expect(appsUrl).not.toBe(s.url);
+    const apps = await secure(`${appsUrl}/`);
+    expect(apps.status).toBe(404);
+    expect(apps.body).toContain("This port serves Tessera's application instances only");
+    // The runtime file the CLI on this machine reads: the URL it will call must speak the server's scheme.
+    const runtime = JSON.parse(readFileSync(s.tessera.runtimeFile!, 'utf8')) as { url: string };
+    expect(runtime.url).toBe(s.url);
+    expect(runtime.url).toMatch(/^https:/);
+  }, 60_000);
+});
+
 describe('TESSERA_TLS_CERT and TESSERA_TLS_KEY that cannot be served', () => {
   const start = (certFile: string, keyFile: string) => createTessera({ ...loadConfig({}), home: join(dir, 'home-never-made'), tls: { certFile, keyFile } });
 
