@@ -4,7 +4,7 @@ import type { AppManager } from '@tessera/apps';
 import { TesseraError } from '@tessera/model';
 import { pageOf, parseSort, sortBy } from '../http/lists.ts';
 import { serve } from '../http/serve-route.ts';
-import { AccessControl, visibleIds } from '../auth/access-control.ts';
+import { AccessControl, visibleNames } from '../auth/access-control.ts';
 import { roleIn } from '../auth/principal.ts';
 import { DEFAULT_PROJECT, type ProjectStore } from '../projects/project-store.ts';
 
@@ -20,8 +20,7 @@ export async function applicationRoutes(app: FastifyInstance, opts: { apps: AppM
         details: [{ where: 'querystring.state', message: `must be among ${APP_STATES.join(', ')} (got ${JSON.stringify(q.state)})` }],
       });
     }
-    const visible = visibleIds(request);
-    const names = visible && new Set((await Promise.all(visible.map((id) => opts.projects.findById(id)))).map((p) => p?.name));
+    const names = await visibleNames(request, opts.projects);
     const all = (await apps.list({ project: q.project })).filter((i) => (!names || names.has(i.project)) && (!states || states.includes(i.state)) && (q.extension === undefined || i.extension === q.extension));
     // apps.list is by project, then name: the default needs no sort.
     const sort = parseSort<(typeof APP_SORTS)[number]>(q.sort, q.order, 'project');

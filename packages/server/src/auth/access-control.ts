@@ -280,6 +280,14 @@ export function visibleIds(request: FastifyRequest): string[] | undefined {
   return v === undefined || v === 'all' ? undefined : [...v];
 }
 
+/** The same filter as project names (instances and events carry names), or undefined for every project. */
+export async function visibleNames(request: FastifyRequest, projects: ProjectStore): Promise<ReadonlySet<string> | undefined> {
+  const ids = visibleIds(request);
+  if (ids === undefined) return undefined;
+  const found = await Promise.all(ids.map((id) => projects.findById(id)));
+  return new Set(found.flatMap((p) => (p ? [p.name] : [])));
+}
+
 /** The reply helper for a session cookie. */
 export function setSessionCookie(reply: FastifyReply, secret: string, maxAgeSeconds: number, secure: boolean): void {
   reply.header('set-cookie', `${SESSION_COOKIE}=${secret}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${maxAgeSeconds}${secure ? '; Secure' : ''}`);

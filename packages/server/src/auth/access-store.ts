@@ -196,6 +196,18 @@ export class AccessStore {
     return this.db.selectFrom('users').selectAll().where('admin', '=', 1).where('disabled', '=', 0).orderBy('created_at').executeTakeFirst();
   }
 
+  /** Admins who may sign in (not disabled), other than `exceptId`: the last one is never demoted, disabled or deleted. */
+  async activeAdminCount(exceptId?: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('users')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('admin', '=', 1)
+      .where('disabled', '=', 0)
+      .$if(exceptId !== undefined, (q) => q.where('id', '!=', exceptId!))
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
   async listUsers(limit: number, offset: number): Promise<{ users: User[]; total: number }> {
     const users = await this.db.selectFrom('users').selectAll().orderBy('name').limit(limit).offset(offset).execute();
     return { users, total: await this.userCount() };

@@ -45,13 +45,11 @@ export async function authRouteHandlers(app: FastifyInstance, deps: AuthRouteDep
   const meOf = async (principal: Principal): Promise<Me> => {
     const user = principal.via === 'auth-off' ? undefined : await store.userById(principal.user.id);
     const all = await projects.list();
-    const memberships = isAdmin(principal) || principal.via === 'auth-off'
-      ? all.map((p) => ({ project: p.name, role: 'principal-investigator' as const }))
-      : all.flatMap((p) => {
-          // A scoped token (a run's, an instance's): its one project, with the role it acts with there.
-          const role = roleIn(principal, p.id);
-          return role ? [{ project: p.name, role }] : [];
-        });
+    // An admin (and the one user of TESSERA_AUTH=off) is a principal investigator everywhere; a scoped token (a run's, an instance's) has its one project.
+    const memberships = all.flatMap((p) => {
+      const role = roleIn(principal, p.id);
+      return role ? [{ project: p.name, role }] : [];
+    });
     return {
       user: user
         ? userJson(user)
@@ -209,8 +207,7 @@ export async function authRouteHandlers(app: FastifyInstance, deps: AuthRouteDep
     const b = request.body;
     const removesAdmin = (b.admin === false || b.disabled === true) && user.admin === 1;
     if (removesAdmin) {
-      const admins = (await store.listUsers(100_000, 0)).users.filter((u) => u.admin === 1 && !u.disabled);
-      if (admins.length <= 1) throw new TesseraError('TESSERA_CONFLICT', `"${user.name}" is the last admin: make another user an admin first`);
+      if ((await store.activeAdminCount()) <= 1) throw new TesseraError('TESSERA_CONFLICT', `"${user.name}" is the last admin: make another user an admin first`);
       if (user.id === principal.user.id && b.disabled) throw new TesseraError('TESSERA_CONFLICT', 'you cannot disable yourself');
     }
     if (b.password !== undefined && user.source !== 'local') throw new TesseraError('TESSERA_CONFLICT', `"${user.name}" signs in at the OpenID Connect issuer: their password is set there`);
@@ -228,7 +225,7 @@ export async function authRouteHandlers(app: FastifyInstance, deps: AuthRouteDep
   serve(app, routes.deleteUser, async (request, reply) => {
     const user = await requireUser(request.params.name);
     if (user.id === request.access.principal!.user.id) throw new TesseraError('TESSERA_CONFLICT', 'you cannot delete yourself: another admin can');
-    if (user.admin === 1 && (await store.listUsers(100_000, 0)).users.filter((u) => u.admin === 1 && !u.disabled).length <= 1) {
+    if (user.admin === 1 && (await store.activeAdminCount()) <= 1) {
       throw new TesseraError('TESSERA_CONFLICT', `"${user.name}" is the last admin: make another user an admin first`);
     }
     await store.deleteUser(user.id);

@@ -322,8 +322,7 @@ export class OidcSignIn {
     if (displayName !== undefined && displayName !== user.display_name) change.display_name = displayName;
     let keptLastAdmin = false;
     if (roles.admin !== undefined && (roles.admin ? 1 : 0) !== user.admin) {
-      const otherAdmins = (await store.listUsers(100_000, 0)).users.filter((u) => u.admin === 1 && !u.disabled && u.id !== user!.id);
-      if (roles.admin || otherAdmins.length > 0) change.admin = roles.admin ? 1 : 0;
+      if (roles.admin || (await store.activeAdminCount(user.id)) > 0) change.admin = roles.admin ? 1 : 0;
       else keptLastAdmin = true;
     }
     await store.updateUser(user.id, change);
