@@ -83,6 +83,14 @@ export interface ServerConfig {
    * signing in. `off` is for one user on a loopback bind only; the Host and Origin checks stay on.
    */
   auth: 'on' | 'off';
+  /**
+   * How process tasks and applications are isolated (TESSERA_SANDBOX): `auto` (default)
+   * bubblewrap when it is installed and works here, `bwrap` bubblewrap or no start, `off`
+   * none. See Sandboxing in docs/guides/operations.md.
+   */
+  sandbox: 'auto' | 'bwrap' | 'off';
+  /** The admin's explicit permission to run process tasks and applications without a sandbox while access control is on (TESSERA_ALLOW_UNSANDBOXED=1). */
+  allowUnsandboxed: boolean;
   /** Where a loopback server writes its runtime file `servers/<port>.json` (XDG_STATE_HOME/tessera, default ~/.local/state/tessera). */
   stateDir: string;
   /** Not from the environment (tests set them): the event stream's heartbeat (default 15 s) and unread-bytes limit per client (default 1 MiB). */
@@ -186,6 +194,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   else if (auth === 'off' && !isLoopbackHost(env.HOST || '127.0.0.1')) {
     problems.push(`TESSERA_AUTH=off with HOST="${env.HOST}": without access control the server may only bind a loopback address (127.0.0.1, ::1, localhost); remove TESSERA_AUTH=off to serve other machines`);
   }
+  const sandbox = (env.TESSERA_SANDBOX || 'auto') as ServerConfig['sandbox'];
+  if (!['auto', 'bwrap', 'off'].includes(sandbox)) problems.push(`TESSERA_SANDBOX="${env.TESSERA_SANDBOX}" must be auto, bwrap or off`);
+  const allowRaw = (env.TESSERA_ALLOW_UNSANDBOXED || '0').toLowerCase();
+  if (!['1', '0', 'true', 'false'].includes(allowRaw)) problems.push(`TESSERA_ALLOW_UNSANDBOXED="${env.TESSERA_ALLOW_UNSANDBOXED}" must be 1 or 0`);
   const logLevel = (env.TESSERA_LOG_LEVEL || 'info') as ServerConfig['logLevel'];
   if (!['info', 'warn', 'error', 'silent'].includes(logLevel)) problems.push(`TESSERA_LOG_LEVEL="${logLevel}" must be info, warn, error or silent`);
   const config: ServerConfig = {
@@ -225,6 +237,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     httpMinBodyRateWindowSeconds: positive('TESSERA_HTTP_MIN_BODY_RATE_WINDOW_SECONDS', 60),
     checkAnswers: env.TESSERA_CHECK_ANSWERS === '1' || env.TESSERA_CHECK_ANSWERS === 'true',
     auth,
+    sandbox,
+    allowUnsandboxed: allowRaw === '1' || allowRaw === 'true',
     stateDir: resolve(env.XDG_STATE_HOME || join(env.HOME || homedir(), '.local', 'state'), 'tessera'),
   };
   if (problems.length > 0) {

@@ -52,6 +52,8 @@ export interface Tessera {
   runners: RunnerReport[];
   /** Why an expected runner is missing (e.g. no Docker engine). */
   runnerNotes: string[];
+  /** What the admin must read at the start: local processes without a sandbox. */
+  warnings: string[];
   /** Listens on the configured host and port; returns the base URL. */
   listen: () => Promise<string>;
   close: () => Promise<void>;
@@ -119,7 +121,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     config, db, events, dockerSocket: runners.dockerSocket, log,
     activeRunDirs: async () => new Set((await workflows.scheduler.store.activeRuns()).map((r) => r.extension_dir).filter((d): d is string => d !== null)),
   });
-  const applications = createApplicationsDomain({ config, db, projects: projects.store, registry: extensions.registry, events, dockerSocket: runners.dockerSocket, publicUrl: url, log });
+  const applications = createApplicationsDomain({ config, db, projects: projects.store, registry: extensions.registry, events, dockerSocket: runners.dockerSocket, processSandbox: runners.processSandbox, publicUrl: url, log });
   const workflows = createWorkflowsDomain({ config, db, projects: projects.store, registry: extensions.registry, runners, resolveIdentifiers: (i) => dicom.resolveIdentifiers(i), publicUrl: url, log });
   routing.proxy = applications.proxy;
   // The proxy's fast path forwards only what passes; the rest goes to the handler above, which refuses it.
@@ -168,6 +170,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     },
     runners: runners.reports,
     runnerNotes: runners.notes,
+    warnings: runners.warnings,
     listen: async () => {
       await app.listen({ port: config.port, host: config.host });
       const address = app.server.address();

@@ -18,7 +18,9 @@ export interface TestServer {
  * A real server on a free port over a temp TESSERA_HOME, with the default built-in
  * extensions installed and a temp linked extension root. Access control is off here
  * (TESSERA_AUTH=off, a loopback bind) unless `auth: 'on'` is passed: these servers test
- * what the domains do; the access-control suites (src/auth/) pass `auth: 'on'`.
+ * what the domains do; the access-control suites (src/auth/) pass `auth: 'on'`. So is the
+ * sandbox of local processes (TESSERA_SANDBOX=off), so that a test's tasks may leave marks
+ * in its own folders; the sandbox suites (src/sandbox/) pass `sandbox: 'bwrap'`.
  */
 export async function startTestServer(overrides: Partial<ServerConfig> = {}): Promise<TestServer> {
   const home = await mkdtemp(join(tmpdir(), 'tessera-server-'));
@@ -35,6 +37,7 @@ export async function startTestServer(overrides: Partial<ServerConfig> = {}): Pr
     seriesQuietSeconds: 0.3,
     checkAnswers: true,
     auth: 'off',
+    sandbox: 'off',
     ...overrides,
   };
   const tessera = await createTessera(config);

@@ -6,6 +6,7 @@ import type { ServerConfig } from '../config.ts';
 import type { Domain, DomainLog } from '../domain.ts';
 import type { EventBus } from '../events/event-bus.ts';
 import type { ProjectStore } from '../projects/project-store.ts';
+import type { ProcessSandbox } from '../workflows/process-sandbox.ts';
 import { applicationRoutes } from './application-routes.ts';
 
 export interface ApplicationsDomain extends Domain {
@@ -23,6 +24,8 @@ export interface ApplicationsDomainDeps {
   registry: WorkflowRegistry;
   events: EventBus;
   dockerSocket: string | undefined;
+  /** The sandbox of local processes (or the refusal to run them), as for process tasks. */
+  processSandbox: ProcessSandbox;
   publicUrl: () => string;
   log: DomainLog;
 }
@@ -40,9 +43,11 @@ export function createApplicationsDomain(deps: ApplicationsDomainDeps): Applicat
       nameOf: async (id) => (await projects.findById(id))?.name ?? id,
     },
     resultsDir: (projectId) => join(config.home, 'buckets', projectId),
+    // Where the scheduler lays out a run's workflow dir (scheduler-core.ts).
+    workflowDir: (runId) => join(config.home, 'workflows', runId),
     services: () => ({ TESSERA_API_URL: deps.publicUrl() }),
     log: deps.log,
-    runners: [...(deps.dockerSocket ? [new DockerAppRunner({ socketPath: deps.dockerSocket })] : []), new ProcessAppRunner()],
+    runners: [...(deps.dockerSocket ? [new DockerAppRunner({ socketPath: deps.dockerSocket })] : []), new ProcessAppRunner({ sandbox: deps.processSandbox.sandbox, refuse: deps.processSandbox.refusal })],
     // `proxy` is created below; an instance is released only after both exist.
     released: (port) => proxy.forget(port),
     changed: (i) => deps.events.publish({ type: 'application', project: i.project, name: i.name, id: i.id, extension: i.extension, state: i.state, reason: i.reason }),
