@@ -1,0 +1,214 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'undici';
+import { requireSandbox, skipSandbox } from '../../../engine/src/__fixtures__/sandbox-env.ts';
+import { loadConfig } from '../config.ts';
+import { startTestServer, waitFor, writeShellExtension, type TestServer } from '../__fixtures__/test-server.ts';
+
+/**
+ * What a process task or application must not read: the server's database, a runtime token
+ * file (XDG_STATE_HOME/tessera/servers/<port>.json), another run's workflow dir, another
+ * project's result bucket, the server user's home. Each line of the probe says `read` or
+ * `denied`; `own` lines are what it must be able to use.
+ */
+const PROBE = [
+  'for f in $TARGETS; do if cat "$f" >/dev/null 2>&1; then echo "read $f"; else echo "denied $f"; fi; done',
+  'if ls /root >/dev/null 2>&1; then echo "read /root"; else echo "denied /root"; fi',
+  // A secret of /etc (only root may read it) is there, empty; the rest of /etc is readable.
+  'if [ -s /etc/shadow ]; then echo "read /etc/shadow"; else echo "denied /etc/shadow"; fi',
+  'test -s /etc/passwd && echo "own /etc/passwd"',
+  // The network is shared: the platform's API answers.
+  'python3 -c "import os, urllib.request; print(\'own api\', urllib.request.urlopen(os.environ[\'TESSERA_API_URL\'] + \'/api/health\').status)"',
+].join('\n');
+
+const JUPYTER = '/usr/bin/jupyter-notebook';
+
+describe.skipIf(skipSandbox)('the sandbox of local processes, on a real server (bubblewrap)', () => {
+  let s: TestServer;
+  let state: string;
+  let targets: string[];
+
+  beforeAll(async () => {
+    requireSandbox();
+    // A runtime token file where a loopback server keeps it, under this test's XDG_STATE_HOME.
+    state = await mkdtemp(join(tmpdir(), 'tessera-state-'));
+    const { stateDir } = loadConfig({ XDG_STATE_HOME: state });
+    await mkdir(join(stateDir, 'servers'), { recursive: true });
+    const tokenFile = join(stateDir, 'servers', '1234.json');
+    await writeFile(tokenFile, JSON.stringify({ pid: 1234, url: 'http://127.0.0.1:1234', token: 'tsr_not-for-tasks' }));
+    s = await startTestServer({ sandbox: 'bwrap', stateDir });
+    expect(s.tessera.runners.find((r) => r.name === 'process')?.detail).toMatch(/^local processes, sandboxed with bubblewrap/);
+
+    // Another run, whose workflow dir holds its output, and another project, whose bucket holds a result.
+    await writeShellExtension(s.extRoot, 'sandbox-probe', [
+      { id: 'writer', tasks: [{ id: 'write', level: 'batch', sh: 'echo "run secret" > "$WORKFLOW_DIR/secret.txt"' }] },
+      {
+        id: 'prober',
+        workflow_form: { type: 'object', properties: { targets: { type: 'string' } } },
+        tasks: [{
+          id: 'probe', level: 'batch',
+          sh: `{\n${PROBE}\ncat "$WORKFLOW_DIR/conf/conf.json" >/dev/null && echo "own conf"\n} > "$WORKFLOW_DIR/$OPERATOR_OUT_DIR/probe.txt"`,
+        }],
+      },
+    ]);
+    expect((await s.call('POST', '/api/workflows/reload')).status).toBe(200);
+    const writer = await runToEnd(s, 'writer');
+    expect(writer.state).toBe('success');
+    const other = await s.call('POST', '/api/projects', { name: 'other' });
+    expect(other.status).toBe(201);
+    const bucket = join(s.home, 'buckets', other.body.id);
+    await mkdir(bucket, { recursive: true });
+    await writeFile(join(bucket, 'secret.txt'), 'project secret\n');
+    targets = [join(s.home, 'tessera.db'), tokenFile, join(writer.workflow_dir, 'secret.txt'), join(bucket, 'secret.txt')];
+    for (const t of targets) expect(existsSync(t), t).toBe(true);
+  }, 60_000);
+
+  afterAll(async () => {
+    await s?.close();
+    await rm(state, { recursive: true, force: true });
+  });
+
+  /** What a probe must say: every target denied, and its own folder, /etc and the API usable. */
+  function expectConfined(lines: string[]): void {
+    for (const t of targets) expect(lines, t).toContain(`denied ${t}`);
+    expect(lines).toContain('denied /root');
+    // On a system whose /etc/shadow only root reads (Debian's is 640 root:shadow).
+    if (existsSync('/etc/shadow') && (statSync('/etc/shadow').mode & 0o004) === 0) expect(lines).toContain('denied /etc/shadow');
+    expect(lines).toContain('own /etc/passwd');
+    expect(lines).toContain('own api 200');
+    expect(lines.filter((l) => l.startsWith('read '))).toEqual([]);
+  }
+
+  it('a process task reads and writes its own workflow dir, and none of the server\'s database, tokens, other runs or other projects', { timeout: 30_000 }, async () => {
+    const run = await runToEnd(s, 'prober', { targets: targets.join(' ') });
+    const log = (await s.call('GET', `/api/runs/${run.id}/tasks/probe/log`)).body as string;
+    expect(run.state, log).toBe('success');
+    const lines = (await readFile(join(run.workflow_dir, 'probe', 'probe.txt'), 'utf8')).trim().split('\n');
+    expectConfined(lines);
+    expect(lines).toContain('own conf');
+  });
+
+  it('a process application sees its instance dir (its HOME) and its project\'s bucket, none of the rest, and is served through the proxy', { timeout: 30_000 }, async () => {
+    const ext = join(s.extRoot, 'sandbox-probe-app');
+    await mkdir(ext, { recursive: true });
+    await writeFile(join(ext, 'probe.sh'), [
+      'set -e',
+      `TARGETS="${targets.join(' ')}"`,
+      `{\n${PROBE}\necho "ok" > "$RESULTS_DIR/from-app.txt" && echo "own bucket"\necho "home=$HOME"\n} > "$HOME/probe.txt" 2>&1`,
+      'if touch "$EXTENSION_DIR/written" 2>/dev/null; then echo "read-write extension" >> "$HOME/probe.txt"; fi',
+      'cd "$HOME"',
+      'exec python3 -m http.server "$PORT" --bind 127.0.0.1',
+    ].join('\n'));
+    await writeFile(join(ext, 'tessera-extension.json'), JSON.stringify({
+      name: 'sandbox-probe-app', version: '1.0.0', kind: 'application',
+      app: { process: { command: ['sh', 'probe.sh'] }, ingress: 'strip', health: { path: '/probe.txt', timeout_s: 20 }, instances: 'single', mounts: { results: true } },
+    }));
+    expect((await s.call('POST', '/api/workflows/reload')).status).toBe(200);
+    const launched = await s.call('POST', '/api/applications', { extension: 'sandbox-probe-app' });
+    expect(launched.status, JSON.stringify(launched.body)).toBe(202);
+    const app = await running(s, 'sandbox-probe-app');
+    try {
+      // Read through the proxy: the sandboxed app listens where the platform expects it.
+      const served = await fetch(`${s.url}${app.url}probe.txt`);
+      expect(served.status).toBe(200);
+      const lines = (await served.text()).trim().split('\n');
+      expectConfined(lines);
+      const instanceHome = join(s.home, 'apps', app.id, 'home');
+      expect(lines).toContain(`home=${instanceHome}`);
+      expect(lines).toContain('own bucket');
+      expect(lines).not.toContain('read-write extension');
+      expect(await readFile(join(instanceHome, 'probe.txt'), 'utf8')).toBe(`${lines.join('\n')}\n`);
+      const admin = (await s.call('GET', '/api/projects')).body.items.find((p: { name: string }) => p.name === 'admin');
+      expect(await readFile(join(s.home, 'buckets', admin.id, 'from-app.txt'), 'utf8')).toBe('ok\n');
+    } finally {
+      await s.call('POST', '/api/applications/sandbox-probe-app/stop');
+    }
+  });
+
+  it.skipIf(!existsSync(JUPYTER) && process.env.CI !== 'true')('Jupyter Notebook starts in the sandbox, is served through the proxy, and its kernel cannot read the database', { timeout: 90_000 }, async () => {
+    expect(existsSync(JUPYTER), 'jupyter-notebook (apt-get install jupyter-notebook)').toBe(true);
+    expect((await s.call('POST', '/api/extensions/jupyter-notebook/install?wait=true', {})).status).toBe(200);
+    const launched = await s.call('POST', '/api/applications', { extension: 'jupyter-notebook' });
+    expect(launched.status, JSON.stringify(launched.body)).toBe(202);
+    const app = await running(s, 'jupyter-notebook', 60_000);
+    try {
+      const base = `${s.url}${app.url}`;
+      expect(await (await fetch(`${base}api`)).json()).toMatchObject({ version: expect.stringMatching(/^6\./) });
+      const tree = await fetch(`${base}tree`);
+      expect(tree.status).toBe(200);
+      const xsrf = /_xsrf=([^;]+)/.exec(tree.headers.getSetCookie().join('; '))?.[1];
+      expect(xsrf, 'an _xsrf cookie').toBeDefined();
+      const code = [
+        'import os',
+        `for f in ${JSON.stringify(targets)}:`,
+        '    try:',
+        '        open(f, "rb").read(1)',
+        '        print("read", f)',
+        '    except OSError:',
+        '        print("denied", f)',
+        'print("home=" + os.environ["HOME"])',
+      ].join('\n');
+      const lines = (await execute(base, xsrf!, code)).trim().split('\n');
+      expect(lines).toEqual([...targets.map((t) => `denied ${t}`), `home=${join(s.home, 'apps', app.id, 'home')}`]);
+      // Its own state is kept in its instance dir (HOME), not in the server user's home.
+      expect(existsSync(join(s.home, 'apps', app.id, 'home', '.ipython')) || existsSync(join(s.home, 'apps', app.id, 'home', '.local'))).toBe(true);
+    } finally {
+      await s.call('POST', '/api/applications/jupyter-notebook/stop');
+    }
+  });
+});
+
+async function runToEnd(s: TestServer, workflow: string, form: Record<string, unknown> = {}) {
+  const job = await s.call('POST', '/api/jobs', { workflow, conf: { workflow_form: form } });
+  expect(job.status, JSON.stringify(job.body)).toBe(201);
+  const runId: string = job.body.runs[0].id;
+  return waitFor(async () => {
+    const r = await s.call('GET', `/api/runs/${runId}`);
+    return ['success', 'failed', 'canceled'].includes(r.body.state) ? r.body : undefined;
+  }, 20_000, `run ${runId} to end`);
+}
+
+async function running(s: TestServer, name: string, ms = 20_000) {
+  return waitFor(async () => {
+    const a = (await s.call('GET', `/api/applications/${name}`)).body;
+    if (a.state === 'failed') throw new Error(a.reason);
+    return a.state === 'running' ? a : undefined;
+  }, ms, `${name} to run`);
+}
+
+/** Runs `code` in a new python3 kernel of the Jupyter at `base` over its WebSocket (through the proxy); its stdout. */
+async function execute(base: string, xsrf: string, code: string): Promise<string> {
+  const auth = { cookie: `_xsrf=${xsrf}`, 'x-xsrftoken': xsrf };
+  const kernel = (await (await fetch(`${base}api/kernels`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: '{"name":"python3"}' })).json()) as { id: string };
+  const ws = new WebSocket(`${base.replace('http:', 'ws:')}api/kernels/${kernel.id}/channels?session_id=${randomUUID()}`, { headers: auth } as never);
+  const msgId = randomUUID();
+  try {
+    const output = new Promise<string>((resolve, reject) => {
+      let text = '';
+      ws.addEventListener('error', () => reject(new Error('the kernel channel failed')));
+      ws.addEventListener('message', (e) => {
+        const m = JSON.parse(String(e.data)) as { header: { msg_type: string }; parent_header: { msg_id?: string }; content: Record<string, unknown> };
+        if (m.parent_header.msg_id !== msgId) return;
+        if (m.header.msg_type === 'stream') text += String(m.content.text);
+        if (m.header.msg_type === 'error') reject(new Error(String(m.content.evalue)));
+        if (m.header.msg_type === 'status' && m.content.execution_state === 'idle') resolve(text);
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      ws.addEventListener('open', () => resolve());
+      ws.addEventListener('error', () => reject(new Error('could not open the kernel channel through the proxy')));
+    });
+    ws.send(JSON.stringify({
+      header: { msg_id: msgId, msg_type: 'execute_request', username: 'test', session: randomUUID(), date: new Date().toISOString(), version: '5.3' },
+      parent_header: {}, metadata: {}, channel: 'shell',
+      content: { code, silent: false, store_history: false, user_expressions: {}, allow_stdin: false },
+    }));
+    return await output;
+  } finally {
+    ws.close();
+  }
+}
