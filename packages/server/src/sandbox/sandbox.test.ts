@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'undici';
+import { pydicomFile } from '../../../dicom/src/__fixtures__/dicom-env.ts';
 import { requireSandbox, skipSandbox } from '../../../engine/src/__fixtures__/sandbox-env.ts';
 import { loadConfig } from '../config.ts';
 import { startTestServer, waitFor, writeShellExtension, type TestServer } from '../__fixtures__/test-server.ts';
@@ -92,6 +93,19 @@ describe.skipIf(skipSandbox)('the sandbox of local processes, on a real server (
     expect(lines).toContain('own conf');
   });
 
+  it('the built-in extensions run in it: hello-world, and collect-metadata with dcmjs and yazl from the repository\'s node_modules', { timeout: 60_000 }, async () => {
+    const hello = await runToEnd(s, 'hello-world');
+    expect(hello.state, JSON.stringify(hello.tasks)).toBe('success');
+    const dicom = pydicomFile('CT_small.dcm');
+    expect(existsSync(dicom), `${dicom} (apt-get install python3-pydicom)`).toBe(true);
+    const imported = await fetch(`${s.url}/api/dicom/import?project=admin&dataset=sandboxed`, { method: 'POST', headers: { 'content-type': 'application/dicom' }, body: new Uint8Array(await readFile(dicom)) });
+    expect(imported.status, await imported.clone().text()).toBe(200);
+    const collected = await runToEnd(s, 'collect-metadata', {}, { dataset_name: 'sandboxed' });
+    expect(collected.state, JSON.stringify(collected.tasks)).toBe('success');
+    const results = await s.call('GET', `/api/results/${collected.id}?project=admin`);
+    expect(results.body.items.map((x: { path: string }) => x.path)).toEqual(['zip-json/metadata.zip']);
+  });
+
   it('a process application sees its instance dir (its HOME) and its project\'s bucket, none of the rest, and is served through the proxy', { timeout: 30_000 }, async () => {
     const ext = join(s.extRoot, 'sandbox-probe-app');
     await mkdir(ext, { recursive: true });
@@ -162,14 +176,14 @@ describe.skipIf(skipSandbox)('the sandbox of local processes, on a real server (
   });
 });
 
-async function runToEnd(s: TestServer, workflow: string, form: Record<string, unknown> = {}) {
-  const job = await s.call('POST', '/api/jobs', { workflow, conf: { workflow_form: form } });
+async function runToEnd(s: TestServer, workflow: string, form: Record<string, unknown> = {}, data: Record<string, unknown> = {}) {
+  const job = await s.call('POST', '/api/jobs', { workflow, conf: { workflow_form: form, data_form: data } });
   expect(job.status, JSON.stringify(job.body)).toBe(201);
   const runId: string = job.body.runs[0].id;
   return waitFor(async () => {
     const r = await s.call('GET', `/api/runs/${runId}`);
     return ['success', 'failed', 'canceled'].includes(r.body.state) ? r.body : undefined;
-  }, 20_000, `run ${runId} to end`);
+  }, 40_000, `run ${runId} to end`);
 }
 
 async function running(s: TestServer, name: string, ms = 20_000) {

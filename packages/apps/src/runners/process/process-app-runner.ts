@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { AppSpecT } from '@tessera/extension-packages';
-import { killGroup, terminateGroup, type BwrapSandbox } from '@tessera/engine';
+import { killGroup, moduleFoldersAbove, terminateGroup, type BwrapSandbox } from '@tessera/engine';
 import type { AppExit, AppHandle, AppLaunch, AppRunner } from '../app-runner.ts';
 
 /** Options of the process runner. */
@@ -11,8 +11,8 @@ export interface ProcessAppRunnerOptions {
   stopGraceMs?: number;
   /**
    * Runs every app in this sandbox, seeing its instance dir, its result bucket and the
-   * workflow dir of the run that launched it (read-write) and its extension folder
-   * (read-only) besides the system (@tessera/engine's sandbox.ts). Default: none.
+   * workflow dir of the run that launched it (read-write), its extension folder and the
+   * node_modules above it (read-only) besides the system (@tessera/engine's sandbox.ts). Default: none.
    */
   sandbox?: BwrapSandbox;
   /** Set when apps must not run here (no sandbox, and running without one is not allowed): start() rejects with it. */
@@ -64,7 +64,7 @@ export class ProcessAppRunner implements AppRunner {
         readWrite.push(o.env.RESULTS_DIR);
       }
       if (o.env.WORKFLOW_DIR && o.runId) readWrite.push(o.env.WORKFLOW_DIR);
-      command = sandbox.wrap(app, { readWrite, readOnly: [o.extDir], cwd: o.extDir });
+      command = sandbox.wrap(app, { readWrite, readOnly: [o.extDir, ...moduleFoldersAbove(o.extDir)], cwd: o.extDir });
     }
     const log = openSync(o.logFile, 'a');
     return new Promise((resolve, reject) => {

@@ -9,7 +9,7 @@ import { outcomeFromExit } from '../exit-status.ts';
 import type { Runner, TaskExecution, TaskLaunch, TaskOutcome } from '../runner.ts';
 import { findProcessesByEnv, groupMembers, isAlive, isZombie, killGroup, pollUntil } from './proc-table.ts';
 import { findTryRemains, readExitStatus, statusFileOf, watchReattached } from './process-recovery.ts';
-import { terminateGroup, type BwrapSandbox } from './sandbox.ts';
+import { moduleFoldersAbove, terminateGroup, type BwrapSandbox } from './sandbox.ts';
 
 export interface ProcessRunnerOptions {
   /** Identifies this Tessera home, so that sweeps never touch another instance's processes. */
@@ -21,8 +21,8 @@ export interface ProcessRunnerOptions {
   /** Launcher processes that start tasks in parallel (default: 2, or 1 on a single core). */
   launchers?: number;
   /**
-   * Runs every task in this sandbox, seeing its workflow dir (read-write) and its
-   * extension folder (read-only) besides the system (sandbox.ts). Default: none.
+   * Runs every task in this sandbox, seeing its workflow dir (read-write), its extension
+   * folder and the node_modules above it (read-only) besides the system (sandbox.ts). Default: none.
    */
   sandbox?: BwrapSandbox;
   /**
@@ -109,7 +109,7 @@ export class ProcessRunner implements Runner {
     const cwd = launch.extensionDir ?? launch.workflowDir;
     // The sandbox's monitor leads the try's process group: its pid is the handle, and its exit code is the task's.
     const command = sandbox
-      ? sandbox.wrap(task, { readWrite: [launch.workflowDir], readOnly: launch.extensionDir ? [launch.extensionDir] : [], cwd })
+      ? sandbox.wrap(task, { readWrite: [launch.workflowDir], readOnly: launch.extensionDir ? [launch.extensionDir, ...moduleFoldersAbove(launch.extensionDir)] : [], cwd })
       : task;
 
     const id = ++this.#nextId;

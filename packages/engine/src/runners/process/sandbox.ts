@@ -180,6 +180,25 @@ export function terminateGroup(pgid: number): void {
   }
 }
 
+/**
+ * The node_modules folders above `dir`, where Node looks for what a script in `dir`
+ * imports (`import dcmjs from 'dcmjs'` in a built-in extension of the repository finds the
+ * repository's node_modules). Installed code, read-only in a sandbox: without them a
+ * JavaScript task of a built-in extension could not load its dependencies.
+ */
+export function moduleFoldersAbove(dir: string): string[] {
+  const found: string[] = [];
+  for (let d = dirname(resolve(dir)); ; d = dirname(d)) {
+    const candidate = join(d, 'node_modules');
+    try {
+      if (statSync(candidate).isDirectory()) found.push(candidate);
+    } catch {
+      // none here
+    }
+    if (d === dirname(d)) return found;
+  }
+}
+
 function isBwrap(pid: number): boolean {
   try {
     return basename(readlinkSync(`/proc/${pid}/exe`)) === 'bwrap';
