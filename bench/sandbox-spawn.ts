@@ -51,6 +51,7 @@ async function launch(): Promise<TaskLaunch> {
     key: `${runId}/op/1.1`, runId, taskId: 'op', dagId: 'bench', task, workflowDir, extensionDir: ext,
     logFile: join(dir, 'logs', `${runId}.log`),
     env: (wd) => contractEnv({ workflowDir: wd, runId, dagId: 'bench', task, conf, services: {} }),
+    conf,
   };
 }
 

@@ -312,6 +312,7 @@ export class SchedulerCore {
       logFile: this.logFile(run.row.id, row.task_id, row.attempt, row.try_number),
       env: (workflowDir) =>
         contractEnv({ workflowDir, runId: run.row.id, dagId: run.spec.id, task, conf: run.conf, services: this.o.services ?? {} }),
+      conf: run.conf,
     };
   }
 

@@ -7,8 +7,13 @@ import { PLATFORM_OPERATORS, seriesIdsOf, TesseraError } from '@tessera/model';
 import { filesUnder } from '../dicom/files-under.ts';
 import type { ResultBuckets } from '../results/result-buckets.ts';
 
+/**
+ * The run's configuration as the platform keeps it, not conf/conf.json: a task of the run
+ * may have rewritten that file (to name another project, whose series get-input would
+ * then read, or whose bucket put-files would write).
+ */
 async function confOf(ctx: BuiltinContext): Promise<RunConf> {
-  return JSON.parse(await readFile(join(ctx.launch.workflowDir, 'conf', 'conf.json'), 'utf8')) as RunConf;
+  return ctx.launch.conf;
 }
 
 /** The folders a task reads: `batch/<series>/<input_dir>` for each series, and `<input_dir>` at batch level. */

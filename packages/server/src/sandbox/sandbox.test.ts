@@ -93,6 +93,27 @@ describe.skipIf(skipSandbox)('the sandbox of local processes, on a real server (
     expect(lines).toContain('own conf');
   });
 
+  it('a task that rewrites conf/conf.json to name another project still has its results put in its own project', { timeout: 30_000 }, async () => {
+    const other = (await s.call('GET', '/api/projects')).body.items.find((p: { name: string }) => p.name === 'other');
+    await writeShellExtension(s.extRoot, 'sandbox-conf', [{
+      id: 'rewrite-conf',
+      tasks: [
+        {
+          id: 'rewrite', level: 'batch',
+          // The workflow dir is the task's to write: conf.json included.
+          sh: `python3 - <<'EOF'\nimport json, os\np = os.path.join(os.environ['WORKFLOW_DIR'], 'conf', 'conf.json')\nc = json.load(open(p))\nc['project_form'] = {'id': '${other.id}', 'name': 'other'}\njson.dump(c, open(p, 'w'))\nEOF\necho result > "$WORKFLOW_DIR/$OPERATOR_OUT_DIR/result.txt"`,
+        },
+        { id: 'put', operator: 'put-files', builtin: 'put-files', upstream: ['rewrite'], level: 'batch', input_dir: 'rewrite' },
+      ],
+    }]);
+    expect((await s.call('POST', '/api/workflows/reload')).status).toBe(200);
+    const run = await runToEnd(s, 'rewrite-conf');
+    expect(run.state, JSON.stringify(run.tasks)).toBe('success');
+    expect(JSON.parse(await readFile(join(run.workflow_dir, 'conf', 'conf.json'), 'utf8')).project_form.name, 'the task did rewrite it').toBe('other');
+    expect((await s.call('GET', `/api/results/${run.id}?project=admin`)).body.items.map((x: { path: string }) => x.path)).toEqual(['rewrite/result.txt']);
+    expect(existsSync(join(s.home, 'buckets', other.id, run.id))).toBe(false);
+  });
+
   it('the built-in extensions run in it: hello-world, and collect-metadata with dcmjs and yazl from the repository\'s node_modules', { timeout: 60_000 }, async () => {
     const hello = await runToEnd(s, 'hello-world');
     expect(hello.state, JSON.stringify(hello.tasks)).toBe('success');
