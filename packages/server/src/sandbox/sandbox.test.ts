@@ -114,6 +114,25 @@ describe.skipIf(skipSandbox)('the sandbox of local processes, on a real server (
     expect(existsSync(join(s.home, 'buckets', other.id, run.id))).toBe(false);
   });
 
+  it('a task that makes its output dir a link to another project\'s bucket gets nothing out of it: the platform does not follow the link', { timeout: 30_000 }, async () => {
+    const other = (await s.call('GET', '/api/projects')).body.items.find((p: { name: string }) => p.name === 'other');
+    const bucket = join(s.home, 'buckets', other.id);
+    await writeShellExtension(s.extRoot, 'sandbox-link', [{
+      id: 'link-out',
+      tasks: [
+        // The target is not in the sandbox, but a link may name any path: the server would follow it.
+        { id: 'leak', level: 'batch', sh: `rm -r "$WORKFLOW_DIR/$OPERATOR_OUT_DIR" && ln -s ${bucket} "$WORKFLOW_DIR/$OPERATOR_OUT_DIR"` },
+        { id: 'put', operator: 'put-files', builtin: 'put-files', upstream: ['leak'], level: 'batch', input_dir: 'leak' },
+      ],
+    }]);
+    expect((await s.call('POST', '/api/workflows/reload')).status).toBe(200);
+    const run = await runToEnd(s, 'link-out');
+    expect(run.state).toBe('failed');
+    const put = run.tasks.find((t: { id: string }) => t.id === 'put');
+    expect(put.reason).toContain(`put-files: leak/ leads out of the run's workflow dir (a symbolic link to ${bucket}, made by a task of the run)`);
+    expect((await s.call('GET', `/api/results/${run.id}?project=admin`)).body.items).toEqual([]);
+  });
+
   it('the built-in extensions run in it: hello-world, and collect-metadata with dcmjs and yazl from the repository\'s node_modules', { timeout: 60_000 }, async () => {
     const hello = await runToEnd(s, 'hello-world');
     expect(hello.state, JSON.stringify(hello.tasks)).toBe('success');
