@@ -89,7 +89,8 @@ async function main(): Promise<void> {
   await ensureWebBuilt(log);
   const server = spawn(process.execPath, [join(REPO, 'bin/tessera-server.mjs')], {
     cwd: REPO,
-    env: { ...process.env, PORT, TESSERA_HOME: home, DICOM_PORT: 'off', TESSERA_LOG_LEVEL: 'warn', TESSERA_RUNNERS: 'process', TESSERA_SERIES_QUIET_SECONDS: '0.5', TESSERA_WEB_BUILD: 'off' },
+    // Access control off: this measures the gallery's first load, not signing in (bench/sign-in.ts does).
+    env: { ...process.env, PORT, TESSERA_HOME: home, TESSERA_AUTH: 'off', DICOM_PORT: 'off', TESSERA_LOG_LEVEL: 'warn', TESSERA_RUNNERS: 'process', TESSERA_SERIES_QUIET_SECONDS: '0.5', TESSERA_WEB_BUILD: 'off' },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   try {

@@ -13,8 +13,9 @@ export default defineConfig({
     chunkSizeWarningLimit: 600,
   },
   server: {
+    // The server's paths; `/projects/<name>/members` is the UI's (keys starting with ^ are patterns).
     proxy: Object.fromEntries(
-      ['/api', '/projects', '/dicom-web', '/applications'].map((p) => [p, { target: process.env.TESSERA_URL ?? 'http://127.0.0.1:8080', changeOrigin: false }]),
+      ['/api', '^/projects/[^/]+/dicom-web', '/dicom-web', '/applications'].map((p) => [p, { target: process.env.TESSERA_URL ?? 'http://127.0.0.1:8080', changeOrigin: false }]),
     ),
   },
 });

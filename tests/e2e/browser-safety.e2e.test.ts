@@ -53,7 +53,8 @@ describe.skipIf(skipBrowser)('browser safety in Chromium: a hostile page on anot
   const reached: string[] = [];
 
   beforeAll(async () => {
-    s = await startTestServer();
+    // Access control off: this is about what another origin's page can do to a server that lets anyone in.
+    s = await startTestServer({ auth: 'off' });
     tesseraPort = Number(new URL(s.url).port);
     await writeShellExtension(s.extRoot, 'bs', [{ id: 'bs-wf', tasks: [{ id: 't', sh: 'exit 0' }] }]);
     await s.call('POST', '/api/workflows/reload');

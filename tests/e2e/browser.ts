@@ -21,9 +21,14 @@ export interface UiEnv {
   close: () => Promise<void>;
 }
 
+/**
+ * A server and a browser page. Access control is off (`auth: 'off'`, as with
+ * TESSERA_AUTH=off) unless a test passes `auth: 'on'`: the tests of the pages test the
+ * pages, without a sign-in first; tests/e2e/sign-in.e2e.test.ts tests signing in.
+ */
 export async function startUi(overrides: Partial<ServerConfig> = {}): Promise<UiEnv> {
   await ensureWebBuilt(() => undefined);
-  const server = await startTestServer(overrides);
+  const server = await startTestServer({ auth: 'off', ...overrides });
   let browser: Browser | undefined;
   try {
     browser = await launchChromium();

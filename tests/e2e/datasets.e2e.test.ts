@@ -56,6 +56,10 @@ describe.skipIf(skipBrowser)('web UI: the shell and the Datasets page', () => {
     await page.goto(`${url}/`);
     await page.locator('.card img').first().waitFor();
     expect(await page.locator('.card').count()).toBe(3);
+    // Access control is off here: no sign-in, no account menu, and the header says so.
+    expect(page.url()).toBe(`${url}/`);
+    expect(await page.locator('.badge.auth-off').textContent()).toBe('access control off');
+    expect(await page.locator('.user-menu').count()).toBe(0);
     await expect.poll(() => page.locator('.card img').evaluateAll((imgs) => imgs.every((i) => (i as HTMLImageElement).naturalWidth > 0))).toBe(true);
     expect(await page.locator('.facet', { hasText: 'CT' }).textContent()).toContain('3');
     await screenshot(page, 'datasets');

@@ -9,8 +9,8 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort, killHard, startServerProcess, type ServerProcess } from '../../packages/server/src/__fixtures__/server-process.ts';
-import { checkServable, describeFindings, runCampaign, type CampaignReport } from './lib/campaign.ts';
+import { freePort, killHard, signedInTokens, startServerProcess, type ServerProcess } from '../../packages/server/src/__fixtures__/server-process.ts';
+import { checkServable, describeFindings, mergeCampaigns, runCampaign, type CampaignReport } from './lib/campaign.ts';
 import { loadCorpus, PYDICOM_CORPUS } from './lib/dicom-mutator.ts';
 import { Prng } from './lib/prng.ts';
 import { tesseraTarget } from './lib/targets.ts';
@@ -54,12 +54,18 @@ describe.skipIf(skip)('hostile DICOM input (seeded mutations of the pydicom corp
   it('900 mutated inputs over C-STORE, STOW-RS and upload: no crash, no 5xx, no hang, nothing acknowledged then lost or unservable', { timeout: 240_000 }, async () => {
     home = await mkdtemp(join(tmpdir(), 'tessera-hostile-'));
     const dicomPort = await freePort();
-    const server = await start({ TESSERA_HOME: join(home, 'home'), DICOM_PORT: String(dicomPort) });
-    const target = tesseraTarget({ baseUrl: server.url, dicomPort, timeoutMs: 20_000 });
+    // Signed in, as people use it: half the inputs as an admin, half as a scientist of the project (access control on).
+    const server = await start({ TESSERA_HOME: join(home, 'home'), DICOM_PORT: String(dicomPort), TESSERA_AUTH: 'on', XDG_STATE_HOME: join(home, 'state') });
+    const tokens = await signedInTokens(server, join(home, 'state'));
+    const target = tesseraTarget({ baseUrl: server.url, dicomPort, timeoutMs: 20_000, token: tokens.admin });
+    const asScientist = tesseraTarget({ baseUrl: server.url, dicomPort, timeoutMs: 20_000, token: tokens.scientist });
     const corpus = loadCorpus();
     expect(corpus.length).toBeGreaterThan(50);
 
-    const sent = await runCampaign({ target, corpus, seed: 1313, inputs: 900, concurrency: 4 });
+    const sent = mergeCampaigns(
+      await runCampaign({ target, corpus, seed: 1313, inputs: 450, concurrency: 4 }),
+      await runCampaign({ target: asScientist, corpus, seed: 1314, inputs: 450, concurrency: 4 }),
+    );
     expect(server.child.exitCode, server.output()).toBeNull();
     expect(describeFindings(sent.findings), 'answers that are the server\'s fault').toBe('');
     // The mutations are not all fatal: the suite must have stored and refused things on every channel.

@@ -15,7 +15,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { associateRqPdu, pDataPdu, rawPdu, requestCommand } from '../../packages/dicom/src/dimse/__fixtures__/raw-dimse-peer.ts';
 import { dagSpec, extensionFiles, crafted } from '../../packages/extension-packages/src/package/__fixtures__/package-archives.ts';
-import { freePort, killHard, startServerProcess, type ServerProcess } from '../../packages/server/src/__fixtures__/server-process.ts';
+import { freePort, killHard, signedInTokens, startServerProcess, type ServerProcess } from '../../packages/server/src/__fixtures__/server-process.ts';
 import { layoutOf } from './lib/dicom-layout.ts';
 import { PYDICOM_CORPUS } from './lib/dicom-mutator.ts';
 import { Prng } from './lib/prng.ts';
@@ -175,7 +175,10 @@ async function validPackageTar(): Promise<Buffer> {
 describe('hostile extension packages', () => {
   it('150 mutated packages (gzip, tar and manifest level): a 4xx naming the fault for each, never a 5xx, nothing left in the store; a good package still goes in', { timeout: 180_000 }, async () => {
     home = await mkdtemp(join(tmpdir(), 'tessera-pkg-fuzz-'));
-    const server = await startServerProcess({ TESSERA_HOME: join(home, 'home'), DICOM_PORT: 'off', TESSERA_LOG_LEVEL: 'error', TESSERA_DEFAULT_EXTENSIONS: 'none' });
+    // Signed in as an admin (installing packages is an admin's), access control on.
+    const server = await startServerProcess({ TESSERA_HOME: join(home, 'home'), DICOM_PORT: 'off', TESSERA_LOG_LEVEL: 'error', TESSERA_DEFAULT_EXTENSIONS: 'none', TESSERA_AUTH: 'on', XDG_STATE_HOME: join(home, 'state') });
+    const { admin } = await signedInTokens(server, join(home, 'state'));
+    const auth = { authorization: `Bearer ${admin}` };
     servers.push(server);
     const prng = new Prng(777);
     const tar = await validPackageTar();
@@ -221,7 +224,7 @@ describe('hostile extension packages', () => {
         body = await crafted(extensionFiles({ version, ...manifest }, spec), { version: typeof manifest.version === 'string' ? manifest.version : version });
         mutation = `${kind} ${JSON.stringify(kind === 'manifest' ? manifest : 'spec').slice(0, 80)}`;
       }
-      const res = await fetch(`${server.url}/api/extensions/packages`, { method: 'POST', headers: { 'content-type': 'application/gzip' }, body: new Uint8Array(body), signal: AbortSignal.timeout(30_000) });
+      const res = await fetch(`${server.url}/api/extensions/packages`, { method: 'POST', headers: { 'content-type': 'application/gzip', ...auth }, body: new Uint8Array(body), signal: AbortSignal.timeout(30_000) });
       const text = await res.text();
       statuses[res.status] = (statuses[res.status] ?? 0) + 1;
       if (res.status >= 500) faults.push(`package ${n} (${mutation}): ${res.status} ${text.slice(0, 200)}`);
@@ -235,13 +238,13 @@ describe('hostile extension packages', () => {
     expect(statuses['400'] ?? 0).toBeGreaterThan(50);
     expect(server.child.exitCode, server.output()).toBeNull();
     // Nothing half-written: the store holds only what was accepted.
-    const list = (await (await fetch(`${server.url}/api/extensions`)).json()) as { items: Array<{ name: string; versions: Array<{ version: string; source: string }> }> };
+    const list = (await (await fetch(`${server.url}/api/extensions`, { headers: auth })).json()) as { items: Array<{ name: string; versions: Array<{ version: string; source: string }> }> };
     const listed = list.items.flatMap((e) => e.versions.filter((v) => v.source === 'package').map((v) => `${e.name}@${v.version}`));
     expect(listed.sort()).toEqual([...new Set(accepted)].sort());
     const store = join(home, 'home', 'extensions', 'store');
     const leftovers = existsSync(store) ? (await readdir(store)).filter((n) => n.startsWith('.') || n.includes('tmp')) : [];
     expect(leftovers).toEqual([]);
-    const ok = await fetch(`${server.url}/api/extensions/packages`, { method: 'POST', headers: { 'content-type': 'application/gzip' }, body: new Uint8Array(await crafted(extensionFiles({ version: '9.9.9' }), { version: '9.9.9' })) });
+    const ok = await fetch(`${server.url}/api/extensions/packages`, { method: 'POST', headers: { 'content-type': 'application/gzip', ...auth }, body: new Uint8Array(await crafted(extensionFiles({ version: '9.9.9' }), { version: '9.9.9' })) });
     expect(ok.status, await ok.text()).toBe(201);
   });
 });

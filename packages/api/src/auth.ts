@@ -50,7 +50,13 @@ export const SignInLink = Type.Object({ code: Type.String({ minLength: 1, maxLen
 
 export const ChangePassword = Type.Object(
   {
-    current_password: Type.String({ minLength: 1, maxLength: 1024 }),
+    current_password: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 1024,
+        description: "Required, except in a session the console's sign-in link started while the password must change: who opened the link chooses the first password without knowing the generated one.",
+      }),
+    ),
     new_password: Type.String({ minLength: 12, maxLength: 1024, description: 'At least 12 characters, not the current one.' }),
   },
   { additionalProperties: false },
@@ -189,7 +195,7 @@ export const authRoutes = {
     summary: 'Sign out: ends the session and clears its cookie',
     project: none,
     access: PUBLIC,
-    response: { 204: NoContent('Signed out.'), ...errors(413, 415, 500) },
+    response: { 204: NoContent('Signed out.'), ...errors(400, 413, 415, 500) },
   }),
   me: defineRoute({
     method: 'GET',
@@ -232,7 +238,7 @@ export const authRoutes = {
     project: none,
     access: PUBLIC,
     querystring: Type.Object({}, { additionalProperties: Type.String() }),
-    response: { 302: Media([], 'To the UI, signed in.'), ...errors(400, 401, 403, 500, 502) },
+    response: { 302: Media([], 'To the UI, signed in.'), ...errors(400, 401, 403, 404, 500, 502) },
   }),
   listTokens: defineRoute({
     method: 'GET',
@@ -265,7 +271,7 @@ export const authRoutes = {
     project: none,
     access: SIGNED_IN,
     params: Type.Object({ id: Type.String({ maxLength: 64 }) }),
-    response: { 204: NoContent('Revoked.'), ...errors(400, 401, 404, 500) },
+    response: { 204: NoContent('Revoked.'), ...errors(400, 401, 404, 413, 415, 500) },
   }),
   listUsers: defineRoute({
     method: 'GET',
@@ -310,7 +316,7 @@ export const authRoutes = {
     project: none,
     access: ADMIN,
     params: UserParams,
-    response: { 204: NoContent('Deleted.'), ...errors(400, 401, 403, 404, 409, 500) },
+    response: { 204: NoContent('Deleted.'), ...errors(400, 401, 403, 404, 409, 413, 415, 500) },
   }),
   listMembers: defineRoute({
     method: 'GET',
@@ -344,7 +350,7 @@ export const authRoutes = {
     project: inPath,
     access: PRINCIPAL_INVESTIGATOR,
     params: MemberParams,
-    response: { 204: NoContent('Removed.'), ...errors(400, 401, 403, 404, 409, 500) },
+    response: { 204: NoContent('Removed.'), ...errors(400, 401, 403, 404, 409, 413, 415, 500) },
   }),
   audit: defineRoute({
     method: 'GET',

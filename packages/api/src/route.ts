@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema, type TUnsafe } from '@sinclair/typebox';
+import { ErrorResponse } from './common.ts';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -102,9 +103,18 @@ export interface RouteContract {
   response: Readonly<Record<number, TSchema>>;
 }
 
-/** Declares a route; `const` keeps the literal types that the server's handler typing and the clients' types need. */
+/**
+ * Declares a route; `const` keeps the literal types that the server's handler typing and
+ * the clients' types need. The answers access control gives are added from the route's
+ * rule, so that no route forgets them: 401 (not signed in) and 403 (role too low, or a
+ * password to change first) to every route that is not public, 404 (a project the caller
+ * is not a member of) to project members' routes.
+ */
 export function defineRoute<const R extends RouteContract>(route: R): R {
-  return route;
+  if (route.access.who === 'public') return route;
+  const added: Record<number, TSchema> = { 401: ErrorResponse, 403: ErrorResponse };
+  if (route.access.who === 'member') added[404] = ErrorResponse;
+  return { ...route, response: { ...added, ...route.response } };
 }
 
 /** The JSON body of a route's answer with this status. */

@@ -1,5 +1,6 @@
 import type { Static } from '@sinclair/typebox';
 import type { ErrorDetail, ErrorResponse } from '@tessera/api';
+import type { TokenCredential } from './credentials.ts';
 
 /** A thin client of the Tessera HTTP API; every CLI command goes through it. */
 
@@ -7,10 +8,15 @@ import type { ErrorDetail, ErrorResponse } from '@tessera/api';
 export class CliError extends Error {
   readonly exitCode: number;
   readonly details: Static<typeof ErrorDetail>[];
-  constructor(message: string, options: { exitCode?: number; details?: Static<typeof ErrorDetail>[]; cause?: unknown } = {}) {
+  /** The server's error code and HTTP status, when the error is the server's answer. */
+  readonly code: string | undefined;
+  readonly status: number | undefined;
+  constructor(message: string, options: { exitCode?: number; details?: Static<typeof ErrorDetail>[]; cause?: unknown; code?: string | undefined; status?: number } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.exitCode = options.exitCode ?? 1;
     this.details = options.details ?? [];
+    this.code = options.code;
+    this.status = options.status;
   }
 }
 
@@ -30,11 +36,40 @@ export interface RequestBody {
  */
 export type ApiError = Partial<Static<typeof ErrorResponse>['error']>;
 
+/**
+ * How requests sign in: an API token (`Authorization: Bearer`), found by
+ * credentials.ts; or a session cookie, only while `tessera login` creates a token.
+ * Neither is ever printed, nor put in a URL or an error message.
+ */
+export type ClientCredential = TokenCredential | { session: string };
+
+/** Routes whose 401 means a wrong password, not a request that is not signed in: their own message is kept. */
+const PASSWORD_CHECKS = new Set(['/api/auth/sign-in', '/api/auth/link', '/api/auth/password']);
+
 export class ApiClient {
   readonly baseUrl: string;
+  /** How requests sign in; none: anonymous (a server with TESSERA_AUTH=off needs nothing). */
+  readonly credential: ClientCredential | undefined;
 
-  constructor(baseUrl: string) {
+  constructor(baseUrl: string, credential?: ClientCredential) {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
+    this.credential = credential;
+  }
+
+  /** A client of the same server signing in another way. */
+  with(credential: ClientCredential | undefined): ApiClient {
+    return new ApiClient(this.baseUrl, credential);
+  }
+
+  async put<T>(path: string, body: unknown): Promise<T> {
+    return this.#request<T>('PUT', path, body);
+  }
+
+  /** A request whose success answer has no body (204: revoke, delete, sign out). */
+  async empty(method: string, path: string, body?: unknown): Promise<void> {
+    const res = await this.#fetch(method, path, {}, body === undefined ? undefined : { json: body });
+    if (!res.ok) await this.fail(res, method, path);
+    await res.body?.cancel();
   }
 
   async get<T>(path: string, query: Query = {}): Promise<T> {
@@ -80,17 +115,44 @@ export class ApiClient {
     return this.#fetch(method, path, query, body);
   }
 
-  /** Throws the server's error of a failed response as a CliError (its message and details). */
+  /**
+   * Throws the server's error of a failed response as a CliError: see {@link errorOf}.
+   */
   async fail(res: Response, method: string, path: string): Promise<never> {
-    const text = await res.text();
+    throw this.errorOf(res.status, await res.text(), method, path);
+  }
+
+  /**
+   * The CliError of a failed answer (its status and text): the server's message and
+   * details; for a request that is not signed in, or that needs a new password first,
+   * what to do instead.
+   */
+  errorOf(status: number, text: string, method: string, path: string): CliError {
     const e = parseError(text);
-    throw new CliError(e?.message ?? `${method} ${path} answered ${res.status}: ${text.slice(0, 300)}`, { details: e?.details ?? [] });
+    if (status === 401 && !PASSWORD_CHECKS.has(path)) {
+      const c = this.credential;
+      const refused = c === undefined || 'session' in c ? '' : `\n  The server refused the token from ${tokenOrigin(c)}: it is revoked, expired, or of another server.`;
+      return new CliError(
+        `not signed in to ${this.baseUrl}: run \`tessera login ${this.baseUrl}\` or set TESSERA_TOKEN (create one with \`tessera token create\`)${refused}`,
+        { code: e?.code, status },
+      );
+    }
+    if (status === 403 && e?.code === 'TESSERA_PASSWORD_CHANGE_REQUIRED') {
+      return new CliError(`your password was set by someone else and must be changed first: sign in in the UI at ${this.baseUrl}, or run \`tessera password\``, { code: e.code, status });
+    }
+    return new CliError(e?.message ?? `${method} ${path} answered ${status}: ${text.slice(0, 300)}`, { details: e?.details ?? [], code: e?.code, status });
   }
 
   async #request<T>(method: string, path: string, body?: unknown, query: Query = {}): Promise<T> {
     const res = await this.#fetch(method, path, query, body === undefined ? undefined : { json: body });
     if (!res.ok) await this.fail(res, method, path);
     return (await res.json()) as T;
+  }
+
+  #authHeaders(): Record<string, string> {
+    const c = this.credential;
+    if (c === undefined) return {};
+    return 'session' in c ? { cookie: `${SESSION_COOKIE}=${c.session}` } : { authorization: `Bearer ${c.token}` };
   }
 
   async #fetch(method: string, path: string, query: Query, body?: RequestBody): Promise<Response> {
@@ -100,7 +162,7 @@ export class ApiClient {
       if (Array.isArray(v)) for (const item of v) url.searchParams.append(k, item);
       else url.searchParams.set(k, String(v));
     }
-    const headers: Record<string, string> = { ...(body?.json !== undefined ? { 'content-type': 'application/json' } : {}), ...body?.headers };
+    const headers: Record<string, string> = { ...(body?.json !== undefined ? { 'content-type': 'application/json' } : {}), ...body?.headers, ...this.#authHeaders() };
     try {
       return await fetch(url, {
         method,
@@ -121,6 +183,14 @@ export class ApiClient {
       );
     }
   }
+}
+
+/** The server's session cookie (packages/server/src/auth/access-control.ts). */
+export const SESSION_COOKIE = 'tessera_session';
+
+/** Where a token came from, in an error message (never the token). */
+function tokenOrigin(c: TokenCredential): string {
+  return c.from === 'env' ? 'TESSERA_TOKEN' : c.from === 'login' ? `\`tessera login\` (${c.file})` : `the server's runtime file (${c.file})`;
 }
 
 /** The `error` object of an error answer's text, or undefined when it is not the API's JSON. */

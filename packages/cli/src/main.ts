@@ -3,6 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiClient, CliError } from './api-client.ts';
+import { Answers } from './answers.ts';
+import { findToken } from './credentials.ts';
 import type { AnswerOf, AppInstance, CreateProject, Job, Project, projectRoutes, Run, RunDetail, workflowRoutes } from '@tessera/api';
 import {
   datasetsCreateCommand,
@@ -48,7 +50,20 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     // Before any subcommand is added: they inherit it.
     .exitOverride(usageExit);
-  const api = (): ApiClient => new ApiClient(program.opts<{ url: string }>().url);
+  const url = (): string => program.opts<{ url: string }>().url;
+  // The token of TESSERA_TOKEN, `tessera login`, or a loopback server's runtime file (credentials.ts).
+  const api = (): ApiClient => new ApiClient(url(), findToken(url()));
+  /** Runs a command that asks questions (names, passwords), then stops reading stdin. */
+  const asking = async (fn: (answers: Answers) => Promise<number>): Promise<number> => {
+    const answers = new Answers();
+    try {
+      return await fn(answers);
+    } finally {
+      answers.close();
+    }
+  };
+  const access = (): Promise<typeof import('./commands/access-command.ts')> => import('./commands/access-command.ts');
+  const auth = (): Promise<typeof import('./commands/auth-command.ts')> => import('./commands/auth-command.ts');
   const project = (): string => program.opts<{ project: string }>().project;
   let exitCode = 0;
   const act = <A extends unknown[]>(fn: (...args: A) => Promise<number | void>) =>
@@ -68,6 +83,14 @@ export function buildProgram(): Command {
       if (o.json) return printJson(p);
       console.log(`created project ${p.name}`);
     }));
+  projects.command('members <project>').description("a project's members and their roles").option('--json', 'print JSON')
+    .action(act(async (name: string, o: { json?: boolean }) => (await access()).membersListCommand(api(), name, o)));
+  projects.command('add-member <project> <user>').description('add a user to a project, or change their role (a principal investigator of the project, or an admin)')
+    .addOption(new Option('--role <role>', 'their role in the project').choices(['scientist', 'principal-investigator']).makeOptionMandatory())
+    .option('--json', 'print JSON')
+    .action(act(async (name: string, user: string, o: { role: 'scientist' | 'principal-investigator'; json?: boolean }) => (await access()).membersAddCommand(api(), name, user, o)));
+  projects.command('remove-member <project> <user>').description('remove a user from a project (a principal investigator of the project, or an admin)')
+    .action(act(async (name: string, user: string) => (await access()).membersRemoveCommand(api(), name, user)));
 
   program.command('workflows').description('list the workflows you can run').option('--json', 'print JSON')
     .action(act(async (o: { json?: boolean }) => {
@@ -301,6 +324,62 @@ export function buildProgram(): Command {
     }));
   appCmd.command('stop <instance>').description('stop an instance')
     .action(act(async (name: string) => (await import('./commands/app-command.ts')).appStopCommand(api(), name, { project: project() })));
+
+  // ------------------------------------------------------------------ signing in, tokens, users, audit
+  program.command('login [url]').description('sign in (asks name and password; reads them from stdin without a terminal) and save an API token for the server')
+    .option('--username <name>', 'the user name (then stdin\'s first line is the password)')
+    .action(act(async (target: string | undefined, o: { username?: string }) =>
+      asking(async (answers) => (await auth()).loginCommand(new ApiClient(target ?? url()), o, answers))));
+  program.command('logout [url]').description('revoke the API token `tessera login` saved for the server, and forget it')
+    .action(act(async (target: string | undefined) => (await auth()).logoutCommand(new ApiClient(target ?? url()))));
+  program.command('whoami').description('who the CLI acts as: user, admin or not, projects with roles, where its token came from').option('--json', 'print JSON')
+    .action(act(async (o: { json?: boolean }) => (await auth()).whoamiCommand(api(), o)));
+  program.command('password').description('change your password (asks the current one and a new one; reads them from stdin without a terminal)')
+    .action(act(async () => asking(async (answers) => (await auth()).passwordCommand(api(), answers))));
+
+  const token = program.command('token').description('your API tokens, for the CLI and scripts: create, list, revoke');
+  token.command('create <name>').description('create an API token with your rights; prints it once, alone on stdout')
+    .option('--expires-in-days <n>', 'days until it stops working (default: never)', atLeastOne)
+    .option('--json', 'print the token and what it is as JSON')
+    .action(act(async (name: string, o: { expiresInDays?: number; json?: boolean }) => (await access()).tokenCreateCommand(api(), name, o)));
+  token.command('list', { isDefault: true }).description('your API tokens (never the secrets; the default of `tessera token`)')
+    .option('--all', "everyone's tokens (an admin)")
+    .option('--json', 'print JSON')
+    .action(act(async (o: { all?: boolean; json?: boolean }) => (await access()).tokenListCommand(api(), o)));
+  token.command('revoke <id>').description('revoke an API token (yours; an admin: anyone\'s)')
+    .action(act(async (id: string) => (await access()).tokenRevokeCommand(api(), id)));
+
+  const users = program.command('users').description('users of the platform (an admin): list, create, disable, enable, delete, reset-password');
+  users.command('list', { isDefault: true }).description('users (the default of `tessera users`)').option('--json', 'print JSON')
+    .action(act(async (o: { json?: boolean }) => (await access()).usersListCommand(api(), o)));
+  users.command('create <name>').description('create a local user; prints the generated password once, alone on stdout (they change it at first sign-in)')
+    .option('--admin', 'a platform admin')
+    .option('--display-name <text>', 'their full name')
+    .option('--password-stdin', 'read the password from stdin instead of generating one (asked without echo on a terminal)')
+    .option('--json', 'print JSON')
+    .action(act(async (name: string, o: { admin?: boolean; displayName?: string; passwordStdin?: boolean; json?: boolean }) =>
+      asking(async (answers) => (await access()).usersCreateCommand(api(), name, o, answers))));
+  users.command('disable <name>').description('disable a user: they cannot sign in, their sessions and tokens stop working')
+    .action(act(async (name: string) => (await access()).usersUpdateCommand(api(), name, 'disable')));
+  users.command('enable <name>').description('enable a disabled user again')
+    .action(act(async (name: string) => (await access()).usersUpdateCommand(api(), name, 'enable')));
+  users.command('delete <name>').description('delete a user with their sessions, tokens and memberships; asks first unless --yes')
+    .option('-y, --yes', 'do not ask (needed without a terminal)')
+    .action(act(async (name: string, o: { yes?: boolean }) => (await access()).usersDeleteCommand(api(), name, o)));
+  users.command('reset-password <name>').description('give a user a new password they must change at next sign-in; prints a generated one once, alone on stdout')
+    .option('--password-stdin', 'read the password from stdin instead of generating one (asked without echo on a terminal)')
+    .action(act(async (name: string, o: { passwordStdin?: boolean }) =>
+      asking(async (answers) => (await access()).usersResetPasswordCommand(api(), name, o, answers))));
+
+  // `--project` is the global option: here it filters only when given on the command line (not its default, nor TESSERA_PROJECT).
+  program.command('audit').description('the audit log, newest first (an admin): sign-ins, runs, uploads, deletes, installs, members, tokens; --project <name> keeps one project\'s')
+    .option('--actor <user>', 'only what this user did')
+    .option('--action <action>', 'only this action (sign-in, sign-in-failed, run-triggered, member-set, token-created, ...)')
+    .option('--limit <n>', 'how many', atLeastOne, 100)
+    .option('--offset <n>', 'skip this many', positiveInt, 0)
+    .option('--json', 'print JSON')
+    .action(act(async (o: { actor?: string; action?: string; limit: number; offset: number; json?: boolean }) =>
+      (await access()).auditCommand(api(), { ...o, project: program.getOptionValueSource('project') === 'cli' ? project() : undefined })));
 
   program.hook('postAction', () => {
     process.exitCode = exitCode;

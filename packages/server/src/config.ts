@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { homedir, totalmem } from 'node:os';
+import { inspect } from 'node:util';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDockerHost, TesseraError } from '@tessera/model';
@@ -83,6 +85,16 @@ export interface ServerConfig {
    * signing in. `off` is for one user on a loopback bind only; the Host and Origin checks stay on.
    */
   auth: 'on' | 'off';
+  /** Signing in at an OpenID Connect issuer (TESSERA_OIDC_*; undefined when TESSERA_OIDC_ISSUER is not set). */
+  oidc: OidcConfig | undefined;
+  /**
+   * The port application instances are served on, their own origin, so an app's scripts
+   * cannot act on the platform's API as the signed-in user (TESSERA_APPS_PORT; default PORT+1
+   * with access control on, `same` (the platform's port) with it off).
+   */
+  appsPort: number | 'same';
+  /** The applications' origin as users reach it, behind a reverse proxy (TESSERA_APPS_PUBLIC_URL; default http://<host>:<apps port>). */
+  appsPublicUrl: string | undefined;
   /**
    * How process tasks and applications are isolated (TESSERA_SANDBOX): `auto` (default)
    * bubblewrap when it is installed and works here, `bwrap` bubblewrap or no start, `off`
@@ -100,6 +112,115 @@ export interface ServerConfig {
   eventsDrainMs?: number;
   /** Not from the environment: how often /api/system's folder sizes are walked again at most (default 60 s). */
   diskUsageMaxAgeMs?: number;
+}
+
+/** A value that must never be printed: JSON, `String()` and `util.inspect` (so logs) show `[secret]`. */
+export class Secret {
+  readonly #value: string;
+
+  constructor(value: string) {
+    this.#value = value;
+  }
+
+  reveal(): string {
+    return this.#value;
+  }
+
+  toString(): string {
+    return '[secret]';
+  }
+
+  toJSON(): string {
+    return '[secret]';
+  }
+
+  [inspect.custom](): string {
+    return '[secret]';
+  }
+}
+
+/** Signing in at an OpenID Connect issuer (auth/oidc.ts; docs/guides/operations.md, OpenID Connect). */
+export interface OidcConfig {
+  /** The issuer identifier (TESSERA_OIDC_ISSUER), e.g. https://keycloak.example.org/realms/kaapana: https, or http on a loopback address. */
+  issuer: string;
+  /** TESSERA_OIDC_CLIENT_ID. */
+  clientId: string;
+  /** TESSERA_OIDC_CLIENT_SECRET, or the content of TESSERA_OIDC_CLIENT_SECRET_FILE (a trailing newline dropped). */
+  clientSecret: Secret;
+  /** What the sign-in page's button says (TESSERA_OIDC_NAME, default "Single sign-on"). */
+  name: string;
+  /** Scopes asked for (TESSERA_OIDC_SCOPES, space- or comma-separated; default "openid profile email"; must hold openid). */
+  scopes: string[];
+  /** The claim holding groups or roles (TESSERA_OIDC_ROLES_CLAIM, default groups; a dotted path such as realm_access.roles works). */
+  rolesClaim: string;
+  /** Values of that claim that make the user a platform admin (TESSERA_OIDC_ADMIN_VALUES, comma-separated, default tessera-admin); empty ("none"): admins are chosen in Tessera only. */
+  adminValues: string[];
+  /** Values of that claim that make the user a member of a project: named groups `project` and `role` (TESSERA_OIDC_PROJECT_ROLE_PATTERN). */
+  projectRolePattern: RegExp;
+}
+
+/** Keycloak's groups look like "/tessera/lab/scientist" (full path); a realm role may be "tessera/lab/scientist". */
+export const DEFAULT_OIDC_PROJECT_ROLE_PATTERN = '^/?tessera/(?<project>[a-z0-9-]+)/(?<role>scientist|principal-investigator)$';
+
+/** The OpenID Connect settings, when TESSERA_OIDC_ISSUER (or another of the client's variables) is set; problems are pushed, never the secret. */
+function oidcConfig(env: NodeJS.ProcessEnv, problems: string[]): OidcConfig | undefined {
+  const { TESSERA_OIDC_ISSUER: issuer, TESSERA_OIDC_CLIENT_ID: clientId, TESSERA_OIDC_CLIENT_SECRET: secret, TESSERA_OIDC_CLIENT_SECRET_FILE: secretFile } = env;
+  if (!issuer && !clientId && !secret && !secretFile) return undefined;
+  const before = problems.length;
+  if (!issuer) {
+    problems.push('TESSERA_OIDC_ISSUER is not set, but TESSERA_OIDC_CLIENT_ID or its secret is: set the issuer URL (for Keycloak https://<host>/realms/<realm>) or remove the TESSERA_OIDC_* variables');
+  } else {
+    let url: URL | undefined;
+    try {
+      url = new URL(issuer);
+    } catch {
+      problems.push(`TESSERA_OIDC_ISSUER="${issuer}" is not a URL such as https://keycloak.example.org/realms/kaapana`);
+    }
+    if (url && url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHost(url.hostname))) {
+      problems.push(`TESSERA_OIDC_ISSUER="${issuer}" must be an https URL (http only on a loopback address such as http://127.0.0.1:8081, for development)`);
+    } else if (url && (url.search || url.hash || url.username || url.password)) {
+      problems.push(`TESSERA_OIDC_ISSUER="${issuer}" must be the issuer identifier alone: no query, fragment or credentials`);
+    }
+  }
+  if (!clientId) problems.push('TESSERA_OIDC_CLIENT_ID is not set: the client id registered at the issuer (for Keycloak the client\'s "Client ID") is needed with TESSERA_OIDC_ISSUER');
+  let clientSecret: string | undefined;
+  if (secret && secretFile) {
+    problems.push('TESSERA_OIDC_CLIENT_SECRET and TESSERA_OIDC_CLIENT_SECRET_FILE are both set: set one of them');
+  } else if (secretFile) {
+    try {
+      clientSecret = readFileSync(secretFile, 'utf8').replace(/\r?\n$/, '');
+      if (!clientSecret) problems.push(`TESSERA_OIDC_CLIENT_SECRET_FILE="${secretFile}" is empty: it must hold the client secret`);
+    } catch (err) {
+      problems.push(`TESSERA_OIDC_CLIENT_SECRET_FILE="${secretFile}" cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}): it must be a file this server may read, holding the client secret`);
+    }
+  } else if (secret) {
+    clientSecret = secret;
+  } else {
+    problems.push('TESSERA_OIDC_CLIENT_SECRET (or TESSERA_OIDC_CLIENT_SECRET_FILE) is not set: the confidential client\'s secret (for Keycloak: the client\'s Credentials tab) is needed with TESSERA_OIDC_ISSUER');
+  }
+  const scopes = (env.TESSERA_OIDC_SCOPES || 'openid profile email').split(/[\s,]+/).filter(Boolean);
+  if (!scopes.includes('openid')) problems.push(`TESSERA_OIDC_SCOPES="${env.TESSERA_OIDC_SCOPES}" must include openid`);
+  const rolesClaim = (env.TESSERA_OIDC_ROLES_CLAIM || 'groups').trim();
+  const adminRaw = env.TESSERA_OIDC_ADMIN_VALUES ?? 'tessera-admin';
+  const adminValues = adminRaw.trim() === 'none' ? [] : adminRaw.split(',').map((v) => v.trim()).filter(Boolean);
+  const patternRaw = env.TESSERA_OIDC_PROJECT_ROLE_PATTERN || DEFAULT_OIDC_PROJECT_ROLE_PATTERN;
+  let projectRolePattern = new RegExp(DEFAULT_OIDC_PROJECT_ROLE_PATTERN);
+  try {
+    projectRolePattern = new RegExp(patternRaw);
+    if (!patternRaw.includes('(?<project>') || !patternRaw.includes('(?<role>')) {
+      problems.push(`TESSERA_OIDC_PROJECT_ROLE_PATTERN="${patternRaw}" must have the named groups (?<project>...) and (?<role>...), as ${DEFAULT_OIDC_PROJECT_ROLE_PATTERN}`);
+    }
+  } catch (err) {
+    problems.push(`TESSERA_OIDC_PROJECT_ROLE_PATTERN="${patternRaw}" is not a regular expression (${(err as Error).message})`);
+  }
+  if ((env.TESSERA_AUTH || 'on') === 'off') problems.push('TESSERA_OIDC_ISSUER is set with TESSERA_AUTH=off: there is no signing in without access control; remove one of them');
+  if (!env.TESSERA_PUBLIC_URL && !isLoopbackHost(env.HOST || '127.0.0.1')) {
+    problems.push(`TESSERA_OIDC_ISSUER with HOST="${env.HOST}" needs TESSERA_PUBLIC_URL: the issuer sends browsers back to <TESSERA_PUBLIC_URL>/api/auth/oidc/callback, the redirect URI registered there`);
+  }
+  if (problems.length > before || !issuer || !clientId || !clientSecret) return undefined;
+  return {
+    issuer, clientId, clientSecret: new Secret(clientSecret), name: (env.TESSERA_OIDC_NAME || 'Single sign-on').trim(), scopes, rolesClaim, adminValues, projectRolePattern,
+  };
 }
 
 /** The repository's built-in extensions folder. */
@@ -194,6 +315,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   else if (auth === 'off' && !isLoopbackHost(env.HOST || '127.0.0.1')) {
     problems.push(`TESSERA_AUTH=off with HOST="${env.HOST}": without access control the server may only bind a loopback address (127.0.0.1, ::1, localhost); remove TESSERA_AUTH=off to serve other machines`);
   }
+  const httpPort = int('PORT', 8080, 0, 65535);
+  let appsPort: number | 'same' = auth === 'off' ? 'same' : httpPort === 0 ? 0 : httpPort + 1;
+  if (env.TESSERA_APPS_PORT === 'same') appsPort = 'same';
+  else if (env.TESSERA_APPS_PORT) appsPort = int('TESSERA_APPS_PORT', 8081, 0, 65535);
+  if (appsPort !== 'same' && appsPort !== 0 && appsPort === httpPort) problems.push(`TESSERA_APPS_PORT=${appsPort} is PORT: applications need their own port (or TESSERA_APPS_PORT=same)`);
+  if (env.TESSERA_APPS_PUBLIC_URL) {
+    try {
+      new URL(env.TESSERA_APPS_PUBLIC_URL);
+    } catch {
+      problems.push(`TESSERA_APPS_PUBLIC_URL="${env.TESSERA_APPS_PUBLIC_URL}" is not a URL such as https://apps.tessera.example.org`);
+    }
+  }
   const sandbox = (env.TESSERA_SANDBOX || 'auto') as ServerConfig['sandbox'];
   if (!['auto', 'bwrap', 'off'].includes(sandbox)) problems.push(`TESSERA_SANDBOX="${env.TESSERA_SANDBOX}" must be auto, bwrap or off`);
   const allowRaw = (env.TESSERA_ALLOW_UNSANDBOXED || '0').toLowerCase();
@@ -237,6 +370,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     httpMinBodyRateWindowSeconds: positive('TESSERA_HTTP_MIN_BODY_RATE_WINDOW_SECONDS', 60),
     checkAnswers: env.TESSERA_CHECK_ANSWERS === '1' || env.TESSERA_CHECK_ANSWERS === 'true',
     auth,
+    oidc: oidcConfig(env, problems),
+    appsPort,
+    appsPublicUrl: env.TESSERA_APPS_PUBLIC_URL || undefined,
     sandbox,
     allowUnsandboxed: allowRaw === '1' || allowRaw === 'true',
     stateDir: resolve(env.XDG_STATE_HOME || join(env.HOME || homedir(), '.local', 'state'), 'tessera'),

@@ -1,16 +1,19 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
-import type { AppManager, SubpathProxy } from '@tessera/apps';
+import { APP_PREFIX, parseAppPath, type AppManager, type SubpathProxy } from '@tessera/apps';
 import { migrate, openDatabase, type Kysely } from '@tessera/db';
 import type { DagScheduler } from '@tessera/engine';
 import type { ExtensionManager, WorkflowRegistry } from '@tessera/extension-packages';
 import { PLATFORM_OPERATORS, PLATFORM_VERSION } from '@tessera/model';
 import { createApplicationsDomain } from './applications/applications-domain.ts';
+import { createAccessDomain, type AccessDomain } from './auth/access-domain.ts';
+import { AppGate } from './auth/app-gate.ts';
 import { createArrivalTriggersDomain } from './arrival-triggers/arrival-triggers-domain.ts';
-import type { ServerConfig } from './config.ts';
+import { isLoopbackHost, type ServerConfig } from './config.ts';
 import { createDicomDomain, type DicomDomain } from './dicom/dicom-domain.ts';
 import type { Domain, DomainLog } from './domain.ts';
 import { EventBus } from './events/event-bus.ts';
@@ -44,6 +47,8 @@ export interface Tessera {
   extensions: ExtensionManager;
   apps: AppManager;
   projects: ProjectStore;
+  /** Users, memberships, sessions and tokens, the audit log, and the enforcement of every route's access rule. */
+  access: AccessDomain;
   dicom: DicomDomain;
   /** State changes of every domain, for GET /api/events. */
   events: EventBus;
@@ -52,6 +57,15 @@ export interface Tessera {
   runners: RunnerReport[];
   /** Why an expected runner is missing (e.g. no Docker engine). */
   runnerNotes: string[];
+  /** Where application instances are served when on their own origin (TESSERA_APPS_PORT), else undefined. */
+  appsUrl: string | undefined;
+  /** Where the loopback server's runtime file is (undefined: none written). */
+  runtimeFile: string | undefined;
+  /**
+   * A single-use sign-in link for the console (valid 15 minutes) when access control is on
+   * and the first admin has not chosen a password yet; undefined otherwise.
+   */
+  consoleSignInLink: () => Promise<string | undefined>;
   /** What the admin must read at the start: local processes without a sandbox. */
   warnings: string[];
   /** Listens on the configured host and port; returns the base URL. */
@@ -78,23 +92,64 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   const runners = await findTaskRunners(config, homeId);
 
   // Application instances are served on the platform's own port, ahead of the API routes.
-  const routing: { proxy?: SubpathProxy } = {};
+  const routing: { proxy?: SubpathProxy; gate?: AppGate } = {};
   // Connections, head and body timeouts (http-limits.ts): no absolute time for a whole request.
   const limits = httpLimitsOf(config);
   // Host (DNS rebinding) and Origin (CSRF) checks come before anything else answers, the app proxy included.
   const safety = new BrowserSafety(config);
   const watch = new RequestWatch(limits, { info: (m) => app.log.info(m), warn: (m) => app.log.warn(m), error: (m) => app.log.error(m) });
+  // Applications on their own origin (a second port): an app's scripts are then another site's to the
+  // platform, so they cannot call its API as the signed-in user (the Origin check, closed CORS), nor
+  // register a service worker or read storage of the platform's origin (ADR 0016).
+  const separateApps = config.appsPort !== 'same';
+  let appsUrl = '';
+  const serveApp = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const appPath = routing.proxy && routing.gate ? parseAppPath(req.url ?? '') : undefined;
+    if (appPath === undefined) return false;
+    if (appPath === 'bad') return routing.proxy!.handle(req, res);
+    routing.gate!.serve(req, res, appPath.project, () => void routing.proxy!.handle(req, res));
+    return true;
+  };
+  const upgradeApp = (req: IncomingMessage, socket: Duplex, head: Buffer): boolean => {
+    const appPath = routing.proxy && routing.gate ? parseAppPath(req.url ?? '') : undefined;
+    if (appPath === undefined) return false;
+    if (appPath === 'bad') return routing.proxy!.upgrade(req, socket, head);
+    routing.gate!.serveUpgrade(req, socket, appPath.project, () => void routing.proxy!.upgrade(req, socket, head));
+    return true;
+  };
+  let appsServer: Server | undefined;
+  if (separateApps) {
+    appsServer = createServer(httpServerOptions(limits), (req, res) => {
+      watch.watch(req, res);
+      if (safety.refuseRequest(req, res)) return;
+      if (serveApp(req, res)) return;
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+      res.end(`This port serves Tessera's application instances only (/applications/project/...). Tessera itself is at ${publicUrl}.\n`);
+    });
+    watch.capConnections(appsServer);
+    appsServer.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (safety.refuseUpgrade(req, socket)) return;
+      if (!upgradeApp(req, socket, head)) socket.destroy();
+    });
+  }
   const app = Fastify({
     serverFactory: (handler) => {
       const server = createServer(httpServerOptions(limits), (req, res) => {
         watch.watch(req, res);
         if (safety.refuseRequest(req, res)) return;
-        if (!routing.proxy?.handle(req, res)) handler(req, res);
+        if (separateApps && (req.url ?? '').startsWith(APP_PREFIX)) {
+          // Applications live on their own origin: a link to the platform's port goes there.
+          res.writeHead(307, { location: `${appsUrl}${req.url}`, 'cache-control': 'no-store' });
+          res.end();
+          return;
+        }
+        // An application's path: its project's members only (app-gate.ts), then the proxy.
+        if (!serveApp(req, res)) handler(req, res);
       });
       watch.capConnections(server);
       server.on('upgrade', (req, socket, head) => {
         if (safety.refuseUpgrade(req, socket)) return;
-        if (!routing.proxy?.upgrade(req, socket, head)) socket.destroy();
+        if (separateApps || !upgradeApp(req, socket, head)) socket.destroy();
       });
       return server;
     },
@@ -114,6 +169,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   const events = new EventBus((err) => app.log.error({ err }, 'an event subscriber failed'));
 
   const projects = createProjectsDomain({ db });
+  const access = createAccessDomain({ config, db, projects: projects.store, log, secureCookies: () => url().startsWith('https:'), publicUrl: url });
   const dicom = createDicomDomain({ config, db, projects: projects.store, events, publicUrl: url, log });
   const results = createResultsDomain({ home: config.home, projects: projects.store });
   // The scheduler is created below; the extensions domain asks it only once started.
@@ -121,11 +177,25 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     config, db, events, dockerSocket: runners.dockerSocket, log,
     activeRunDirs: async () => new Set((await workflows.scheduler.store.activeRuns()).map((r) => r.extension_dir).filter((d): d is string => d !== null)),
   });
-  const applications = createApplicationsDomain({ config, db, projects: projects.store, registry: extensions.registry, events, dockerSocket: runners.dockerSocket, processSandbox: runners.processSandbox, publicUrl: url, log });
+  const applications = createApplicationsDomain({
+    config, db, projects: projects.store, registry: extensions.registry, events, dockerSocket: runners.dockerSocket, processSandbox: runners.processSandbox, publicUrl: url, log,
+    ...(appsServer ? { appsOrigin: () => appsUrl, proxyServer: () => appsServer } : {}),
+  });
   const workflows = createWorkflowsDomain({ config, db, projects: projects.store, registry: extensions.registry, runners, resolveIdentifiers: (i) => dicom.resolveIdentifiers(i), publicUrl: url, log });
   routing.proxy = applications.proxy;
+  routing.gate = new AppGate(access.control, projects.store, () => (separateApps ? publicUrl : ''));
   // The proxy's fast path forwards only what passes; the rest goes to the handler above, which refuses it.
-  applications.proxy.admit = (method, headers) => safety.hostAllowed(headers.host) && safety.originAllowed(method, headers, false);
+  applications.proxy.admit = (method, headers, project) =>
+    safety.hostAllowed(headers.host) && safety.originAllowed(method, headers, false) && routing.gate!.admitted(project, headers);
+  // Routes that name a run or a job: access control finds its project here.
+  access.control.registerResource('run', async (params) => {
+    const run = await workflows.scheduler.store.getRun(String(params.id));
+    return { projectId: run?.project_id, what: `run "${params.id}"` };
+  });
+  access.control.registerResource('job', async (params) => {
+    const job = await workflows.scheduler.store.getJob(String(params.id));
+    return { projectId: job?.project_id, what: `job "${params.id}"` };
+  });
   for (const [name, op] of Object.entries(dataOperators(dicom.service, results.buckets))) runners.builtins.register(name, op);
   runners.builtins.register(PLATFORM_OPERATORS.launchApp, launchAppOperator(applications.apps, url));
 
@@ -134,6 +204,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   // waiting task finds again; the scheduler's events are published from its recovery on.
   const domains: Domain[] = [
     projects,
+    access,
     dicom,
     results,
     createEventsDomain({ config, bus: events, projects: projects.store, scheduler: workflows.scheduler, dicom: dicom.service, log }),
@@ -149,15 +220,32 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   if (config.checkAnswers) checkAnswersAgainstContracts(app);
   installRequestValidators(app);
   installErrorHandler(app);
+  // Who may call each route: one mechanism for all of them, from their contracts (auth/access-control.ts).
+  access.control.install(app);
+  access.audit.install(app);
   // Every API route comes from the contract (packages/api): one declared otherwise stops the start.
   requireContracts(app);
   for (const d of domains) await d.routes(app);
   // The web UI (packages/web/dist) at `/`, last: its catch-all answers only what no route above does.
   await app.register(webUiRoutes);
 
+  let runtime: { file: string; remove: () => Promise<void> } | undefined;
   return {
     app,
     config,
+    access,
+    get runtimeFile() {
+      return runtime?.file;
+    },
+    get appsUrl() {
+      return appsUrl || undefined;
+    },
+    consoleSignInLink: async () => {
+      if (config.auth !== 'on') return undefined;
+      const admin = await access.store.userByName('admin');
+      if (!admin || !admin.must_change_password || admin.disabled) return undefined;
+      return `${publicUrl}/sign-in#code=${await access.identity.createLink(admin)}`;
+    },
     scheduler: workflows.scheduler,
     registry: extensions.registry,
     extensions: extensions.manager,
@@ -177,6 +265,17 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
       const port = typeof address === 'object' && address ? address.port : config.port;
       const host = config.host.includes(':') ? `[${config.host}]` : config.host;
       publicUrl = config.publicUrl ?? `http://${host}:${port}`;
+      if (appsServer) {
+        await new Promise<void>((resolve, reject) => {
+          appsServer!.once('error', reject);
+          appsServer!.listen(config.appsPort as number, config.host, () => resolve());
+        });
+        const appsAddress = appsServer.address();
+        const appsPort = typeof appsAddress === 'object' && appsAddress ? appsAddress.port : 0;
+        appsUrl = (config.appsPublicUrl ?? `http://${host}:${appsPort}`).replace(/\/$/, '');
+      }
+      // For the CLI and scripts on this machine, as Jupyter's runtime files: an admin token for this port.
+      if (config.auth === 'on' && isLoopbackHost(config.host)) runtime = await access.identity.writeRuntimeFile(port, `http://${host}:${port}`);
       const { restarted } = await applications.resume();
       if (restarted > 0) app.log.info(`starting ${restarted} application instance(s) again`);
       try {
@@ -193,8 +292,13 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
       return `http://${host}:${port}`;
     },
     close: async () => {
+      await runtime?.remove();
       for (const d of [...domains].reverse()) await d.close();
       watch.close();
+      if (appsServer?.listening) {
+        appsServer.closeAllConnections();
+        await new Promise<void>((resolve) => appsServer!.close(() => resolve()));
+      }
       await app.close();
       await db.destroy();
       releaseHome();

@@ -37,6 +37,23 @@ export async function main(): Promise<void> {
     ...tessera.registry.problems().map((p) => `  problem:   ${p.dir}: ${p.message}`),
     `  try:       npx tessera run hello-world`,
   ];
+  if (c.auth === 'off') {
+    lines.push('  access:    OFF (TESSERA_AUTH=off): anyone who reaches this port acts as admin; only for one user on this machine');
+  } else {
+    lines.push(`  access:    sign-in required; users and roles: ${url}/admin`);
+    const oidc = tessera.access.oidc;
+    if (oidc && c.oidc) lines.push(`  oidc:      "${oidc.name}" at ${c.oidc.issuer} (client ${c.oidc.clientId}); the redirect URI to register there is ${oidc.redirectUri}`);
+    if (tessera.appsUrl) lines.push(`  apps:      application instances on their own origin, ${tessera.appsUrl} (TESSERA_APPS_PORT)`);
+    if (tessera.runtimeFile) lines.push(`  cli:       this machine's CLI finds the server and an admin token in ${tessera.runtimeFile}`);
+    const link = await tessera.consoleSignInLink();
+    if (link) {
+      // The password itself is never printed or logged: it is in a file only this user can read.
+      lines.push(
+        `  first sign-in: open ${link}`,
+        `                 (works once, for 15 minutes), or sign in as "admin" with the password in ${tessera.access.identity.initialPasswordFile}; you choose your own password then`,
+      );
+    }
+  }
   console.log(lines.join('\n'));
   for (const w of tessera.warnings) console.error(`tessera: warning: ${w}`);
   const exposed = exposureWarning(c.host, { http: tessera.config.port === 0 ? Number(new URL(url).port) : tessera.config.port, dicom: tessera.dicomPort });

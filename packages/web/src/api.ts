@@ -3,7 +3,7 @@
 // The shapes of the answers are the contract's (@tessera/api), imported as types only:
 // the bundle takes none of the contract's runtime code (TypeBox, the schemas).
 
-import type { AnswerOf, apiRoutes, RouteContract } from '@tessera/api';
+import type { AnswerOf, apiRoutes, Me, RouteContract } from '@tessera/api';
 
 export interface ErrorDetail {
   where: string;
@@ -40,6 +40,12 @@ export function errorText(err: unknown): string {
 }
 
 export async function toApiError(res: Response, what: string): Promise<ApiError> {
+  const err = await readApiError(res, what);
+  if (needsSignIn(err, what)) for (const l of signInListeners) l(err);
+  return err;
+}
+
+async function readApiError(res: Response, what: string): Promise<ApiError> {
   const text = await res.text().catch(() => '');
   try {
     const body = JSON.parse(text) as { error?: { code?: string; message?: string; details?: ErrorDetail[] } };
@@ -49,6 +55,43 @@ export async function toApiError(res: Response, what: string): Promise<ApiError>
   }
   const snippet = text.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 200);
   return new ApiError(res.status, '', `${what} failed: ${res.status} ${res.statusText}${snippet ? `: ${snippet}` : ''}`);
+}
+
+// ------------------------------------------------------------------ signing in
+
+/** Calls whose 401 means "wrong password" (shown in their form), not "sign in first". */
+const SIGN_IN_CALLS = /^POST \/api\/auth\/(sign-in|link|password)$/;
+
+/**
+ * True when an error answer means the user must go to the sign-in page: 401 (no session,
+ * or it ended), or 403 TESSERA_PASSWORD_CHANGE_REQUIRED. Not for the sign-in calls
+ * themselves, whose 401 is a wrong password.
+ */
+export function needsSignIn(err: ApiError, what: string): boolean {
+  if (SIGN_IN_CALLS.test(what.split('?')[0] ?? '')) return false;
+  return err.status === 401 || (err.status === 403 && err.code === 'TESSERA_PASSWORD_CHANGE_REQUIRED');
+}
+
+const signInListeners = new Set<(err: ApiError) => void>();
+
+/** Calls `listener` on every answer that {@link needsSignIn} (the app sends the user to /sign-in). */
+export function onSignInNeeded(listener: (err: ApiError) => void): () => void {
+  signInListeners.add(listener);
+  return () => signInListeners.delete(listener);
+}
+
+/**
+ * GET /api/auth/me. The first call takes the answer index.html asked for while the app's
+ * code loaded (`window.__tesseraMe`), so the first page waits for no extra round trip.
+ */
+export async function loadMe(): Promise<Me> {
+  const w = window as unknown as { __tesseraMe?: Promise<Response | null> };
+  const early = w.__tesseraMe;
+  w.__tesseraMe = undefined;
+  const res = early ? await early : null;
+  if (!res) return get<Me>('/api/auth/me');
+  if (!res.ok) throw await toApiError(res, 'GET /api/auth/me');
+  return (await res.json()) as Me;
 }
 
 export type Query = Record<string, string | number | boolean | undefined | null | string[]>;
@@ -85,11 +128,21 @@ export async function api<T>(method: string, path: string, body?: unknown, init:
 export const get = <T>(path: string, query?: Query, init?: RequestInit) => api<T>('GET', path + qs(query), undefined, init);
 export const post = <T>(path: string, body?: unknown, query?: Query) => api<T>('POST', path + qs(query), body ?? {});
 export const del = <T>(path: string, body?: unknown, query?: Query) => api<T>('DELETE', path + qs(query), body);
+export const put = <T>(path: string, body: unknown) => api<T>('PUT', path, body);
+export const patch = <T>(path: string, body: unknown) => api<T>('PATCH', path, body);
 
 // ------------------------------------------------------------------ shapes (the contract's)
 
 export type {
+  ApiToken,
   AppInstance,
+  AuditEntry,
+  AuthProviders,
+  CreatedToken,
+  Me,
+  Member,
+  Membership,
+  User,
   Dataset,
   DeleteSeriesResult,
   DeletedExtensionVersion,

@@ -1,4 +1,5 @@
 import { createContext, useContext } from 'react';
+import type { Me } from './api.ts';
 
 export interface Toast {
   id: number;
@@ -7,6 +8,10 @@ export interface Toast {
 }
 
 export interface AppState {
+  /** Who is signed in, with their projects and roles (`me.auth === 'off'`: no sign-in, one admin). */
+  me: Me;
+  /** Asks the server again (after a change of one's own role or projects). */
+  refreshMe: () => void;
   project: string;
   setProject: (name: string) => void;
   /** The series selected on the Datasets page (UIDs), for workflows and datasets. */

@@ -48,11 +48,13 @@ export interface TargetOptions {
   thumbnails: boolean;
   /** The SOP Instance UID an upload's answer acknowledges as stored, if any. */
   uploadStored: (status: number, body: unknown) => Promise<string | undefined>;
+  /** Sent as `Authorization: Bearer` with every HTTP request (a server with access control on). */
+  token?: string;
 }
 
 const BOUNDARY = 'hostile-4a1c9e';
 
-async function request(url: string, init: RequestInit, timeoutMs: number): Promise<{ status: number; body: unknown; text: string } | Answer> {
+async function send(url: string, init: RequestInit, timeoutMs: number): Promise<{ status: number; body: unknown; text: string } | Answer> {
   try {
     const res = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
     const text = await res.text();
@@ -94,6 +96,8 @@ function cstoreAnswer(o: CStoreOutcome): Answer {
 
 export function dicomTarget(o: TargetOptions): Target {
   const web = `${o.baseUrl}${o.dicomWebRoot}`;
+  const auth: Record<string, string> = o.token ? { authorization: `Bearer ${o.token}` } : {};
+  const request = (url: string, init: RequestInit, timeoutMs: number) => send(url, { ...init, headers: { ...(init.headers as Record<string, string> | undefined), ...auth } }, timeoutMs);
   return {
     name: o.name,
     async send(channel, input) {
@@ -154,8 +158,9 @@ export function dicomTarget(o: TargetOptions): Target {
 }
 
 /** Tessera: `/dicom-web`, the DICOM listener's default AE, uploads to `/api/dicom/import`. */
-export function tesseraTarget(options: { baseUrl: string; dicomPort: number; timeoutMs: number }): Target {
+export function tesseraTarget(options: { baseUrl: string; dicomPort: number; timeoutMs: number; token?: string }): Target {
   return dicomTarget({
+    token: options.token,
     name: 'Tessera',
     baseUrl: options.baseUrl,
     dicomWebRoot: '/dicom-web',
@@ -186,7 +191,7 @@ export function orthancTarget(options: { baseUrl: string; dicomPort: number; tim
     uploadStored: async (status, body) => {
       const b = body as { Status?: string; ID?: string } | undefined;
       if (status !== 200 || (b?.Status !== 'Success' && b?.Status !== 'AlreadyStored') || !b.ID) return undefined;
-      const tags = await request(`${options.baseUrl}/instances/${b.ID}/simplified-tags`, {}, options.timeoutMs);
+      const tags = await send(`${options.baseUrl}/instances/${b.ID}/simplified-tags`, {}, options.timeoutMs);
       return isAnswer(tags) ? `orthanc instance ${b.ID}` : ((tags.body as { SOPInstanceUID?: string } | undefined)?.SOPInstanceUID ?? `orthanc instance ${b.ID}`);
     },
   });

@@ -73,3 +73,21 @@ export function confineCookie(cookie: string, prefix: string, strip: boolean): s
   if (!hasPath) out.push(` Path=${prefix}/`);
   return out.join(';');
 }
+
+/** The platform's session cookie: the proxy never passes it to an application. */
+export const PLATFORM_COOKIE = 'tessera_session';
+
+/**
+ * A Cookie header without the platform's session cookie, or undefined when nothing is
+ * left: an application (its server, or anything it logs) never sees the credential that
+ * signs its user in to the platform.
+ */
+export function scrubCookie(value: string): string | undefined {
+  const kept = value.split(';').map((c) => c.trim()).filter((c) => c && c.slice(0, c.indexOf('=') < 0 ? c.length : c.indexOf('=')).trim() !== PLATFORM_COOKIE);
+  return kept.length > 0 ? kept.join('; ') : undefined;
+}
+
+/** True for an Authorization header carrying a platform token (`Bearer tsr_...`/`tss_...`): it is not passed to an application. */
+export function isPlatformAuthorization(value: string): boolean {
+  return /^\s*bearer\s+ts[rsl]_/i.test(value);
+}

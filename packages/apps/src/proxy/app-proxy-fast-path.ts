@@ -33,6 +33,8 @@ export interface AdmitHeaders {
   origin: string | undefined;
   'sec-fetch-site': string | undefined;
   'x-forwarded-proto': string | undefined;
+  cookie?: string | undefined;
+  authorization?: string | undefined;
 }
 
 /** Timeouts of the fast path. */
@@ -65,7 +67,7 @@ export class AppProxyFastPath {
     readonly handOffTo: (socket: Socket) => void,
     timeouts: Partial<AppProxyFastPathTimeouts> = {},
     /** Whether the fast path may forward a request; one it may not goes to the HTTP server (which refuses it). */
-    readonly admit: (method: string, headers: AdmitHeaders) => boolean = () => true,
+    readonly admit: (method: string, headers: AdmitHeaders, project: string) => boolean = () => true,
   ) {
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...timeouts };
   }

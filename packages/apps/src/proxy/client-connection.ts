@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { AppProxyFastPath } from './app-proxy-fast-path.ts';
-import { APP_PREFIX, pageHtml, parseAppPath } from './app-paths.ts';
+import { APP_PREFIX, isPlatformAuthorization, pageHtml, parseAppPath, scrubCookie } from './app-paths.ts';
 import { ChunkedFraming } from './chunked-framing.ts';
 import { DIGITS, HEAD_END, MAX_HEAD, parseHead, REQUEST_DROP } from './http-head.ts';
 import { ResponseRelay, RSt } from './response-relay.ts';
@@ -119,6 +119,8 @@ export class ClientConnection extends ResponseRelay {
     let named: Set<string> | undefined;
     let xff: string | undefined;
     let origin: string | undefined;
+    let cookie: string | undefined;
+    let authorization: string | undefined;
     let site: string | undefined;
     let proto: string | undefined;
     for (const [, lower, value] of parsed.fields) {
@@ -158,6 +160,12 @@ export class ClientConnection extends ResponseRelay {
         case 'sec-fetch-site':
           site = value;
           break;
+        case 'cookie':
+          cookie = cookie === undefined ? value : `${cookie}; ${value}`;
+          break;
+        case 'authorization':
+          authorization = value;
+          break;
         case 'x-forwarded-proto':
           // Read for the Origin check (a TLS-terminating reverse proxy says https), not passed on.
           proto = value;
@@ -166,17 +174,24 @@ export class ClientConnection extends ResponseRelay {
     }
     if (cl >= 0 && chunked) return this.refuse(400, 'Bad request', 'The request has both Content-Length and Transfer-Encoding.');
     if (hosts !== 1) return this.refuse(400, 'Bad request', 'The request must have one Host header.');
-    // A Host or Origin the platform refuses: its HTTP server answers it (in the error format).
-    if (!this.fast.admit(method, { host, origin, 'sec-fetch-site': site, 'x-forwarded-proto': proto })) return this.handOff();
     const app = appPath(url);
     // Paths to refuse or redirect, and instances that are not running: the SubpathProxy answers.
     if (!app || app === 'bad' || (app.rest === '/' && url === app.prefix)) return this.handOff();
+    // A Host or Origin the platform refuses, or a caller it has not yet seen to be a member of
+    // the project: its HTTP server answers (in the error format, or after checking access).
+    if (!this.fast.admit(method, { host, origin, 'sec-fetch-site': site, 'x-forwarded-proto': proto, cookie, authorization }, app.project)) return this.handOff();
     const target = this.fast.lookup(app.project, app.instance);
     if (!target || target.state !== 'running' || !target.port) return this.handOff();
 
     let head = `${method} ${target.ingress === 'strip' ? app.rest : url} HTTP/1.1\r\n`;
     for (const [name, lower, value] of parsed.fields) {
       if (REQUEST_DROP.has(lower) || lower === 'x-forwarded-for' || named?.has(lower)) continue;
+      if (lower === 'authorization' && isPlatformAuthorization(value)) continue;
+      if (lower === 'cookie') {
+        const kept = scrubCookie(value);
+        if (kept !== undefined) head += `${name}: ${kept}\r\n`;
+        continue;
+      }
       head += `${name}: ${value}\r\n`;
     }
     const remote = this.socket.remoteAddress ?? '';

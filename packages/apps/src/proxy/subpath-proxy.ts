@@ -2,7 +2,7 @@ import { request as httpRequest, type IncomingMessage, type Server, type ServerR
 import type { Socket } from 'node:net';
 import { Pool, type Dispatcher } from 'undici';
 import type { Duplex } from 'node:stream';
-import { APP_PREFIX, confineCookie, pageHtml, parseAppPath, type ProxyTarget } from './app-paths.ts';
+import { APP_PREFIX, confineCookie, isPlatformAuthorization, pageHtml, parseAppPath, scrubCookie, type ProxyTarget } from './app-paths.ts';
 import { AppProxyFastPath, type AdmitHeaders, type AppProxyFastPathTimeouts } from './app-proxy-fast-path.ts';
 
 export { APP_PREFIX, confineCookie, pageHtml, parseAppPath, type AdmitHeaders, type ProxyTarget };
@@ -33,7 +33,7 @@ export class SubpathProxy {
    * Whether the fast path may forward a request itself (the platform's Host and Origin
    * checks); one it may not goes to the HTTP server, whose handler refuses it. Unset: all.
    */
-  admit: ((method: string, headers: AdmitHeaders) => boolean) | undefined;
+  admit: ((method: string, headers: AdmitHeaders, project: string) => boolean) | undefined;
 
   constructor(lookup: (project: string, instance: string) => ProxyTarget | undefined) {
     this.#lookup = lookup;
@@ -50,7 +50,7 @@ export class SubpathProxy {
     server.removeAllListeners('connection');
     const fast = new AppProxyFastPath(this.#lookup, (socket) => {
       for (const listener of listeners) listener.call(server, socket);
-    }, timeouts, (method, headers) => this.admit?.(method, headers) ?? true);
+    }, timeouts, (method, headers, project) => this.admit?.(method, headers, project) ?? true);
     this.#fast = fast;
     server.on('connection', (socket: Socket) => fast.accept(socket));
   }
@@ -144,6 +144,12 @@ export class SubpathProxy {
     for (let i = 0; i < raw.length; i += 2) {
       const lower = raw[i]!.toLowerCase();
       if (HOP_BY_HOP.has(lower) || CLIENT_ONLY.has(lower) || named.has(lower)) continue;
+      if (lower === 'authorization' && isPlatformAuthorization(raw[i + 1]!)) continue;
+      if (lower === 'cookie') {
+        const kept = scrubCookie(raw[i + 1]!);
+        if (kept !== undefined) out.push(raw[i]!, kept);
+        continue;
+      }
       // X-Forwarded-For is a chain: what came before us is kept, our peer is added.
       if (lower === 'x-forwarded-for') prior = prior ? `${prior}, ${raw[i + 1]}` : raw[i + 1];
       else out.push(raw[i]!, raw[i + 1]!);

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve, sep } from 'node:path';
@@ -7,6 +7,7 @@ import type { AnswerOf, dataRoutes, Job, resultRoutes, RunDetail, TriggerJob } f
 import { readManifest } from '@tessera/extension-packages';
 import { TesseraError, ajvErrorsToDetails, createAjv } from '@tessera/model';
 import { ApiClient, CliError } from '../api-client.ts';
+import type { TokenCredential } from '../credentials.ts';
 import { buildAndUpload, installAndWait } from './ext-command.ts';
 
 export const TEST_FILE = 'tessera-test.json';
@@ -55,6 +56,11 @@ export function globRegExp(glob: string): RegExp {
   return new RegExp(`^${re}$`);
 }
 
+/** The admin token of the throwaway platform's runtime file (it is written when access control is on). */
+function runtimeCredential(file: string): TokenCredential {
+  return { token: (JSON.parse(readFileSync(file, 'utf8')) as { token: string }).token, from: 'runtime-file', file };
+}
+
 async function* once(data: Uint8Array): AsyncGenerator<Uint8Array> {
   yield data;
 }
@@ -94,10 +100,12 @@ export async function extTestCommand(folder: string, o: { keep?: boolean; case?:
     defaultExtensions: [],
     seriesQuietSeconds: 0.2,
     publicUrl: undefined,
+    // Access control as on a real server; the CLI signs in with the runtime file's admin token, kept in the home, not ~/.local/state.
+    stateDir: join(home, 'state'),
   });
   let failed = 0;
   try {
-    const api = new ApiClient(await tessera.listen());
+    const api = new ApiClient(await tessera.listen(), tessera.runtimeFile ? runtimeCredential(tessera.runtimeFile) : undefined);
     const { name, version } = await buildAndUpload(api, root);
     await installAndWait(api, name, { version, wait: true });
     for (const [i, c] of cases.entries()) {

@@ -133,7 +133,7 @@ async function uploadJob(api: ApiClient, job: UploadJob, o: ImportOptions, progr
   const e = parseError(text);
   const message = e?.message ?? `POST /api/dicom/import answered ${res.status}: ${text.slice(0, 300)}`;
   const aboutTheFiles = res.status === 413 || (job.kind === 'zip' && (res.status === 400 || res.status === 422));
-  if (!aboutTheFiles) throw new CliError(message, { details: e?.details ?? [] });
+  if (!aboutTheFiles) throw api.errorOf(res.status, text, 'POST', '/api/dicom/import');
   const error = { code: e?.code ?? `HTTP_${res.status}`, message };
   return [...job.files.filter((f) => !unreadable.some((u) => u.file === f)).map((f) => ({ file: f.name, status: 'rejected' as const, error })), ...local];
 }

@@ -13,6 +13,8 @@ export interface Transition {
 
 export interface RunFilter {
   projectId?: string;
+  /** Only runs of these projects (the caller's, for a list of every project they may see). */
+  projectIds?: readonly string[];
   jobId?: string;
   workflowId?: string;
   states?: RunState[];
@@ -77,6 +79,7 @@ export class WorkflowStore {
   async listRuns(filter: RunFilter): Promise<{ runs: RunRow[]; total: number }> {
     let q = this.db.selectFrom('runs');
     if (filter.projectId) q = q.where('project_id', '=', filter.projectId);
+    if (filter.projectIds) q = filter.projectIds.length > 0 ? q.where('project_id', 'in', filter.projectIds) : q.where('project_id', 'in', ['']) // no project id is empty: none;
     if (filter.jobId) q = q.where('job_id', '=', filter.jobId);
     if (filter.workflowId) q = q.where('workflow_id', '=', filter.workflowId);
     if (filter.states && filter.states.length > 0) q = q.where('state', 'in', filter.states);
@@ -94,9 +97,10 @@ export class WorkflowStore {
     return { runs, total: Number(total.n) };
   }
 
-  async listJobs(filter: { projectId?: string; limit?: number; offset?: number; order?: 'asc' | 'desc' }): Promise<{ jobs: JobRow[]; total: number }> {
+  async listJobs(filter: { projectId?: string; projectIds?: readonly string[]; limit?: number; offset?: number; order?: 'asc' | 'desc' }): Promise<{ jobs: JobRow[]; total: number }> {
     let q = this.db.selectFrom('jobs');
     if (filter.projectId) q = q.where('project_id', '=', filter.projectId);
+    if (filter.projectIds) q = filter.projectIds.length > 0 ? q.where('project_id', 'in', filter.projectIds) : q.where('project_id', 'in', ['']) // no project id is empty: none;
     const total = await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
     const order = filter.order ?? 'desc';
     const jobs = await q.selectAll().orderBy('created_at', order).orderBy('id', order).limit(filter.limit ?? 50).offset(filter.offset ?? 0).execute();

@@ -2,6 +2,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTessera, type Tessera } from '../create-tessera.ts';
+import type { ProjectRole } from '@tessera/api';
+import { newSecret } from '../auth/access-store.ts';
 import { loadConfig, type ServerConfig } from '../config.ts';
 
 export interface TestServer {
@@ -9,8 +11,12 @@ export interface TestServer {
   url: string;
   home: string;
   extRoot: string;
-  /** JSON helper over fetch: returns status and parsed body. */
-  call: <T = any>(method: string, path: string, body?: unknown) => Promise<{ status: number; body: T }>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** An admin's API token when access control is on (`auth: 'on'`), else undefined. */
+  token: string | undefined;
+  /** JSON helper over fetch: returns status and parsed body; sends the admin token when access control is on, or `as`'s. */
+  call: <T = any>(method: string, path: string, body?: unknown, as?: string) => Promise<{ status: number; body: T }>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** A user with these project roles (and admin or not), straight in the store; answers an API token of theirs. */
+  userToken: (name: string, roles: Record<string, ProjectRole>, admin?: boolean) => Promise<string>;
   close: () => Promise<void>;
 }
 
@@ -31,26 +37,44 @@ export async function startTestServer(overrides: Partial<ServerConfig> = {}): Pr
     port: 0,
     home,
     extensionRoots: [extRoot],
+    // A runtime file of a test server goes into its own home, not the user's state folder.
+    stateDir: join(home, 'state'),
     runners: ['process'],
     logLevel: 'silent',
     dicomPort: 0,
     seriesQuietSeconds: 0.3,
     checkAnswers: true,
     auth: 'off',
+    // Applications on their own origin (a free port) with access control on, as a server would; on the platform's port with it off.
+    appsPort: overrides.auth === 'on' ? 0 : 'same',
     sandbox: 'off',
     ...overrides,
   };
   const tessera = await createTessera(config);
   const url = await tessera.listen();
+  const userToken = async (name: string, roles: Record<string, ProjectRole>, admin = false): Promise<string> => {
+    const store = tessera.access.store;
+    const user = (await store.userByName(name)) ?? (await store.insertUser({
+      name, display_name: null, password_hash: null, admin: admin ? 1 : 0, source: 'local', oidc_issuer: null, oidc_subject: null, disabled: 0, must_change_password: 0,
+    }));
+    for (const [project, role] of Object.entries(roles)) await store.setMembership((await tessera.projects.require(project)).id, user.id, role);
+    tessera.access.control.invalidate();
+    const secret = newSecret('tsr');
+    await store.insertCredential(secret, { kind: 'api', user_id: user.id, name: 'test', project_id: null, role: null, subject: null, expires_at: null });
+    return secret;
+  };
+  const token = config.auth === 'on' ? await userToken('test-admin', {}, true) : undefined;
   return {
     tessera,
     url,
     home,
     extRoot,
-    call: async (method, path, body) => {
+    token,
+    userToken,
+    call: async (method, path, body, as = token) => {
       const res = await fetch(`${url}${path}`, {
         method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(as ? { authorization: `Bearer ${as}` } : {}) },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
       const text = await res.text();

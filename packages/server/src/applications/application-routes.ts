@@ -4,10 +4,11 @@ import type { AppManager } from '@tessera/apps';
 import { TesseraError } from '@tessera/model';
 import { pageOf, parseSort, sortBy } from '../http/lists.ts';
 import { serve } from '../http/serve-route.ts';
-import { DEFAULT_PROJECT } from '../projects/project-store.ts';
+import { visibleIds } from '../auth/access-control.ts';
+import { DEFAULT_PROJECT, type ProjectStore } from '../projects/project-store.ts';
 
 /** The applications domain: launch, list, read logs of, and stop application instances. */
-export async function applicationRoutes(app: FastifyInstance, opts: { apps: AppManager }): Promise<void> {
+export async function applicationRoutes(app: FastifyInstance, opts: { apps: AppManager; projects: ProjectStore }): Promise<void> {
   const { apps } = opts;
   serve(app, routes.list, async (request) => {
     const q = request.query;
@@ -18,7 +19,9 @@ export async function applicationRoutes(app: FastifyInstance, opts: { apps: AppM
         details: [{ where: 'querystring.state', message: `must be among ${APP_STATES.join(', ')} (got ${JSON.stringify(q.state)})` }],
       });
     }
-    const all = (await apps.list({ project: q.project })).filter((i) => (!states || states.includes(i.state)) && (q.extension === undefined || i.extension === q.extension));
+    const visible = visibleIds(request);
+    const names = visible && new Set((await Promise.all(visible.map((id) => opts.projects.findById(id)))).map((p) => p?.name));
+    const all = (await apps.list({ project: q.project })).filter((i) => (!names || names.has(i.project)) && (!states || states.includes(i.state)) && (q.extension === undefined || i.extension === q.extension));
     // apps.list is by project, then name: the default needs no sort.
     const sort = parseSort<(typeof APP_SORTS)[number]>(q.sort, q.order, 'project');
     const sorted = q.sort === undefined && q.order === undefined ? all : sortBy(all, (i) => i[sort.field], sort.order);

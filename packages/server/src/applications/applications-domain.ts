@@ -1,3 +1,4 @@
+import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { AppManager, appMigrations, DockerAppRunner, ProcessAppRunner, SubpathProxy, type AppTables } from '@tessera/apps';
 import { domainView, type Kysely } from '@tessera/db';
@@ -28,6 +29,10 @@ export interface ApplicationsDomainDeps {
   processSandbox: ProcessSandbox;
   publicUrl: () => string;
   log: DomainLog;
+  /** The applications' own origin, when they have one (TESSERA_APPS_PORT): instance URLs start with it. */
+  appsOrigin?: () => string;
+  /** The HTTP server whose connections the proxy's fast path takes: the applications' own, else the platform's. */
+  proxyServer?: () => Server;
 }
 
 /** The applications domain: instances of application extensions, their runners, and the proxy in front of them. */
@@ -46,6 +51,7 @@ export function createApplicationsDomain(deps: ApplicationsDomainDeps): Applicat
     // Where the scheduler lays out a run's workflow dir (scheduler-core.ts).
     workflowDir: (runId) => join(config.home, 'workflows', runId),
     services: () => ({ TESSERA_API_URL: deps.publicUrl() }),
+    origin: deps.appsOrigin,
     log: deps.log,
     runners: [...(deps.dockerSocket ? [new DockerAppRunner({ socketPath: deps.dockerSocket })] : []), new ProcessAppRunner({ sandbox: deps.processSandbox.sandbox, refuse: deps.processSandbox.refusal })],
     // `proxy` is created below; an instance is released only after both exist.
@@ -61,9 +67,9 @@ export function createApplicationsDomain(deps: ApplicationsDomainDeps): Applicat
     // The instances a waiting workflow task finds again are loaded before the scheduler resumes its runs.
     start: () => apps.load(),
     routes: async (app) => {
-      await applicationRoutes(app, { apps });
+      await applicationRoutes(app, { apps, projects: deps.projects });
       // Connections meet the proxy's fast path first; API requests and rare cases go on to Fastify's server.
-      proxy.attach(app.server, { headMs: config.httpHeadersTimeoutSeconds * 1000 });
+      proxy.attach(deps.proxyServer?.() ?? app.server, { headMs: config.httpHeadersTimeoutSeconds * 1000 });
     },
     resume: () => apps.resume(),
     close: async () => {

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { TesseraError } from '@tessera/model';
 import { platformRoutes } from '@tessera/api';
 import { serve } from '../http/serve-route.ts';
+import { visibleIds } from '../auth/access-control.ts';
 import type { ProjectStore } from '../projects/project-store.ts';
 import { EVENT_TYPES, type Delivered, type EventBus, type EventType } from './event-bus.ts';
 
@@ -28,6 +29,9 @@ export async function eventRoutes(app: FastifyInstance, opts: EventRoutesOptions
   serve(app, platformRoutes.events, async (request, reply) => {
     const q = request.query;
     const project = q.project !== undefined ? (await opts.projects.require(q.project)).name : undefined;
+    // Without a project: the events of the caller's projects (and those of none, such as extensions'), as of the stream's start.
+    const visible = visibleIds(request);
+    const names = visible && new Set((await Promise.all(visible.map((id) => opts.projects.findById(id)))).map((p) => p?.name));
     let types: Set<EventType> | undefined;
     if (q.types !== undefined) {
       const asked = q.types.split(',').map((s) => s.trim()).filter(Boolean);
@@ -73,6 +77,7 @@ export async function eventRoutes(app: FastifyInstance, opts: EventRoutesOptions
     const onEvent = ({ seq, event }: Delivered): void => {
       if (types && !types.has(event.type)) return;
       if (project !== undefined && 'project' in event && event.project !== project) return;
+      if (names && 'project' in event && typeof event.project === 'string' && !names.has(event.project)) return;
       write(`id: ${seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
     };
     const unsubscribe = bus.subscribe(onEvent);

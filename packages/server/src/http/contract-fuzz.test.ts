@@ -18,10 +18,10 @@ interface Answer {
 }
 
 /** Sends one request as it is (node:http: no URL normalization, so `..` and `%00` reach the server). */
-function send(base: URL, input: FuzzInput): Promise<Answer> {
+function send(base: URL, input: FuzzInput, token: string): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: base.hostname, port: base.port, method: input.method, path: input.path, headers: { ...input.headers, ...(input.body ? { 'content-length': String(input.body.length) } : {}) }, timeout: 15_000 },
+      { host: base.hostname, port: base.port, method: input.method, path: input.path, headers: { authorization: `Bearer ${token}`, ...input.headers, ...(input.body ? { 'content-length': String(input.body.length) } : {}) }, timeout: 15_000 },
       (res) => {
         const type = String(res.headers['content-type'] ?? '');
         // A stream (the event stream, a followed log) is judged by its status: it is not read to its end.
@@ -46,21 +46,24 @@ function send(base: URL, input: FuzzInput): Promise<Answer> {
   });
 }
 
-describe.skipIf(skipDicomTools)('every route of the contract, fed malformed input generated from its schemas', () => {
+describe.skipIf(skipDicomTools)('every route of the contract, fed malformed input generated from its schemas, signed in as an admin and as a scientist', () => {
   let s: TestServer;
+  let tokens: Array<[string, string]>;
   let base: URL;
   let jobId: string;
   let runId: string;
   beforeAll(async () => {
-    s = await startTestServer();
+    // Access control on, signed in: the requests reach the handlers, not the 401 in front of them.
+    s = await startTestServer({ auth: 'on' });
     base = new URL(s.url);
+    const auth = { authorization: `Bearer ${s.token!}` };
     // Something to find, so that a bad parameter beside good ones reaches the handlers: an instance, a dataset, a project.
-    const up = await fetch(`${s.url}/api/dicom/import?dataset=fuzz-set`, { method: 'POST', headers: { 'content-type': 'application/dicom' }, body: new Uint8Array(readFileSync(pydicomFile('CT_small.dcm'))) });
+    const up = await fetch(`${s.url}/api/dicom/import?dataset=fuzz-set`, { method: 'POST', headers: { 'content-type': 'application/dicom', ...auth }, body: new Uint8Array(readFileSync(pydicomFile('CT_small.dcm'))) });
     expect(up.status).toBe(200);
     expect((await s.call('POST', '/api/projects', { name: 'fuzz' })).status).toBe(201);
     // A known-good instance that no fuzzed request names (a valid-by-chance DELETE may remove the one above).
     expect((await s.call('POST', '/api/projects', { name: 'keep' })).status).toBe(201);
-    const keep = await fetch(`${s.url}/api/dicom/import?project=keep`, { method: 'POST', headers: { 'content-type': 'application/dicom' }, body: new Uint8Array(readFileSync(pydicomFile('CT_small.dcm'))) });
+    const keep = await fetch(`${s.url}/api/dicom/import?project=keep`, { method: 'POST', headers: { 'content-type': 'application/dicom', ...auth }, body: new Uint8Array(readFileSync(pydicomFile('CT_small.dcm'))) });
     expect(keep.status).toBe(200);
     // A job whose run has ended, with a task, a log and a result: ids that reach the workflow handlers.
     await writeShellExtension(s.extRoot, 'fuzz-ext', [{ id: 'fuzz-wf', tasks: [{ id: 'work', level: 'batch', sh: 'echo fuzz; mkdir -p "$OPERATOR_OUT_DIR" 2>/dev/null; true' }] }]);
@@ -70,6 +73,7 @@ describe.skipIf(skipDicomTools)('every route of the contract, fed malformed inpu
     jobId = job.body.id as string;
     runId = job.body.runs[0].id as string;
     await waitFor(async () => ['success', 'failed'].includes((await s.call('GET', `/api/runs/${runId}`)).body.state), 20_000, `run ${runId} to end`);
+    tokens = [['admin', s.token!], ['scientist', await s.userToken('fuzz-scientist', { admin: 'scientist', fuzz: 'scientist', keep: 'scientist' })]];
   });
   afterAll(async () => s?.close());
 
@@ -79,7 +83,9 @@ describe.skipIf(skipDicomTools)('every route of the contract, fed malformed inpu
     const problems: string[] = [];
     const secrets = [s.home, process.cwd()];
     let sent = 0;
+    let unauthenticated = 0;
     const started = Date.now();
+    for (const [who, token] of tokens)
     for (const route of allRoutes) {
       // A name that names a project where one is meant, a dataset elsewhere, never an installed extension (no image builds).
       const names = {
@@ -90,9 +96,10 @@ describe.skipIf(skipDicomTools)('every route of the contract, fed malformed inpu
         task: 'work',
       };
       for (const input of inputsFor(route, names, rnd, Number(process.env.TESSERA_FUZZ_PER_KIND ?? 6))) {
-        const a = await send(base, input);
+        const a = await send(base, input, token);
         sent++;
-        const where = `${route.method} ${route.url} with ${input.what}`;
+        if (a.status === 401) unauthenticated++;
+        const where = `${route.method} ${route.url} with ${input.what} as ${who}`;
         if (a.status >= 500) problems.push(`${where}: ${a.status} ${a.text.slice(0, 300)}`);
         // A HEAD answer has no body to judge: only its status.
         if (input.method === 'HEAD') continue;
@@ -115,8 +122,10 @@ describe.skipIf(skipDicomTools)('every route of the contract, fed malformed inpu
     }
     console.log(`contract fuzz: ${sent} requests over ${allRoutes.length} routes in ${Date.now() - started} ms, ${problems.length} problems`);
     expect(problems).toEqual([]);
+    // Signed in throughout: a 401 would mean the input never reached the handler (only a wrong current password at /api/auth/password is one).
+    expect(unauthenticated).toBeLessThan(sent / 100);
     // The server still serves.
     expect((await s.call('GET', '/api/health')).status).toBe(200);
-    expect((await fetch(`${s.url}/projects/keep/dicom-web/studies/${CT_STUDY}/series/${CT_SERIES}/instances/${CT_SOP}/rendered`)).status).toBe(200);
+    expect((await fetch(`${s.url}/projects/keep/dicom-web/studies/${CT_STUDY}/series/${CT_SERIES}/instances/${CT_SOP}/rendered`, { headers: { authorization: `Bearer ${s.token!}` } })).status).toBe(200);
   });
 });

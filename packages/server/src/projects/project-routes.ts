@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { projectRoutes as routes, type Project as ProjectJson } from '@tessera/api';
 import { iso, pageOf, parseSort, sortBy } from '../http/lists.ts';
+import { visibleProjects } from '../auth/principal.ts';
 import { serve } from '../http/serve-route.ts';
 import type { Project, ProjectStore } from './project-store.ts';
 
@@ -13,7 +14,10 @@ export async function projectRoutes(app: FastifyInstance, opts: { projects: Proj
   serve(app, routes.list, async (request) => {
     const q = request.query;
     const sort = parseSort<'name' | 'created_at'>(q.sort, q.order, 'name');
-    const all = sortBy((await opts.projects.list()).map(projectJson), (p) => p[sort.field], sort.order);
+    // Only the caller's projects: the others do not exist for them.
+    const visible = request.access.principal ? visibleProjects(request.access.principal) : new Set<string>();
+    const mine = (await opts.projects.list()).filter((p) => visible === 'all' || visible.has(p.id));
+    const all = sortBy(mine.map(projectJson), (p) => p[sort.field], sort.order);
     return pageOf(all, q.limit ?? 1000, q.offset ?? 0);
   });
 

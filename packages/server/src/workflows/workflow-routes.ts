@@ -5,6 +5,7 @@ import { DagSpecSchema, RUN_STATES, TesseraError, type RunState } from '@tessera
 import { workflowRoutes as routes, type RUN_SORTS, type WORKFLOW_SORTS } from '@tessera/api';
 import { pageOf, parseSort, sortBy } from '../http/lists.ts';
 import { serve } from '../http/serve-route.ts';
+import { visibleIds } from '../auth/access-control.ts';
 import type { ProjectStore } from '../projects/project-store.ts';
 import { followTaskLog } from './task-log.ts';
 import { jobJson, runDetailJson, runJson, workflowJson } from './workflow-presenter.ts';
@@ -77,7 +78,7 @@ export async function workflowRoutes(app: FastifyInstance, opts: WorkflowRoutesO
     const q = request.query;
     const project = q.project ? await projects.require(q.project) : undefined;
     const sort = parseSort(q.sort, q.order, '-created_at');
-    const { jobs, total } = await store.listJobs({ projectId: project?.id, limit: q.limit, offset: q.offset, order: sort.order });
+    const { jobs, total } = await store.listJobs({ projectId: project?.id, projectIds: visibleIds(request), limit: q.limit, offset: q.offset, order: sort.order });
     return { items: await Promise.all(jobs.map((j) => presentJob(j.id))), total, limit: q.limit ?? 50, offset: q.offset ?? 0 };
   });
 
@@ -101,7 +102,7 @@ export async function workflowRoutes(app: FastifyInstance, opts: WorkflowRoutesO
     const sort = parseSort<(typeof RUN_SORTS)[number]>(q.sort, q.order, '-created_at');
     const field: RunSortField = sort.field === 'workflow' ? 'workflow_id' : sort.field;
     if (!RUN_SORT_FIELDS.includes(field)) throw new TesseraError('TESSERA_INVALID_REQUEST', `cannot sort runs by ${sort.field}`);
-    const { runs, total } = await store.listRuns({ projectId: project?.id, states, workflowId: q.workflow, jobId: q.job, limit: q.limit, offset: q.offset, sort: { field, order: sort.order } });
+    const { runs, total } = await store.listRuns({ projectId: project?.id, projectIds: visibleIds(request), states, workflowId: q.workflow, jobId: q.job, limit: q.limit, offset: q.offset, sort: { field, order: sort.order } });
     return { items: await presentRuns(runs), total, limit: q.limit ?? 50, offset: q.offset ?? 0 };
   });
 
