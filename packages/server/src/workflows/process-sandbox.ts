@@ -23,7 +23,11 @@ const INSTALL = 'install bubblewrap (apt-get install bubblewrap) and restart the
  * local processes are refused unless the admin allows them (TESSERA_ALLOW_UNSANDBOXED=1);
  * with it off (one user on a laptop) they run, and the server warns.
  */
-export function decideProcessSandbox(config: Pick<ServerConfig, 'sandbox' | 'allowUnsandboxed' | 'auth'>, probe: () => SandboxProbe = () => probeBwrap()): ProcessSandbox {
+export function decideProcessSandbox(
+  config: Pick<ServerConfig, 'sandbox' | 'allowUnsandboxed' | 'auth'> & Partial<Pick<ServerConfig, 'home' | 'stateDir'>>,
+  // The home and the state folder are hidden even where a system folder would show them (a home under /etc).
+  probe: () => SandboxProbe = () => probeBwrap({ hidden: [config.home, config.stateDir].filter((d): d is string => d !== undefined) }),
+): ProcessSandbox {
   let why: string;
   if (config.sandbox === 'off') {
     why = 'TESSERA_SANDBOX=off';

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +8,7 @@ import { makeTestLaunch } from '../../__fixtures__/task-launch.ts';
 import { runnerConformance } from '../runner-conformance.ts';
 import type { TaskLaunch } from '../runner.ts';
 import { ProcessRunner } from './process-runner.ts';
+import { probeBwrap } from './sandbox.ts';
 import { findProcessesByEnv, isAlive, parentOf, pollUntil } from './proc-table.ts';
 import { readExitStatus, statusFileOf } from './process-recovery.ts';
 
@@ -73,6 +74,24 @@ describe.skipIf(skipSandbox)('process runner: the sandbox of a task', () => {
       expect(probe.slice(0, 3)).toEqual(['hidden', `ext ${launch.runId}`, 'read-only']);
       // Its own PID namespace: the sandbox's init, the shell, sleep, ls and grep.
       expect(probe[3]).toMatch(new RegExp(`^home=/tmp pwd=${ext} processes=[1-6]$`));
+    } finally {
+      await runner.close();
+    }
+  });
+
+  it('hides the server\'s own folders where a system folder would show them (a TESSERA_HOME under /etc or /usr)', { timeout: 20_000 }, async () => {
+    dir = await mkdtemp(join(tmpdir(), 'tessera-hidden-'));
+    // Stands in for a home under a system folder: one that exists and is not empty here.
+    const shown = ['/etc/default', '/usr/share/doc', '/etc/ssl/certs'].find((d) => existsSync(d) && readdirSync(d).length > 0)!;
+    const probe = probeBwrap({ hidden: [shown] });
+    expect(probe.reason).toBeUndefined();
+    const launch = await makeTestLaunch({ dir, dagId: 'hidden', task: { process: { command: ['sh', '-c', `ls -A ${shown} | wc -l > "$WORKFLOW_DIR/seen.txt"; ls -A /usr/bin | wc -l >> "$WORKFLOW_DIR/seen.txt"`] } } });
+    const runner = new ProcessRunner({ homeId, sandbox: probe.sandbox! });
+    try {
+      expect(await (await runner.start(launch)).done).toEqual({ state: 'success', exitCode: 0 });
+      const [hidden, usrBin] = (await readFile(join(launch.workflowDir, 'seen.txt'), 'utf8')).trim().split('\n').map(Number);
+      expect(hidden, `${shown} is empty inside`).toBe(0);
+      expect(usrBin, 'the rest of the system is there').toBeGreaterThan(10);
     } finally {
       await runner.close();
     }

@@ -69,10 +69,10 @@ export class BwrapSandbox {
  * the system part of every sandbox, once: where user namespaces are off, or in a
  * container without the right to make mounts, bwrap is there but does not work.
  */
-export function probeBwrap(options: { path?: string; timeoutMs?: number } = {}): SandboxProbe {
+export function probeBwrap(options: { path?: string; timeoutMs?: number; hidden?: string[] } = {}): SandboxProbe {
   const path = options.path ?? findOnPath('bwrap') ?? (isExecutable('/usr/bin/bwrap') ? '/usr/bin/bwrap' : undefined);
   if (!path) return { reason: 'bubblewrap (bwrap) is not installed' };
-  const system = systemArgs();
+  const system = systemArgs(options.hidden ?? []);
   const run = spawnSync(path, [...system, '--remount-ro', '/', '--', 'true'], { encoding: 'utf8', timeout: options.timeoutMs ?? 10_000, env: { PATH: '/usr/bin:/bin' } });
   if (run.error) return { reason: `${path} could not be run: ${run.error.message}` };
   if (run.status !== 0) {
@@ -83,8 +83,13 @@ export function probeBwrap(options: { path?: string; timeoutMs?: number } = {}):
   return { sandbox: new BwrapSandbox(path, version, system) };
 }
 
-/** The system part of a sandbox: namespaces, no capabilities, the read-only system folders, /etc without its secrets, private /tmp, /proc, /dev. */
-function systemArgs(): string[] {
+/**
+ * The system part of a sandbox: namespaces, no capabilities, the read-only system folders,
+ * /etc without its secrets, private /tmp, /proc, /dev. `hidden`: the server's own folders
+ * (its home, its state folder), covered by an empty tmpfs where a system folder would
+ * show them (a TESSERA_HOME under /etc or /usr).
+ */
+function systemArgs(hidden: string[]): string[] {
   const args = [
     // No network namespace: tasks reach the API at TESSERA_API_URL, applications listen for the proxy.
     '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try',
@@ -116,11 +121,19 @@ function systemArgs(): string[] {
       // dangling or absent: nothing to add
     }
   }
+  const shown = ['/usr', '/etc', ...SYSTEM_DIRS];
   // The server's own Node.js when it is not a system one (nvm, /opt): process extensions run `node`.
   const node = realpathSync(process.execPath);
   if (!node.startsWith('/usr/')) {
     const prefix = dirname(dirname(node));
     args.push('--ro-bind', prefix, prefix);
+    shown.push(prefix);
+  }
+  for (const h of hidden) {
+    const dir = resolve(h);
+    // Only where a folder mounted above shows it; elsewhere it is not in the sandbox at all.
+    // Writable (private, in memory): a run's workflow dir below it is mounted over it later.
+    if (shown.some((s) => dir === s || dir.startsWith(`${s}/`)) && isDirectory(dir)) args.push('--tmpfs', dir);
   }
   args.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp');
   return args;
@@ -213,6 +226,14 @@ function findOnPath(name: string): string | undefined {
     if (isExecutable(p)) return p;
   }
   return undefined;
+}
+
+function isDirectory(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 function isExecutable(p: string): boolean {
