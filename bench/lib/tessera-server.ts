@@ -69,6 +69,8 @@ export class TesseraServer {
         ...process.env,
         // The workflow benchmarks receive no DICOM; the DICOM benchmark passes its port in `env`.
         DICOM_PORT: 'off',
+        // These benchmarks measure the engine and the store; access control's own cost is bench/access-control.ts.
+        TESSERA_AUTH: 'off',
         ...o.env,
         PORT: String(o.port),
         HOST: '127.0.0.1',

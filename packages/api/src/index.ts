@@ -10,5 +10,6 @@ export * from './dicomweb.ts';
 export * from './extensions.ts';
 export * from './data.ts';
 export * from './datasets.ts';
+export * from './dicom-senders.ts';
 export * from './applications.ts';
 export * from './results.ts';

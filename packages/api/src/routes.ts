@@ -2,6 +2,7 @@ import { dicomWebRoutes } from './dicomweb.ts';
 import { extensionRoutes } from './extensions.ts';
 import { dataRoutes } from './data.ts';
 import { datasetRoutes } from './datasets.ts';
+import { dicomSenderRoutes } from './dicom-senders.ts';
 import { applicationRoutes } from './applications.ts';
 import { authRoutes } from './auth.ts';
 import { platformRoutes } from './platform.ts';
@@ -20,6 +21,7 @@ export const apiRoutes = {
   extensions: extensionRoutes,
   data: dataRoutes,
   datasets: datasetRoutes,
+  dicomSenders: dicomSenderRoutes,
   applications: applicationRoutes,
   results: resultRoutes,
 } as const;
@@ -35,7 +37,7 @@ export const API_TAGS = [
   { name: 'workflows', description: 'Workflows, jobs, runs, tasks and their logs.' },
   { name: 'extensions', description: 'The extension catalog: packages, installs, upgrades, uninstalls.' },
   { name: 'applications', description: 'Application instances: launch, stop, logs; served on subpaths by the proxy.' },
-  { name: 'data', description: "The DICOM store's series and instances: search, facets, thumbnails, import, export, delete." },
+  { name: 'data', description: "The DICOM store's series and instances: search, facets, thumbnails, import, export, delete; who may send DICOM to a project." },
   { name: 'datasets', description: 'Named sets of series inside a project.' },
   { name: 'results', description: "Runs' result buckets." },
   { name: 'dicomweb', description: 'DICOMweb (PS3.18): QIDO-RS, WADO-RS, STOW-RS; at /dicom-web for the default project and /projects/{project}/dicom-web.' },

@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { DagSpecSchema, RUN_STATES, TASK_STATES, TRIGGER_RULES, type DagSpec as ModelDagSpec } from '@tessera/model';
 import { AnyObject, DateTime, errors, Nullable, Obj, OrderParam, PageOf, PageParams, Paging, ProjectQuery, SortParam } from './common.ts';
-import { ADMIN, defineRoute, Media, SCIENTIST, SIGNED_IN } from './route.ts';
+import { ADMIN, defineRoute, Media, PROJECT_ROLES, SCIENTIST, SIGNED_IN } from './route.ts';
 
 /** A string that is one of `values`, as JSON Schema `enum`. */
 function OneOf<const T extends readonly string[]>(values: T, description?: string) {
@@ -89,6 +89,24 @@ export const Progress = Obj(
 );
 export type Progress = Static<typeof Progress>;
 
+/** Who started a job, or a run's latest attempt: the rights its tasks act with. */
+const starterProperties = {
+  started_by: Nullable(
+    Type.String({
+      description:
+        'The name of the user who started it (for a run: who triggered its job, or retried it last); its tasks act with their rights in the project. ' +
+        '`null`: no user did (an arrival trigger): its tasks act as a scientist of the project. `local` with access control off.',
+    }),
+  ),
+  started_role: Nullable(
+    Type.Unsafe<(typeof PROJECT_ROLES)[number]>({
+      type: 'string',
+      enum: [...PROJECT_ROLES],
+      description: "Their role in the project when they started it: the most its tasks may do there (their token's role). `null` with `started_by`.",
+    }),
+  ),
+};
+
 const runProperties = {
   id: Type.String({ examples: ['r-mwucl8qz-0003a1f2'] }),
   job_id: Type.String(),
@@ -105,6 +123,7 @@ const runProperties = {
   progress: Progress,
   series_count: Type.Integer({ description: 'How many series it works on (`data_form.identifiers`).' }),
   series_uid: Nullable(Type.String({ description: 'The SeriesInstanceUID when it works on one series (a run of a `single_execution` job).' })),
+  ...starterProperties,
 };
 
 export const Run = Obj(runProperties, { $id: 'Run', description: 'A run of a workflow, as lists show it.' });
@@ -160,6 +179,7 @@ export const Job = Obj(
     state: OneOf(JOB_STATES, 'From its runs: running while one is queued or running; else failed, canceled or success, the first that one of them has.'),
     created_at: DateTime(),
     conf: AnyObject('The forms it was triggered with, validated: `workflow_form`, `data_form`.'),
+    ...starterProperties,
     runs: Type.Array(Run, { description: 'Oldest first.' }),
   },
   { $id: 'Job', description: 'A trigger of a workflow: one run, or one run per series with `single_execution`.' },

@@ -10,6 +10,9 @@ import { APP_PREFIX, type ProxyTarget } from './proxy/app-paths.ts';
 import type { AppHandle, AppRunner } from './runners/app-runner.ts';
 import { freePort } from './runners/free-port.ts';
 
+/** The variable that carries an instance's (or a task's) scoped API token. */
+export const API_TOKEN_VAR = 'TESSERA_API_TOKEN';
+
 const INSTANCE_NAME = /^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$/;
 
 export interface AppInstance {
@@ -56,6 +59,28 @@ export interface AppManagerOptions {
   runners: AppRunner[];
   /** Told of every state change of an instance (the event stream), once it is recorded. */
   changed?: (instance: AppInstance) => void;
+  /** Issues and revokes each instance's scoped API credential (none: instances get no credential). */
+  credentials?: AppCredentials;
+}
+
+/**
+ * The scoped API credentials of application instances: the server's access control issues
+ * one each time an instance starts, acting in its project with its launcher's rights, and
+ * revokes it when the instance ends.
+ */
+export interface AppCredentials {
+  /** Issues a credential for an instance that starts; answers the variables that carry it (`TESSERA_API_TOKEN`), none when access control is off. */
+  issue(instance: AppInstancesTable): Promise<Record<string, string>>;
+  /** Revokes an instance's credentials: it ended. */
+  revoke(instanceId: string): Promise<void>;
+  /** At load: revokes every instance's credential (their apps ended with the last server; each start issues a new one). */
+  revokeAll(): Promise<void>;
+}
+
+/** Who launches an instance: its API token acts with their rights (`userId` null: no user, e.g. a triggered workflow). */
+export interface Launcher {
+  userId: string | null;
+  role: string | null;
 }
 
 interface Live {
@@ -66,6 +91,10 @@ interface Live {
   stopping?: boolean;
   /** #run has begun for this launch. */
   started?: boolean;
+  /** An API credential was issued for what runs now (revoked when it ends). */
+  credentialed?: boolean;
+  /** The latest revocation of its credential. */
+  revoked?: Promise<void>;
 }
 
 /**
@@ -101,6 +130,7 @@ export class AppManager {
    * started again by resume(), once the platform listens.
    */
   async load(): Promise<void> {
+    await this.#o.credentials?.revokeAll();
     const rows = await this.#o.db.selectFrom('app_instances').selectAll().execute();
     for (const row of rows) {
       const project = await this.#o.projects.nameOf(row.project_id);
@@ -137,7 +167,7 @@ export class AppManager {
 
   async launch(
     extensionName: string,
-    o: { project: string; name?: string; params?: Record<string, unknown>; task?: { runId: string; taskId: string; env: Record<string, string> } },
+    o: { project: string; name?: string; params?: Record<string, unknown>; task?: { runId: string; taskId: string; env: Record<string, string> }; launchedBy?: Launcher },
   ): Promise<AppInstance> {
     const ext = this.#o.extensions().find((e) => e.manifest.name === extensionName);
     if (!ext) {
@@ -200,8 +230,12 @@ export class AppManager {
       run_id: o.task?.runId ?? null,
       task_id: o.task?.taskId ?? null,
       completed_at: null,
+      launched_by: o.launchedBy?.userId ?? null,
+      launched_role: o.launchedBy?.role ?? null,
     };
-    if (o.task) row.spec_json = JSON.stringify({ ...spec, env: { ...spec.env, ...o.task.env } });
+    // Stored with the instance: never a credential (the instance gets its own at each start).
+    const taskEnv = Object.fromEntries(Object.entries(o.task?.env ?? {}).filter(([k]) => k !== API_TOKEN_VAR));
+    if (o.task) row.spec_json = JSON.stringify({ ...spec, env: { ...spec.env, ...taskEnv } });
     await this.#o.db.insertInto('app_instances').values(row).onConflict((oc) => oc.column('id').doUpdateSet(row)).execute();
     const live: Live = { row, target: { state: 'starting', port: null, ingress: spec.ingress ?? 'subpath', reason: null } };
     this.#live.set(key, live);
@@ -235,6 +269,8 @@ export class AppManager {
       live.stopping = true;
       await live.stop();
     }
+    // Once stop() answers, the instance's token no longer works.
+    await this.#revoke(live);
     await this.#set(live, 'stopped', null);
     return this.#json(live, project);
   }
@@ -328,6 +364,16 @@ export class AppManager {
     }
   }
 
+  /** Revokes the credential of what ran (once); a failure is logged: the token expires, and the next start revokes it. */
+  #revoke(live: Live): Promise<void> {
+    if (live.credentialed) {
+      live.credentialed = false;
+      live.revoked = this.#o.credentials!.revoke(live.row.id).catch((err: Error) => this.#o.log.warn(`could not revoke the API token of application instance ${live.row.id}: ${err.message}`));
+    }
+    // A second caller waits for the revocation under way.
+    return live.revoked ?? Promise.resolve();
+  }
+
   /**
    * Records that an instance failed. The state in memory says so whatever happens; when
    * the record cannot be written, the manager's log says so (there is nobody else to
@@ -359,10 +405,14 @@ export class AppManager {
     const logFile = this.logFile(live.row.id);
     try {
       const port = await freePort();
+      // A fresh credential at each start; the instance's end revokes it.
+      const credential = this.#o.credentials ? await this.#o.credentials.issue(live.row) : {};
+      live.credentialed = Object.keys(credential).length > 0;
       const env: Record<string, string> = {
         ...spec.env,
         ...paramsEnv(JSON.parse(live.row.params_json) as Record<string, unknown>),
         ...this.#o.services(),
+        ...credential,
         PORT: String(port),
         INGRESS_PATH: prefix,
         TESSERA_PROJECT: project,
@@ -388,6 +438,7 @@ export class AppManager {
       void handle.exited.then(async (e) => {
         exited = e;
         live.stop = undefined;
+        await this.#revoke(live);
         this.#o.released?.(port);
         if (live.stopping || live.row.desired === 'stopped' || this.#closed) return;
         const how = e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`;
@@ -416,6 +467,8 @@ export class AppManager {
       await this.#set(live, 'running', note ?? null, { started_at: Date.now() });
       this.#o.log.info(`application ${project}/${live.row.name} (${live.row.extension}) is running at ${prefix}/`);
     } catch (err) {
+      // What was started keeps its credential until it ends; what never started needs none.
+      if (!live.stop) await this.#revoke(live);
       await this.#fail(live, `could not start: ${(err as Error).message}`);
     }
   }

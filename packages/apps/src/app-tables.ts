@@ -30,6 +30,12 @@ export interface AppInstancesTable {
   run_id: string | null;
   task_id: string | null;
   completed_at: number | null;
+  /**
+   * Who launched it (null: no user, e.g. a workflow an arrival trigger started) and their
+   * role in the project then: the rights of its API token.
+   */
+  launched_by: string | null;
+  launched_role: string | null;
 }
 
 export interface AppTables {
@@ -68,6 +74,13 @@ export const appMigrations: NamedMigration[] = [
     async up(db: Kysely<unknown>) {
       for (const column of ['run_id', 'task_id'] as const) await db.schema.alterTable('app_instances').addColumn(column, 'text').execute();
       await db.schema.alterTable('app_instances').addColumn('completed_at', 'bigint').execute();
+    },
+  },
+  {
+    // Issue 14: an instance's API token acts with its launcher's rights.
+    name: '2026-12-07-02-app-launchers',
+    async up(db: Kysely<unknown>) {
+      for (const column of ['launched_by', 'launched_role'] as const) await db.schema.alterTable('app_instances').addColumn(column, 'text').execute();
     },
   },
 ];

@@ -61,10 +61,6 @@ export class ApiClient {
     return new ApiClient(this.baseUrl, credential);
   }
 
-  async put<T>(path: string, body: unknown): Promise<T> {
-    return this.#request<T>('PUT', path, body);
-  }
-
   /** A request whose success answer has no body (204: revoke, delete, sign out). */
   async empty(method: string, path: string, body?: unknown): Promise<void> {
     const res = await this.#fetch(method, path, {}, body === undefined ? undefined : { json: body });
@@ -78,6 +74,10 @@ export class ApiClient {
 
   async post<T>(path: string, body?: unknown, query: Query = {}): Promise<T> {
     return this.#request<T>('POST', path, body ?? {}, query);
+  }
+
+  async put<T>(path: string, body: unknown): Promise<T> {
+    return this.#request<T>('PUT', path, body);
   }
 
   async patch<T>(path: string, body: unknown): Promise<T> {

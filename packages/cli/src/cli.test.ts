@@ -52,6 +52,8 @@ describe('tessera CLI against a real server', () => {
     const runId = /(r-[a-z0-9]+-[0-9a-z]+)/.exec(r.stdout)![1]!;
     const show = await tessera(['show', runId]);
     expect(show.stdout).toMatch(/boom\s+failed\s+1\s+process\s+4/);
+    // Access control is off here: the one local user started it.
+    expect(show.stdout).toContain('started: by local (principal-investigator)');
     const logs = await tessera(['logs', runId, 'boom']);
     expect(logs.stdout).toContain('something broke');
   });

@@ -19,6 +19,7 @@ import { exportCommand, resultsCommand, type ExportOptions, type ResultsOptions 
 import { importCommand, type ImportOptions } from './commands/import-command.ts';
 import { logsCommand } from './commands/logs-command.ts';
 import { runCommand } from './commands/run-command.ts';
+import { sendersCommand, type SendersOptions } from './commands/senders-command.ts';
 import { seriesDeleteCommand, seriesFacetsCommand, seriesListCommand, seriesShowCommand, type SeriesListOptions } from './commands/series-command.ts';
 import { extInitCommand } from './commands/ext-init.ts';
 import { duration, printJson, table } from './output.ts';
@@ -71,7 +72,7 @@ export function buildProgram(): Command {
       exitCode = (await fn(...args)) ?? 0;
     };
 
-  const projects = program.command('projects').description('list projects, or create one').option('--json', 'print JSON')
+  const projects = program.command('projects').description('list projects, create one, set who may send DICOM to one').option('--json', 'print JSON')
     .action(act(async (o: { json?: boolean }) => {
       const { items } = await api().get<AnswerOf<typeof projectRoutes.list, 200>>('/api/projects');
       if (o.json) return printJson(items);
@@ -91,6 +92,20 @@ export function buildProgram(): Command {
     .action(act(async (name: string, user: string, o: { role: 'scientist' | 'principal-investigator'; json?: boolean }) => (await access()).membersAddCommand(api(), name, user, o)));
   projects.command('remove-member <project> <user>').description('remove a user from a project (a principal investigator of the project, or an admin)')
     .action(act(async (name: string, user: string) => (await access()).membersRemoveCommand(api(), name, user)));
+  projects.command('senders <project>').description('who may send DICOM (C-STORE) to the project, by source address; --allow, --remove, --clear, --refuse-unknown, --accept-unknown change it')
+    .option('--allow <address>', 'add an IPv4/IPv6 address or CIDR network (10.1.2.3, 10.1.0.0/16, fd00::/8); repeatable or comma-separated', collectList)
+    .option('--note <text>', 'the note of the addresses given with --allow ("CT scanner 2")')
+    .option('--remove <address>', 'take an address or network off the list; repeatable or comma-separated', collectList)
+    .option('--clear', 'empty the list first (with --allow: replace it)')
+    .addOption(new Option('--refuse-unknown', 'refuse every address not on the list, even while the list is empty').conflicts('acceptUnknown'))
+    .addOption(new Option('--accept-unknown', 'while the list is empty, anyone may send (as without a list)'))
+    .option('--json', 'print JSON')
+    .action(act(async (name: string, o: SendersOptions & { acceptUnknown?: boolean }, cmd: Command) => {
+      const refuseUnknown = o.refuseUnknown ? true : o.acceptUnknown ? false : undefined;
+      // `projects` has a --json of its own, which takes the flag wherever it is written.
+      const json = o.json ?? cmd.optsWithGlobals<{ json?: boolean }>().json;
+      return sendersCommand(api(), name, { ...o, refuseUnknown, json });
+    }));
 
   program.command('workflows').description('list the workflows you can run').option('--json', 'print JSON')
     .action(act(async (o: { json?: boolean }) => {
@@ -146,6 +161,8 @@ export function buildProgram(): Command {
       const r = await api().get<RunDetail>(`/api/runs/${encodeURIComponent(runId)}`);
       if (o.json) return printJson(r);
       console.log(`${r.id}  ${r.workflow}  ${r.state}  attempt ${r.attempt}  project ${r.project}`);
+      // Whose rights its tasks act with: who triggered it (or retried it last), with their role then.
+      console.log(`started: ${r.started_by === null ? 'by an arrival trigger (acts as a scientist of the project)' : `by ${r.started_by}${r.started_role ? ` (${r.started_role})` : ''}`}`);
       if (r.reason) console.log(`reason:  ${r.reason}`);
       if (r.workflow_dir) console.log(`outputs: ${r.workflow_dir}`);
       console.log(table(['TASK', 'STATE', 'TRY', 'RUNNER', 'EXIT', 'DURATION', 'REASON'], r.tasks.map((t) => [

@@ -12,6 +12,8 @@ export * from './query/qido-query.ts';
 export * from './query/series-search.ts';
 export * from './service/ae-routing.ts';
 export * from './service/dicom-service.ts';
+export * from './service/sender-address.ts';
+export * from './service/sender-policies.ts';
 export * from './service/thumbnailer.ts';
 export * from './dicomweb/wado.ts';
 export * from './dicomweb/multipart-reader.ts';

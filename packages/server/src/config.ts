@@ -37,7 +37,13 @@ export interface ServerConfig {
   runners: 'auto' | ('process' | 'docker')[];
   /** Docker engine socket (DOCKER_HOST unix://..., default /var/run/docker.sock). */
   dockerSocket: string | undefined;
-  /** Public URL of this server given to tasks as TESSERA_API_URL (TESSERA_PUBLIC_URL, default http://<host>:<port>). */
+  /**
+   * HTTPS from a certificate and its private key, PEM files (TESSERA_TLS_CERT and
+   * TESSERA_TLS_KEY, both or neither; default none: plain HTTP). Read and checked at start
+   * (http/tls.ts).
+   */
+  tls: { certFile: string; keyFile: string } | undefined;
+  /** Public URL of this server given to tasks as TESSERA_API_URL (TESSERA_PUBLIC_URL, default http(s)://<host>:<port>). */
   publicUrl: string | undefined;
   /** Host names (host or host:port) answered besides loopback, the host of TESSERA_PUBLIC_URL and the bound address (TESSERA_ALLOWED_HOSTS, comma-separated; default none). */
   allowedHosts: string[];
@@ -65,6 +71,8 @@ export interface ServerConfig {
   dicomAssociationMemoryMb: number;
   /** An association that sends nothing for this long while owed nothing is aborted, in seconds (TESSERA_DICOM_IDLE_TIMEOUT_SECONDS, default 60). */
   dicomIdleTimeoutSeconds: number;
+  /** Every project refuses a C-STORE association from an address not on its list of allowed senders (TESSERA_DICOM_REFUSE_UNKNOWN_SENDERS=1; default off: a project without a list takes anyone). */
+  dicomRefuseUnknownSenders: boolean;
   /** Connections open at once; one more is closed as it arrives (TESSERA_HTTP_MAX_CONNECTIONS, default 512; 0: no cap). */
   httpMaxConnections: number;
   /** Seconds a client has to send a request's head (TESSERA_HTTP_HEADERS_TIMEOUT_SECONDS, default 60). */
@@ -283,6 +291,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   else dicomPort = int('DICOM_PORT', 11112, 0, 65535);
   const fsyncRaw = (env.TESSERA_DICOM_FSYNC || 'false').toLowerCase();
   if (!['true', 'false', '1', '0'].includes(fsyncRaw)) problems.push(`TESSERA_DICOM_FSYNC="${env.TESSERA_DICOM_FSYNC}" must be true or false`);
+  const refuseSendersRaw = (env.TESSERA_DICOM_REFUSE_UNKNOWN_SENDERS || '0').toLowerCase();
+  if (!['true', 'false', '1', '0'].includes(refuseSendersRaw)) problems.push(`TESSERA_DICOM_REFUSE_UNKNOWN_SENDERS="${env.TESSERA_DICOM_REFUSE_UNKNOWN_SENDERS}" must be 1 or 0 (true or false)`);
   const duplicates = (env.TESSERA_DICOM_DUPLICATES || 'keep') as ServerConfig['dicomDuplicates'];
   if (!['keep', 'replace', 'reject'].includes(duplicates)) problems.push(`TESSERA_DICOM_DUPLICATES="${duplicates}" must be keep, replace or reject`);
   const aeTitle = env.TESSERA_DICOM_AE || 'TESSERA';
@@ -309,6 +319,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     } catch {
       problems.push(`TESSERA_PUBLIC_URL="${env.TESSERA_PUBLIC_URL}" is not a URL such as https://tessera.example.org`);
     }
+  }
+  let tls: ServerConfig['tls'];
+  const certFile = env.TESSERA_TLS_CERT?.trim();
+  const keyFile = env.TESSERA_TLS_KEY?.trim();
+  if (certFile && keyFile) tls = { certFile: resolve(certFile), keyFile: resolve(keyFile) };
+  else if (certFile || keyFile) {
+    const [given, missing] = certFile ? ['TESSERA_TLS_CERT', 'TESSERA_TLS_KEY'] : ['TESSERA_TLS_KEY', 'TESSERA_TLS_CERT'];
+    problems.push(`${given}="${certFile || keyFile}" is set but ${missing} is not: HTTPS needs both, the certificate and its private key (PEM files); set both, or neither for plain HTTP`);
   }
   const auth = (env.TESSERA_AUTH || 'on') as ServerConfig['auth'];
   if (auth !== 'on' && auth !== 'off') problems.push(`TESSERA_AUTH="${env.TESSERA_AUTH}" must be on or off`);
@@ -349,6 +367,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     dbDurability: durability === 'full' ? 'full' : 'normal',
     runners,
     dockerSocket,
+    tls,
     publicUrl: env.TESSERA_PUBLIC_URL || undefined,
     allowedHosts,
     allowedOrigins,
@@ -363,6 +382,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     dicomMaxAssociations: int('TESSERA_DICOM_MAX_ASSOCIATIONS', 32, 1, 10_000),
     dicomAssociationMemoryMb: int('TESSERA_DICOM_ASSOCIATION_MEMORY_MB', 16, 0, 4096),
     dicomIdleTimeoutSeconds: int('TESSERA_DICOM_IDLE_TIMEOUT_SECONDS', 60, 1, 86_400),
+    dicomRefuseUnknownSenders: refuseSendersRaw === '1' || refuseSendersRaw === 'true',
     httpMaxConnections: int('TESSERA_HTTP_MAX_CONNECTIONS', 512, 0),
     httpHeadersTimeoutSeconds: positive('TESSERA_HTTP_HEADERS_TIMEOUT_SECONDS', 60),
     httpIdleTimeoutSeconds: num('TESSERA_HTTP_IDLE_TIMEOUT_SECONDS', 60),

@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { APP_PREFIX, parseAppPath, type AppManager, type SubpathProxy } from '@tessera/apps';
 import { migrate, openDatabase, type Kysely } from '@tessera/db';
-import type { DagScheduler } from '@tessera/engine';
+import type { ContainerAccess, DagScheduler } from '@tessera/engine';
 import type { ExtensionManager, WorkflowRegistry } from '@tessera/extension-packages';
 import { PLATFORM_OPERATORS, PLATFORM_VERSION } from '@tessera/model';
 import { createApplicationsDomain } from './applications/applications-domain.ts';
@@ -22,10 +23,12 @@ import { createExtensionsDomain } from './extensions/extensions-domain.ts';
 import { lockHome } from './home-lock.ts';
 import { checkAnswersAgainstContracts } from './http/answer-check.ts';
 import { BrowserSafety } from './http/browser-safety.ts';
+import { CONTAINER_HOST, containerAccess, planContainerApi } from './http/container-access.ts';
 import { clientErrorHandler, frameworkErrors, installErrorHandler, MAX_PARAM_LENGTH } from './http/error-handler.ts';
 import { httpLimitsOf, httpServerOptions, RequestWatch } from './http/http-limits.ts';
 import { installRequestValidators } from './http/request-validators.ts';
 import { requireContracts } from './http/serve-route.ts';
+import { readTls, type TlsMaterial } from './http/tls.ts';
 import { dataOperators } from './platform-operators/data-operators.ts';
 import { launchAppOperator } from './platform-operators/launch-app-operator.ts';
 import type { ProjectStore } from './projects/project-store.ts';
@@ -54,6 +57,8 @@ export interface Tessera {
   events: EventBus;
   /** The DICOM C-STORE port once listening (undefined when DICOM_PORT=off). */
   dicomPort: number | undefined;
+  /** The certificate served when TESSERA_TLS_CERT and TESSERA_TLS_KEY are set (HTTPS), else undefined (HTTP). */
+  tls: TlsMaterial | undefined;
   runners: RunnerReport[];
   /** Why an expected runner is missing (e.g. no Docker engine). */
   runnerNotes: string[];
@@ -81,6 +86,9 @@ export interface Tessera {
  */
 export async function createTessera(config: ServerConfig): Promise<Tessera> {
   const startedAt = Date.now();
+  // Checked before anything is taken or opened: a bad certificate stops the start with its reason.
+  const tls = config.tls ? readTls(config.tls) : undefined;
+  const scheme = tls ? 'https' : 'http';
   mkdirSync(config.home, { recursive: true });
   mkdirSync(join(config.home, 'extensions'), { recursive: true });
   // Recovery stops whatever runs under this home that it does not know: a second
@@ -89,7 +97,10 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   const db = openDatabase<object>({ file: join(config.home, 'tessera.db'), durability: config.dbDurability });
   // Processes and containers are tagged with this, so a sweep never touches another home's tasks.
   const homeId = createHash('sha256').update(config.home).digest('hex').slice(0, 16);
-  const runners = await findTaskRunners(config, homeId);
+  // How tasks and applications in containers reach the API: known once the server listens (container-access.ts).
+  const containers: { url: string | undefined; bridge: Server | undefined } = { url: undefined, bridge: undefined };
+  const platformAccess = (): ContainerAccess => containerAccess(containers.url);
+  const runners = await findTaskRunners(config, homeId, platformAccess);
 
   // Application instances are served on the platform's own port, ahead of the API routes.
   const routing: { proxy?: SubpathProxy; gate?: AppGate } = {};
@@ -119,22 +130,27 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   };
   let appsServer: Server | undefined;
   if (separateApps) {
-    appsServer = createServer(httpServerOptions(limits), (req, res) => {
+    const appsRequest = (req: IncomingMessage, res: ServerResponse): void => {
       watch.watch(req, res);
       if (safety.refuseRequest(req, res)) return;
       if (serveApp(req, res)) return;
       res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
       res.end(`This port serves Tessera's application instances only (/applications/project/...). Tessera itself is at ${publicUrl}.\n`);
-    });
+    };
+    appsServer = tls
+      ? (createHttpsServer({ ...httpServerOptions(limits), cert: tls.cert, key: tls.key, handshakeTimeout: limits.headersTimeoutMs }, appsRequest) as unknown as Server)
+      : createServer(httpServerOptions(limits), appsRequest);
     watch.capConnections(appsServer);
     appsServer.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       if (safety.refuseUpgrade(req, socket)) return;
       if (!upgradeApp(req, socket, head)) socket.destroy();
     });
   }
+  // One request and upgrade handling for every listener: the main one, and the Docker bridge's (container-access.ts).
+  let listeners: { request: (req: IncomingMessage, res: ServerResponse) => void; upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void } | undefined;
   const app = Fastify({
     serverFactory: (handler) => {
-      const server = createServer(httpServerOptions(limits), (req, res) => {
+      const request = (req: IncomingMessage, res: ServerResponse): void => {
         watch.watch(req, res);
         if (safety.refuseRequest(req, res)) return;
         if (separateApps && (req.url ?? '').startsWith(APP_PREFIX)) {
@@ -145,12 +161,18 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
         }
         // An application's path: its project's members only (app-gate.ts), then the proxy.
         if (!serveApp(req, res)) handler(req, res);
-      });
-      watch.capConnections(server);
-      server.on('upgrade', (req, socket, head) => {
+      };
+      const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
         if (safety.refuseUpgrade(req, socket)) return;
         if (separateApps || !upgradeApp(req, socket, head)) socket.destroy();
-      });
+      };
+      listeners = { request, upgrade };
+      // HTTPS takes the same options; its handshake counts as part of the request head, so it has the head's time.
+      const server: Server = tls
+        ? (createHttpsServer({ ...httpServerOptions(limits), cert: tls.cert, key: tls.key, handshakeTimeout: limits.headersTimeoutMs }, request) as unknown as Server)
+        : createServer(httpServerOptions(limits), request);
+      watch.capConnections(server);
+      server.on('upgrade', upgrade);
       return server;
     },
     logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
@@ -163,7 +185,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     clientErrorHandler,
   });
   const log: DomainLog = { info: (m) => app.log.info(m), warn: (m) => app.log.warn(m), error: (m) => app.log.error(m) };
-  let publicUrl = config.publicUrl ?? `http://${config.host}:${config.port}`;
+  let publicUrl = config.publicUrl ?? `${scheme}://${config.host}:${config.port}`;
   const url = (): string => publicUrl;
   let dicomPort: number | undefined;
   const events = new EventBus((err) => app.log.error({ err }, 'an event subscriber failed'));
@@ -180,13 +202,17 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   const applications = createApplicationsDomain({
     config, db, projects: projects.store, registry: extensions.registry, events, dockerSocket: runners.dockerSocket, processSandbox: runners.processSandbox, publicUrl: url, log,
     ...(appsServer ? { appsOrigin: () => appsUrl, proxyServer: () => appsServer } : {}),
+    credentials: access.scoped.apps, platformAccess,
   });
-  const workflows = createWorkflowsDomain({ config, db, projects: projects.store, registry: extensions.registry, runners, resolveIdentifiers: (i) => dicom.resolveIdentifiers(i), publicUrl: url, log });
+  const workflows = createWorkflowsDomain({
+    config, db, projects: projects.store, registry: extensions.registry, runners, resolveIdentifiers: (i) => dicom.resolveIdentifiers(i), publicUrl: url, log,
+    credentials: access.scoped.runs,
+  });
   routing.proxy = applications.proxy;
   routing.gate = new AppGate(access.control, projects.store, () => (separateApps ? publicUrl : ''));
   // The proxy's fast path forwards only what passes; the rest goes to the handler above, which refuses it.
   applications.proxy.admit = (method, headers, project) =>
-    safety.hostAllowed(headers.host) && safety.originAllowed(method, headers, false) && routing.gate!.admitted(project, headers);
+    safety.hostAllowed(headers.host) && safety.originAllowed(method, headers, tls !== undefined) && routing.gate!.admitted(project, headers);
   // Routes that name a run or a job: access control finds its project here.
   access.control.registerResource('run', async (params) => {
     const run = await workflows.scheduler.store.getRun(String(params.id));
@@ -196,8 +222,8 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     const job = await workflows.scheduler.store.getJob(String(params.id));
     return { projectId: job?.project_id, what: `job "${params.id}"` };
   });
-  for (const [name, op] of Object.entries(dataOperators(dicom.service, results.buckets))) runners.builtins.register(name, op);
-  runners.builtins.register(PLATFORM_OPERATORS.launchApp, launchAppOperator(applications.apps, url));
+  for (const [name, op] of Object.entries(dataOperators(dicom.service, results.buckets, access.scoped))) runners.builtins.register(name, op);
+  runners.builtins.register(PLATFORM_OPERATORS.launchApp, launchAppOperator(applications.apps, url, access.scoped));
 
   // In start order: runs resume (workflows) once what their tasks need is there: the
   // store, installed extensions, the platform operators and the application instances a
@@ -229,6 +255,54 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   // The web UI (packages/web/dist) at `/`, last: its catch-all answers only what no route above does.
   await app.register(webUiRoutes);
 
+  /**
+   * After the main listener: how containers reach the API (container-access.ts). With a
+   * loopback bind and access control on, a second listener of the same handlers on the
+   * Docker bridge's gateway address; its port is the main one's when free there.
+   */
+  const openContainerAccess = async (port: number): Promise<void> => {
+    const plan = await planContainerApi({ config, port, dockerSocket: runners.dockerSocket });
+    if (plan.note) runners.notes.push(plan.note);
+    if (plan.bridge) {
+      try {
+        const bridgePort = await listenOnBridge(plan.bridge, port).catch((err: NodeJS.ErrnoException) => {
+          if (err.code === 'EADDRINUSE') return listenOnBridge(plan.bridge!, 0);
+          throw err;
+        });
+        safety.allowHost(plan.bridge);
+        safety.allowHost(CONTAINER_HOST);
+        containers.url = `http://${CONTAINER_HOST}:${bridgePort}`;
+        runners.notes.push(`tasks and applications in containers reach the API at ${containers.url} (a listener on the Docker bridge, ${plan.bridge}:${bridgePort}; every request there needs a token)`);
+      } catch (err) {
+        runners.notes.push(`tasks and applications in containers cannot call the API: could not listen on the Docker bridge's gateway ${plan.bridge} (${(err as Error).message}); set TESSERA_PUBLIC_URL to an address containers reach`);
+      }
+    } else if (plan.url) {
+      safety.allowHost(CONTAINER_HOST);
+      containers.url = plan.url;
+    }
+  };
+  const listenOnBridge = (address: string, port: number): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const server = createServer(httpServerOptions(limits), listeners!.request);
+      server.on('upgrade', listeners!.upgrade);
+      watch.capConnections(server);
+      server.once('error', reject);
+      server.listen({ host: address, port }, () => {
+        server.off('error', reject);
+        containers.bridge = server;
+        const a = server.address();
+        resolve(typeof a === 'object' && a ? a.port : port);
+      });
+    });
+  const closeBridge = async (): Promise<void> => {
+    const server = containers.bridge;
+    if (!server) return;
+    containers.bridge = undefined;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeAllConnections();
+    await closed;
+  };
+
   let runtime: { file: string; remove: () => Promise<void> } | undefined;
   return {
     app,
@@ -256,6 +330,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     get dicomPort() {
       return dicomPort;
     },
+    tls,
     runners: runners.reports,
     runnerNotes: runners.notes,
     warnings: runners.warnings,
@@ -264,7 +339,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
       const address = app.server.address();
       const port = typeof address === 'object' && address ? address.port : config.port;
       const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-      publicUrl = config.publicUrl ?? `http://${host}:${port}`;
+      publicUrl = config.publicUrl ?? `${scheme}://${host}:${port}`;
       if (appsServer) {
         await new Promise<void>((resolve, reject) => {
           appsServer!.once('error', reject);
@@ -272,8 +347,9 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
         });
         const appsAddress = appsServer.address();
         const appsPort = typeof appsAddress === 'object' && appsAddress ? appsAddress.port : 0;
-        appsUrl = (config.appsPublicUrl ?? `http://${host}:${appsPort}`).replace(/\/$/, '');
+        appsUrl = (config.appsPublicUrl ?? `${scheme}://${host}:${appsPort}`).replace(/\/$/, '');
       }
+      await openContainerAccess(port);
       // For the CLI and scripts on this machine, as Jupyter's runtime files: an admin token for this port.
       if (config.auth === 'on' && isLoopbackHost(config.host)) runtime = await access.identity.writeRuntimeFile(port, `http://${host}:${port}`);
       const { restarted } = await applications.resume();
@@ -281,6 +357,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
       try {
         dicomPort = await dicom.listen();
       } catch (err) {
+        await closeBridge();
         await app.close();
         const taken = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
         throw new Error(
@@ -289,10 +366,11 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
           { cause: err },
         );
       }
-      return `http://${host}:${port}`;
+      return `${scheme}://${host}:${port}`;
     },
     close: async () => {
       await runtime?.remove();
+      await closeBridge();
       for (const d of [...domains].reverse()) await d.close();
       watch.close();
       if (appsServer?.listening) {

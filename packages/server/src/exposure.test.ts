@@ -10,6 +10,10 @@ describe('a server bound beyond loopback', () => {
     for (const h of ['127.0.0.1', '127.1.2.3', 'localhost', '::1', '[::1]']) expect(isLoopbackHost(h), h).toBe(true);
     for (const h of ['0.0.0.0', '::', '192.0.2.7', 'example.org', '128.0.0.1']) expect(isLoopbackHost(h), h).toBe(false);
     expect(exposureWarning('127.0.0.1', { http: 8080, dicom: 11112 })).toBeUndefined();
+    // With TLS, what is left to say is the DICOM port's; with its senders restricted everywhere, nothing.
+    expect(exposureWarning('0.0.0.0', { http: 8443, dicom: 11112 }, { tls: true, dicomRefusesUnknown: false })).toMatch(/^tessera: WARNING: HOST=0\.0\.0\.0 serves HTTPS on port 8443 on every network interface of this machine\. DICOM on port 11112 takes C-STORE from any machine/);
+    expect(exposureWarning('0.0.0.0', { http: 8443, dicom: 11112 }, { tls: true, dicomRefusesUnknown: true })).toBeUndefined();
+    expect(exposureWarning('192.0.2.7', { http: 8080, dicom: undefined }, { tls: false, dicomRefusesUnknown: false })).toMatch(/on the network address 192\.0\.2\.7: passwords.*Use TLS.*operations\.md\)\.$/);
   });
 
   it('is started with a warning that says what is open and what to do', async () => {
@@ -19,7 +23,9 @@ describe('a server bound beyond loopback', () => {
     try {
       const deadline = Date.now() + 10_000;
       while (!p.output().includes('WARNING') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      expect(p.output()).toMatch(/tessera: WARNING: HOST=0\.0\.0\.0 serves HTTP on port \d+ .* and DICOM on port \d+ on every network interface of this machine\. This Tessera has no sign-in yet: .* Use HOST=127\.0\.0\.1/);
+      expect(p.output()).toMatch(
+        /tessera: WARNING: HOST=0\.0\.0\.0 serves plain HTTP on port \d+ \(.*\) on every network interface of this machine: passwords, session cookies, API tokens and images cross the network unencrypted.* Use TLS: set TESSERA_TLS_CERT and TESSERA_TLS_KEY .* or keep HOST=127\.0\.0\.1 behind a reverse proxy that serves HTTPS .* DICOM on port \d+ takes C-STORE from any machine that reaches it/,
+      );
     } finally {
       await killHard(p);
       await rm(home, { recursive: true, force: true });

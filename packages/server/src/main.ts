@@ -29,6 +29,8 @@ export async function main(): Promise<void> {
   const lines = [
     `Tessera ${'0.1.0'} ready at ${url}`,
     `  home:      ${c.home}`,
+    ...(tessera.tls ? [`  tls:       certificate ${tessera.tls.subject}, valid until ${tessera.tls.validTo.toISOString().slice(0, 10)} (TESSERA_TLS_CERT)`] : []),
+    ...(tessera.tls?.warnings ?? []).map((w) => `  warning:   ${w}`),
     `  runners:   ${tessera.runners.map((r) => `${r.name} (${r.detail})`).join(', ')}`,
     // The warnings (no sandbox) are printed on their own, below.
     ...tessera.runnerNotes.filter((n) => !tessera.warnings.includes(n)).map((n) => `  note:      ${n}`),
@@ -56,7 +58,11 @@ export async function main(): Promise<void> {
   }
   console.log(lines.join('\n'));
   for (const w of tessera.warnings) console.error(`tessera: warning: ${w}`);
-  const exposed = exposureWarning(c.host, { http: tessera.config.port === 0 ? Number(new URL(url).port) : tessera.config.port, dicom: tessera.dicomPort });
+  const exposed = exposureWarning(
+    c.host,
+    { http: tessera.config.port === 0 ? Number(new URL(url).port) : tessera.config.port, dicom: tessera.dicomPort },
+    { tls: tessera.tls !== undefined, dicomRefusesUnknown: c.dicomRefuseUnknownSenders },
+  );
   if (exposed) console.error(exposed);
   tessera.scheduler.on('fatal', () => {
     // Memory and DB may disagree now; a new start recovers from the DB.

@@ -47,6 +47,8 @@ export class ClientConnection extends ResponseRelay {
   reqHead = '';
   reqLeft = 0;
   reqChunks: ChunkedFraming | null = null;
+  /** The scheme the client used: the fast path also takes the decrypted connections of an HTTPS server. */
+  readonly proto: 'http' | 'https';
 
   readonly #onData = (chunk: Buffer): void => this.onData(chunk);
   readonly #onEnd = (): void => this.onEnd();
@@ -56,6 +58,7 @@ export class ClientConnection extends ResponseRelay {
 
   constructor(fast: AppProxyFastPath, socket: Socket) {
     super(fast, socket);
+    this.proto = 'encrypted' in socket && socket.encrypted === true ? 'https' : 'http';
     socket.setNoDelay(true);
     socket.on('data', this.#onData);
     socket.on('end', this.#onEnd);
@@ -195,7 +198,7 @@ export class ClientConnection extends ResponseRelay {
       head += `${name}: ${value}\r\n`;
     }
     const remote = this.socket.remoteAddress ?? '';
-    head += `x-forwarded-for: ${xff ? `${xff}, ${remote}` : remote}\r\nx-forwarded-proto: http\r\nx-forwarded-host: ${host}\r\nx-forwarded-prefix: ${app.prefix}\r\n\r\n`;
+    head += `x-forwarded-for: ${xff ? `${xff}, ${remote}` : remote}\r\nx-forwarded-proto: ${this.proto}\r\nx-forwarded-host: ${host}\r\nx-forwarded-prefix: ${app.prefix}\r\n\r\n`;
 
     this.state = St.Exchange;
     this.method = method;

@@ -1,5 +1,6 @@
 import { request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { Server as TlsServer } from 'node:tls';
 import { Pool, type Dispatcher } from 'undici';
 import type { Duplex } from 'node:stream';
 import { APP_PREFIX, confineCookie, isPlatformAuthorization, pageHtml, parseAppPath, scrubCookie, type ProxyTarget } from './app-paths.ts';
@@ -46,13 +47,16 @@ export class SubpathProxy {
    * first request that is not.
    */
   attach(server: Server, timeouts?: Partial<AppProxyFastPathTimeouts>): void {
-    const listeners = server.listeners('connection') as ((socket: Socket) => void)[];
-    server.removeAllListeners('connection');
+    // An HTTPS server hands HTTP its decrypted connections on 'secureConnection' ('connection'
+    // carries the TLS bytes): the fast path reads requests, so it goes where they are readable.
+    const event = server instanceof TlsServer ? 'secureConnection' : 'connection';
+    const listeners = server.listeners(event) as ((socket: Socket) => void)[];
+    server.removeAllListeners(event);
     const fast = new AppProxyFastPath(this.#lookup, (socket) => {
       for (const listener of listeners) listener.call(server, socket);
     }, timeouts, (method, headers, project) => this.admit?.(method, headers, project) ?? true);
     this.#fast = fast;
-    server.on('connection', (socket: Socket) => fast.accept(socket));
+    server.on(event, (socket: Socket) => fast.accept(socket));
   }
 
   /** Requests the fast path forwarded itself (0 when not attached). */

@@ -210,6 +210,8 @@ Tessera starts it with the extension folder as working directory and gives it:
   INGRESS_PATH   the subpath it is served at, e.g. /applications/project/admin/release/${name}
   RESULTS_DIR    the project's result bucket (manifest: "mounts": {"results": true})
   TESSERA_API_URL, TESSERA_PROJECT, and every parameter upper-cased (HEADING)
+  TESSERA_API_TOKEN  with access control on: send "Authorization: Bearer <it>" to
+                 TESSERA_API_URL; it acts in this project with the launcher's role
 It is ready when GET INGRESS_PATH/healthz answers 200 (manifest: "health").
 """
 import html

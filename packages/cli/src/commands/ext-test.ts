@@ -95,6 +95,8 @@ export async function extTestCommand(folder: string, o: { keep?: boolean; case?:
     // Only the extension under test: no built-in collection, nothing installed at start.
     builtinExtensionsDir: join(home, 'no-builtin-extensions'),
     port: 0,
+    // Applications on their own origin, on a free port like the platform's.
+    appsPort: 0,
     host: '127.0.0.1',
     dicomPort: 'off',
     defaultExtensions: [],

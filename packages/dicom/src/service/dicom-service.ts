@@ -9,6 +9,7 @@ import { DatasetStore } from '../store/dataset-store.ts';
 import { DicomStore, type DuplicatePolicy, type IngestOutcome, type IngestTarget, type SeriesEvent } from '../store/dicom-store.ts';
 import type { DicomTables } from '../store/dicom-tables.ts';
 import { aeRoute, importDatasetName } from './ae-routing.ts';
+import { SenderPolicies } from './sender-policies.ts';
 import { Thumbnailer } from './thumbnailer.ts';
 
 export interface ProjectRef {
@@ -29,6 +30,8 @@ export interface DicomServiceOptions {
   maxUploadBytes: number;
   defaultProject: string;
   projects: { byName(name: string): Promise<ProjectRef | undefined> };
+  /** TESSERA_DICOM_REFUSE_UNKNOWN_SENDERS: every project refuses a C-STORE sender it does not list (default false). */
+  refuseUnknownSenders?: boolean;
   log: { info(msg: string): void; warn(msg: string): void; error(msg: string): void };
 }
 
@@ -58,6 +61,8 @@ export class DicomService extends EventEmitter {
   readonly store: DicomStore;
   readonly datasets: DatasetStore;
   readonly thumbnails: Thumbnailer;
+  /** Who may open C-STORE associations to each project, by source address. */
+  readonly senders: SenderPolicies;
   readonly db: Kysely<DicomTables>;
   readonly options: DicomServiceOptions;
 
@@ -69,6 +74,7 @@ export class DicomService extends EventEmitter {
     this.store = new DicomStore({ db: this.db, root: o.root, fsync: o.fsync, duplicates: o.duplicates, quietPeriodMs: o.quietPeriodMs, maxInstanceBytes: o.maxInstanceBytes, log: o.log });
     this.datasets = new DatasetStore(this.db, (projectId, name) => this.store.forgetDataset(projectId, name));
     this.thumbnails = new Thumbnailer({ db: this.db, store: this.store, log: o.log });
+    this.senders = new SenderPolicies(this.db, { refuseUnknownEverywhere: o.refuseUnknownSenders ?? false });
     this.store.on('series-complete', (e: SeriesEvent) => {
       this.thumbnails.enqueue(e);
       this.emit('series-complete', e);
@@ -77,6 +83,7 @@ export class DicomService extends EventEmitter {
   }
 
   async start(): Promise<void> {
+    await this.senders.load();
     await this.store.start();
   }
 
@@ -170,7 +177,12 @@ export class DicomService extends EventEmitter {
 
   // ------------------------------------------------------------------ C-STORE
 
-  /** Decides on an association by Kaapana's AE title routing; an unknown `kp-<project>` is refused. */
+  /**
+   * Decides on an association by Kaapana's AE title routing (an unknown `kp-<project>` is
+   * refused) and by the project's allowed senders: since the calling AE title names the
+   * dataset, a sender is known by its source address. Decided here, once per association,
+   * from the policies in memory.
+   */
   async associate(info: AssociationInfo): Promise<AssociateDecision> {
     const route = aeRoute({ callingAe: info.callingAe, calledAe: info.calledAe, defaultProject: this.options.defaultProject });
     const project = await this.options.projects.byName(route.projectName);
@@ -178,6 +190,16 @@ export class DicomService extends EventEmitter {
       const reason = `called AE title "${info.calledAe}" names project "${route.projectName}", which does not exist`;
       this.options.log.warn(`DICOM association from ${info.callingAe}@${info.remoteAddress} refused: ${reason}`);
       return { accept: false, reason, result: 1, source: 1, diagnostic: 7 };
+    }
+    const sender = this.senders.check(project.id, info.remoteAddress);
+    if (!sender.allowed) {
+      const reason = `sender ${info.remoteAddress} may not send to project "${project.name}": ${sender.why}`;
+      this.options.log.warn(
+        `DICOM association from ${info.remoteAddress} (calling AE "${info.callingAe}", called AE "${info.calledAe}") refused: ${reason}; ` +
+          `allow it with \`tessera projects senders ${project.name} --allow ${info.remoteAddress.replace(/^::ffff:(?=\d+\.)/i, '')}\` if it should send`,
+      );
+      // PS3.8 table 9-21: rejected-permanent (1), DICOM UL service-user (1), calling AE title not recognized (3).
+      return { accept: false, reason, result: 1, source: 1, diagnostic: 3 };
     }
     if (route.datasetName !== undefined) {
       try {

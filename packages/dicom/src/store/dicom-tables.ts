@@ -99,6 +99,26 @@ export interface DatasetSeriesTable {
   added_at: number;
 }
 
+/**
+ * Who may send a project C-STORE associations (issue 14): one row per project that has a
+ * policy. `refuse_unknown` is 0 or 1 (an integer: SQLite has no boolean, and PostgreSQL
+ * takes the same).
+ */
+export interface SenderPoliciesTable {
+  project_id: string;
+  refuse_unknown: number;
+  updated_at: number;
+}
+
+/** The addresses and networks a project allows, in the order given. */
+export interface AllowedSendersTable {
+  project_id: string;
+  position: number;
+  /** Canonical: `10.0.0.0/8`, `10.1.2.3`, `fd00::/8`, `::1`. */
+  address: string;
+  note: string | null;
+}
+
 export interface DicomTables {
   dicom_studies: StudiesTable;
   dicom_series: SeriesTable;
@@ -106,9 +126,11 @@ export interface DicomTables {
   dicom_instances: InstancesTable;
   datasets: DatasetsTable;
   dataset_series: DatasetSeriesTable;
+  dicom_sender_policies: SenderPoliciesTable;
+  dicom_allowed_senders: AllowedSendersTable;
 }
 
-/** Migrations of the DICOM domain (studies, series, instances, datasets). */
+/** Migrations of the DICOM domain (studies, series, instances, datasets, allowed C-STORE senders). */
 export const dicomMigrations: NamedMigration[] = [
   {
     name: '2026-12-02-01-dicom',
@@ -223,6 +245,26 @@ export const dicomMigrations: NamedMigration[] = [
         .addPrimaryKeyConstraint('dataset_series_pk', ['dataset_id', 'series_uid'])
         .execute();
       await db.schema.createIndex('dataset_series_series').on('dataset_series').columns(['project_id', 'series_uid']).execute();
+    },
+  },
+  {
+    name: '2026-12-07-01-dicom-senders',
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('dicom_sender_policies')
+        .addColumn('project_id', 'text', (c) => c.primaryKey())
+        .addColumn('refuse_unknown', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('dicom_allowed_senders')
+        .addColumn('project_id', 'text', (c) => c.notNull())
+        .addColumn('position', 'integer', (c) => c.notNull())
+        .addColumn('address', 'text', (c) => c.notNull())
+        .addColumn('note', 'text')
+        .addPrimaryKeyConstraint('dicom_allowed_senders_pk', ['project_id', 'position'])
+        .addUniqueConstraint('dicom_allowed_senders_address', ['project_id', 'address'])
+        .execute();
     },
   },
 ];

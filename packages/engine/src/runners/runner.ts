@@ -22,6 +22,11 @@ export interface TaskLaunch {
    * from here, never from the workflow dir's conf/conf.json: a task may rewrite that file.
    */
   conf: RunConf;
+  /**
+   * The run's project and who started it (null: no user, an arrival trigger): the rights
+   * the task acts with. Built-in operators check them before they act on data.
+   */
+  startedBy?: { projectId: string; userId: string | null; userName: string | null; role: string | null };
 }
 
 /** How one try ended, as the runner saw it. */
@@ -56,6 +61,11 @@ export interface Runner {
    * and stops the others (local processes), which then run again at the next start.
    */
   readonly survivesRestart?: boolean;
+  /**
+   * True when tasks run inside the server process (built-in operators): they act through
+   * the server's own code, which checks the run's rights, and get no API credential.
+   */
+  readonly inProcess?: boolean;
   /** Whether this runner can run the task; runners are asked in order of preference. */
   supports(task: TaskSpec): boolean;
   /** Starts a try. Rejects only if it could not be started at all. */

@@ -7,10 +7,10 @@ import type { PoolLimits, ResourcePool } from './resource-pool.ts';
 import { cancelJob, cancelRun, retryRun } from './run-control.ts';
 import { closeScheduler, recoverRuns, type RecoveryReport } from './run-recovery.ts';
 import { SchedulerCore, type SchedulerOptions } from './scheduler-core.ts';
-import { checkSeries, identifiersAsGiven, planJob, validateTriggerForms, type TriggerInput } from './trigger-input.ts';
+import { checkSeries, identifiersAsGiven, planJob, validateTriggerForms, type Starter, type TriggerInput } from './trigger-input.ts';
 
-export type { SchedulerOptions } from './scheduler-core.ts';
-export type { DataResolverInput, TriggerInput, WorkflowSource } from './trigger-input.ts';
+export type { SchedulerOptions, TaskCredentials } from './scheduler-core.ts';
+export type { DataResolverInput, Starter, TriggerInput, WorkflowSource } from './trigger-input.ts';
 export type { RecoveryReport } from './run-recovery.ts';
 
 export interface TriggerResult {
@@ -75,6 +75,7 @@ export class DagScheduler extends EventEmitter {
       identifiers,
       workflowDir: (runId) => core.workflowDir(runId),
       now: Date.now(),
+      ...(input.startedBy ? { startedBy: input.startedBy } : {}),
     });
     await core.o.store.insertJob(job, runs, tasks);
     for (const row of runs) {
@@ -120,10 +121,12 @@ export class DagScheduler extends EventEmitter {
   /**
    * Retries a failed or canceled run: same run id, attempt + 1. Failed,
    * upstream_failed and canceled tasks (and skipped tasks downstream of them)
-   * run again; successful tasks keep their results.
+   * run again; successful tasks keep their results. `by` is who retries it: the new
+   * attempt acts with their rights (the run records them as its starter); without it,
+   * the run keeps its starter.
    */
-  retryRun(runId: string): Promise<RunRow> {
-    return retryRun(this.#core, runId);
+  retryRun(runId: string, by?: Starter): Promise<RunRow> {
+    return retryRun(this.#core, runId, by);
   }
 
   /**

@@ -30,15 +30,17 @@ export interface LiveTask {
   timer: NodeJS.Timeout | undefined;
   /** Whether the try's slot and pool share were given back. */
   released: boolean;
+  /** Whether an API credential was issued for this try (revoked when it ends). */
+  credentialed: boolean;
   /** Resolves once the try's outcome has been handled (however it ended). */
   settled: Promise<void>;
   settle: () => void;
 }
 
-export function newLiveTask(fields: Omit<LiveTask, 'settled' | 'settle' | 'stopReason' | 'timer' | 'released'>): LiveTask {
+export function newLiveTask(fields: Omit<LiveTask, 'settled' | 'settle' | 'stopReason' | 'timer' | 'released' | 'credentialed'>): LiveTask {
   let settle!: () => void;
   const settled = new Promise<void>((resolve) => (settle = resolve));
-  return { ...fields, stopReason: undefined, timer: undefined, released: false, settled, settle };
+  return { ...fields, stopReason: undefined, timer: undefined, released: false, credentialed: false, settled, settle };
 }
 
 export function buildLiveRun(row: RunRow, taskRows: TaskRow[]): LiveRun {

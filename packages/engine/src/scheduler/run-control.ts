@@ -4,6 +4,7 @@ import type { RunRow } from '../store/workflow-tables.ts';
 import { CANCELED_BY_USER, decideRunRetry } from './decisions/run-end.ts';
 import { buildLiveRun, taskKey, type LiveTask } from './live-run.ts';
 import type { SchedulerCore } from './scheduler-core.ts';
+import { starterColumns, type Starter } from './trigger-input.ts';
 
 /** Cancels a run: pending tasks become `canceled`, running ones are stopped. */
 export async function cancelRun(core: SchedulerCore, runId: string): Promise<RunRow> {
@@ -53,7 +54,7 @@ export async function cancelJob(core: SchedulerCore, jobId: string): Promise<Run
  * upstream_failed and canceled tasks (and skipped tasks downstream of them)
  * run again; successful tasks keep their results.
  */
-export async function retryRun(core: SchedulerCore, runId: string): Promise<RunRow> {
+export async function retryRun(core: SchedulerCore, runId: string, by?: Starter): Promise<RunRow> {
   if (core.runs.has(runId) || core.retrying.has(runId)) {
     throw new TesseraError('TESSERA_CONFLICT', `run "${runId}" is still active; only a failed or canceled run can be retried`);
   }
@@ -76,8 +77,10 @@ export async function retryRun(core: SchedulerCore, runId: string): Promise<RunR
     // One transition: the reset, the run running again, and the first decisions.
     const t: Transition = {};
     for (const d of retry.tasks) core.patchTask(run, d.taskId, d.patch, t);
-    Object.assign(run.row, retry.run);
-    (t.runs ??= []).push({ runId, patch: retry.run });
+    // The new attempt acts with the rights of whoever retried it, never with those of an earlier starter.
+    const patch = by ? { ...retry.run, ...starterColumns(by) } : retry.run;
+    Object.assign(run.row, patch);
+    (t.runs ??= []).push({ runId, patch });
     core.runs.set(runId, run);
     const queued = core.decide(run, retry.reset, t, 'self');
     const claimed = core.queueAndClaim(run, queued, t);

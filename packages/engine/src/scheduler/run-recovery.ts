@@ -60,6 +60,8 @@ export async function recoverRuns(core: SchedulerCore): Promise<RecoveryReport> 
   }
   let swept = 0;
   for (const r of core.o.runners) swept += await r.sweep(keep);
+  // Tries that ended while the server was down, or run again as a new try, lose their API tokens; re-attached ones keep theirs.
+  await core.o.credentials?.retain(keep);
   core.recovering = false;
   for (const r of reattached) core.watch(r.live, r.exec, r.startedAt);
   for (const run of resumed) {

@@ -5,7 +5,7 @@ import { isTerminalRunState, type RunState, type TaskSpec } from '@tessera/model
 import { contractEnv, prepareOutputDirs, prepareWorkflowDir } from '../operator-contract.ts';
 import type { Runner, TaskExecution, TaskLaunch, TaskOutcome } from '../runners/runner.ts';
 import type { TaskPatch, Transition, WorkflowStore } from '../store/workflow-store.ts';
-import type { TaskRow } from '../store/workflow-tables.ts';
+import type { RunRow, TaskRow } from '../store/workflow-tables.ts';
 import { decideOutcome, decideTryStart, retryDuePatch } from './decisions/task-outcome.ts';
 import { decideReadyTasks, noRunnerReason } from './decisions/task-readiness.ts';
 import { decideRunEnd, decideRunStop } from './decisions/run-end.ts';
@@ -20,12 +20,30 @@ export interface SchedulerOptions {
   /** Runners in order of preference; the first that supports a task (and is available) runs it. */
   runners: Runner[];
   limits: PoolLimits;
-  /** URLs and credentials of platform services, given to every task. */
+  /** URLs of platform services, given to every task. */
   services?: Record<string, string>;
+  /** Issues and revokes the scoped API credential of each try (none: tasks get no credential). */
+  credentials?: TaskCredentials;
   /** Turns a data_form into series UIDs (identifiers). Default: `identifiers` as given, datasets unknown. */
   resolveIdentifiers?: (input: DataResolverInput) => Promise<string[]>;
   /** Reports what the scheduler did that an operator should see (startup recovery, failures to act). */
   log?: (message: string) => void;
+}
+
+/**
+ * The scoped API credentials of task tries: the server's access control issues one per
+ * try that runs outside the server (a process, a container), acting in the run's project
+ * with its starter's rights, and revokes it when the try or the run ends.
+ */
+export interface TaskCredentials {
+  /** Issues a credential for one try; answers the variables that carry it (`TESSERA_API_TOKEN`), none when access control is off. */
+  issue(run: RunRow, tryKey: string): Promise<Record<string, string>>;
+  /** Revokes one try's credential: the try ended. */
+  revokeTry(tryKey: string): Promise<void>;
+  /** Revokes every credential of a run: it ended. */
+  revokeRun(runId: string): Promise<void>;
+  /** At start, once recovery knows which tries still run (re-attached): revokes the credentials of every other try. */
+  retain(tryKeys: ReadonlySet<string>): Promise<void>;
 }
 
 /** The events the scheduler emits: a run's or a task's row changed (and was committed), or it cannot go on. */
@@ -266,7 +284,10 @@ export class SchedulerCore {
     let exec: TaskExecution;
     try {
       prepareOutputDirs(run.row.workflow_dir, run.specs.get(taskId)!, run.identifiers, run.madeDirs);
-      exec = await runner.start(this.launchFor(run, row));
+      // A fresh credential per try, for tasks outside the server; built-in operators act through the server's own checks.
+      const credential = runner.inProcess || !this.o.credentials ? {} : await this.o.credentials.issue(run.row, live.key);
+      live.credentialed = Object.keys(credential).length > 0;
+      exec = await runner.start(this.launchFor(run, row, credential));
     } catch (err) {
       const reason = `${runner.name} runner could not start the task: ${(err as Error).message}`;
       await appendFile(this.logFile(run.row.id, taskId, row.attempt, row.try_number), `tessera: ${reason}\n`).catch(() => undefined);
@@ -299,7 +320,8 @@ export class SchedulerCore {
     void exec.done.then((outcome) => this.#onTaskDone(live, outcome)).catch((err) => this.fatal(err));
   }
 
-  launchFor(run: LiveRun, row: TaskRow): TaskLaunch {
+  /** What a runner needs to start (or find again) a try; `credential`: the variables of its API credential, if it has one. */
+  launchFor(run: LiveRun, row: TaskRow, credential: Record<string, string> = {}): TaskLaunch {
     const task = run.specs.get(row.task_id)!;
     return {
       key: tryKey(run, row),
@@ -311,14 +333,20 @@ export class SchedulerCore {
       extensionDir: run.row.extension_dir ?? undefined,
       logFile: this.logFile(run.row.id, row.task_id, row.attempt, row.try_number),
       env: (workflowDir) =>
-        contractEnv({ workflowDir, runId: run.row.id, dagId: run.spec.id, task, conf: run.conf, services: this.o.services ?? {} }),
+        contractEnv({ workflowDir, runId: run.row.id, dagId: run.spec.id, task, conf: run.conf, services: { ...this.o.services, ...credential } }),
       conf: run.conf,
+      startedBy: { projectId: run.row.project_id, userId: run.row.started_by, userName: run.row.started_by_name, role: run.row.started_role },
     };
   }
 
   // ---------------------------------------------------------------- outcomes
 
   async #onTaskDone(live: LiveTask, outcome: TaskOutcome): Promise<void> {
+    if (live.credentialed) {
+      live.credentialed = false;
+      // Off the critical path: the next task need not wait for it (the run's end revokes it too).
+      this.#revoke(this.o.credentials!.revokeTry(live.key), `the API token of try ${live.key}`);
+    }
     try {
       await this.#handleOutcome(live, outcome);
     } finally {
@@ -399,6 +427,16 @@ export class SchedulerCore {
 
   finishRun(run: LiveRun): void {
     if (!this.runs.delete(run.row.id)) return;
+    if (this.o.credentials) {
+      // Its tokens stop working before anyone hears that it ended.
+      const revoked = this.o.credentials.revokeRun(run.row.id).catch((err: Error) => this.o.log?.(`could not revoke the API tokens of run ${run.row.id}: ${err.message}`));
+      this.background(revoked.then(() => this.#announceEnd(run)));
+      return;
+    }
+    this.#announceEnd(run);
+  }
+
+  #announceEnd(run: LiveRun): void {
     this.emit('run', run.row);
     if (run.row.state === 'success' && run.spec.clean_workflow_dir) {
       void rm(run.row.workflow_dir, { recursive: true, force: true })
@@ -435,6 +473,11 @@ export class SchedulerCore {
       this.#flushScheduled = false;
       if (this.#deferred.length > 0) this.background(this.commit({}));
     });
+  }
+
+  /** A revocation that failed is reported, not fatal: the token expires, and the next start revokes it (TaskCredentials.retain). */
+  #revoke(p: Promise<void>, what: string): void {
+    this.background(p.catch((err: Error) => this.o.log?.(`could not revoke ${what}: ${err.message}`)));
   }
 
   fatal(err: unknown): void {

@@ -1,6 +1,6 @@
 import { CONTRACT_ENV_NAMES, DICOM_UID_RULE, TesseraError, isDicomUid, validateForm, type DagSpec } from '@tessera/model';
 import type { RunConf } from '../operator-contract.ts';
-import type { JobRow, RunRow, TaskRow } from '../store/workflow-tables.ts';
+import type { JobRow, RunRow, StarterColumns, TaskRow } from '../store/workflow-tables.ts';
 import { newId } from './ids.ts';
 
 /** A workflow as the scheduler receives it: the validated spec and the folder it came from. */
@@ -14,10 +14,29 @@ export interface DataResolverInput {
   dataForm: Record<string, unknown>;
 }
 
+/**
+ * Who starts a job, or retries a run: its tasks act with this user's rights in the run's
+ * project, never more than `role` (the platform gives them a token scoped so, and checks
+ * it before built-in operators act on data).
+ */
+export interface Starter {
+  userId: string;
+  name: string;
+  /** Their role in the project when they started it (`scientist`, `principal-investigator`). */
+  role: string;
+}
+
+/** The starter columns of a job's or a run's row; all null when no user started it (an arrival trigger). */
+export function starterColumns(starter: Starter | undefined): StarterColumns {
+  return { started_by: starter?.userId ?? null, started_by_name: starter?.name ?? null, started_role: starter?.role ?? null };
+}
+
 export interface TriggerInput {
   project: { id: string; name: string };
   workflow: WorkflowSource;
   conf?: { workflow_form?: unknown; data_form?: unknown };
+  /** Who triggers it; undefined when no user does (an arrival trigger: its tasks act as a scientist of the project). */
+  startedBy?: Starter;
 }
 
 /** A trigger's forms, validated against the workflow's schemas, defaults filled. */
@@ -99,15 +118,18 @@ export function planJob(input: {
   identifiers: string[];
   workflowDir: (runId: string) => string;
   now: number;
+  startedBy?: Starter;
 }): { job: JobRow; runs: RunRow[]; tasks: TaskRow[] } {
   const { spec } = input.workflow;
   const { workflowForm, dataForm, single } = input.forms;
+  const starter = starterColumns(input.startedBy);
   const job: JobRow = {
     id: newId('j'),
     project_id: input.project.id,
     workflow_id: spec.id,
     conf: JSON.stringify({ workflow_form: workflowForm, data_form: dataForm }),
     created_at: input.now,
+    ...starter,
   };
   const groups = single ? input.identifiers.map((uid) => [uid]) : [input.identifiers];
   const runs: RunRow[] = [];
@@ -136,6 +158,7 @@ export function planJob(input: {
       started_at: null,
       ended_at: null,
       dir_removed_at: null,
+      ...starter,
     });
     spec.tasks.forEach((t, position) => tasks.push(newTaskRow(id, t.id, position)));
   }

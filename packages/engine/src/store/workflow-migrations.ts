@@ -63,4 +63,13 @@ export const workflowMigrations: NamedMigration[] = [
       await db.schema.alterTable('tasks').addColumn('rerun_reason', 'text').execute();
     },
   },
+  {
+    // Issue 14: who started a job or a run's attempt, and with which role in its project: the rights its tasks act with.
+    name: '2026-12-07-01-run-starters',
+    async up(db: Kysely<unknown>) {
+      for (const table of ['jobs', 'runs']) {
+        for (const column of ['started_by', 'started_by_name', 'started_role']) await db.schema.alterTable(table).addColumn(column, 'text').execute();
+      }
+    },
+  },
 ];

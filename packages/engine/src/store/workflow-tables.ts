@@ -1,7 +1,21 @@
 import type { RunState, TaskState } from '@tessera/model';
 
+/**
+ * Who started a job or a run's latest attempt, as recorded when it started: the rights its
+ * tasks act with (see `Starter`). All three are null when no user started it (an arrival
+ * trigger, or a run from before starters were recorded).
+ */
+export interface StarterColumns {
+  /** The user's id (`local` with access control off). */
+  started_by: string | null;
+  /** The user's name then (names never change; kept so that a deleted user's runs still say who). */
+  started_by_name: string | null;
+  /** Their role in the run's project then: `scientist` or `principal-investigator`. */
+  started_role: string | null;
+}
+
 /** Tables owned by the workflows domain. Times are milliseconds since the epoch. */
-export interface JobsTable {
+export interface JobsTable extends StarterColumns {
   id: string;
   project_id: string;
   workflow_id: string;
@@ -9,7 +23,8 @@ export interface JobsTable {
   created_at: number;
 }
 
-export interface RunsTable {
+/** A run; its starter columns name who started its latest attempt (the job's trigger, or a retry). */
+export interface RunsTable extends StarterColumns {
   id: string;
   job_id: string;
   project_id: string;

@@ -4,7 +4,8 @@ import type { AppManager } from '@tessera/apps';
 import { TesseraError } from '@tessera/model';
 import { pageOf, parseSort, sortBy } from '../http/lists.ts';
 import { serve } from '../http/serve-route.ts';
-import { visibleIds } from '../auth/access-control.ts';
+import { AccessControl, visibleIds } from '../auth/access-control.ts';
+import { roleIn } from '../auth/principal.ts';
 import { DEFAULT_PROJECT, type ProjectStore } from '../projects/project-store.ts';
 
 /** The applications domain: launch, list, read logs of, and stop application instances. */
@@ -30,7 +31,11 @@ export async function applicationRoutes(app: FastifyInstance, opts: { apps: AppM
 
   serve(app, routes.launch, async (request, reply) => {
     const { extension, project, name, params } = request.body;
-    const instance = await apps.launch(extension, { project: project ?? DEFAULT_PROJECT, name, params });
+    // The instance's API token acts with the launcher's rights in the project.
+    const principal = request.access.principal ?? AccessControl.LOCAL;
+    const target = request.access.project;
+    const launchedBy = { userId: principal.user.id, role: target ? (roleIn(principal, target.id) ?? null) : null };
+    const instance = await apps.launch(extension, { project: project ?? DEFAULT_PROJECT, name, params, launchedBy });
     return reply.code(202).send(instance);
   });
 

@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import { join } from 'node:path';
-import { AppManager, appMigrations, DockerAppRunner, ProcessAppRunner, SubpathProxy, type AppTables } from '@tessera/apps';
+import { AppManager, appMigrations, DockerAppRunner, ProcessAppRunner, SubpathProxy, type AppCredentials, type AppTables } from '@tessera/apps';
+import type { ContainerAccess } from '@tessera/engine';
 import { domainView, type Kysely } from '@tessera/db';
 import type { WorkflowRegistry } from '@tessera/extension-packages';
 import type { ServerConfig } from '../config.ts';
@@ -33,6 +34,10 @@ export interface ApplicationsDomainDeps {
   appsOrigin?: () => string;
   /** The HTTP server whose connections the proxy's fast path takes: the applications' own, else the platform's. */
   proxyServer?: () => Server;
+  /** The scoped API token of each instance (auth/scoped-credentials.ts). */
+  credentials?: AppCredentials;
+  /** How containers reach the API (TESSERA_API_URL, extra hosts). */
+  platformAccess?: () => ContainerAccess;
 }
 
 /** The applications domain: instances of application extensions, their runners, and the proxy in front of them. */
@@ -53,7 +58,8 @@ export function createApplicationsDomain(deps: ApplicationsDomainDeps): Applicat
     services: () => ({ TESSERA_API_URL: deps.publicUrl() }),
     origin: deps.appsOrigin,
     log: deps.log,
-    runners: [...(deps.dockerSocket ? [new DockerAppRunner({ socketPath: deps.dockerSocket })] : []), new ProcessAppRunner({ sandbox: deps.processSandbox.sandbox, refuse: deps.processSandbox.refusal })],
+    runners: [...(deps.dockerSocket ? [new DockerAppRunner({ socketPath: deps.dockerSocket, ...(deps.platformAccess ? { platformAccess: deps.platformAccess } : {}) })] : []), new ProcessAppRunner({ sandbox: deps.processSandbox.sandbox, refuse: deps.processSandbox.refusal })],
+    ...(deps.credentials ? { credentials: deps.credentials } : {}),
     // `proxy` is created below; an instance is released only after both exist.
     released: (port) => proxy.forget(port),
     changed: (i) => deps.events.publish({ type: 'application', project: i.project, name: i.name, id: i.id, extension: i.extension, state: i.state, reason: i.reason }),

@@ -313,7 +313,7 @@ createServer((req, res) => {
         { id: 'after', level: 'batch', upstream: ['review'], sh: 'cp "$WORKFLOW_DIR/review/saved.txt" "$WORKFLOW_DIR/final.txt"' },
       ],
     }]);
-    const config: ServerConfig = { ...loadConfig({}), port: 0, home, extensionRoots: [root], runners: ['process'], logLevel: 'silent', dicomPort: 'off' };
+    const config: ServerConfig = { ...loadConfig({}), port: 0, home, extensionRoots: [root], runners: ['process'], logLevel: 'silent', dicomPort: 'off', auth: 'off', appsPort: 'same', stateDir: join(home, 'state') };
     let t = await createTessera(config);
     let url = await t.listen();
     const call = async (method: string, path: string, body?: unknown): Promise<any> => // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -348,7 +348,7 @@ createServer((req, res) => {
 describe('application instances across a server restart', () => {
   it('starts again what should run and leaves stopped what was stopped', async () => {
     const home = await mkdtemp(join(tmpdir(), 'tessera-apps-restart-'));
-    const config: ServerConfig = { ...loadConfig({}), port: 0, home, extensionRoots: [], runners: ['process'], logLevel: 'silent', dicomPort: 'off' };
+    const config: ServerConfig = { ...loadConfig({}), port: 0, home, extensionRoots: [], runners: ['process'], logLevel: 'silent', dicomPort: 'off', auth: 'off', appsPort: 'same', stateDir: join(home, 'state') };
     let t = await createTessera(config);
     let url = await t.listen();
     const call = async (method: string, path: string, body?: unknown): Promise<any> => // eslint-disable-line @typescript-eslint/no-explicit-any

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { ProjectScope, RouteContract } from '@tessera/api';
+import type { ProjectRole, ProjectScope, RouteContract } from '@tessera/api';
 import { TesseraError } from '@tessera/model';
 import type { ServerConfig } from '../config.ts';
 import type { ContractConfig } from '../http/serve-route.ts';
@@ -50,6 +50,33 @@ export function presentedSecret(headers: IncomingHttpHeaders): { secret: string;
   const cookie = readCookie(headers.cookie, SESSION_COOKIE);
   if (cookie && cookie.length <= 512) return { secret: cookie, from: 'cookie' };
   return undefined;
+}
+
+/**
+ * Who a run or an application instance acts as when no user started it (an arrival
+ * trigger, a run from before starters were recorded, or one started with access control
+ * off): not a user; a scientist of its own project only.
+ */
+export const NO_USER = { id: 'system:no-user', name: 'arrival trigger' } as const;
+
+function noUserPrincipal(via: Principal['via'], credentialId: string | undefined, scope: NonNullable<Principal['scope']>): Principal {
+  return {
+    user: { id: NO_USER.id, name: NO_USER.name, admin: false, mustChangePassword: false },
+    via,
+    credentialId,
+    roles: new Map([[scope.projectId, 'scientist']]),
+    scope: { ...scope, role: 'scientist' },
+  };
+}
+
+/** The user a scoped credential stands for: a starter's id, or {@link NO_USER} for none (or for `local`, the one user of a server with access control off). */
+export function scopedUserId(userId: string | null): string {
+  return userId === null || userId === 'local' ? NO_USER.id : userId;
+}
+
+/** A recorded role as a project role; anything else (none recorded) is the least, scientist. */
+export function scopedRole(role: string | null): ProjectRole {
+  return role === 'principal-investigator' ? 'principal-investigator' : 'scientist';
 }
 
 /** Operations a session whose password must change may still call. */
@@ -132,17 +159,34 @@ export class AccessControl {
 
   /** The principal a valid credential stands for (undefined when its user is gone or disabled). */
   async principalOf(credential: Credential): Promise<Principal | undefined> {
+    const via = credential.kind === 'session' ? 'session' : credential.kind === 'run' ? 'run' : credential.kind === 'application' ? 'application' : 'token';
+    const scope = credential.project_id && credential.role ? { projectId: credential.project_id, role: credential.role, subject: credential.subject ?? '' } : undefined;
+    // A run or an instance no user started (an arrival trigger) acts as a scientist of its project, and as nobody else.
+    if (credential.user_id === NO_USER.id && scope) return noUserPrincipal(via, credential.id, scope);
     const user = await this.#store.userById(credential.user_id);
     if (!user || user.disabled) return undefined;
     const roles = new Map((await this.#store.membershipsOf(user.id)).map((m) => [m.project_id, m.role] as const));
-    const via = credential.kind === 'session' ? 'session' : credential.kind === 'run' ? 'run' : credential.kind === 'application' ? 'application' : 'token';
     return {
       user: { id: user.id, name: user.name, admin: user.admin === 1, mustChangePassword: user.must_change_password === 1 },
       via,
       credentialId: credential.id,
       roles,
-      scope: credential.project_id && credential.role ? { projectId: credential.project_id, role: credential.role, subject: credential.subject ?? '' } : undefined,
+      scope,
     };
+  }
+
+  /**
+   * Who a run (or an application instance) acts as: its starter, in its project, with at
+   * most the role they had when they started it (and never more than they have now), as
+   * its scoped token does. With access control off, the one local admin. Undefined when
+   * its starter is gone or disabled.
+   */
+  async actingPrincipal(a: { via: 'run' | 'application'; projectId: string; userId: string | null; role: string | null; subject: string }): Promise<Principal | undefined> {
+    if (!this.#auth) return AccessControl.LOCAL;
+    const scope = { projectId: a.projectId, role: scopedRole(a.role), subject: a.subject };
+    const userId = scopedUserId(a.userId);
+    if (userId === NO_USER.id) return noUserPrincipal(a.via, undefined, scope);
+    return this.principalOf({ user_id: userId, kind: a.via, id: '', project_id: scope.projectId, role: scope.role, subject: a.subject } as Credential);
   }
 
   /** Declares the hooks on the Fastify instance; call before any route is declared. */
@@ -185,7 +229,11 @@ export class AccessControl {
     }
     const project = target.projectId ? await this.#projects.findById(target.projectId) : undefined;
     const role = project ? roleIn(principal, project.id) : undefined;
-    if (!project || !role) throw new TesseraError('TESSERA_NOT_FOUND', `${target.what} does not exist`);
+    if (!project || !role) {
+      // The same words whether it does not exist or the caller is not in it: names do not leak.
+      const hint = target.what.startsWith('project ') ? `, or you are not a member of it (an admin creates projects: \`tessera projects create ${target.what.slice(9, -1)}\`; a principal investigator adds members)` : '';
+      throw new TesseraError('TESSERA_NOT_FOUND', `${target.what} does not exist${hint}`);
+    }
     if (!roleSatisfies(role, needed)) {
       const asRun = principal.scope ? ` (this ${principal.via}'s token acts with its starter's role)` : '';
       throw new TesseraError(

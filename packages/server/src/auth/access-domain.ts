@@ -9,6 +9,7 @@ import { authRouteHandlers } from './auth-routes.ts';
 import { Identity } from './identity.ts';
 import { OidcSignIn } from './oidc.ts';
 import { oidcMigrations, OidcStore, type OidcTables } from './oidc-store.ts';
+import { ScopedCredentials } from './scoped-credentials.ts';
 
 export interface AccessDomain extends Domain {
   readonly store: AccessStore;
@@ -17,6 +18,8 @@ export interface AccessDomain extends Domain {
   readonly audit: AuditLog;
   /** Signing in at the OpenID Connect issuer, when TESSERA_OIDC_ISSUER is set. */
   readonly oidc: OidcSignIn | undefined;
+  /** The scoped tokens of task tries and application instances, and the rights of runs' built-in operators. */
+  readonly scoped: ScopedCredentials;
   /** The admin created at this start (the first), if any: the console says where its password is. */
   readonly createdAdmin: () => boolean;
 }
@@ -45,6 +48,7 @@ export function createAccessDomain(deps: {
         publicUrl: deps.publicUrl, secureCookies: deps.secureCookies, log: deps.log,
       })
     : undefined;
+  const scoped = new ScopedCredentials({ store, control });
   let created = false;
   let sweep: NodeJS.Timeout | undefined;
   return {
@@ -55,6 +59,7 @@ export function createAccessDomain(deps: {
     identity,
     audit,
     oidc,
+    scoped,
     createdAdmin: () => created,
     start: async () => {
       created = (await identity.ensureInitialAdmin()) !== undefined;

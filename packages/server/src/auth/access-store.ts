@@ -150,8 +150,12 @@ export const accessMigrations: NamedMigration[] = [
   },
 ];
 
-/** A new secret: a recognisable prefix and 32 random bytes (256 bits), base64url. */
-export function newSecret(prefix: 'tsr' | 'tss' | 'tsl'): string {
+/**
+ * A new secret: a recognisable prefix and 32 random bytes (256 bits), base64url. Prefixes:
+ * `tsr` API and runtime tokens, `tss` sessions, `tsl` sign-in links, `tsk` task tries'
+ * tokens, `tsa` application instances' tokens.
+ */
+export function newSecret(prefix: 'tsr' | 'tss' | 'tsl' | 'tsk' | 'tsa'): string {
   return `${prefix}_${randomBytes(32).toString('base64url')}`;
 }
 
@@ -282,6 +286,16 @@ export class AccessStore {
   /** Revokes the scoped credentials of a run or an instance (when it ends). */
   async revokeSubject(subject: string): Promise<void> {
     await this.db.updateTable('credentials').set({ revoked_at: Date.now() }).where('subject', '=', subject).where('revoked_at', 'is', null).execute();
+  }
+
+  /** Revokes every credential of a kind except those with these names (the tries that still run after a restart). */
+  async revokeKindExcept(kind: CredentialKind, keepNames: ReadonlySet<string>): Promise<void> {
+    const live = await this.db.selectFrom('credentials').select(['id', 'name']).where('kind', '=', kind).where('revoked_at', 'is', null).execute();
+    const ids = live.filter((c) => !keepNames.has(c.name)).map((c) => c.id);
+    // SQLite binds at most 32,766 values per statement.
+    for (let i = 0; i < ids.length; i += 10_000) {
+      await this.db.updateTable('credentials').set({ revoked_at: Date.now() }).where('id', 'in', ids.slice(i, i + 10_000)).execute();
+    }
   }
 
   async revokeKind(kind: CredentialKind): Promise<void> {

@@ -92,7 +92,8 @@ export class AuditLog {
         target,
         outcome: refused ? 'refused' : 'ok',
         address: request.ip,
-        details: { status, via: request.access?.principal?.via ?? 'anonymous' },
+        // A scoped token's entry names what used it: the run, the application instance.
+        details: { status, via: request.access?.principal?.via ?? 'anonymous', ...(request.access?.principal?.scope ? { subject: request.access.principal.scope.subject } : {}) },
       });
     });
   }

@@ -9,7 +9,7 @@ import { AccessControl, clearSessionCookie, setSessionCookie } from './access-co
 import { newSecret, type AccessStore, type Credential, type User } from './access-store.ts';
 import type { AuditLog } from './audit-log.ts';
 import { generatePassword, hashPassword, type Identity } from './identity.ts';
-import { isAdmin, type Principal } from './principal.ts';
+import { isAdmin, roleIn, type Principal } from './principal.ts';
 
 export interface AuthRouteDeps {
   config: ServerConfig;
@@ -48,13 +48,14 @@ export async function authRouteHandlers(app: FastifyInstance, deps: AuthRouteDep
     const memberships = isAdmin(principal) || principal.via === 'auth-off'
       ? all.map((p) => ({ project: p.name, role: 'principal-investigator' as const }))
       : all.flatMap((p) => {
-          const role = principal.scope ? (principal.scope.projectId === p.id ? principal.roles.get(p.id) ?? (principal.user.admin ? 'principal-investigator' : undefined) : undefined) : principal.roles.get(p.id);
+          // A scoped token (a run's, an instance's): its one project, with the role it acts with there.
+          const role = roleIn(principal, p.id);
           return role ? [{ project: p.name, role }] : [];
         });
     return {
       user: user
         ? userJson(user)
-        : { name: principal.user.name, display_name: null, admin: true, source: 'local', disabled: false, must_change_password: false, created_at: new Date(0).toISOString(), last_sign_in_at: null },
+        : { name: principal.user.name, display_name: null, admin: principal.user.admin, source: 'local', disabled: false, must_change_password: false, created_at: new Date(0).toISOString(), last_sign_in_at: null },
       projects: memberships,
       via: principal.via,
       auth: deps.config.auth,

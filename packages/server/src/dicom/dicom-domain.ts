@@ -10,6 +10,7 @@ import { DEFAULT_PROJECT, type ProjectStore } from '../projects/project-store.ts
 import { dataRoutes } from './data-routes.ts';
 import { datasetRoutes } from './dataset-routes.ts';
 import { dicomWebRoutes } from './dicomweb-routes.ts';
+import { senderRoutes } from './sender-routes.ts';
 
 export interface DicomDomain extends Domain {
   readonly service: DicomService;
@@ -31,7 +32,7 @@ export interface DicomDomainDeps {
   log: DomainLog;
 }
 
-/** The DICOM domain: the store and its index, datasets, the data API, DICOMweb and the C-STORE receiver. */
+/** The DICOM domain: the store and its index, datasets, the data API, DICOMweb, the C-STORE receiver and who may send to it. */
 export function createDicomDomain(o: DicomDomainDeps): DicomDomain {
   const { config, projects } = o;
   const service = new DicomService({
@@ -44,6 +45,7 @@ export function createDicomDomain(o: DicomDomainDeps): DicomDomain {
     maxUploadBytes: config.dicomMaxUploadMb * 1024 * 1024,
     defaultProject: DEFAULT_PROJECT,
     projects: { byName: (name) => projects.findByName(name) },
+    refuseUnknownSenders: config.dicomRefuseUnknownSenders,
     log: o.log,
   });
 
@@ -95,6 +97,7 @@ export function createDicomDomain(o: DicomDomainDeps): DicomDomain {
       await app.register(dicomWebRoutes, { dicom: service, projects, publicUrl: o.publicUrl });
       await app.register(dataRoutes, { dicom: service, projects, events: o.events });
       await app.register(datasetRoutes, { dicom: service, projects, events: o.events });
+      await app.register(senderRoutes, { dicom: service, projects, aeTitle: config.dicomAeTitle, log: o.log });
     },
     listen: async () => (dimse ? (await dimse.listen()).port : undefined),
     close: async () => {

@@ -51,7 +51,7 @@ describe('the catalog at first start', () => {
   });
 
   const start = async (): Promise<{ t: Tessera; url: string }> => {
-    const config: ServerConfig = { ...loadConfig({}), port: 0, home, extensionRoots: [], runners: ['process'], logLevel: 'silent', dicomPort: 'off' };
+    const config: ServerConfig = { ...loadConfig({}), port: 0, home, extensionRoots: [], runners: ['process'], logLevel: 'silent', dicomPort: 'off', auth: 'off', appsPort: 'same' };
     t = await createTessera(config);
     return { t, url: await t.listen() };
   };

@@ -72,6 +72,12 @@ export class BrowserSafety {
     }
   }
 
+  /** Answers one more host name, on any port: the name containers reach the server by, the Docker bridge's gateway address. */
+  allowHost(name: string): void {
+    const e = splitHost(name);
+    if (e && !this.#entries.some((x) => x.name === e.name && x.port === undefined)) this.#entries.push({ name: e.name, port: undefined });
+  }
+
   /** Whether a Host header names this server: loopback with any port, a configured name, the bound address. */
   hostAllowed(host: string | undefined): boolean {
     if (host === undefined || host === '') return false;

@@ -5,7 +5,11 @@ import type { BuiltinContext, BuiltinOperator, RunConf } from '@tessera/engine';
 import { importDatasetName, type DicomService } from '@tessera/dicom';
 import { PLATFORM_OPERATORS, seriesIdsOf, TesseraError } from '@tessera/model';
 import { filesUnder } from '../dicom/files-under.ts';
+import type { ScopedCredentials } from '../auth/scoped-credentials.ts';
 import type { ResultBuckets } from '../results/result-buckets.ts';
+
+/** The check of a run's rights that built-in operators make before they act on data. */
+export type RunRights = Pick<ScopedCredentials, 'requireRunRole'>;
 
 /**
  * The run's configuration as the platform keeps it, not conf/conf.json: a task of the run
@@ -58,11 +62,16 @@ async function staysInWorkflowDir(workflowDir: string, dir: string, operator: st
  * - get-input: copies each selected series' DICOM files to batch/<series>/<out_dir>/.
  * - put-result: stores the DICOM files a workflow produced back into the run's project.
  * - put-files: copies result files into the project's result bucket (downloadable over HTTP).
+ *
+ * They act with the rights of the run's starter in the run's project, as a task's token
+ * does over HTTP: each needs what the matching route needs (reading series, uploading,
+ * writing results: a scientist), and fails naming the role otherwise.
  */
-export function dataOperators(dicom: DicomService, buckets: ResultBuckets): Record<string, BuiltinOperator> {
+export function dataOperators(dicom: DicomService, buckets: ResultBuckets, rights: RunRights): Record<string, BuiltinOperator> {
   return {
     [PLATFORM_OPERATORS.getInput]: async (ctx) => {
       const conf = await confOf(ctx);
+      await rights.requireRunRole(ctx.launch, 'scientist', 'read its series', conf.project_form.name);
       const ids = seriesIdsOf(conf.data_form);
       if (ids.length === 0) {
         await ctx.log('get-input: no series selected (data_form has no dataset_name or identifiers); nothing to do');
@@ -101,6 +110,7 @@ export function dataOperators(dicom: DicomService, buckets: ResultBuckets): Reco
       const conf = await confOf(ctx);
       const inputDir = ctx.launch.task.input_dir;
       if (!inputDir) throw new Error('put-result needs an input dir (the task that wrote the DICOM files)');
+      await rights.requireRunRole(ctx.launch, 'scientist', 'store DICOM files in it', conf.project_form.name);
       const datasetName = typeof ctx.params.dataset === 'string' ? ctx.params.dataset : typeof conf.data_form.dataset_name === 'string' ? conf.data_form.dataset_name : importDatasetName();
       const target = await dicom.target(conf.project_form.id, datasetName);
       let stored = 0;
@@ -127,6 +137,7 @@ export function dataOperators(dicom: DicomService, buckets: ResultBuckets): Reco
       const conf = await confOf(ctx);
       const inputDir = ctx.launch.task.input_dir;
       if (!inputDir) throw new Error('put-files needs an input dir (the task that wrote the result files)');
+      await rights.requireRunRole(ctx.launch, 'scientist', 'store result files in it', conf.project_form.name);
       let n = 0;
       let bytes = 0;
       for (const dir of await inputDirs(ctx, conf, inputDir, 'put-files')) {

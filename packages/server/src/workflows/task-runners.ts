@@ -1,4 +1,4 @@
-import { BuiltinRunner, CORE_BUILTINS, DockerRunner, ProcessRunner, detectDocker, type Runner } from '@tessera/engine';
+import { BuiltinRunner, CORE_BUILTINS, DockerRunner, ProcessRunner, detectDocker, type ContainerAccess, type Runner } from '@tessera/engine';
 import type { ServerConfig } from '../config.ts';
 import { decideProcessSandbox, type ProcessSandbox } from './process-sandbox.ts';
 
@@ -38,8 +38,9 @@ export interface TaskRunners {
  * answers (asked for by TESSERA_RUNNERS), local processes, in a sandbox when there is one
  * (process-sandbox.ts). Processes and containers are tagged with `homeId`, so that a
  * sweep never touches another home's tasks.
+ * `platformAccess` says how containers reach the API (TESSERA_API_URL, extra hosts).
  */
-export async function findTaskRunners(config: ServerConfig, homeId: string): Promise<TaskRunners> {
+export async function findTaskRunners(config: ServerConfig, homeId: string, platformAccess?: () => ContainerAccess): Promise<TaskRunners> {
   // First: TESSERA_SANDBOX=bwrap without a working bubblewrap stops the start here.
   const processSandbox = decideProcessSandbox(config);
   const builtins = new BuiltinRunner(CORE_BUILTINS);
@@ -55,7 +56,7 @@ export async function findTaskRunners(config: ServerConfig, homeId: string): Pro
     const docker = await detectDocker({ socketPath: config.dockerSocket });
     Object.assign(report, docker.available ? { available: true, version: docker.version, socket: docker.socketPath } : { reason: docker.reason });
     if (docker.available) {
-      runners.push(new DockerRunner({ homeId, socketPath: docker.socketPath }));
+      runners.push(new DockerRunner({ homeId, socketPath: docker.socketPath, ...(platformAccess ? { platformAccess } : {}) }));
       dockerSocket = docker.socketPath;
       reports.push({ name: 'docker', detail: `Docker ${docker.version} at unix://${docker.socketPath}` });
     } else if (config.runners !== 'auto') {

@@ -1,4 +1,4 @@
-import type { JobRow, RunRow, TaskRow } from '@tessera/engine';
+import type { JobRow, RunRow, StarterColumns, TaskRow } from '@tessera/engine';
 import type { LoadedWorkflow } from '@tessera/extension-packages';
 import { seriesIdsOf } from '@tessera/model';
 import type { DagSpec, Job, Progress, Run, RunDetail, Task, Workflow } from '@tessera/api';
@@ -64,6 +64,12 @@ function seriesOf(conf: string): { series_count: number; series_uid: string | nu
   return { series_count: list.length, series_uid: list.length === 1 ? list[0]! : null };
 }
 
+/** Who started a job or a run's latest attempt, as the API shows it (the name they had). */
+function starterJson(r: StarterColumns): Pick<Run, 'started_by' | 'started_role'> {
+  const role = r.started_role === 'scientist' || r.started_role === 'principal-investigator' ? r.started_role : null;
+  return { started_by: r.started_by_name ?? r.started_by, started_role: r.started_by === null ? null : role };
+}
+
 /** A run as lists show it. */
 export function runJson(r: RunRow, project: string, counts: Record<string, number>): Run {
   return {
@@ -81,6 +87,7 @@ export function runJson(r: RunRow, project: string, counts: Record<string, numbe
     workflow_dir_removed_at: iso(r.dir_removed_at),
     progress: progressOf(counts),
     ...seriesOf(r.conf),
+    ...starterJson(r),
   };
 }
 
@@ -107,5 +114,5 @@ export function jobJson(j: JobRow, project: string, runs: Run[]): Job {
       : states.some((s) => s === 'canceled')
         ? 'canceled'
         : 'success';
-  return { id: j.id, project, workflow: j.workflow_id, state, created_at: iso(j.created_at)!, conf: JSON.parse(j.conf) as Job['conf'], runs };
+  return { id: j.id, project, workflow: j.workflow_id, state, created_at: iso(j.created_at)!, conf: JSON.parse(j.conf) as Job['conf'], ...starterJson(j), runs };
 }

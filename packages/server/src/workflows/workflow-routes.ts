@@ -1,11 +1,12 @@
-import type { FastifyInstance } from 'fastify';
-import { RUN_SORT_FIELDS, type DagScheduler, type RunRow, type RunSortField } from '@tessera/engine';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { RUN_SORT_FIELDS, type DagScheduler, type RunRow, type RunSortField, type Starter } from '@tessera/engine';
 import type { WorkflowRegistry } from '@tessera/extension-packages';
 import { DagSpecSchema, RUN_STATES, TesseraError, type RunState } from '@tessera/model';
 import { workflowRoutes as routes, type RUN_SORTS, type WORKFLOW_SORTS } from '@tessera/api';
 import { pageOf, parseSort, sortBy } from '../http/lists.ts';
 import { serve } from '../http/serve-route.ts';
-import { visibleIds } from '../auth/access-control.ts';
+import { AccessControl, visibleIds } from '../auth/access-control.ts';
+import { roleIn } from '../auth/principal.ts';
 import type { ProjectStore } from '../projects/project-store.ts';
 import { followTaskLog } from './task-log.ts';
 import { jobJson, runDetailJson, runJson, workflowJson } from './workflow-presenter.ts';
@@ -14,6 +15,15 @@ export interface WorkflowRoutesOptions {
   scheduler: DagScheduler;
   registry: WorkflowRegistry;
   projects: ProjectStore;
+}
+
+/**
+ * Who starts a job or retries a run: the caller, with their role in the project (a scoped
+ * token's caller: at most its role). The run's tasks act with these rights.
+ */
+function starterOf(request: FastifyRequest, projectId: string): Starter {
+  const principal = request.access.principal ?? AccessControl.LOCAL;
+  return { userId: principal.user.id, name: principal.user.name, role: roleIn(principal, projectId) ?? 'scientist' };
 }
 
 /** The workflows domain: workflows, jobs, runs, tasks and their logs. */
@@ -70,6 +80,7 @@ export async function workflowRoutes(app: FastifyInstance, opts: WorkflowRoutesO
       project: { id: project.id, name: project.name },
       workflow: { spec: wf.spec, extensionDir: wf.extension.dir },
       conf: request.body.conf ?? {},
+      startedBy: starterOf(request, project.id),
     });
     return reply.status(201).send(await presentJob(job.id));
   });
@@ -113,7 +124,11 @@ export async function workflowRoutes(app: FastifyInstance, opts: WorkflowRoutesO
 
   serve(app, routes.cancelRun, async (request) => presentRun(await scheduler.cancelRun(request.params.id)));
 
-  serve(app, routes.retryRun, async (request) => presentRun(await scheduler.retryRun(request.params.id)));
+  serve(app, routes.retryRun, async (request) => {
+    const run = await requireRun(request.params.id);
+    // The new attempt acts with the rights of whoever retries it.
+    return presentRun(await scheduler.retryRun(run.id, starterOf(request, run.project_id)));
+  });
 
   serve(app, routes.taskLog, async (request, reply) => {
     const run = await requireRun(request.params.id);

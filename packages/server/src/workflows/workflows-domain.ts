@@ -1,5 +1,5 @@
 import { domainView, type Kysely } from '@tessera/db';
-import { DagScheduler, removeExpiredWorkflowDirs, WorkflowStore, workflowMigrations, type DataResolverInput, type WorkflowTables } from '@tessera/engine';
+import { DagScheduler, removeExpiredWorkflowDirs, WorkflowStore, workflowMigrations, type DataResolverInput, type TaskCredentials, type WorkflowTables } from '@tessera/engine';
 import type { WorkflowRegistry } from '@tessera/extension-packages';
 import type { ServerConfig } from '../config.ts';
 import type { Domain, DomainLog } from '../domain.ts';
@@ -20,6 +20,8 @@ export interface WorkflowsDomainDeps {
   /** Turns a data_form into series UIDs (the DICOM domain knows the datasets). */
   resolveIdentifiers: (input: DataResolverInput) => Promise<string[]>;
   publicUrl: () => string;
+  /** The scoped API token of each try (auth/scoped-credentials.ts). */
+  credentials?: TaskCredentials;
   log: DomainLog;
 }
 
@@ -37,6 +39,7 @@ export function createWorkflowsDomain(deps: WorkflowsDomainDeps): WorkflowsDomai
     limits: { parallelism: config.parallelism, ramMb: config.ramPoolMb, gpuMemMb: config.gpuPoolMb },
     // Read when a task starts: the URL is known only once the server listens.
     services: { get TESSERA_API_URL() { return deps.publicUrl(); } } as Record<string, string>,
+    ...(deps.credentials ? { credentials: deps.credentials } : {}),
     log: (m) => log.error(m),
   });
   const retention = { days: config.retentionDays, failedDays: config.failedRetentionDays };

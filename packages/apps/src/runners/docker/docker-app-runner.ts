@@ -2,6 +2,7 @@ import { createWriteStream, mkdirSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import Docker from 'dockerode';
+import type { ContainerAccess } from '@tessera/engine';
 import type { AppSpecT } from '@tessera/extension-packages';
 import { BATCH_NAME, CONTAINER_DATA_ROOT } from '@tessera/model';
 import type { AppExit, AppHandle, AppLaunch, AppRunner } from '../app-runner.ts';
@@ -18,6 +19,8 @@ export interface DockerAppRunnerOptions {
   socketPath: string;
   /** How long an app has, after SIGTERM, before its container is killed (seconds; default 5). */
   stopGraceSeconds?: number;
+  /** How containers reach the platform's API (TESSERA_API_URL, extra hosts), read at each start. */
+  platformAccess?: () => ContainerAccess;
 }
 
 /** Docker's answers that mean "already so": not modified (stopped), no such container, removal already under way. */
@@ -36,10 +39,12 @@ export class DockerAppRunner implements AppRunner {
   readonly name = 'docker';
   readonly #docker: Docker;
   readonly #graceSeconds: number;
+  readonly #access: (() => ContainerAccess) | undefined;
 
   constructor(options: DockerAppRunnerOptions) {
     this.#docker = new Docker({ socketPath: options.socketPath });
     this.#graceSeconds = options.stopGraceSeconds ?? 5;
+    this.#access = options.platformAccess;
   }
 
   canRun(spec: AppSpecT): boolean {
@@ -49,16 +54,18 @@ export class DockerAppRunner implements AppRunner {
   async start(o: AppLaunch): Promise<AppHandle> {
     const c = o.spec.container!;
     const { env, binds } = await containerEnv(o);
+    const access = this.#access?.();
     await this.removeStale({ appId: o.appId });
     const container = await this.#docker.createContainer({
       Image: c.image,
       ...(c.command ? { Cmd: c.command } : {}),
-      Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+      Env: Object.entries({ ...env, ...access?.env }).map(([k, v]) => `${k}=${v}`),
       Labels: { [APP_LABEL]: o.appId },
       ExposedPorts: { [`${c.port}/tcp`]: {} },
       HostConfig: {
         PortBindings: { [`${c.port}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: String(o.hostPort) }] },
         Binds: binds,
+        ...(access && access.extraHosts.length > 0 ? { ExtraHosts: access.extraHosts } : {}),
         ...(o.spec.resources?.ram_mb ? { Memory: o.spec.resources.ram_mb * 1024 * 1024, MemorySwap: o.spec.resources.ram_mb * 1024 * 1024 } : {}),
         // CPU limit in thousandths of a core (Kubernetes' millicores).
         ...(o.spec.resources?.cpu_millicores ? { NanoCpus: o.spec.resources.cpu_millicores * 1_000_000 } : {}),

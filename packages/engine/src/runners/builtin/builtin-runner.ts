@@ -18,6 +18,7 @@ export type BuiltinOperator = (ctx: BuiltinContext) => Promise<void | 'skipped'>
 /** Runs built-in platform operators (e.g. the data operators of the DICOM domain) in the server process. */
 export class BuiltinRunner implements Runner {
   readonly name = 'builtin';
+  readonly inProcess = true;
   readonly #operators = new Map<string, BuiltinOperator>();
   readonly #running = new Map<string, AbortController>();
   #next = 0;

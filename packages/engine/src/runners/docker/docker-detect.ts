@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import Dockerode from 'dockerode';
 import { parseDockerHost } from '@tessera/model';
 
 /** The result of {@link detectDocker}. */
@@ -58,4 +59,14 @@ export async function detectDocker(options: { socketPath?: string; timeoutMs?: n
     });
     req.end();
   });
+}
+
+/**
+ * The IPv4 gateway of the engine's default network `bridge`: the host as containers see
+ * it, where their `host-gateway` points (unless dockerd's `host-gateway-ip` says
+ * otherwise). Undefined when the network has no IPv4 gateway.
+ */
+export async function dockerBridgeGateway(socketPath: string): Promise<string | undefined> {
+  const info = (await new Dockerode({ socketPath }).getNetwork('bridge').inspect()) as { IPAM?: { Config?: { Gateway?: string }[] | null } };
+  return (info.IPAM?.Config ?? []).map((c) => c.Gateway).find((g): g is string => typeof g === 'string' && /^\d{1,3}(\.\d{1,3}){3}$/.test(g));
 }

@@ -17,6 +17,18 @@ export interface DockerRunnerOptions {
   socketPath?: string;
   /** Seconds between SIGTERM and SIGKILL when a task is stopped (default 10, Docker's own). */
   killGraceSeconds?: number;
+  /** How containers reach the platform's API, read at each start (see {@link ContainerAccess}). */
+  platformAccess?: () => ContainerAccess;
+}
+
+/**
+ * How a container reaches the platform: the variables that differ inside a container
+ * (`TESSERA_API_URL` with a name it resolves) and extra /etc/hosts entries, such as
+ * `tessera.internal:host-gateway` (Docker's name for the host, as seen from its bridge).
+ */
+export interface ContainerAccess {
+  env: Record<string, string>;
+  extraHosts: string[];
 }
 
 /** Labels put on every container, to find it again after a restart and to sweep. */
@@ -54,6 +66,7 @@ export class DockerRunner implements Runner {
   readonly #homeId: string;
   readonly #grace: number;
   readonly #where: string;
+  readonly #access: (() => ContainerAccess) | undefined;
   /** Containers that stop() is stopping, so that their outcome says so. */
   readonly #stopping = new Set<string>();
   /** Containers whose outcome this runner is collecting. */
@@ -62,6 +75,7 @@ export class DockerRunner implements Runner {
   constructor(options: DockerRunnerOptions) {
     this.#homeId = options.homeId;
     this.#grace = options.killGraceSeconds ?? 10;
+    this.#access = options.platformAccess;
     if (options.docker) {
       this.#docker = options.docker;
       const modem = options.docker.modem as { socketPath?: unknown };
@@ -183,11 +197,13 @@ export class DockerRunner implements Runner {
       hostConfig.MemorySwap = ramMb * 1024 * 1024;
     }
     if (millicores) hostConfig.CpuShares = Math.max(2, Math.round((millicores * 1024) / 1000));
+    const access = this.#access?.();
+    if (access && access.extraHosts.length > 0) hostConfig.ExtraHosts = access.extraHosts;
     return {
       Image: spec.image,
       ...(spec.command ? { Entrypoint: spec.command } : {}),
       ...(spec.args ? { Cmd: spec.args } : {}),
-      Env: Object.entries(launch.env(dataDir)).map(([k, v]) => `${k}=${v}`),
+      Env: Object.entries({ ...launch.env(dataDir), ...access?.env }).map(([k, v]) => `${k}=${v}`),
       Labels: {
         [DOCKER_LABELS.home]: this.#homeId,
         [DOCKER_LABELS.key]: launch.key,
