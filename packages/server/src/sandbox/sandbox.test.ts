@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'undici';
 import { pydicomFile } from '../../../dicom/src/__fixtures__/dicom-env.ts';
 import { requireSandbox, skipSandbox } from '../../../engine/src/__fixtures__/sandbox-env.ts';
+import { addUser, adminOf } from '../__fixtures__/access-fixture.ts';
 import { loadConfig } from '../config.ts';
 import { startTestServer, waitFor, writeShellExtension, type TestServer } from '../__fixtures__/test-server.ts';
 
@@ -266,3 +267,47 @@ async function execute(base: string, xsrf: string, code: string): Promise<string
     ws.close();
   }
 }
+
+describe.skipIf(skipSandbox)('the sandbox with access control on, as a server runs by default', () => {
+  let s: TestServer | undefined;
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  it('a scientist\'s process task calls the API with its scoped token and cannot read the database or the server\'s runtime file', { timeout: 60_000 }, async () => {
+    // The defaults of a server: access control on, nobody allowed unsandboxed processes.
+    s = await startTestServer({ auth: 'on', sandbox: 'auto', allowUnsandboxed: false });
+    expect(s.tessera.runners.find((r) => r.name === 'process')?.detail).toMatch(/^local processes, sandboxed with bubblewrap/);
+    const runtimeFile = s.tessera.runtimeFile!;
+    expect(existsSync(runtimeFile), 'the runtime file with the admin token').toBe(true);
+    const admin = await adminOf(s);
+    expect((await admin.call('POST', '/api/projects', { name: 'lab' })).status).toBe(201);
+    const sci = await addUser(s, admin, 'sci', { lab: 'scientist' });
+    await writeShellExtension(s.extRoot, 'sandbox-scoped', [{
+      id: 'scoped-probe',
+      tasks: [{
+        id: 'probe', level: 'batch',
+        sh: [
+          'out="$WORKFLOW_DIR/$OPERATOR_OUT_DIR/probe.txt"',
+          `for f in ${join(s.home, 'tessera.db')} ${runtimeFile}; do if cat "$f" >/dev/null 2>&1; then echo "read $f"; else echo "denied $f"; fi; done > "$out"`,
+          'python3 -c "import json, os, urllib.request; r = urllib.request.urlopen(urllib.request.Request(os.environ[\'TESSERA_API_URL\'] + \'/api/auth/me\', headers={\'Authorization\': \'Bearer \' + os.environ[\'TESSERA_API_TOKEN\']})); print(\'me\', r.status, json.load(r)[\'user\'][\'name\'])" >> "$out"',
+        ].join('\n'),
+      }],
+    }]);
+    expect((await admin.call('POST', '/api/workflows/reload')).status).toBe(200);
+    const job = await sci.call('POST', '/api/jobs', { workflow: 'scoped-probe', project: 'lab' });
+    expect(job.status, JSON.stringify(job.body)).toBe(201);
+    const runId: string = job.body.runs[0].id;
+    const run = await waitFor(async () => {
+      const r = await sci.call('GET', `/api/runs/${runId}`);
+      return ['success', 'failed', 'canceled'].includes(r.body.state) ? r.body : undefined;
+    }, 30_000, 'the run to end');
+    const log = (await sci.call('GET', `/api/runs/${runId}/tasks/probe/log`)).body as string;
+    expect(run.state, log).toBe('success');
+    expect((await readFile(join(run.workflow_dir, 'probe', 'probe.txt'), 'utf8')).trim().split('\n')).toEqual([
+      `denied ${join(s.home, 'tessera.db')}`,
+      `denied ${runtimeFile}`,
+      'me 200 sci',
+    ]);
+  });
+});
