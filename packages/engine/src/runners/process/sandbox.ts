@@ -121,21 +121,18 @@ function systemArgs(hidden: string[]): string[] {
       // dangling or absent: nothing to add
     }
   }
-  const shown = ['/usr', '/etc', ...SYSTEM_DIRS];
-  // The server's own Node.js when it is not a system one (nvm, /opt): process extensions run `node`.
+  args.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp');
+  // The server's own Node.js when it is not a system one (nvm, /opt, even /tmp): process
+  // extensions run `node`. The binary alone (it needs nothing beside it to run a script).
   const node = realpathSync(process.execPath);
-  if (!node.startsWith('/usr/')) {
-    const prefix = dirname(dirname(node));
-    args.push('--ro-bind', prefix, prefix);
-    shown.push(prefix);
-  }
+  if (!node.startsWith('/usr/')) args.push('--ro-bind', node, node);
+  const shown = ['/usr', '/etc', ...SYSTEM_DIRS];
   for (const h of hidden) {
     const dir = resolve(h);
     // Only where a folder mounted above shows it; elsewhere it is not in the sandbox at all.
     // Writable (private, in memory): a run's workflow dir below it is mounted over it later.
     if (shown.some((s) => dir === s || dir.startsWith(`${s}/`)) && isDirectory(dir)) args.push('--tmpfs', dir);
   }
-  args.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp');
   return args;
 }
 
