@@ -62,6 +62,7 @@ async function launch(): Promise<TaskLaunch> {
     extensionDir: undefined,
     logFile: join(dir, 'logs', `${runId}.log`),
     env: (wd) => contractEnv({ workflowDir: wd, runId, dagId: 'bench', task, conf, services: {} }),
+    conf,
   };
 }
 

@@ -104,7 +104,8 @@ export const applicationRoutes = {
     summary: 'Launch an instance of an installed application (202: starting; it is served at its url once running)',
     description:
       'A stopped or failed instance is launched again under its name, with the same `id` and log file. 404: the application is not installed or the project does not exist; ' +
-      '409: an instance of that name runs or is starting; 503: the application runs only in a container and the server has no Docker engine.',
+      '409: an instance of that name runs or is starting; 503: the application runs only in a container and the server has no Docker engine (TESSERA_DOCKER), ' +
+      'or it runs as a local process and the server has no sandbox for it while access control is on (TESSERA_SANDBOX).',
     project: { in: 'body', name: 'project' },
     access: SCIENTIST,
     body: LaunchApp,

@@ -10,7 +10,7 @@ export const Health = Obj(
     version: Type.String(),
     home: Type.String({ description: 'TESSERA_HOME: where the server keeps its database, store and workflow dirs.' }),
     runners: Type.Array(RunnerReport),
-    runner_notes: Type.Array(Type.String(), { description: 'Why an expected runner is missing (e.g. no Docker engine).' }),
+    runner_notes: Type.Array(Type.String(), { description: 'Why an expected runner is missing (e.g. no Docker engine), and whether local processes run without a sandbox (or are refused for want of one).' }),
     docker_socket: Nullable(Type.String()),
     workflows: Type.Integer({ description: 'How many workflows are loaded.' }),
     dicom: Obj({

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Kysely } from '@tessera/db';
 import { paramsEnv, validateParams, type AppSpecT, type LoadedExtension } from '@tessera/extension-packages';
 import { TesseraError } from '@tessera/model';
@@ -43,6 +43,8 @@ export interface AppManagerOptions {
   projects: { byName: (name: string) => Promise<{ id: string; name: string }>; nameOf: (id: string) => Promise<string> };
   /** The project's result bucket folder (mounted when the app spec asks for it). */
   resultsDir: (projectId: string) => string;
+  /** The workflow dir of a run (mounted in an instance that run's launch-app task launched). */
+  workflowDir: (runId: string) => string;
   services: () => Record<string, string>;
   /** The origin instances are served on when it is not the platform's own (`http://host:apps-port`); their `url` starts with it. */
   origin?: () => string;
@@ -117,6 +119,7 @@ export class AppManager {
     return this.#live.get(`${project}/${instance}`)?.target;
   }
 
+  /** An instance's log, in its own folder `<home>/apps/<id>/`. */
   logFile(id: string): string {
     return join(this.#o.home, 'apps', id, 'app.log');
   }
@@ -196,12 +199,15 @@ export class AppManager {
     if (existing && (existing.target.state === 'running' || existing.target.state === 'starting')) {
       throw new TesseraError('TESSERA_CONFLICT', `${name} already runs in project ${project.name} (${existing.target.state}) at ${APP_PREFIX}${project.name}/release/${name}/; stop it first (tessera app stop ${name})`);
     }
-    const runner = this.#o.runners.find((r) => r.canRun(spec))?.name;
-    if (!runner) {
+    const chosen = this.#o.runners.find((r) => r.canRun(spec));
+    if (!chosen) {
       throw spec.container
         ? new TesseraError('TESSERA_DOCKER', `application "${extensionName}" runs only in a container (${spec.container.image}), and this server found no Docker engine: start Docker (or set DOCKER_HOST) and restart the server`)
         : new TesseraError('TESSERA_INVALID_REQUEST', `application "${extensionName}" has neither a process nor a container to run`);
     }
+    const refused = chosen.refusal?.();
+    if (refused !== undefined) throw new TesseraError('TESSERA_SANDBOX', `application "${extensionName}" was not launched: ${refused}`);
+    const runner = chosen.name;
     const now = Date.now();
     const row: AppInstancesTable = {
       id: existing?.row.id ?? `a-${randomBytes(6).toString('hex')}`,
@@ -413,12 +419,17 @@ export class AppManager {
         TESSERA_APP_ID: live.row.id,
         EXTENSION_DIR: live.row.ext_dir,
       };
+      // The folders a runner mounts come from the platform, never from a manifest's or an
+      // operator's env: an env naming `/` as RESULTS_DIR would otherwise get `/` mounted.
+      delete env.RESULTS_DIR;
+      delete env.WORKFLOW_DIR;
       if (spec.mounts?.results) env.RESULTS_DIR = this.#o.resultsDir(live.row.project_id);
+      if (live.row.run_id) env.WORKFLOW_DIR = this.#o.workflowDir(live.row.run_id);
       if (!existsSync(live.row.ext_dir)) throw new Error(`its extension folder ${live.row.ext_dir} is gone (was ${live.row.extension} uninstalled?)`);
       const runner = this.#o.runners.find((r) => r.name === live.row.runner);
       if (!runner) throw new Error(`it runs on the ${live.row.runner} runner, which this server does not have`);
       const handle: AppHandle = await runner.start({
-        appId: live.row.id, spec, extDir: live.row.ext_dir, hostPort: port, env, logFile, ...(live.row.run_id ? { runId: live.row.run_id } : {}),
+        appId: live.row.id, spec, extDir: live.row.ext_dir, hostPort: port, env, logFile, instanceDir: dirname(logFile), ...(live.row.run_id ? { runId: live.row.run_id } : {}),
       });
       live.stop = () => runner.stop(handle);
       if (await stoppedMeanwhile()) return;

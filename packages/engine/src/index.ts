@@ -3,6 +3,8 @@ export * from './runners/exit-status.ts';
 export * from './runners/process/process-runner.ts';
 // The one home of process-group kills, for every package that starts local process groups (tasks, applications).
 export { isAlive, killGroup, processStartTime } from './runners/process/proc-table.ts';
+// One sandbox for every local process the platform starts (tasks, applications).
+export * from './runners/process/sandbox.ts';
 export * from './runners/builtin/builtin-runner.ts';
 export * from './operator-contract.ts';
 export * from './scheduler/dag-scheduler.ts';

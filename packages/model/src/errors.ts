@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   TESSERA_INVALID_PACKAGE: { status: 400, kind: 'user', summary: 'An extension package (.tgz) is refused: bad archive entries, checksum mismatch, too large, or what it holds is invalid.' },
   TESSERA_EXTENSION_INCOMPATIBLE: { status: 409, kind: 'user', summary: 'An extension cannot be installed or uninstalled here: platform version, missing or dependent extensions.' },
   TESSERA_DOCKER: { status: 503, kind: 'operational', summary: 'The Docker engine is missing or failed (building, loading or removing an image).' },
+  TESSERA_SANDBOX: { status: 503, kind: 'operational', summary: 'Local processes (process tasks and applications) are refused: the server has no sandbox (bubblewrap) and TESSERA_ALLOW_UNSANDBOXED is not set.' },
   TESSERA_NOT_FOUND: { status: 404, kind: 'user', summary: 'The named project, workflow, job, run or task does not exist.' },
   TESSERA_CONFLICT: { status: 409, kind: 'user', summary: 'The request conflicts with the current state (name taken, run not retryable).' },
   TESSERA_INVALID_DICOM: { status: 400, kind: 'user', summary: 'DICOM bytes are not a valid instance (truncated, garbage, wrong preamble, missing UIDs, unsupported transfer syntax).' },

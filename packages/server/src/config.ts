@@ -103,6 +103,14 @@ export interface ServerConfig {
   appsPort: number | 'same';
   /** The applications' origin as users reach it, behind a reverse proxy (TESSERA_APPS_PUBLIC_URL; default http://<host>:<apps port>). */
   appsPublicUrl: string | undefined;
+  /**
+   * How process tasks and applications are isolated (TESSERA_SANDBOX): `auto` (default)
+   * bubblewrap when it is installed and works here, `bwrap` bubblewrap or no start, `off`
+   * none. See Sandboxing in docs/guides/operations.md.
+   */
+  sandbox: 'auto' | 'bwrap' | 'off';
+  /** The admin's explicit permission to run process tasks and applications without a sandbox while access control is on (TESSERA_ALLOW_UNSANDBOXED=1). */
+  allowUnsandboxed: boolean;
   /** Where a loopback server writes its runtime file `servers/<port>.json` (XDG_STATE_HOME/tessera, default ~/.local/state/tessera). */
   stateDir: string;
   /** Not from the environment (tests set them): the event stream's heartbeat (default 15 s) and unread-bytes limit per client (default 1 MiB). */
@@ -337,6 +345,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
       problems.push(`TESSERA_APPS_PUBLIC_URL="${env.TESSERA_APPS_PUBLIC_URL}" is not a URL such as https://apps.tessera.example.org`);
     }
   }
+  const sandbox = (env.TESSERA_SANDBOX || 'auto') as ServerConfig['sandbox'];
+  if (!['auto', 'bwrap', 'off'].includes(sandbox)) problems.push(`TESSERA_SANDBOX="${env.TESSERA_SANDBOX}" must be auto, bwrap or off`);
+  const allowRaw = (env.TESSERA_ALLOW_UNSANDBOXED || '0').toLowerCase();
+  if (!['1', '0', 'true', 'false'].includes(allowRaw)) problems.push(`TESSERA_ALLOW_UNSANDBOXED="${env.TESSERA_ALLOW_UNSANDBOXED}" must be 1 or 0`);
   const logLevel = (env.TESSERA_LOG_LEVEL || 'info') as ServerConfig['logLevel'];
   if (!['info', 'warn', 'error', 'silent'].includes(logLevel)) problems.push(`TESSERA_LOG_LEVEL="${logLevel}" must be info, warn, error or silent`);
   const config: ServerConfig = {
@@ -381,6 +393,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     oidc: oidcConfig(env, problems),
     appsPort,
     appsPublicUrl: env.TESSERA_APPS_PUBLIC_URL || undefined,
+    sandbox,
+    allowUnsandboxed: allowRaw === '1' || allowRaw === 'true',
     stateDir: resolve(env.XDG_STATE_HOME || join(env.HOME || homedir(), '.local', 'state'), 'tessera'),
   };
   if (problems.length > 0) {

@@ -19,9 +19,14 @@ afterEach(async () => {
 
 type TaskJson = { id: string; state: string; try_number: number; restarts: number; rerun_reason: string | null; exit_code: number | null };
 
-/** A server on this test's home with the process runner only; its answers are checked against the HTTP contract. */
+/**
+ * A server on this test's home with the process runner only; its answers are checked against
+ * the HTTP contract. Its tasks run unsandboxed: they leave marks and wait for release files in
+ * this test's folder, outside their workflow dir. Sandboxed tries that outlive their server are
+ * tested in the engine (process-runner.test.ts).
+ */
 function serverEnv(ext: string): Record<string, string> {
-  return { TESSERA_HOME: join(home, 'home'), TESSERA_EXTENSIONS_DIRS: ext, TESSERA_RUNNERS: 'process', TESSERA_CHECK_ANSWERS: '1' };
+  return { TESSERA_HOME: join(home, 'home'), TESSERA_EXTENSIONS_DIRS: ext, TESSERA_RUNNERS: 'process', TESSERA_CHECK_ANSWERS: '1', TESSERA_SANDBOX: 'off', TESSERA_ALLOW_UNSANDBOXED: '1' };
 }
 
 async function lines(file: string): Promise<string[]> {

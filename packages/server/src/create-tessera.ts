@@ -71,6 +71,8 @@ export interface Tessera {
    * and the first admin has not chosen a password yet; undefined otherwise.
    */
   consoleSignInLink: () => Promise<string | undefined>;
+  /** What the admin must read at the start: local processes without a sandbox. */
+  warnings: string[];
   /** Listens on the configured host and port; returns the base URL. */
   listen: () => Promise<string>;
   close: () => Promise<void>;
@@ -198,7 +200,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     activeRunDirs: async () => new Set((await workflows.scheduler.store.activeRuns()).map((r) => r.extension_dir).filter((d): d is string => d !== null)),
   });
   const applications = createApplicationsDomain({
-    config, db, projects: projects.store, registry: extensions.registry, events, dockerSocket: runners.dockerSocket, publicUrl: url, log,
+    config, db, projects: projects.store, registry: extensions.registry, events, dockerSocket: runners.dockerSocket, processSandbox: runners.processSandbox, publicUrl: url, log,
     ...(appsServer ? { appsOrigin: () => appsUrl, proxyServer: () => appsServer } : {}),
     credentials: access.scoped.apps, platformAccess,
   });
@@ -331,6 +333,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     tls,
     runners: runners.reports,
     runnerNotes: runners.notes,
+    warnings: runners.warnings,
     listen: async () => {
       await app.listen({ port: config.port, host: config.host });
       const address = app.server.address();

@@ -32,7 +32,8 @@ export async function main(): Promise<void> {
     ...(tessera.tls ? [`  tls:       certificate ${tessera.tls.subject}, valid until ${tessera.tls.validTo.toISOString().slice(0, 10)} (TESSERA_TLS_CERT)`] : []),
     ...(tessera.tls?.warnings ?? []).map((w) => `  warning:   ${w}`),
     `  runners:   ${tessera.runners.map((r) => `${r.name} (${r.detail})`).join(', ')}`,
-    ...tessera.runnerNotes.map((n) => `  note:      ${n}`),
+    // The warnings (no sandbox) are printed on their own, below.
+    ...tessera.runnerNotes.filter((n) => !tessera.warnings.includes(n)).map((n) => `  note:      ${n}`),
     `  dicom:     ${tessera.dicomPort === undefined ? 'receiver off (DICOM_PORT=off)' : `C-STORE/C-ECHO on ${c.host}:${tessera.dicomPort}, AE title ${c.dicomAeTitle}; DICOMweb at ${url}/dicom-web`}`,
     `  workflows: ${tessera.registry.list().map((w) => w.spec.id).join(', ') || 'none'}`,
     ...tessera.registry.problems().map((p) => `  problem:   ${p.dir}: ${p.message}`),
@@ -56,6 +57,7 @@ export async function main(): Promise<void> {
     }
   }
   console.log(lines.join('\n'));
+  for (const w of tessera.warnings) console.error(`tessera: warning: ${w}`);
   const exposed = exposureWarning(
     c.host,
     { http: tessera.config.port === 0 ? Number(new URL(url).port) : tessera.config.port, dicom: tessera.dicomPort },

@@ -82,7 +82,7 @@ export function appRunnerConformance(name: string, options: AppRunnerConformance
       const extDir = join(dir, 'ext');
       const results = join(dir, 'results');
       const workflow = join(dir, 'workflow');
-      for (const d of [extDir, results, workflow]) await mkdir(d, { recursive: true });
+      for (const d of [extDir, results, workflow, join(dir, 'instance')]) await mkdir(d, { recursive: true });
       await writeFile(join(extDir, 'marker.txt'), 'from the extension folder\n');
       const hostPort = await freePort();
       return {
@@ -92,7 +92,8 @@ export function appRunnerConformance(name: string, options: AppRunnerConformance
         hostPort,
         env: { PORT: String(hostPort), GREETING: 'hello-from-the-launch', TESSERA_APP_ID: appId, RESULTS_DIR: results, WORKFLOW_DIR: workflow, EXTENSION_DIR: extDir },
         runId: 'r-conformance',
-        logFile: join(dir, 'logs', 'app.log'),
+        logFile: join(dir, 'instance', 'app.log'),
+        instanceDir: join(dir, 'instance'),
       };
     }
 

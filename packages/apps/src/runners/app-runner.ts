@@ -27,6 +27,8 @@ export interface AppLaunch {
   runId?: string;
   /** Where the app's stdout and stderr are appended. */
   logFile: string;
+  /** The instance's own folder (its log is there): a sandboxed process app's HOME is `<instanceDir>/home`. */
+  instanceDir: string;
 }
 
 /** A started instance. */
@@ -47,6 +49,12 @@ export interface AppRunner {
   readonly name: string;
   /** Whether this runner can run the spec (a process runner needs `process`, a container runner `container`). */
   canRun(spec: AppSpecT): boolean;
+  /**
+   * Why this runner will not run apps here although it could (a process runner without
+   * a sandbox where running without one is not allowed), or undefined: a launch answers
+   * this as its error instead of recording an instance that would only fail.
+   */
+  refusal?(): string | undefined;
   /** Starts the app; resolves once it is started (not yet healthy). */
   start(launch: AppLaunch): Promise<AppHandle>;
   /** Asks the app to end, ends it (and all it started) after the runner's grace time; resolves once it is gone. */

@@ -66,6 +66,7 @@ export async function extRunOperatorCommand(api: ApiClient, runId: string, taskI
       extensionDir: run.extension_dir ?? undefined,
       logFile,
       env: (workflowDir) => contractEnv({ workflowDir, runId, dagId: run.spec.id, task, conf, services: { TESSERA_API_URL: api.baseUrl } }),
+      conf,
     });
     const stop = (): void => void runner.stop(exec.handle);
     process.once('SIGINT', stop);

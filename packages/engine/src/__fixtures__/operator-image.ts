@@ -100,6 +100,7 @@ export class OperatorImage {
       extensionDir: extDir,
       logFile: join(this.dir, 'logs', `${runId}-${++this.#tries}.log`),
       env: (seen) => contractEnv({ workflowDir: seen, runId, dagId, task, conf, services: {} }),
+      conf,
     });
     return { launch, wd };
   }

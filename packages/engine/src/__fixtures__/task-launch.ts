@@ -45,5 +45,6 @@ export async function makeTestLaunch(options: {
     extensionDir: undefined,
     logFile: join(options.dir, 'logs', `${runId}.log`),
     env: (wd) => contractEnv({ workflowDir: wd, runId, dagId: options.dagId, task, conf, services: {} }),
+    conf,
   };
 }

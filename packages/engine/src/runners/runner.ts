@@ -1,4 +1,5 @@
 import type { TaskSpec } from '@tessera/model';
+import type { RunConf } from '../operator-contract.ts';
 
 /** Everything a runner needs to start one try of one task. */
 export interface TaskLaunch {
@@ -16,6 +17,11 @@ export interface TaskLaunch {
   logFile: string;
   /** The operator-contract environment, for a task that sees the workflow dir at `workflowDir`. */
   env(workflowDir: string): Record<string, string>;
+  /**
+   * The run's configuration as the platform keeps it. Built-in operators take the project
+   * from here, never from the workflow dir's conf/conf.json: a task may rewrite that file.
+   */
+  conf: RunConf;
   /**
    * The run's project and who started it (null: no user, an arrival trigger): the rights
    * the task acts with. Built-in operators check them before they act on data.

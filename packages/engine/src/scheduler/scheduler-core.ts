@@ -334,6 +334,7 @@ export class SchedulerCore {
       logFile: this.logFile(run.row.id, row.task_id, row.attempt, row.try_number),
       env: (workflowDir) =>
         contractEnv({ workflowDir, runId: run.row.id, dagId: run.spec.id, task, conf: run.conf, services: { ...this.o.services, ...credential } }),
+      conf: run.conf,
       startedBy: { projectId: run.row.project_id, userId: run.row.started_by, userName: run.row.started_by_name, role: run.row.started_role },
     };
   }

@@ -24,7 +24,10 @@ export interface TestServer {
  * A real server on a free port over a temp TESSERA_HOME, with the default built-in
  * extensions installed and a temp linked extension root. Access control is off here
  * (TESSERA_AUTH=off, a loopback bind) unless `auth: 'on'` is passed: these servers test
- * what the domains do; the access-control suites (src/auth/) pass `auth: 'on'`.
+ * what the domains do; the access-control suites (src/auth/) pass `auth: 'on'`. So is the
+ * sandbox of local processes (TESSERA_SANDBOX=off, TESSERA_ALLOW_UNSANDBOXED=1), so that a
+ * test's tasks may leave marks in its own folders; the sandbox suites (src/sandbox/) pass
+ * `sandbox: 'bwrap'`.
  */
 export async function startTestServer(overrides: Partial<ServerConfig> = {}): Promise<TestServer> {
   const home = await mkdtemp(join(tmpdir(), 'tessera-server-'));
@@ -45,6 +48,9 @@ export async function startTestServer(overrides: Partial<ServerConfig> = {}): Pr
     auth: 'off',
     // Applications on their own origin (a free port) with access control on, as a server would; on the platform's port with it off.
     appsPort: overrides.auth === 'on' ? 0 : 'same',
+    sandbox: 'off',
+    // With `auth: 'on'` too: local processes without a sandbox are refused then, unless allowed.
+    allowUnsandboxed: true,
     ...overrides,
   };
   const tessera = await createTessera(config);

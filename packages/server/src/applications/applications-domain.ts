@@ -8,6 +8,7 @@ import type { ServerConfig } from '../config.ts';
 import type { Domain, DomainLog } from '../domain.ts';
 import type { EventBus } from '../events/event-bus.ts';
 import type { ProjectStore } from '../projects/project-store.ts';
+import type { ProcessSandbox } from '../workflows/process-sandbox.ts';
 import { applicationRoutes } from './application-routes.ts';
 
 export interface ApplicationsDomain extends Domain {
@@ -25,6 +26,8 @@ export interface ApplicationsDomainDeps {
   registry: WorkflowRegistry;
   events: EventBus;
   dockerSocket: string | undefined;
+  /** The sandbox of local processes (or the refusal to run them), as for process tasks. */
+  processSandbox: ProcessSandbox;
   publicUrl: () => string;
   log: DomainLog;
   /** The applications' own origin, when they have one (TESSERA_APPS_PORT): instance URLs start with it. */
@@ -50,10 +53,12 @@ export function createApplicationsDomain(deps: ApplicationsDomainDeps): Applicat
       nameOf: async (id) => (await projects.findById(id))?.name ?? id,
     },
     resultsDir: (projectId) => join(config.home, 'buckets', projectId),
+    // Where the scheduler lays out a run's workflow dir (scheduler-core.ts).
+    workflowDir: (runId) => join(config.home, 'workflows', runId),
     services: () => ({ TESSERA_API_URL: deps.publicUrl() }),
     origin: deps.appsOrigin,
     log: deps.log,
-    runners: [...(deps.dockerSocket ? [new DockerAppRunner({ socketPath: deps.dockerSocket, ...(deps.platformAccess ? { platformAccess: deps.platformAccess } : {}) })] : []), new ProcessAppRunner()],
+    runners: [...(deps.dockerSocket ? [new DockerAppRunner({ socketPath: deps.dockerSocket, ...(deps.platformAccess ? { platformAccess: deps.platformAccess } : {}) })] : []), new ProcessAppRunner({ sandbox: deps.processSandbox.sandbox, refuse: deps.processSandbox.refusal })],
     ...(deps.credentials ? { credentials: deps.credentials } : {}),
     // `proxy` is created below; an instance is released only after both exist.
     released: (port) => proxy.forget(port),

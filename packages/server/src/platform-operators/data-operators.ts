@@ -1,6 +1,6 @@
 import { constants } from 'node:fs';
-import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { copyFile, mkdir, readFile, realpath, rm, stat } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
 import type { BuiltinContext, BuiltinOperator, RunConf } from '@tessera/engine';
 import { importDatasetName, type DicomService } from '@tessera/dicom';
 import { PLATFORM_OPERATORS, seriesIdsOf, TesseraError } from '@tessera/model';
@@ -11,13 +11,48 @@ import type { ResultBuckets } from '../results/result-buckets.ts';
 /** The check of a run's rights that built-in operators make before they act on data. */
 export type RunRights = Pick<ScopedCredentials, 'requireRunRole'>;
 
+/**
+ * The run's configuration as the platform keeps it, not conf/conf.json: a task of the run
+ * may have rewritten that file (to name another project, whose series get-input would
+ * then read, or whose bucket put-files would write).
+ */
 async function confOf(ctx: BuiltinContext): Promise<RunConf> {
-  return JSON.parse(await readFile(join(ctx.launch.workflowDir, 'conf', 'conf.json'), 'utf8')) as RunConf;
+  return ctx.launch.conf;
 }
 
-/** The folders a task reads: `batch/<series>/<input_dir>` for each series, and `<input_dir>` at batch level. */
-function inputDirs(ctx: BuiltinContext, conf: RunConf, inputDir: string): string[] {
-  return [...seriesIdsOf(conf.data_form).map((uid) => join(ctx.launch.workflowDir, 'batch', uid, inputDir)), join(ctx.launch.workflowDir, inputDir)];
+/**
+ * The folders a task reads: `batch/<series>/<input_dir>` for each series, and `<input_dir>`
+ * at batch level; each checked to lie in the workflow dir (see {@link staysInWorkflowDir}).
+ */
+async function inputDirs(ctx: BuiltinContext, conf: RunConf, inputDir: string, operator: string): Promise<string[]> {
+  const dirs = [...seriesIdsOf(conf.data_form).map((uid) => join(ctx.launch.workflowDir, 'batch', uid, inputDir)), join(ctx.launch.workflowDir, inputDir)];
+  for (const dir of dirs) await staysInWorkflowDir(ctx.launch.workflowDir, dir, operator);
+  return dirs;
+}
+
+/**
+ * Refuses a folder of the workflow dir that a symbolic link leads elsewhere. The run's
+ * tasks write the workflow dir (a sandboxed task too); the platform's operators run as
+ * the server, and following such a link would read another project's bucket into this
+ * run's results, or write this run's inputs over the server's files.
+ */
+async function staysInWorkflowDir(workflowDir: string, dir: string, operator: string): Promise<void> {
+  const root = await realpath(workflowDir);
+  // The deepest part of the path that exists: what is missing is made by mkdir under it.
+  for (let probe = dir; ; probe = dirname(probe)) {
+    let real: string;
+    try {
+      real = await realpath(probe);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && probe !== dirname(probe)) continue;
+      throw err;
+    }
+    if (real === root || real.startsWith(root + sep)) return;
+    throw new Error(
+      `${operator}: ${relative(workflowDir, dir)}/ leads out of the run's workflow dir (a symbolic link to ${real}, made by a task of the run); ` +
+        'the platform does not follow it: write results as plain files and folders',
+    );
+  }
 }
 
 /**
@@ -56,9 +91,15 @@ export function dataOperators(dicom: DicomService, buckets: ResultBuckets, right
           .execute();
         if (rows.length === 0) throw new TesseraError('TESSERA_NOT_FOUND', `series ${uid} is not in project "${conf.project_form.name}" (deleted since the run started?)`);
         const dir = join(ctx.launch.workflowDir, 'batch', uid, outDir);
+        await staysInWorkflowDir(ctx.launch.workflowDir, dir, 'get-input');
         await mkdir(dir, { recursive: true });
-        // A copy, not a link: an operator that writes into its input must never change the store.
-        for (const r of rows) await copyFile(dicom.store.filePath(r.path), join(dir, `${r.sop_uid}.dcm`), constants.COPYFILE_FICLONE);
+        for (const r of rows) {
+          const target = join(dir, `${r.sop_uid}.dcm`);
+          // What a task left at that name goes first (a link would be written through), and the copy must make a new file.
+          await rm(target, { force: true });
+          // A copy, not a link: an operator that writes into its input must never change the store.
+          await copyFile(dicom.store.filePath(r.path), target, constants.COPYFILE_FICLONE | constants.COPYFILE_EXCL);
+        }
         files += rows.length;
         await ctx.log(`get-input: ${uid}: ${rows.length} file(s) -> batch/${uid}/${outDir}/`);
       }
@@ -74,7 +115,7 @@ export function dataOperators(dicom: DicomService, buckets: ResultBuckets, right
       const target = await dicom.target(conf.project_form.id, datasetName);
       let stored = 0;
       const rejected: string[] = [];
-      for (const dir of inputDirs(ctx, conf, inputDir)) {
+      for (const dir of await inputDirs(ctx, conf, inputDir, 'put-result')) {
         for (const file of await filesUnder(dir)) {
           if (ctx.signal.aborted) throw new Error('stopped');
           const name = relative(ctx.launch.workflowDir, file);
@@ -99,7 +140,7 @@ export function dataOperators(dicom: DicomService, buckets: ResultBuckets, right
       await rights.requireRunRole(ctx.launch, 'scientist', 'store result files in it', conf.project_form.name);
       let n = 0;
       let bytes = 0;
-      for (const dir of inputDirs(ctx, conf, inputDir)) {
+      for (const dir of await inputDirs(ctx, conf, inputDir, 'put-files')) {
         for (const file of await filesUnder(dir)) {
           if (ctx.signal.aborted) throw new Error('stopped');
           const name = relative(ctx.launch.workflowDir, file);

@@ -1,6 +1,4 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { AppManager } from '@tessera/apps';
 import type { BuiltinOperator } from '@tessera/engine';
 import type { RunRights } from './data-operators.ts';
@@ -17,8 +15,8 @@ export function launchAppOperator(apps: AppManager, publicUrl: () => string, rig
   return async (ctx) => {
     const { extension, params } = ctx.params as { extension?: string; params?: Record<string, unknown> };
     if (!extension) throw new Error('launch-app needs builtin_params.extension: the application to launch');
-    const conf = JSON.parse(await readFile(join(ctx.launch.workflowDir, 'conf', 'conf.json'), 'utf8')) as { project_form: { name: string } };
-    const project = conf.project_form.name;
+    // The platform's record of the run's project, not conf/conf.json, which a task may have rewritten.
+    const project = ctx.launch.conf.project_form.name;
     await rights.requireRunRole(ctx.launch, 'scientist', 'launch applications in it', project);
     // Named after the task, made unique by a hash of run and task (names are at most 40 characters).
     const hash = createHash('sha256').update(`${ctx.launch.runId}/${ctx.launch.taskId}`).digest('hex').slice(0, 10);

@@ -1,5 +1,6 @@
 import { BuiltinRunner, CORE_BUILTINS, DockerRunner, ProcessRunner, detectDocker, type ContainerAccess, type Runner } from '@tessera/engine';
 import type { ServerConfig } from '../config.ts';
+import { decideProcessSandbox, type ProcessSandbox } from './process-sandbox.ts';
 
 /** What the server found to run tasks with, for the banner and /api/health. */
 export interface RunnerReport {
@@ -20,8 +21,12 @@ export interface DockerReport {
 export interface TaskRunners {
   runners: Runner[];
   reports: RunnerReport[];
-  /** Why an expected runner is missing (e.g. no Docker engine). */
+  /** Why an expected runner is missing (e.g. no Docker engine), or runs without a sandbox. */
   notes: string[];
+  /** What the admin must read at the start (local processes without a sandbox): the banner prints them as warnings. */
+  warnings: string[];
+  /** How local processes (process tasks, and process applications too) are isolated here. */
+  processSandbox: ProcessSandbox;
   /** The built-in operators (the platform's own, and those the domains register). */
   builtins: BuiltinRunner;
   dockerSocket: string | undefined;
@@ -30,15 +35,19 @@ export interface TaskRunners {
 
 /**
  * Finds what runs tasks here: the built-in operators always, the Docker engine when one
- * answers (asked for by TESSERA_RUNNERS), local processes. Processes and containers are
- * tagged with `homeId`, so that a sweep never touches another home's tasks.
+ * answers (asked for by TESSERA_RUNNERS), local processes, in a sandbox when there is one
+ * (process-sandbox.ts). Processes and containers are tagged with `homeId`, so that a
+ * sweep never touches another home's tasks.
  * `platformAccess` says how containers reach the API (TESSERA_API_URL, extra hosts).
  */
 export async function findTaskRunners(config: ServerConfig, homeId: string, platformAccess?: () => ContainerAccess): Promise<TaskRunners> {
+  // First: TESSERA_SANDBOX=bwrap without a working bubblewrap stops the start here.
+  const processSandbox = decideProcessSandbox(config);
   const builtins = new BuiltinRunner(CORE_BUILTINS);
   const runners: Runner[] = [builtins];
   const reports: RunnerReport[] = [{ name: 'builtin', get detail() { return `built-in operators: ${builtins.names().join(', ')}`; } }];
   const notes: string[] = [];
+  const warnings = processSandbox.warning ? [processSandbox.warning] : [];
   let dockerSocket: string | undefined;
   const wanted = config.runners === 'auto' ? ['docker', 'process'] : config.runners;
   const report: DockerReport = { wanted: wanted.includes('docker'), available: false, version: null, socket: null, reason: null };
@@ -57,8 +66,10 @@ export async function findTaskRunners(config: ServerConfig, homeId: string, plat
     }
   }
   if (wanted.includes('process')) {
-    runners.push(new ProcessRunner({ homeId }));
-    reports.push({ name: 'process', detail: 'local processes' });
+    runners.push(new ProcessRunner({ homeId, sandbox: processSandbox.sandbox, refuse: processSandbox.refusal }));
+    reports.push({ name: 'process', detail: `local processes, ${processSandbox.detail}` });
   }
-  return { runners, reports, notes, builtins, dockerSocket, docker: report };
+  // Applications run as local processes whatever TESSERA_RUNNERS says: the warning stands either way.
+  notes.push(...warnings);
+  return { runners, reports, notes, warnings, processSandbox, builtins, dockerSocket, docker: report };
 }

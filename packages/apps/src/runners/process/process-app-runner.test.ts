@@ -1,4 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import { describe } from 'vitest';
+import { requireSandbox, skipSandbox } from '../../../../engine/src/__fixtures__/sandbox-env.ts';
 import { appRunnerConformance } from '../app-runner-conformance.ts';
 import { ProcessAppRunner } from './process-app-runner.ts';
 
@@ -24,4 +26,15 @@ appRunnerConformance('process', {
   leftovers,
   graceMs: 1000,
   runsInExtensionDir: true,
+});
+
+// The same behaviour in bubblewrap's sandbox: the launch's folders are what it sees and writes.
+describe.skipIf(skipSandbox)('sandboxed', () => {
+  appRunnerConformance('process in a sandbox', {
+    create: async () => new ProcessAppRunner({ stopGraceMs: 1000, sandbox: requireSandbox() }),
+    appSpec: (script) => ({ process: { command: ['sh', '-c', script] } }),
+    leftovers,
+    graceMs: 1000,
+    runsInExtensionDir: true,
+  });
 });

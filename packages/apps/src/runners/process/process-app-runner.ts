@@ -1,14 +1,22 @@
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { AppSpecT } from '@tessera/extension-packages';
-import { killGroup } from '@tessera/engine';
+import { killGroup, moduleFoldersAbove, terminateGroup, type BwrapSandbox } from '@tessera/engine';
 import type { AppExit, AppHandle, AppLaunch, AppRunner } from '../app-runner.ts';
 
 /** Options of the process runner. */
 export interface ProcessAppRunnerOptions {
   /** How long an app has, after SIGTERM, before its process group is killed (ms; default 5000). */
   stopGraceMs?: number;
+  /**
+   * Runs every app in this sandbox, seeing its instance dir, its result bucket and the
+   * workflow dir of the run that launched it (read-write), its extension folder and the
+   * node_modules above it (read-only) besides the system (@tessera/engine's sandbox.ts). Default: none.
+   */
+  sandbox?: BwrapSandbox;
+  /** Set when apps must not run here (no sandbox, and running without one is not allowed): start() rejects with it. */
+  refuse?: string;
 }
 
 /**
@@ -19,23 +27,50 @@ export interface ProcessAppRunnerOptions {
 export class ProcessAppRunner implements AppRunner {
   readonly name = 'process';
   readonly #graceMs: number;
+  readonly #sandbox: BwrapSandbox | undefined;
+  readonly #refuse: string | undefined;
 
   constructor(options: ProcessAppRunnerOptions = {}) {
     this.#graceMs = options.stopGraceMs ?? 5000;
+    this.#sandbox = options.sandbox;
+    this.#refuse = options.refuse;
   }
 
   canRun(spec: AppSpecT): boolean {
     return spec.process !== undefined;
   }
 
+  refusal(): string | undefined {
+    return this.#refuse;
+  }
+
   start(o: AppLaunch): Promise<AppHandle> {
-    const command = o.spec.process!.command;
+    if (this.#refuse !== undefined) return Promise.reject(new Error(this.#refuse));
+    const app = o.spec.process!.command;
     mkdirSync(dirname(o.logFile), { recursive: true });
+    const sandbox = this.#sandbox;
+    const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', LANG: process.env.LANG ?? 'C.UTF-8' };
+    let command = app;
+    if (sandbox) {
+      // The server's HOME is not in the sandbox: the app's own (Jupyter's config, data and
+      // history, a shell's dotfiles) lives in its instance dir and stays across restarts.
+      env.HOME = join(o.instanceDir, 'home');
+      env.TMPDIR = '/tmp';
+      mkdirSync(env.HOME, { recursive: true });
+      const readWrite = [o.instanceDir];
+      // What the launch mounts (as the Docker runner does): its project's result bucket, its run's workflow dir.
+      if (o.env.RESULTS_DIR) {
+        mkdirSync(o.env.RESULTS_DIR, { recursive: true });
+        readWrite.push(o.env.RESULTS_DIR);
+      }
+      if (o.env.WORKFLOW_DIR && o.runId) readWrite.push(o.env.WORKFLOW_DIR);
+      command = sandbox.wrap(app, { readWrite, readOnly: [o.extDir, ...moduleFoldersAbove(o.extDir)], cwd: o.extDir });
+    }
     const log = openSync(o.logFile, 'a');
     return new Promise((resolve, reject) => {
       const child = spawn(command[0]!, command.slice(1), {
         cwd: o.extDir,
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', LANG: process.env.LANG ?? 'C.UTF-8', ...o.env, TESSERA_APP_ID: o.appId },
+        env: { ...env, ...o.env, TESSERA_APP_ID: o.appId },
         detached: true,
         stdio: ['ignore', log, log],
       });
@@ -45,7 +80,7 @@ export class ProcessAppRunner implements AppRunner {
         killGroup(child.pid!, 'SIGKILL');
         done({ code, signal });
       }));
-      child.once('error', (err) => reject(new Error(`could not start ${command[0]}: ${err.message}`, { cause: err })));
+      child.once('error', (err) => reject(new Error(`could not start ${command[0]}${sandbox ? ` (the sandbox of ${app[0]})` : ''}: ${err.message}`, { cause: err })));
       child.once('spawn', () => resolve({ id: String(child.pid!), exited }));
     });
   }
@@ -53,7 +88,7 @@ export class ProcessAppRunner implements AppRunner {
   /** SIGTERM to the group, SIGKILL after the grace time; resolves once the process is gone. */
   async stop(handle: AppHandle): Promise<void> {
     const pid = Number(handle.id);
-    killGroup(pid, 'SIGTERM');
+    terminateGroup(pid);
     const timer = setTimeout(() => killGroup(pid, 'SIGKILL'), this.#graceMs);
     await handle.exited;
     clearTimeout(timer);

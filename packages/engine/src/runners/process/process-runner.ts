@@ -9,6 +9,7 @@ import { outcomeFromExit } from '../exit-status.ts';
 import type { Runner, TaskExecution, TaskLaunch, TaskOutcome } from '../runner.ts';
 import { findProcessesByEnv, groupMembers, isAlive, isZombie, killGroup, pollUntil } from './proc-table.ts';
 import { findTryRemains, readExitStatus, statusFileOf, watchReattached } from './process-recovery.ts';
+import { moduleFoldersAbove, terminateGroup, type BwrapSandbox } from './sandbox.ts';
 
 export interface ProcessRunnerOptions {
   /** Identifies this Tessera home, so that sweeps never touch another instance's processes. */
@@ -19,6 +20,16 @@ export interface ProcessRunnerOptions {
   inheritEnv?: string[];
   /** Launcher processes that start tasks in parallel (default: 2, or 1 on a single core). */
   launchers?: number;
+  /**
+   * Runs every task in this sandbox, seeing its workflow dir (read-write), its extension
+   * folder and the node_modules above it (read-only) besides the system (sandbox.ts). Default: none.
+   */
+  sandbox?: BwrapSandbox;
+  /**
+   * Set when tasks must not run here as they would (no sandbox, and the admin did not
+   * allow running without one): every try fails at once with this reason, in its log too.
+   */
+  refuse?: string;
 }
 
 const KEY_VAR = 'TESSERA_TASK_KEY';
@@ -53,7 +64,7 @@ interface Pending {
  */
 export class ProcessRunner implements Runner {
   readonly name = 'process';
-  readonly #options: Required<ProcessRunnerOptions>;
+  readonly #options: Required<Omit<ProcessRunnerOptions, 'sandbox' | 'refuse'>> & Pick<ProcessRunnerOptions, 'sandbox' | 'refuse'>;
   readonly #pending = new Map<number, Pending>();
   /** pid (the handle) -> launcher id of the tries running now. */
   readonly #running = new Map<number, number>();
@@ -66,6 +77,8 @@ export class ProcessRunner implements Runner {
       killGraceSeconds: 3,
       inheritEnv: ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR'],
       launchers: Math.min(2, availableParallelism()),
+      sandbox: undefined,
+      refuse: undefined,
       ...options,
     };
     this.#launchers = new Array<Launcher | undefined>(Math.max(1, this.#options.launchers)).fill(undefined);
@@ -76,15 +89,28 @@ export class ProcessRunner implements Runner {
   }
 
   async start(launch: TaskLaunch): Promise<TaskExecution> {
-    const command = launch.task.process?.command;
-    if (!command || command.length === 0) throw new Error(`task "${launch.taskId}" has no process command`);
+    const task = launch.task.process?.command;
+    if (!task || task.length === 0) throw new Error(`task "${launch.taskId}" has no process command`);
+    if (this.#options.refuse !== undefined) {
+      const reason = this.#options.refuse;
+      await note(launch.logFile, reason);
+      return { handle: '', done: Promise.resolve({ state: 'failed', reason }) };
+    }
     const env: Record<string, string> = {};
     for (const name of this.#options.inheritEnv) {
       const v = process.env[name];
       if (v !== undefined) env[name] = v;
     }
+    const { sandbox } = this.#options;
+    // The server's HOME and TMPDIR are not in the sandbox; its private /tmp is (and gone with the try).
+    if (sandbox) Object.assign(env, { HOME: '/tmp', TMPDIR: '/tmp' });
     Object.assign(env, launch.env(launch.workflowDir), { [KEY_VAR]: launch.key, [HOME_VAR]: this.#options.homeId });
     if (launch.extensionDir) env.EXTENSION_DIR = launch.extensionDir;
+    const cwd = launch.extensionDir ?? launch.workflowDir;
+    // The sandbox's monitor leads the try's process group: its pid is the handle, and its exit code is the task's.
+    const command = sandbox
+      ? sandbox.wrap(task, { readWrite: [launch.workflowDir], readOnly: launch.extensionDir ? [launch.extensionDir, ...moduleFoldersAbove(launch.extensionDir)] : [], cwd })
+      : task;
 
     const id = ++this.#nextId;
     let resolveDone!: (o: TaskOutcome) => void;
@@ -99,7 +125,7 @@ export class ProcessRunner implements Runner {
           if (error === undefined) return resolveStarted(p);
           // Only a failed exec means a missing program; a missing log dir or working directory is something else.
           const hint = /^spawn .*ENOENT/.test(error) ? ` (is "${command[0]}" installed and on PATH, and does the working directory exist?)` : '';
-          const reason = `could not start ${JSON.stringify(command[0])}: ${error}${hint}`;
+          const reason = `could not start ${JSON.stringify(command[0])}${sandbox ? ` (the sandbox of ${JSON.stringify(task[0])})` : ''}: ${error}${hint}`;
           this.#forget(id);
           void appendFile(launch.logFile, `tessera: ${reason}\n`)
             .catch(() => undefined) // the log may be what could not be opened
@@ -112,7 +138,7 @@ export class ProcessRunner implements Runner {
       launcher.pending.add(id);
       holdLoop(launcher);
       try {
-        launcher.child.stdin!.write(`${JSON.stringify({ op: 'spawn', id, argv: command, cwd: launch.extensionDir ?? launch.workflowDir, env, log: launch.logFile, status: statusFileOf(launch.logFile) })}\n`);
+        launcher.child.stdin!.write(`${JSON.stringify({ op: 'spawn', id, argv: command, cwd, env, log: launch.logFile, status: statusFileOf(launch.logFile) })}\n`);
       } catch (err) {
         this.#forget(id);
         rejectStarted(err);
@@ -131,7 +157,7 @@ export class ProcessRunner implements Runner {
     // Only tries of this runner: after a restart, recover() finds processes by their key instead.
     if (!Number.isInteger(pgid) || pgid <= 0 || !this.#running.has(pgid)) return;
     if (groupMembers(pgid).length === 0) return;
-    killGroup(pgid, 'SIGTERM');
+    terminateGroup(pgid);
     if (await pollUntil(() => groupMembers(pgid).length === 0, this.#options.killGraceSeconds * 1000)) return;
     killGroup(pgid, 'SIGKILL');
     if (!(await pollUntil(() => groupMembers(pgid).length === 0, 10_000))) {
