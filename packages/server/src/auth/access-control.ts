@@ -227,7 +227,8 @@ export class AccessControl {
       request.access.visible = visibleProjects(principal);
       return;
     }
-    const project = target.projectId ? await this.#projects.findById(target.projectId) : undefined;
+    // A project named in the request is looked up once, by name; a resource's (a run's) by its id.
+    const project = target.project ?? (target.projectId ? await this.#projects.findById(target.projectId) : undefined);
     const role = project ? roleIn(principal, project.id) : undefined;
     if (!project || !role) {
       // The same words whether it does not exist or the caller is not in it: names do not leak.
@@ -244,10 +245,11 @@ export class AccessControl {
     request.access.project = project;
   }
 
-  async #projectOf(request: FastifyRequest, scope: ProjectScope): Promise<{ projectId: string | undefined; what: string } | 'all'> {
-    const byName = async (name: unknown): Promise<{ projectId: string | undefined; what: string }> => {
+  async #projectOf(request: FastifyRequest, scope: ProjectScope): Promise<{ project?: Project; projectId: string | undefined; what: string } | 'all'> {
+    const byName = async (name: unknown): Promise<{ project?: Project; projectId: string | undefined; what: string }> => {
       const n = typeof name === 'string' ? name : DEFAULT_PROJECT;
-      return { projectId: (await this.#projects.findByName(n))?.id, what: `project "${n}"` };
+      const project = await this.#projects.findByName(n);
+      return { project, projectId: project?.id, what: `project "${n}"` };
     };
     switch (scope.in) {
       case 'path':
