@@ -1,7 +1,8 @@
 /**
  * Access control's cost (issue 14): QIDO-RS p50 and STOW-RS throughput with access control
  * on (a bearer token, checked against the database, cached for a second) and off
- * (TESSERA_AUTH=off), side by side in one run, the server in its own process.
+ * (TESSERA_AUTH=off): both servers run at once, each in its own process, and the
+ * requests alternate between them.
  *
  *   npx tsx bench/access-control.ts [--instances 300] [--queries 400] [--rounds 3]
  */
@@ -56,31 +57,65 @@ function multipart(files: Buffer[]): Buffer {
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-async function measure(auth: 'on' | 'off', files: Buffer[]): Promise<{ stowPerSecond: number; qidoP50Ms: number; qidoP90Ms: number }> {
-  const s = await start(auth);
-  const headers: Record<string, string> = s.token ? { authorization: `Bearer ${s.token}` } : {};
+type Server = Awaited<ReturnType<typeof start>>;
+
+async function stow(s: Server, file: Buffer): Promise<number> {
+  const t0 = performance.now();
+  const res = await fetch(`${s.url}/dicom-web/studies`, {
+    method: 'POST',
+    headers: { ...(s.token ? { authorization: `Bearer ${s.token}` } : {}), 'content-type': `multipart/related; type="application/dicom"; boundary=${BOUNDARY}`, accept: 'application/dicom+json' },
+    body: new Uint8Array(multipart([file])),
+  });
+  await res.arrayBuffer();
+  if (res.status !== 200) throw new Error(`STOW answered ${res.status}`);
+  return performance.now() - t0;
+}
+
+async function qido(s: Server): Promise<number> {
+  const t0 = performance.now();
+  const res = await fetch(`${s.url}/dicom-web/studies/${STUDY}/series?limit=10`, { headers: { ...(s.token ? { authorization: `Bearer ${s.token}` } : {}), accept: 'application/dicom+json' } });
+  await res.arrayBuffer();
+  if (res.status !== 200) throw new Error(`QIDO answered ${res.status}`);
+  return performance.now() - t0;
+}
+
+/**
+ * Both servers run at once and the requests alternate between them, request by request
+ * (which goes first alternates too): whatever else the machine does meets both alike, and
+ * the per-pair difference is what access control adds.
+ */
+async function measure(files: Buffer[]): Promise<Record<'stowOff' | 'stowOn' | 'qidoOff' | 'qidoOn' | 'stowDiff' | 'qidoDiff', number[]>> {
+  const off = await start('off');
+  const on = await start('on');
+  const out = { stowOff: [] as number[], stowOn: [] as number[], qidoOff: [] as number[], qidoOn: [] as number[], stowDiff: [] as number[], qidoDiff: [] as number[] };
   try {
-    // STOW-RS: one instance per request, as viewers and gateways send them.
-    const t0 = performance.now();
-    for (const f of files) {
-      const res = await fetch(`${s.url}/dicom-web/studies`, { method: 'POST', headers: { ...headers, 'content-type': `multipart/related; type="application/dicom"; boundary=${BOUNDARY}`, accept: 'application/dicom+json' }, body: new Uint8Array(multipart([f])) });
-      if (res.status !== 200) throw new Error(`STOW answered ${res.status}: ${await res.text()}`);
+    for (const [i, f] of files.entries()) {
+      // The same instance to both (each server its own store); which goes first alternates.
+      const offFirst = i % 2 === 0;
+      const t1 = await stow(offFirst ? off : on, f);
+      const t2 = await stow(offFirst ? on : off, f);
+      const [tOff, tOn] = offFirst ? [t1, t2] : [t2, t1];
+      out.stowOff.push(tOff);
+      out.stowOn.push(tOn);
+      out.stowDiff.push(tOn - tOff);
     }
-    const stowPerSecond = files.length / ((performance.now() - t0) / 1000);
-    const times: number[] = [];
     for (let i = 0; i < QUERIES; i++) {
-      const q0 = performance.now();
-      const res = await fetch(`${s.url}/dicom-web/studies/${STUDY}/series?limit=10`, { headers: { ...headers, accept: 'application/dicom+json' } });
-      await res.arrayBuffer();
-      if (res.status !== 200) throw new Error(`QIDO answered ${res.status}`);
-      times.push(performance.now() - q0);
+      const first = i % 2 === 0 ? off : on;
+      const second = first === off ? on : off;
+      const t1 = await qido(first);
+      const t2 = await qido(second);
+      const [tOff, tOn] = first === off ? [t1, t2] : [t2, t1];
+      out.qidoOff.push(tOff);
+      out.qidoOn.push(tOn);
+      out.qidoDiff.push(tOn - tOff);
     }
-    times.sort((a, b) => a - b);
-    return { stowPerSecond, qidoP50Ms: times[Math.floor(times.length * 0.5)]!, qidoP90Ms: times[Math.floor(times.length * 0.9)]! };
+    return out;
   } finally {
-    s.child.kill('SIGTERM');
-    await new Promise((r) => s.child.once('exit', r));
-    rmSync(s.home, { recursive: true, force: true });
+    for (const s of [off, on]) {
+      s.child.kill('SIGTERM');
+      await new Promise((r) => s.child.once('exit', r));
+      rmSync(s.home, { recursive: true, force: true });
+    }
   }
 }
 
@@ -89,18 +124,17 @@ const work = mkdtempSync(join(tmpdir(), 'tessera-bench-auth-data-'));
 const sample = await writeSampleCt(work, { slices: INSTANCES, size: 64 });
 STUDY = sample.study;
 const files = sample.files.map((f) => readFileSync(f));
-console.log(`access control cost: ${files.length} instances by STOW-RS, ${QUERIES} QIDO-RS series queries, ${ROUNDS} rounds, alternating off/on`);
-const results: Record<'on' | 'off', Array<Awaited<ReturnType<typeof measure>>>> = { on: [], off: [] };
+console.log(`access control cost: ${files.length} instances by STOW-RS (one per request), ${QUERIES} QIDO-RS series queries, ${ROUNDS} rounds; off and on servers side by side, requests alternating`);
+const all: Record<string, number[]> = {};
 for (let round = 0; round < ROUNDS; round++) {
-  for (const auth of round % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const)) {
-    const r = await measure(auth, files);
-    results[auth].push(r);
-    console.log(`  round ${round + 1} auth ${auth.padEnd(3)}: STOW ${r.stowPerSecond.toFixed(0)} instances/s, QIDO p50 ${r.qidoP50Ms.toFixed(2)} ms, p90 ${r.qidoP90Ms.toFixed(2)} ms`);
-  }
+  const r = await measure(files);
+  for (const [k, v] of Object.entries(r)) (all[k] ??= []).push(...v);
+  const ms = (xs: number[]): string => median(xs).toFixed(3);
+  console.log(`  round ${round + 1}: STOW median ${ms(r.stowOff)} ms off, ${ms(r.stowOn)} ms on (pair difference ${ms(r.stowDiff)} ms); QIDO p50 ${ms(r.qidoOff)} ms off, ${ms(r.qidoOn)} ms on (pair difference ${ms(r.qidoDiff)} ms)`);
 }
 rmSync(work, { recursive: true, force: true });
-const m = (auth: 'on' | 'off', k: 'stowPerSecond' | 'qidoP50Ms' | 'qidoP90Ms'): number => median(results[auth].map((r) => r[k]));
-console.log('\nmedians            auth off    auth on    on/off');
-console.log(`STOW-RS inst/s   ${m('off', 'stowPerSecond').toFixed(0).padStart(9)} ${m('on', 'stowPerSecond').toFixed(0).padStart(10)}    ${(m('on', 'stowPerSecond') / m('off', 'stowPerSecond')).toFixed(3)}`);
-console.log(`QIDO p50 ms      ${m('off', 'qidoP50Ms').toFixed(2).padStart(9)} ${m('on', 'qidoP50Ms').toFixed(2).padStart(10)}    ${(m('on', 'qidoP50Ms') / m('off', 'qidoP50Ms')).toFixed(3)}`);
-console.log(`QIDO p90 ms      ${m('off', 'qidoP90Ms').toFixed(2).padStart(9)} ${m('on', 'qidoP90Ms').toFixed(2).padStart(10)}    ${(m('on', 'qidoP90Ms') / m('off', 'qidoP90Ms')).toFixed(3)}`);
+const m = (k: string): number => median(all[k]!);
+console.log(`\nall rounds           auth off    auth on    on/off   median pair difference`);
+console.log(`STOW-RS ms/instance ${m('stowOff').toFixed(3).padStart(9)} ${m('stowOn').toFixed(3).padStart(10)}    ${(m('stowOn') / m('stowOff')).toFixed(3)}    ${m('stowDiff').toFixed(3)} ms`);
+console.log(`STOW-RS instances/s ${(1000 / m('stowOff')).toFixed(0).padStart(9)} ${(1000 / m('stowOn')).toFixed(0).padStart(10)}`);
+console.log(`QIDO-RS p50 ms      ${m('qidoOff').toFixed(3).padStart(9)} ${m('qidoOn').toFixed(3).padStart(10)}    ${(m('qidoOn') / m('qidoOff')).toFixed(3)}    ${m('qidoDiff').toFixed(3)} ms`);
