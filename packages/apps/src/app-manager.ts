@@ -46,8 +46,8 @@ export interface AppManagerOptions {
   /** The workflow dir of a run (mounted in an instance that run's launch-app task launched). */
   workflowDir: (runId: string) => string;
   services: () => Record<string, string>;
-  /** The origin instances are served on when it is not the platform's own (`http://host:apps-port`); their `url` starts with it. */
-  origin?: () => string;
+  /** The origin an instance is served on when it is not the platform's own (`http://<instance>--<project>.localhost:apps-port`); its `url` starts with it. */
+  origin?: (project: string, instance: string) => string;
   log: { info: (m: string) => void; warn: (m: string) => void; error: (m: string) => void };
   /** Called when an instance no longer listens on `port` (the proxy drops its connections to it). */
   released?: (port: number) => void;
@@ -335,7 +335,7 @@ export class AppManager {
       reason: live.target.reason,
       runner: r.runner,
       params: JSON.parse(r.params_json) as Record<string, unknown>,
-      url: `${this.#o.origin?.() ?? ''}${APP_PREFIX}${project}/release/${r.name}/`,
+      url: `${this.#o.origin?.(project, r.name) ?? ''}${APP_PREFIX}${project}/release/${r.name}/`,
       created_at: new Date(r.created_at).toISOString(),
       started_at: r.started_at ? new Date(r.started_at).toISOString() : null,
       task: r.run_id && r.task_id ? { run: r.run_id, task: r.task_id, completed_at: r.completed_at ? new Date(r.completed_at).toISOString() : null } : null,

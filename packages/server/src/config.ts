@@ -101,7 +101,12 @@ export interface ServerConfig {
    * with access control on, `same` (the platform's port) with it off).
    */
   appsPort: number | 'same';
-  /** The applications' origin as users reach it, behind a reverse proxy (TESSERA_APPS_PUBLIC_URL; default http://<host>:<apps port>). */
+  /**
+   * The applications' origin as users reach them (TESSERA_APPS_PUBLIC_URL): with `{instance}`
+   * in its host, a host name per instance (`https://{instance}.apps.example.org`); without,
+   * one origin for all. Default: `http://{instance}.localhost:<apps port>` when the platform
+   * is reached on loopback, else `http://<host>:<apps port>` (app-origins.ts).
+   */
   appsPublicUrl: string | undefined;
   /**
    * How process tasks and applications are isolated (TESSERA_SANDBOX): `auto` (default)
@@ -339,10 +344,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   else if (env.TESSERA_APPS_PORT) appsPort = int('TESSERA_APPS_PORT', 8081, 0, 65535);
   if (appsPort !== 'same' && appsPort !== 0 && appsPort === httpPort) problems.push(`TESSERA_APPS_PORT=${appsPort} is PORT: applications need their own port (or TESSERA_APPS_PORT=same)`);
   if (env.TESSERA_APPS_PUBLIC_URL) {
+    const raw = env.TESSERA_APPS_PUBLIC_URL;
+    let u: URL | undefined;
     try {
-      new URL(env.TESSERA_APPS_PUBLIC_URL);
+      u = new URL(raw.replace('{instance}', 'instance'));
     } catch {
-      problems.push(`TESSERA_APPS_PUBLIC_URL="${env.TESSERA_APPS_PUBLIC_URL}" is not a URL such as https://apps.tessera.example.org`);
+      problems.push(`TESSERA_APPS_PUBLIC_URL="${raw}" is not a URL such as https://{instance}.apps.tessera.example.org (a host name per instance) or https://apps.tessera.example.org (one for all)`);
+    }
+    if (u && !['http:', 'https:'].includes(u.protocol)) problems.push(`TESSERA_APPS_PUBLIC_URL="${raw}" must be an http or https URL`);
+    else if (u && (u.pathname !== '/' || u.search || u.hash || u.username || u.password)) problems.push(`TESSERA_APPS_PUBLIC_URL="${raw}" must be an origin only (scheme, host, port): instances keep their /applications/project/... paths under it`);
+    else if (raw.includes('{instance}') && !/^https?:\/\/\{instance\}\.[a-z0-9-]+(\.[a-z0-9-]+)*(:\d{1,5})?\/?$/i.test(raw)) {
+      problems.push(`TESSERA_APPS_PUBLIC_URL="${raw}": {instance} must be the first label of the host name, as in https://{instance}.apps.tessera.example.org (with a wildcard DNS name and certificate for *.apps.tessera.example.org)`);
     }
   }
   const sandbox = (env.TESSERA_SANDBOX || 'auto') as ServerConfig['sandbox'];

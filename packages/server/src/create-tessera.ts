@@ -5,14 +5,15 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
-import { APP_PREFIX, parseAppPath, type AppManager, type SubpathProxy } from '@tessera/apps';
+import { APP_PREFIX, pageHtml, parseAppPath, type AppManager, type SubpathProxy } from '@tessera/apps';
+import { AppOrigins } from './applications/app-origins.ts';
 import { migrate, openDatabase, type Kysely } from '@tessera/db';
 import type { ContainerAccess, DagScheduler } from '@tessera/engine';
 import type { ExtensionManager, WorkflowRegistry } from '@tessera/extension-packages';
 import { PLATFORM_OPERATORS, PLATFORM_VERSION } from '@tessera/model';
 import { createApplicationsDomain } from './applications/applications-domain.ts';
 import { createAccessDomain, type AccessDomain } from './auth/access-domain.ts';
-import { AppGate } from './auth/app-gate.ts';
+import { APP_SIGN_IN_PATH, AppGate } from './auth/app-gate.ts';
 import { createArrivalTriggersDomain } from './arrival-triggers/arrival-triggers-domain.ts';
 import { isLoopbackHost, type ServerConfig } from './config.ts';
 import { createDicomDomain, type DicomDomain } from './dicom/dicom-domain.ts';
@@ -62,7 +63,10 @@ export interface Tessera {
   runners: RunnerReport[];
   /** Why an expected runner is missing (e.g. no Docker engine). */
   runnerNotes: string[];
-  /** Where application instances are served when on their own origin (TESSERA_APPS_PORT), else undefined. */
+  /**
+   * Where application instances are served when on their own origin (TESSERA_APPS_PORT), else
+   * undefined: the one shared origin, or the template with `{instance}` when each has its host.
+   */
   appsUrl: string | undefined;
   /** Where the loopback server's runtime file is (undefined: none written). */
   runtimeFile: string | undefined;
@@ -113,26 +117,45 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   // platform, so they cannot call its API as the signed-in user (the Origin check, closed CORS), nor
   // register a service worker or read storage of the platform's origin (ADR 0016).
   const separateApps = config.appsPort !== 'same';
-  let appsUrl = '';
+  // Where instances are served: a host name per instance on the apps' port by default (app-origins.ts); known once it listens.
+  let origins = AppOrigins.platform();
   const serveApp = (req: IncomingMessage, res: ServerResponse): boolean => {
     const appPath = routing.proxy && routing.gate ? parseAppPath(req.url ?? '') : undefined;
     if (appPath === undefined) return false;
     if (appPath === 'bad') return routing.proxy!.handle(req, res);
-    routing.gate!.serve(req, res, appPath.project, () => void routing.proxy!.handle(req, res));
+    routing.gate!.serve(req, res, appPath.project, appPath.instance, () => void routing.proxy!.handle(req, res));
     return true;
   };
   const upgradeApp = (req: IncomingMessage, socket: Duplex, head: Buffer): boolean => {
     const appPath = routing.proxy && routing.gate ? parseAppPath(req.url ?? '') : undefined;
     if (appPath === undefined) return false;
     if (appPath === 'bad') return routing.proxy!.upgrade(req, socket, head);
-    routing.gate!.serveUpgrade(req, socket, appPath.project, () => void routing.proxy!.upgrade(req, socket, head));
+    routing.gate!.serveUpgrade(req, socket, appPath.project, appPath.instance, () => void routing.proxy!.upgrade(req, socket, head));
     return true;
+  };
+  /**
+   * The apps' server answers a Host that is one of its names: with a host per instance, the
+   * host of the instance the path names (so no instance's page is served on another's origin,
+   * and a rebound name gets nothing); with one shared origin, the platform's names.
+   */
+  const appsHostFits = (host: string | undefined, url: string): boolean => {
+    if (origins.mode !== 'instance') return safety.hostAllowed(host) || (host !== undefined && host.toLowerCase() === new URL(origins.originOf('', '')).host);
+    const appPath = parseAppPath(url);
+    if (!appPath || appPath === 'bad') return false;
+    return origins.hostFits(host, appPath.project, appPath.instance);
   };
   let appsServer: Server | undefined;
   if (separateApps) {
     const appsRequest = (req: IncomingMessage, res: ServerResponse): void => {
       watch.watch(req, res);
-      if (safety.refuseRequest(req, res)) return;
+      const url = req.url ?? '/';
+      if (origins.mode === 'instance' && (url === APP_SIGN_IN_PATH || url.startsWith(`${APP_SIGN_IN_PATH}?`))) return routing.gate!.serveSignIn(req, res);
+      if (!appsHostFits(req.headers.host, url)) {
+        res.writeHead(404, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', connection: 'close' });
+        res.end(pageHtml('No such application', `There is no application instance at this address. Tessera is at ${publicUrl}; open applications from there.`));
+        return;
+      }
+      if (safety.refuseRequest(req, res, true)) return;
       if (serveApp(req, res)) return;
       res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
       res.end(`This port serves Tessera's application instances only (/applications/project/...). Tessera itself is at ${publicUrl}.\n`);
@@ -142,7 +165,8 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
       : createServer(httpServerOptions(limits), appsRequest);
     watch.capConnections(appsServer);
     appsServer.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      if (safety.refuseUpgrade(req, socket)) return;
+      if (!appsHostFits(req.headers.host, req.url ?? '/')) return void socket.destroy();
+      if (safety.refuseUpgrade(req, socket, true)) return;
       if (!upgradeApp(req, socket, head)) socket.destroy();
     });
   }
@@ -154,8 +178,11 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
         watch.watch(req, res);
         if (safety.refuseRequest(req, res)) return;
         if (separateApps && (req.url ?? '').startsWith(APP_PREFIX)) {
-          // Applications live on their own origin: a link to the platform's port goes there.
-          res.writeHead(307, { location: `${appsUrl}${req.url}`, 'cache-control': 'no-store' });
+          // Applications live on their own origin: a link to the platform's port goes there,
+          // with a ticket that signs the browser in to the instance's own host (app-gate.ts).
+          const appPath = parseAppPath(req.url ?? '');
+          if (origins.mode === 'instance' && appPath && appPath !== 'bad') return routing.gate!.servePlatform(req, res, appPath.project, appPath.instance);
+          res.writeHead(307, { location: `${origins.originOf('', '')}${req.url}`, 'cache-control': 'no-store' });
           res.end();
           return;
         }
@@ -201,7 +228,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   });
   const applications = createApplicationsDomain({
     config, db, projects: projects.store, registry: extensions.registry, events, dockerSocket: runners.dockerSocket, processSandbox: runners.processSandbox, publicUrl: url, log,
-    ...(appsServer ? { appsOrigin: () => appsUrl, proxyServer: () => appsServer } : {}),
+    ...(appsServer ? { appsOrigin: (project: string, instance: string) => origins.originOf(project, instance), proxyServer: () => appsServer } : {}),
     credentials: access.scoped.apps, platformAccess,
   });
   const workflows = createWorkflowsDomain({
@@ -209,10 +236,11 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     credentials: access.scoped.runs,
   });
   routing.proxy = applications.proxy;
-  routing.gate = new AppGate(access.control, projects.store, () => (separateApps ? publicUrl : ''));
+  routing.gate = new AppGate({ access: access.control, store: access.store, projects: projects.store, origins: () => origins, platformUrl: () => (separateApps ? publicUrl : '') });
   // The proxy's fast path forwards only what passes; the rest goes to the handler above, which refuses it.
-  applications.proxy.admit = (method, headers, project) =>
-    safety.hostAllowed(headers.host) && safety.originAllowed(method, headers, tls !== undefined) && routing.gate!.admitted(project, headers);
+  applications.proxy.admit = (method, headers, project, instance) =>
+    (origins.mode === 'instance' ? origins.hostFits(headers.host, project, instance) : safety.hostAllowed(headers.host)) &&
+    safety.originAllowed(method, headers, tls !== undefined) && routing.gate!.admitted(project, instance, headers);
   // Routes that name a run or a job: access control finds its project here.
   access.control.registerResource('run', async (params) => {
     const run = await workflows.scheduler.store.getRun(String(params.id));
@@ -312,7 +340,8 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
       return runtime?.file;
     },
     get appsUrl() {
-      return appsUrl || undefined;
+      if (origins.mode === 'platform') return undefined;
+      return origins.display;
     },
     consoleSignInLink: async () => {
       if (config.auth !== 'on') return undefined;
@@ -347,7 +376,11 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
         });
         const appsAddress = appsServer.address();
         const appsPort = typeof appsAddress === 'object' && appsAddress ? appsAddress.port : 0;
-        appsUrl = (config.appsPublicUrl ?? `${scheme}://${host}:${appsPort}`).replace(/\/$/, '');
+        origins = AppOrigins.fromConfig({ appsPublicUrl: config.appsPublicUrl, publicUrl: config.publicUrl, scheme, host: config.host, appsPort });
+        if (origins.mode === 'shared') {
+          app.log.warn(`applications share one origin (${origins.originOf('', '')}): one instance's scripts can read another's pages of the same user. ` +
+            'Give each instance a host name of its own: TESSERA_APPS_PUBLIC_URL=https://{instance}.apps.example.org with a wildcard DNS name (docs/guides/operations.md)');
+        }
       }
       await openContainerAccess(port);
       // For the CLI and scripts on this machine, as Jupyter's runtime files: an admin token for this port.

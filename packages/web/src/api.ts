@@ -177,3 +177,14 @@ export type Answer<D extends keyof Routes, R extends keyof Routes[D], S extends 
     ? AnswerOf<Routes[D][R], S>
     : never
   : never;
+
+/**
+ * Where the UI opens an application instance: its path on this (the platform's) origin.
+ * The platform then signs the browser in to the instance's own host with a single-use
+ * ticket and sends it there (ADR 16); a link straight to that host would take a detour
+ * through the platform's public URL, which may be another name for this same server.
+ */
+export function openHref(instanceUrl: string): string {
+  const u = new URL(instanceUrl, window.location.href);
+  return `${u.pathname}${u.search}`;
+}

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 /** Application URLs, and what the proxy answers with: shared by the SubpathProxy and its fast path. */
 
 /** Where the proxy sends an instance's traffic, and how. */
@@ -78,16 +79,50 @@ export function confineCookie(cookie: string, prefix: string, strip: boolean): s
 export const PLATFORM_COOKIE = 'tessera_session';
 
 /**
- * A Cookie header without the platform's session cookie, or undefined when nothing is
- * left: an application (its server, or anything it logs) never sees the credential that
- * signs its user in to the platform.
+ * The cookie that admits a browser to one instance on that instance's own host (ADR 16):
+ * `__Host-` where the browser allows it (https, or a loopback name), which no script of
+ * another host can set or shadow. The proxy never passes it to the application either.
+ */
+export const APP_COOKIES = ['__Host-tessera_app', 'tessera_app'] as const;
+
+const SCRUBBED = new Set<string>([PLATFORM_COOKIE, ...APP_COOKIES]);
+
+/**
+ * A Cookie header without the platform's session cookie and the instance's admission
+ * cookie, or undefined when nothing is left: an application (its server, or anything it
+ * logs) never sees a credential that signs its user in to the platform or to an instance.
  */
 export function scrubCookie(value: string): string | undefined {
-  const kept = value.split(';').map((c) => c.trim()).filter((c) => c && c.slice(0, c.indexOf('=') < 0 ? c.length : c.indexOf('=')).trim() !== PLATFORM_COOKIE);
+  const kept = value.split(';').map((c) => c.trim()).filter((c) => c && !SCRUBBED.has(c.slice(0, c.indexOf('=') < 0 ? c.length : c.indexOf('=')).trim()));
   return kept.length > 0 ? kept.join('; ') : undefined;
 }
 
-/** True for an Authorization header carrying a platform token (`Bearer tsr_...`/`tss_...`): it is not passed to an application. */
+/** The values of every cookie of this name in a Cookie header (a browser may send several). */
+export function cookieValues(header: string | undefined, name: string): string[] {
+  if (!header) return [];
+  const out: string[] = [];
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) out.push(part.slice(eq + 1).trim());
+  }
+  return out;
+}
+
+/**
+ * The DNS label of an instance's own host name (`<label>.<apps domain>`): `<instance>--<project>`
+ * when that is unambiguous and fits a label (63 characters), otherwise the instance name and a
+ * hash of both names. Nothing parses it back: a request's path names the instance, and its
+ * Host must be the one computed here from that path.
+ */
+export function instanceLabel(project: string, instance: string): string {
+  const plain = `${instance}--${project}`.toLowerCase();
+  if (plain.length <= 63 && !instance.includes('--') && !project.includes('--') && /^[a-z0-9-]+$/.test(plain)) return plain;
+  const digest = createHash('sha256').update(`${project}\n${instance}`).digest('hex').slice(0, 12);
+  const head = instance.toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/--+/g, '-').replace(/^-|-$/g, '').slice(0, 40);
+  return `${head || 'app'}--h${digest}`;
+}
+
+/** True for an Authorization header carrying a platform secret (`Bearer tsr_...`, `tss_...`, any `ts?_`): it is not passed to an application. */
 export function isPlatformAuthorization(value: string): boolean {
-  return /^\s*bearer\s+ts[rsl]_/i.test(value);
+  return /^\s*bearer\s+ts[a-z]_/i.test(value);
 }

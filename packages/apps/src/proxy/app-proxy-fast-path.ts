@@ -67,7 +67,7 @@ export class AppProxyFastPath {
     readonly handOffTo: (socket: Socket) => void,
     timeouts: Partial<AppProxyFastPathTimeouts> = {},
     /** Whether the fast path may forward a request; one it may not goes to the HTTP server (which refuses it). */
-    readonly admit: (method: string, headers: AdmitHeaders, project: string) => boolean = () => true,
+    readonly admit: (method: string, headers: AdmitHeaders, project: string, instance: string) => boolean = () => true,
   ) {
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...timeouts };
   }

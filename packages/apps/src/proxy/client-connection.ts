@@ -182,7 +182,7 @@ export class ClientConnection extends ResponseRelay {
     if (!app || app === 'bad' || (app.rest === '/' && url === app.prefix)) return this.handOff();
     // A Host or Origin the platform refuses, or a caller it has not yet seen to be a member of
     // the project: its HTTP server answers (in the error format, or after checking access).
-    if (!this.fast.admit(method, { host, origin, 'sec-fetch-site': site, 'x-forwarded-proto': proto, cookie, authorization }, app.project)) return this.handOff();
+    if (!this.fast.admit(method, { host, origin, 'sec-fetch-site': site, 'x-forwarded-proto': proto, cookie, authorization }, app.project, app.instance)) return this.handOff();
     const target = this.fast.lookup(app.project, app.instance);
     if (!target || target.state !== 'running' || !target.port) return this.handOff();
 

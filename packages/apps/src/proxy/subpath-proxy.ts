@@ -3,10 +3,10 @@ import type { Socket } from 'node:net';
 import { Server as TlsServer } from 'node:tls';
 import { Pool, type Dispatcher } from 'undici';
 import type { Duplex } from 'node:stream';
-import { APP_PREFIX, confineCookie, isPlatformAuthorization, pageHtml, parseAppPath, scrubCookie, type ProxyTarget } from './app-paths.ts';
+import { APP_COOKIES, APP_PREFIX, confineCookie, cookieValues, instanceLabel, isPlatformAuthorization, pageHtml, parseAppPath, scrubCookie, type ProxyTarget } from './app-paths.ts';
 import { AppProxyFastPath, type AdmitHeaders, type AppProxyFastPathTimeouts } from './app-proxy-fast-path.ts';
 
-export { APP_PREFIX, confineCookie, pageHtml, parseAppPath, type AdmitHeaders, type ProxyTarget };
+export { APP_COOKIES, APP_PREFIX, confineCookie, cookieValues, instanceLabel, pageHtml, parseAppPath, type AdmitHeaders, type ProxyTarget };
 
 /** Not passed on from instances: an app may not widen a service worker's scope beyond its own path. */
 const APP_ONLY = 'service-worker-allowed';
@@ -34,7 +34,7 @@ export class SubpathProxy {
    * Whether the fast path may forward a request itself (the platform's Host and Origin
    * checks); one it may not goes to the HTTP server, whose handler refuses it. Unset: all.
    */
-  admit: ((method: string, headers: AdmitHeaders, project: string) => boolean) | undefined;
+  admit: ((method: string, headers: AdmitHeaders, project: string, instance: string) => boolean) | undefined;
 
   constructor(lookup: (project: string, instance: string) => ProxyTarget | undefined) {
     this.#lookup = lookup;
@@ -54,7 +54,7 @@ export class SubpathProxy {
     server.removeAllListeners(event);
     const fast = new AppProxyFastPath(this.#lookup, (socket) => {
       for (const listener of listeners) listener.call(server, socket);
-    }, timeouts, (method, headers, project) => this.admit?.(method, headers, project) ?? true);
+    }, timeouts, (method, headers, project, instance) => this.admit?.(method, headers, project, instance) ?? true);
     this.#fast = fast;
     server.on(event, (socket: Socket) => fast.accept(socket));
   }

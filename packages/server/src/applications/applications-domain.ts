@@ -31,7 +31,7 @@ export interface ApplicationsDomainDeps {
   publicUrl: () => string;
   log: DomainLog;
   /** The applications' own origin, when they have one (TESSERA_APPS_PORT): instance URLs start with it. */
-  appsOrigin?: () => string;
+  appsOrigin?: (project: string, instance: string) => string;
   /** The HTTP server whose connections the proxy's fast path takes: the applications' own, else the platform's. */
   proxyServer?: () => Server;
   /** The scoped API token of each instance (auth/scoped-credentials.ts). */

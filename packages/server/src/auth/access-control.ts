@@ -40,6 +40,9 @@ export function readCookie(header: string | undefined, name: string): string | u
   return undefined;
 }
 
+/** The credentials the API accepts as a Bearer token. */
+const BEARER_KINDS = new Set<Credential['kind']>(['api', 'runtime', 'run', 'application']);
+
 /** The secret a request carries: `Authorization: Bearer <token>`, else the session cookie. */
 export function presentedSecret(headers: IncomingHttpHeaders): { secret: string; from: 'bearer' | 'cookie' } | undefined {
   const auth = headers.authorization;
@@ -126,6 +129,14 @@ export class AccessControl {
   /** Forgets cached principals: after a change of users, memberships or credentials. */
   invalidate(): void {
     this.#cache.clear();
+    for (const listener of this.#invalidated) listener();
+  }
+
+  readonly #invalidated: (() => void)[] = [];
+
+  /** Called at every `invalidate`: others who cache what access control decided (the application gate) forget it too. */
+  onInvalidate(listener: () => void): void {
+    this.#invalidated.push(listener);
   }
 
   /** The one principal of a server with TESSERA_AUTH=off: an admin. */
@@ -147,7 +158,8 @@ export class AccessControl {
     if (cached && cached.until > now) return cached.principal;
     const credential = await this.#store.credentialFor(presented.secret, now);
     // A session id is only taken from the cookie, a token only from the header: a token pasted into a cookie is not a session.
-    const fits = credential && (credential.kind === 'session' ? presented.from === 'cookie' : presented.from === 'bearer' && credential.kind !== 'link');
+    // Links, tickets and instances' cookies are never tokens of the API.
+    const fits = credential && (credential.kind === 'session' ? presented.from === 'cookie' : presented.from === 'bearer' && BEARER_KINDS.has(credential.kind));
     const principal = fits ? await this.principalOf(credential) : undefined;
     if (credential && principal && (credential.last_used_at === null || now - Number(credential.last_used_at) > 60_000)) {
       await this.#store.touchCredential(credential.id, now);

@@ -32,7 +32,12 @@ export interface MembershipsTable {
 }
 
 /** What a secret (session id, token, link code) is: only its SHA-256 is stored. */
-export type CredentialKind = 'session' | 'api' | 'runtime' | 'run' | 'application' | 'link';
+/**
+ * `app-ticket`: a single-use, one-minute ticket the platform gives a signed-in member to
+ * open one application instance; `app-session`: what the instance's own host sets as its
+ * cookie in exchange (ADR 16). Neither is accepted by the platform's API.
+ */
+export type CredentialKind = 'session' | 'api' | 'runtime' | 'run' | 'application' | 'link' | 'app-ticket' | 'app-session';
 
 export interface CredentialsTable {
   id: string;
@@ -153,9 +158,10 @@ export const accessMigrations: NamedMigration[] = [
 /**
  * A new secret: a recognisable prefix and 32 random bytes (256 bits), base64url. Prefixes:
  * `tsr` API and runtime tokens, `tss` sessions, `tsl` sign-in links, `tsk` task tries'
- * tokens, `tsa` application instances' tokens.
+ * tokens, `tsa` application instances' tokens, `tst` tickets to open an instance, `tsp`
+ * instances' cookies.
  */
-export function newSecret(prefix: 'tsr' | 'tss' | 'tsl' | 'tsk' | 'tsa'): string {
+export function newSecret(prefix: 'tsr' | 'tss' | 'tsl' | 'tsk' | 'tsa' | 'tst' | 'tsp'): string {
   return `${prefix}_${randomBytes(32).toString('base64url')}`;
 }
 
@@ -274,6 +280,19 @@ export class AccessStore {
     const row = await this.db.selectFrom('credentials').selectAll().where('hash', '=', secretHash(secret)).executeTakeFirst();
     if (!row || row.revoked_at !== null || (row.expires_at !== null && Number(row.expires_at) <= now)) return undefined;
     return row;
+  }
+
+  /**
+   * Uses a single-use credential of this kind: revoked in the same statement that finds it,
+   * so two requests racing with one ticket cannot both pass. Undefined when unknown, used or expired.
+   */
+  async consumeCredential(secret: string, kind: CredentialKind, now = Date.now()): Promise<Credential | undefined> {
+    const hash = secretHash(secret);
+    const done = await this.db.updateTable('credentials').set({ revoked_at: now })
+      .where('hash', '=', hash).where('kind', '=', kind).where('revoked_at', 'is', null).where('expires_at', '>', now)
+      .executeTakeFirst();
+    if (Number(done.numUpdatedRows) !== 1) return undefined;
+    return this.db.selectFrom('credentials').selectAll().where('hash', '=', hash).executeTakeFirst();
   }
 
   async credentialById(id: string): Promise<Credential | undefined> {

@@ -93,6 +93,8 @@ export async function authRouteHandlers(app: FastifyInstance, deps: AuthRouteDep
     const principal = request.access.principal;
     if (principal?.via === 'session' && principal.credentialId) {
       await store.revokeCredential(principal.credentialId);
+      // Signing out of Tessera signs out of the application instances opened from it too (their cookies, app-gate.ts).
+      await store.revokeUserCredentials(principal.user.id, ['app-session']);
       access.invalidate();
       await deps.audit.append({ actor: principal.user.name, action: 'sign-out', outcome: 'ok', address: request.ip });
     }
@@ -217,7 +219,7 @@ export async function authRouteHandlers(app: FastifyInstance, deps: AuthRouteDep
       ...(b.disabled !== undefined ? { disabled: b.disabled ? 1 : 0 } : {}),
       ...(b.password !== undefined ? { password_hash: await hashPassword(b.password), must_change_password: 1 } : {}),
     });
-    if (b.disabled || b.password !== undefined) await store.revokeUserCredentials(user.id, b.disabled ? ['session', 'api', 'run', 'application'] : ['session']);
+    if (b.disabled || b.password !== undefined) await store.revokeUserCredentials(user.id, b.disabled ? ['session', 'api', 'run', 'application', 'app-session'] : ['session']);
     access.invalidate();
     return userJson((await store.userById(user.id))!);
   });

@@ -117,10 +117,10 @@ export class BrowserSafety {
     }
   }
 
-  /** The refusal of a request, or undefined when it may go on. */
-  check(method: string, headers: IncomingHttpHeaders, encrypted: boolean): TesseraError | undefined {
+  /** The refusal of a request, or undefined when it may go on. `hostChecked`: the caller checked Host itself (the apps' server, for its instances' names). */
+  check(method: string, headers: IncomingHttpHeaders, encrypted: boolean, hostChecked = false): TesseraError | undefined {
     const host = headers.host;
-    if (!this.hostAllowed(host)) {
+    if (!hostChecked && !this.hostAllowed(host)) {
       const shown = host === undefined ? 'no Host header' : `Host "${host.slice(0, 200)}"`;
       return new TesseraError(
         'TESSERA_HOST_NOT_ALLOWED',
@@ -145,8 +145,8 @@ export class BrowserSafety {
   }
 
   /** Answers the request's refusal itself (before any routing); true when it was refused. */
-  refuseRequest(req: IncomingMessage, res: ServerResponse): boolean {
-    const err = this.check(req.method ?? 'GET', req.headers, 'encrypted' in req.socket && req.socket.encrypted === true);
+  refuseRequest(req: IncomingMessage, res: ServerResponse, hostChecked = false): boolean {
+    const err = this.check(req.method ?? 'GET', req.headers, 'encrypted' in req.socket && req.socket.encrypted === true, hostChecked);
     if (!err) return false;
     const body = JSON.stringify(err.toJSON());
     // The request body is not read: the connection cannot carry another request.
@@ -156,9 +156,9 @@ export class BrowserSafety {
   }
 
   /** Refuses an upgrade (a WebSocket) whose Host or Origin is not allowed; true when it was refused. */
-  refuseUpgrade(req: IncomingMessage, socket: Duplex): boolean {
+  refuseUpgrade(req: IncomingMessage, socket: Duplex, hostChecked = false): boolean {
     // A WebSocket handshake is a GET, but a cross-origin page may open one: its Origin counts as for a POST.
-    const err = this.check('POST', req.headers, 'encrypted' in req.socket && req.socket.encrypted === true);
+    const err = this.check('POST', req.headers, 'encrypted' in req.socket && req.socket.encrypted === true, hostChecked);
     if (!err) return false;
     socket.on('error', () => socket.destroy());
     const body = JSON.stringify(err.toJSON());

@@ -156,12 +156,14 @@ describe('a server with TLS and access control on', () => {
 
   it("serves the applications' own port over HTTPS too, and gives this machine's CLI an https URL", async () => {
     s = await startTestServer({ auth: 'on', tls: { certFile: cert, keyFile: key } });
+    // Each instance on a host name of its own under localhost, over https.
     const appsUrl = s.tessera.appsUrl!;
-    expect(appsUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
-    expect(appsUrl).not.toBe(s.url);
-    const apps = await secure(`${appsUrl}/`);
+    expect(appsUrl).toMatch(/^https:\/\/<instance>--<project>\.localhost:\d+$/);
+    const appsPort = /:(\d+)$/.exec(appsUrl)![1];
+    expect(appsPort).not.toBe(new URL(s.url).port);
+    const apps = await secure(`https://127.0.0.1:${appsPort}/`);
     expect(apps.status).toBe(404);
-    expect(apps.body).toContain("This port serves Tessera's application instances only");
+    expect(apps.body).toContain('There is no application instance at this address');
     // The runtime file the CLI on this machine reads: the URL it will call must speak the server's scheme.
     const runtime = JSON.parse(readFileSync(s.tessera.runtimeFile!, 'utf8')) as { url: string };
     expect(runtime.url).toBe(s.url);

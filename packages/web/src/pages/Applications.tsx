@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import { del, get, post, type Answer, type AppInstance, type Extension, type ExtensionCatalog } from '../api.ts';
+import { del, get, openHref, post, type Answer, type AppInstance, type Extension, type ExtensionCatalog } from '../api.ts';
 import { useApp } from '../context.ts';
 import { Dialog, ErrorBox, FormDialog } from '../components/Dialog.tsx';
 import { initialParams, ParamForm } from '../components/ParamForm.tsx';
@@ -41,7 +41,7 @@ export default function Applications() {
                     run <Link href={`/runs/${i.task!.run}`}>{i.task!.run}</Link>, task <span className="mono">{i.task!.task}</span>
                   </td>
                   <td className="row">
-                    <a className="button" href={i.url} target="_blank" rel="noreferrer">
+                    <a className="button" href={openHref(i.url)} target="_blank" rel="noreferrer">
                       Open ↗
                     </a>
                     <button
@@ -117,7 +117,7 @@ export default function Applications() {
                 <td>
                   <div className="row">
                     {i.state === 'running' && (
-                      <a className="button primary" href={i.url} target="_blank" rel="noreferrer">
+                      <a className="button primary" href={openHref(i.url)} target="_blank" rel="noreferrer">
                         Open ↗
                       </a>
                     )}

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState, type WheelEvent } from 'react';
-import { get, qs, type Answer, type SeriesDetail } from '../api.ts';
+import { get, openHref, qs, type Answer, type SeriesDetail } from '../api.ts';
 import { useApp } from '../context.ts';
 import { ErrorBox } from '../components/Dialog.tsx';
 import { Link } from '../components/Link.tsx';
@@ -59,7 +59,7 @@ export default function Viewer({ study, series }: { study: string; series: strin
         <span className="small">{s ? [s.modality, s.patient_name || s.patient_id, s.study_date].filter(Boolean).join(' · ') : ''}</span>
         <span className="spacer" />
         {ohif ? (
-          <a className="button primary" href={`${ohif.url}viewer${qs({ StudyInstanceUIDs: study })}`} target="_blank" rel="noreferrer">
+          <a className="button primary" href={openHref(`${ohif.url}viewer${qs({ StudyInstanceUIDs: study })}`)} target="_blank" rel="noreferrer">
             Open in OHIF ↗
           </a>
         ) : (
