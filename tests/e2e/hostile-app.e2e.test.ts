@@ -7,9 +7,10 @@ import { CHROMIUM, CHROMIUM_ARGS, skipBrowser } from './browser.ts';
 
 // A hostile application extension in real Chromium (issue 14): a member of "lab" opens it,
 // signed in; its page's scripts try to act as that user on the platform's API and
-// DICOMweb, to open another project's instance, to read the platform's cookie, and to
-// register a service worker for everything. Applications are on their own origin
-// (TESSERA_APPS_PORT), so none of it works.
+// DICOMweb, to open another project's instance, to read or drive another instance of the
+// same project, to read the platform's cookie, to toss cookies to the other instances, and
+// to register a service worker for everything. Every instance is on a host name of its own
+// (<instance>--<project>.localhost on the apps port, ADR 16), so none of it works.
 
 const ATTACK = `<!doctype html><meta charset="utf-8"><title>hostile app</title><script>
 window.results = {};
@@ -26,19 +27,35 @@ async function attack() {
   await tryFetch('no-cors delete', platform + '/api/series/delete', { method: 'POST', mode: 'no-cors', credentials: 'include', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ series: ['1.2.3'], project: 'lab' }) });
   await tryFetch('same-origin api', '/api/series?project=lab', {});
   await tryFetch('other project app', '/applications/project/secret/release/vault-app/', { credentials: 'include' });
+  const neighbour = new URLSearchParams(location.search).get('neighbour');
+  await tryFetch('read the neighbour instance', neighbour, { credentials: 'include' });
+  await tryFetch('post to the neighbour instance', neighbour + 'save', { method: 'POST', mode: 'no-cors', credentials: 'include', headers: { 'content-type': 'text/plain' }, body: 'x' });
+  await new Promise((resolve) => {
+    const frame = document.createElement('iframe');
+    frame.onload = () => {
+      try { note('neighbour frame', frame.contentDocument ? 'read ' + frame.contentDocument.body.innerHTML.slice(0, 40) : 'blocked'); }
+      catch (e) { note('neighbour frame', 'blocked'); }
+      resolve();
+    };
+    frame.src = neighbour;
+    document.body.appendChild(frame);
+  });
+  document.cookie = 'tossed=1; domain=localhost; path=/';
+  document.cookie = 'tossed-parent=1; domain=lab.localhost; path=/';
   note('cookie', document.cookie);
   try { await navigator.serviceWorker.register('sw.js', { scope: '/' }); note('service worker for /', 'registered'); }
   catch (e) { note('service worker for /', 'refused'); }
   window.done = true;
 }
-attack();
+// Opened without the attack's parameters (the neighbour, as its user opens it), it just sits there.
+if (new URLSearchParams(location.search).get('platform')) attack();
 </script>`;
 
 const SERVER = `import { createServer } from 'node:http';
 const page = ${JSON.stringify(ATTACK)};
 const seen = [];
 createServer((req, res) => {
-  seen.push(req.headers.cookie ?? '', req.headers.authorization ?? '');
+  seen.push(req.method + ' ' + req.url, req.headers.cookie ?? '', req.headers.authorization ?? '');
   if (req.url.startsWith('/sw.js')) { res.writeHead(200, { 'content-type': 'text/javascript', 'service-worker-allowed': '/' }); return res.end('self.addEventListener("fetch", () => {});'); }
   if (req.url.startsWith('/seen')) { res.writeHead(200, { 'content-type': 'application/json' }); return res.end(JSON.stringify(seen)); }
   res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'set-cookie': 'app=1; Path=/' });
@@ -50,12 +67,13 @@ describe.skipIf(skipBrowser)('a hostile application extension in Chromium, opene
   let s: TestServer;
   let browser: Browser;
   let appUrl: string;
+  let neighbourUrl: string;
   let vaultUrl: string;
 
   beforeAll(async () => {
     s = await startTestServer({ auth: 'on' });
     for (const name of ['lab', 'secret']) expect((await s.call('POST', '/api/projects', { name })).status).toBe(201);
-    for (const [name, body] of [['hostile-app', SERVER], ['vault-app', SERVER]] as const) {
+    for (const [name, body] of [['hostile-app', SERVER], ['neighbour-app', SERVER], ['vault-app', SERVER]] as const) {
       const dir = join(s.extRoot, name);
       await mkdir(dir, { recursive: true });
       await writeFile(join(dir, 'server.mjs'), body);
@@ -73,6 +91,7 @@ describe.skipIf(skipBrowser)('a hostile application extension in Chromium, opene
       return ready.url as string;
     };
     appUrl = await launch('hostile-app', 'lab', 'hostile-app');
+    neighbourUrl = await launch('neighbour-app', 'lab', 'neighbour-app');
     vaultUrl = await launch('vault-app', 'secret', 'vault-app');
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_ARGS, '--disable-gpu'] });
   }, 90_000);
@@ -82,7 +101,9 @@ describe.skipIf(skipBrowser)('a hostile application extension in Chromium, opene
     await s?.close();
   });
 
-  it('serves applications on their own origin, and the member signed in on the platform opens theirs', async () => {
+  it('serves each application instance on a host of its own, and sends a browser that is not signed in to sign in', async () => {
+    expect(new URL(appUrl).hostname).toBe('hostile-app--lab.localhost');
+    expect(new URL(neighbourUrl).hostname).toBe('neighbour-app--lab.localhost');
     expect(new URL(appUrl).origin).not.toBe(new URL(s.url).origin);
     const page = await (await browser.newContext()).newPage();
     // Not signed in: the app's page sends the browser to the platform's sign-in page.
@@ -105,8 +126,15 @@ describe.skipIf(skipBrowser)('a hostile application extension in Chromium, opene
     expect(signIn.status()).toBe(200);
     const before = (await s.call('GET', '/api/projects')).body.total as number;
 
-    await page.goto(`${appUrl}?platform=${encodeURIComponent(s.url)}`);
-    expect(page.url().startsWith(appUrl)).toBe(true);
+    // The user has the neighbour open too (so the browser holds its cookie), opened as the UI
+    // opens an instance: its path on the platform, which signs the browser in to the instance's host.
+    const neighbour = await context.newPage();
+    await neighbour.goto(`${s.url}${new URL(neighbourUrl).pathname}`);
+    await neighbour.waitForURL((u) => u.href.startsWith(neighbourUrl), { timeout: 20_000 });
+    expect((await context.cookies(neighbourUrl)).map((c) => [c.name, c.httpOnly, c.secure, c.domain]).sort()).toEqual([['__Host-tessera_app', true, true, 'neighbour-app--lab.localhost'], ['app', false, false, 'neighbour-app--lab.localhost']]);
+    const path = new URL(appUrl).pathname;
+    await page.goto(`${s.url}${path}?platform=${encodeURIComponent(s.url)}&neighbour=${encodeURIComponent(neighbourUrl)}`);
+    await page.waitForURL((u) => u.href.startsWith(appUrl), { timeout: 20_000 });
     await page.waitForFunction(() => (window as unknown as { done?: boolean }).done === true, undefined, { timeout: 20_000 });
     const results = await page.evaluate(() => (window as unknown as { results: Record<string, string> }).results);
 
@@ -119,11 +147,31 @@ describe.skipIf(skipBrowser)('a hostile application extension in Chromium, opene
     expect(results['same-origin api']).toMatch(/^basic 404/);
     // Another project's instance does not exist for this user.
     expect(results['other project app']).toMatch(/^basic 404/);
-    // The session cookie is HttpOnly, and the app never received it (nor a platform token).
-    expect(results.cookie).not.toContain('tessera_session');
-    const seen = (await (await page.request.get(new URL('seen', appUrl).href)).json()) as string[];
-    expect(seen.join('\n')).not.toContain('tessera_session');
-    expect(seen.join('\n')).not.toMatch(/Bearer ts[rs]_/i);
+    // Another instance of the same project, which this user may open too: another origin, so
+    // its pages cannot be read (no CORS, no script access into its frame), nor posted to.
+    expect(results['read the neighbour instance']).toBe('failed');
+    expect(results['post to the neighbour instance']).toBe('opaque 0 ');
+    expect(results['neighbour frame']).toBe('blocked');
+    // Neither the platform's session nor the instance's own admission cookie is readable, and
+    // the browser refused the cookies meant for every *.localhost host.
+    expect(results.cookie).toBe('app=1');
+    // Read in the browser: Node's resolver does not know *.localhost names, browsers do.
+    const seenBy = async (url: string): Promise<string> => {
+      const reader = await context.newPage();
+      const r = await reader.goto(new URL('seen', url).href);
+      expect(r!.status()).toBe(200);
+      const text = await reader.evaluate(() => document.body.innerText);
+      await reader.close();
+      return (JSON.parse(text) as string[]).join('\n');
+    };
+    const seen = await seenBy(appUrl);
+    expect(seen).not.toMatch(/tessera_session|tessera_app|tossed/);
+    expect(seen).not.toMatch(/Bearer ts[a-z]_/i);
+    // The neighbour got no request of the hostile page's at all: its cookie (host-only) does not
+    // exist yet, the post was refused by the Origin check, and no tossed cookie reached it.
+    const neighbourSaw = await seenBy(neighbourUrl);
+    expect(neighbourSaw).not.toContain('POST');
+    expect(neighbourSaw).not.toMatch(/tossed|tessera_app|tessera_session/);
     // A service worker for the whole origin is refused (Service-Worker-Allowed is not passed on).
     expect(results['service worker for /']).toBe('refused');
     // Nothing changed on the platform.
