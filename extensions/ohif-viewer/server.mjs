@@ -1,6 +1,11 @@
 // ohif-viewer: serves the built OHIF viewer (the npm package @ohif/app) under this
 // instance's subpath (INGRESS_PATH) on PORT, configured to read the project's studies
-// from the platform's own DICOMweb (/projects/<project>/dicom-web, same origin).
+// from <subpath>/dicom-web on its own origin. This server answers those reads (GET and
+// HEAD only) by asking the platform's DICOMweb, ${TESSERA_API_URL}/projects/<project>/dicom-web,
+// with the instance's scoped credential (TESSERA_API_TOKEN; none with access control off).
+// So the viewer only ever talks to its own origin, which with access control on is the
+// applications' origin, not the platform's; the browser's cookies and Authorization never
+// go on to the platform.
 //
 // @ohif/app is built for the root path: its index.html loads /app.bundle.js and sets
 // window.PUBLIC_URL = "/", and its webpack runtimes load chunks, workers and wasm from
@@ -9,9 +14,11 @@
 import { spawn } from 'node:child_process';
 import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import { createServer } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { homedir } from 'node:os';
 import { extname, join, normalize, resolve, sep } from 'node:path';
+import { pipeline } from 'node:stream';
 import { gzip } from 'node:zlib';
 import { promisify } from 'node:util';
 
@@ -21,6 +28,10 @@ const base = process.env.INGRESS_PATH ?? '';
 const project = process.env.TESSERA_PROJECT ?? 'default';
 const version = process.env.OHIF_VERSION || '3.13.2';
 const given = process.env.OHIF_DIST || '';
+/** Where the viewer reads DICOMweb, under the instance's subpath. */
+const DICOMWEB = '/dicom-web';
+const apiUrl = process.env.TESSERA_API_URL ?? '';
+const apiToken = process.env.TESSERA_API_TOKEN ?? '';
 const cacheRoot = process.env.CACHE_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'tessera');
 
 const log = (m) => console.log(`ohif-viewer: ${m}`);
@@ -117,11 +128,11 @@ async function prepare() {
   return findDist(final);
 }
 
-/** The viewer's configuration: the project's DICOMweb on this origin, the router under the subpath. */
+/** The viewer's configuration: the project's DICOMweb under this instance's subpath, the router under the subpath. */
 function appConfig() {
   return `// Written by Tessera's ohif-viewer for project ${JSON.stringify(project)}.
 (function () {
-  var root = window.location.origin + ${JSON.stringify(`/projects/${encodeURIComponent(project)}/dicom-web`)};
+  var root = window.location.origin + ${JSON.stringify(`${base}${DICOMWEB}`)};
   window.config = {
     name: 'tessera',
     routerBasename: ${JSON.stringify(`${base}/`)},
@@ -156,7 +167,8 @@ function appConfig() {
           supportsFuzzyMatching: false,
           supportsWildcard: true,
           staticWado: false,
-          dicomUploadEnabled: true,
+          // Reads only: this instance forwards no uploads (STOW-RS) to the platform.
+          dicomUploadEnabled: false,
           singlepart: 'bulkdata,video',
           bulkDataURI: { enabled: true, relativeResolution: 'studies' },
           omitQuotationForMultipartRequest: true,
@@ -211,7 +223,71 @@ function page(res, status, title, text, retry) {
   res.end(`<!doctype html><meta charset="utf-8"><title>${title}</title>${retry ? '<meta http-equiv="refresh" content="3">' : ''}<body style="font-family:sans-serif;max-width:40em;margin:4em auto"><h1>${title}</h1><p>${text.replace(/[<&]/g, (c) => (c === '<' ? '&lt;' : '&amp;'))}</p></body>`);
 }
 
+/** Request headers passed on to the platform; nothing else (cookies, Authorization) is. */
+const ASKED = ['accept', 'range', 'if-none-match'];
+/** Response headers passed back; the body streams, chunked when it has no length. */
+const ANSWERED = ['content-type', 'content-length', 'content-range', 'accept-ranges', 'etag', 'last-modified', 'cache-control', 'vary', 'content-encoding', 'retry-after', 'x-content-type-options'];
+
+/**
+ * <base>/dicom-web/<rest>?<query>: forwarded to the platform's DICOMweb of this project with
+ * the instance's token. `raw` is the request's path as sent (not normalized by URL parsing).
+ */
+function dicomweb(req, res, raw, query) {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' });
+    return res.end('the viewer only reads DICOMweb (GET, HEAD)\n');
+  }
+  const rest = raw.slice(base.length + DICOMWEB.length);
+  // No encoded slash, backslash or dot segment: the request stays within the project's DICOMweb.
+  let segments;
+  try {
+    segments = rest.split('/').map((p) => decodeURIComponent(p));
+  } catch {
+    segments = undefined;
+  }
+  if (!segments || /%2f|%5c|\\/i.test(rest) || segments.some((p) => p === '.' || p === '..')) {
+    return page(res, 400, 'Bad path', 'A DICOMweb path has no encoded slash, backslash or dot segment.');
+  }
+  let target;
+  try {
+    target = new URL(apiUrl);
+  } catch {
+    return page(res, 502, 'The platform cannot be reached', 'TESSERA_API_URL is not set: launch the viewer with tessera app launch ohif-viewer.');
+  }
+  const path = `${target.pathname.replace(/\/$/, '')}/projects/${encodeURIComponent(project)}${DICOMWEB}${rest}${query}`;
+  const headers = {};
+  for (const h of ASKED) if (req.headers[h] !== undefined) headers[h] = req.headers[h];
+  if (apiToken) headers.authorization = `Bearer ${apiToken}`;
+  const upstream = (target.protocol === 'https:' ? httpsRequest : httpRequest)({
+    protocol: target.protocol, hostname: target.hostname.replace(/^\[|\]$/g, ''), port: target.port, method: req.method, path, headers,
+  });
+  upstream.on('response', (answer) => {
+    const out = {};
+    for (const h of ANSWERED) if (answer.headers[h] !== undefined) out[h] = answer.headers[h];
+    res.writeHead(answer.statusCode ?? 502, out);
+    pipeline(answer, res, () => {});
+  });
+  let gone = false;
+  upstream.on('error', (e) => {
+    if (gone) return;
+    if (res.headersSent) return res.destroy();
+    console.error(`ohif-viewer: DICOMweb at ${target.origin}: ${e.message}`);
+    page(res, 502, 'The platform cannot be reached', `The viewer could not reach Tessera's DICOMweb at ${target.origin} (${e.message}). Is the Tessera server running?`);
+  });
+  // A viewer that stops waiting (a study closed) ends the request to the platform too.
+  res.on('close', () => {
+    if (res.writableFinished) return;
+    gone = true;
+    upstream.destroy();
+  });
+  upstream.end();
+}
+
 async function serve(req, res) {
+  // DICOMweb before anything parses the URL, which would resolve dot segments away.
+  const q = req.url.indexOf('?');
+  const raw = q < 0 ? req.url : req.url.slice(0, q);
+  if (raw === `${base}${DICOMWEB}` || raw.startsWith(`${base}${DICOMWEB}/`)) return dicomweb(req, res, raw, q < 0 ? '' : req.url.slice(q));
   const url = new URL(req.url, 'http://app');
   if (!url.pathname.startsWith(`${base}/`)) return page(res, 404, 'Not found', `The viewer serves under ${base}/.`);
   let rel;

@@ -229,7 +229,7 @@ export const defaultDicomWebRoutes = dicomWebRoutesAt({
   where: 'the default project',
 });
 
-/** DICOMweb at `/projects/:project/dicom-web`: any project's (OHIF reads these). */
+/** DICOMweb at `/projects/:project/dicom-web`: any project's (the ohif-viewer application's server reads these). */
 export const projectDicomWebRoutes = dicomWebRoutesAt({
   url: DICOMWEB_ROOTS.project,
   infix: 'Project',

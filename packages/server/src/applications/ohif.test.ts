@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { request, type IncomingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
@@ -10,7 +11,7 @@ import { startTestServer, waitFor, type TestServer } from '../__fixtures__/test-
 /**
  * The built-in ohif-viewer: the real @ohif/app (fetched from the npm registry on first
  * launch into ~/.cache/tessera, as a user's server does), served under its instance
- * subpath and reading the project's DICOMweb, driven in headless Chromium.
+ * subpath and reading the project's DICOMweb through that subpath, driven in headless Chromium.
  */
 describe.skipIf(skipBrowser)('the ohif-viewer application', () => {
   let s: TestServer;
@@ -41,9 +42,10 @@ describe.skipIf(skipBrowser)('the ohif-viewer application', () => {
     expect(app.url).toBe('/applications/project/admin/release/ohif-viewer/');
     const base = `${s.url}${app.url}`;
 
-    // Its configuration points at this project's DICOMweb and routes under the subpath.
+    // Its configuration points at the project's DICOMweb under its own subpath, and routes under the subpath.
     const config = await (await fetch(`${base}app-config.js`)).text();
-    expect(config).toContain('"/projects/admin/dicom-web"');
+    expect(config).toContain('window.location.origin + "/applications/project/admin/release/ohif-viewer/dicom-web"');
+    expect(config).not.toContain('/projects/admin/dicom-web');
     expect(config).toContain('routerBasename: "/applications/project/admin/release/ohif-viewer/"');
 
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
@@ -52,7 +54,7 @@ describe.skipIf(skipBrowser)('the ohif-viewer application', () => {
     const broken: string[] = [];
     page.on('request', (r) => {
       const path = new URL(r.url()).pathname;
-      if (path.startsWith('/projects/admin/dicom-web/')) dicomweb.push(path);
+      if (path.startsWith(`${app.url}dicom-web/`)) dicomweb.push(path);
       else if (r.url().startsWith(s.url) && !path.startsWith(app.url)) outside.push(path);
     });
     page.on('response', (r) => {
@@ -83,7 +85,7 @@ describe.skipIf(skipBrowser)('the ohif-viewer application', () => {
     expect(drawn, 'grey levels drawn (the phantom has a body and an insert)').toBeGreaterThan(1);
     expect(dicomweb.some((p) => p.endsWith('/metadata')), 'the viewer read metadata from the project\'s DICOMweb').toBe(true);
     expect(dicomweb.some((p) => p.includes('/frames/')), 'the viewer read pixel data from the project\'s DICOMweb').toBe(true);
-    expect(outside, 'everything the viewer loads is under its subpath or the DICOMweb').toEqual([]);
+    expect(outside, 'everything the viewer loads, DICOMweb included, is under its subpath').toEqual([]);
     expect(broken).toEqual([]);
     await page.close();
 
@@ -115,5 +117,108 @@ describe.skipIf(skipBrowser)('the ohif-viewer application', () => {
       return a.state === 'failed' ? a : undefined;
     }, 30_000, 'the launch to fail');
     expect(failed.reason).toContain('ohif_dist "/nonexistent/ohif-app.tgz" does not exist on the server');
+  });
+});
+
+/**
+ * A GET (or another method) to an absolute URL, sent to 127.0.0.1 with the URL's Host: the
+ * apps origin's name may be one Node does not resolve (a `*.localhost` name). The path goes
+ * as written: URL parsing would resolve its dot segments (`..`, `%2e%2e`) away.
+ */
+function send(url: string, headers: Record<string, string> = {}, method = 'GET'): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
+  const u = new URL(url);
+  const path = url.replace(/^[a-z]+:\/\/[^/]+/i, '');
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: u.port, method, path, headers: { host: u.host, ...headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/**
+ * With access control on, the viewer is on the applications' origin, which serves nothing
+ * of the platform: it reads DICOMweb under its own subpath, and its server asks the
+ * platform with the instance's scoped credential.
+ */
+describe('the ohif-viewer application with access control on', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer({ auth: 'on' });
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  it('reads the project\'s DICOMweb through its own origin with its scoped credential', { timeout: 240_000 }, async () => {
+    const admin = { authorization: `Bearer ${s.token}` };
+    const sample = await writeSampleCt(join(s.home, 'sample'));
+    for (const file of sample.files) {
+      const stored = await fetch(`${s.url}/api/dicom/import`, { method: 'POST', headers: { ...admin, 'content-type': 'application/dicom' }, body: new Uint8Array(await readFile(file)) });
+      expect(stored.status).toBe(200);
+    }
+    expect((await s.call('POST', '/api/extensions/ohif-viewer/install?wait=true', {})).status).toBe(200);
+    const launched = await s.call('POST', '/api/applications', { extension: 'ohif-viewer' });
+    expect(launched.status, JSON.stringify(launched.body)).toBe(202);
+    const app = await waitFor(async () => {
+      const a = (await s.call('GET', '/api/applications/ohif-viewer')).body;
+      if (a.state === 'failed') throw new Error(a.reason);
+      return a.state === 'running' ? a : undefined;
+    }, 200_000, 'the viewer to run (the first launch fetches @ohif/app from the npm registry)');
+    const url = app.url as string;
+    expect(url).toMatch(/^https?:\/\/[^/]+\/applications\/project\/admin\/release\/ohif-viewer\/$/);
+    expect(new URL(url).origin, 'the apps origin is not the platform\'s').not.toBe(new URL(s.url).origin);
+
+    // The configuration names the instance's own subpath; the apps origin has no /projects/.../dicom-web.
+    const config = await send(`${url}app-config.js`, admin);
+    expect(config.status).toBe(200);
+    expect(config.body).toContain('window.location.origin + "/applications/project/admin/release/ohif-viewer/dicom-web"');
+    expect((await send(`${new URL(url).origin}/projects/admin/dicom-web/studies`, admin)).status).toBe(404);
+
+    // QIDO-RS through the viewer: the stored study comes back.
+    const studies = await send(`${url}dicom-web/studies?StudyInstanceUID=${sample.study}`, { ...admin, accept: 'application/dicom+json' });
+    expect(studies.status, studies.body).toBe(200);
+    expect(studies.headers['content-type']).toContain('application/dicom+json');
+    const found = (JSON.parse(studies.body) as Record<string, { Value?: unknown[] }>[]).map((d) => d['0020000D']?.Value?.[0]);
+    expect(found).toEqual([sample.study]);
+    // WADO-RS metadata, and HEAD.
+    const metadata = await send(`${url}dicom-web/studies/${sample.study}/metadata`, { ...admin, accept: 'application/dicom+json' });
+    expect(metadata.status).toBe(200);
+    expect(JSON.parse(metadata.body).length).toBe(sample.files.length);
+    const head = await send(`${url}dicom-web/studies`, { ...admin, accept: 'application/dicom+json' }, 'HEAD');
+    expect(head.status).toBe(200);
+    expect(head.body).toBe('');
+
+    // Only the project's members get through the apps origin: a scientist of another project sees nothing, nobody signed in neither.
+    await s.call('POST', '/api/projects', { name: 'other' });
+    const outsider = await s.userToken('outsider', { other: 'scientist' });
+    expect((await send(`${url}dicom-web/studies`, { authorization: `Bearer ${outsider}`, accept: 'application/dicom+json' })).status).toBe(404);
+    expect((await send(`${url}dicom-web/studies`, { accept: 'application/dicom+json' })).status).toBe(401);
+
+    // Reads only.
+    const post = await send(`${url}dicom-web/studies`, { ...admin, 'content-type': 'application/dicom' }, 'POST');
+    expect(post.status).toBe(405);
+    expect(post.headers.allow).toBe('GET, HEAD');
+
+    // Path tricks are refused, by the proxy and by the viewer's own server (on its port, behind the proxy).
+    const tricks = ['dicom-web/%2e%2e/%2e%2e/%2e%2e/api/series', 'dicom-web/../../../api/series', 'dicom-web/studies%2f..%2f..%2fapi', 'dicom-web/..%5c..%5capi', 'dicom-web/./studies'];
+    for (const trick of tricks) expect((await send(`${url}${trick}`, admin)).status, trick).toBe(400);
+    const port = s.tessera.apps.target('admin', 'ohif-viewer')?.port;
+    expect(port).toBeGreaterThan(0);
+    const direct = `http://127.0.0.1:${port}${new URL(url).pathname}`;
+    for (const trick of tricks) {
+      const refused = await send(`${direct}${trick}`);
+      expect(refused.status, trick).toBe(400);
+      expect(refused.body, trick).toContain('no encoded slash, backslash or dot segment');
+    }
+    // Straight to the viewer, a caller's own credential counts for nothing: the instance's is used.
+    const viaApp = await send(`${direct}dicom-web/studies`, { authorization: `Bearer ${outsider}`, cookie: 'tessera_session=x', accept: 'application/dicom+json' });
+    expect(viaApp.status).toBe(200);
+
+    expect((await s.call('DELETE', '/api/applications/ohif-viewer')).body.state).toBe('stopped');
   });
 });
