@@ -141,7 +141,9 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
   const appsHostFits = (host: string | undefined, url: string): boolean => {
     if (origins.mode !== 'instance') return safety.hostAllowed(host) || (host !== undefined && host.toLowerCase() === new URL(origins.originOf('', '')).host);
     const appPath = parseAppPath(url);
-    if (!appPath || appPath === 'bad') return false;
+    if (!appPath) return false;
+    // A path no instance has (an encoded slash, a dot segment): the proxy refuses it with 400 and serves nothing.
+    if (appPath === 'bad') return true;
     return origins.hostFits(host, appPath.project, appPath.instance);
   };
   let appsServer: Server | undefined;

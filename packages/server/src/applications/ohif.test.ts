@@ -145,7 +145,7 @@ function send(url: string, headers: Record<string, string> = {}, method = 'GET')
  * of the platform: it reads DICOMweb under its own subpath, and its server asks the
  * platform with the instance's scoped credential.
  */
-describe('the ohif-viewer application with access control on', () => {
+describe.skipIf(skipBrowser)('the ohif-viewer application with access control on', () => {
   let s: TestServer;
   beforeAll(async () => {
     s = await startTestServer({ auth: 'on' });
@@ -218,6 +218,49 @@ describe('the ohif-viewer application with access control on', () => {
     // Straight to the viewer, a caller's own credential counts for nothing: the instance's is used.
     const viaApp = await send(`${direct}dicom-web/studies`, { authorization: `Bearer ${outsider}`, cookie: 'tessera_session=x', accept: 'application/dicom+json' });
     expect(viaApp.status).toBe(200);
+
+    // In Chromium, as a scientist of the project: signed in on the platform, opened by its path
+    // there (as the UI's link does), signed in to the viewer's own host with a ticket, and the
+    // image drawn from DICOMweb read with the instance's credential.
+    const store = s.tessera.access.store;
+    await s.userToken('reader', { admin: 'scientist' });
+    const { hashPassword } = await import('../auth/identity.ts');
+    await store.updateUser((await store.userByName('reader'))!.id, { password_hash: await hashPassword('reader-password-1') });
+    const browser = await launchChromium({ webgl: true });
+    try {
+      const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+      const signIn = await context.request.post(`${s.url}/api/auth/sign-in`, { data: { username: 'reader', password: 'reader-password-1' }, headers: { origin: s.url } });
+      expect(signIn.status()).toBe(200);
+      const page = await context.newPage();
+      const broken: string[] = [];
+      const dicomweb: string[] = [];
+      page.on('response', (r) => {
+        if (r.status() >= 400) broken.push(`${r.status()} ${r.url()}`);
+        if (r.url().startsWith(`${url}dicom-web/`)) dicomweb.push(new URL(r.url()).pathname);
+      });
+      await page.goto(`${s.url}${new URL(url).pathname}viewer?StudyInstanceUIDs=${sample.study}`);
+      await page.waitForURL((u) => u.href.startsWith(`${url}viewer`), { timeout: 30_000 });
+      const drawn = await waitFor(async () => {
+        const n = await page.evaluate(() => {
+          let best = 0;
+          for (const c of document.querySelectorAll('canvas')) {
+            const ctx = c.width && c.height ? c.getContext('2d') : null;
+            if (!ctx) continue;
+            const d = ctx.getImageData(0, 0, c.width, c.height).data;
+            const levels = new Set<number>();
+            for (let i = 0; i < d.length; i += 4) if (d[i] || d[i + 1] || d[i + 2]) levels.add(d[i]!);
+            best = Math.max(best, levels.size);
+          }
+          return best;
+        });
+        return n > 1 ? n : undefined;
+      }, 90_000, 'an image on the viewer canvas, with access control on');
+      expect(drawn).toBeGreaterThan(1);
+      expect(dicomweb.some((p) => p.includes('/frames/'))).toBe(true);
+      expect(broken).toEqual([]);
+    } finally {
+      await browser.close();
+    }
 
     expect((await s.call('DELETE', '/api/applications/ohif-viewer')).body.state).toBe('stopped');
   });
