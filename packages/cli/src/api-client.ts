@@ -41,6 +41,7 @@ export type ApiError = Partial<Static<typeof ErrorResponse>['error']>;
  * credentials.ts; or a session cookie, only while `tessera login` creates a token.
  * Neither is ever printed, nor put in a URL or an error message.
  */
+/** `session`: the cookie as the server set it, `name=value`. */
 export type ClientCredential = TokenCredential | { session: string };
 
 /** Routes whose 401 means a wrong password, not a request that is not signed in: their own message is kept. */
@@ -152,7 +153,7 @@ export class ApiClient {
   #authHeaders(): Record<string, string> {
     const c = this.credential;
     if (c === undefined) return {};
-    return 'session' in c ? { cookie: `${SESSION_COOKIE}=${c.session}` } : { authorization: `Bearer ${c.token}` };
+    return 'session' in c ? { cookie: c.session } : { authorization: `Bearer ${c.token}` };
   }
 
   async #fetch(method: string, path: string, query: Query, body?: RequestBody): Promise<Response> {

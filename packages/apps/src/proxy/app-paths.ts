@@ -75,7 +75,7 @@ export function confineCookie(cookie: string, prefix: string, strip: boolean): s
   return out.join(';');
 }
 
-/** The platform's session cookie: the proxy never passes it to an application. */
+/** The platform's session cookie (`__Host-` prefixed over https): the proxy never passes it to an application. */
 export const PLATFORM_COOKIE = 'tessera_session';
 
 /**
@@ -85,7 +85,7 @@ export const PLATFORM_COOKIE = 'tessera_session';
  */
 export const APP_COOKIES = ['__Host-tessera_app', 'tessera_app'] as const;
 
-const SCRUBBED = new Set<string>([PLATFORM_COOKIE, ...APP_COOKIES]);
+const SCRUBBED = new Set<string>([PLATFORM_COOKIE, `__Host-${PLATFORM_COOKIE}`, ...APP_COOKIES]);
 
 /**
  * A Cookie header without the platform's session cookie and the instance's admission

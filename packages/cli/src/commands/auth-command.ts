@@ -8,10 +8,10 @@ import { printJson, table } from '../output.ts';
 /** The server's minimum length of a password (packages/api/src/auth.ts, ChangePassword). */
 const MIN_PASSWORD = 12;
 
-/** The value of the session cookie a sign-in answer sets. */
+/** The session cookie a sign-in answer sets, as `name=value` (`__Host-tessera_session` over https). */
 function sessionOf(res: Response): string | undefined {
   for (const c of res.headers.getSetCookie()) {
-    const m = new RegExp(`^${SESSION_COOKIE}=([^;]+)`).exec(c);
+    const m = new RegExp(`^((?:__Host-)?${SESSION_COOKIE}=[^;]+)`).exec(c);
     if (m) return m[1];
   }
   return undefined;

@@ -11,6 +11,12 @@ import { isAdmin, roleIn, roleSatisfies, visibleProjects, type Principal } from 
 
 /** The session cookie: HttpOnly, SameSite=Lax, Secure under TLS. */
 export const SESSION_COOKIE = 'tessera_session';
+/**
+ * The session cookie over https: a `__Host-` cookie cannot be set with a Domain or another
+ * Path, so no page of another host under the same parent domain (an application instance
+ * on its own host name) can set one that the browser sends here, nor shadow the real one.
+ */
+export const SECURE_SESSION_COOKIE = '__Host-tessera_session';
 
 /** What access control found out about a request, for handlers that need it (lists of every visible project, the audit log). */
 export interface RequestAccess {
@@ -44,13 +50,14 @@ export function readCookie(header: string | undefined, name: string): string | u
 const BEARER_KINDS = new Set<Credential['kind']>(['api', 'runtime', 'run', 'application']);
 
 /** The secret a request carries: `Authorization: Bearer <token>`, else the session cookie. */
-export function presentedSecret(headers: IncomingHttpHeaders): { secret: string; from: 'bearer' | 'cookie' } | undefined {
+export function presentedSecret(headers: IncomingHttpHeaders, secure = false): { secret: string; from: 'bearer' | 'cookie' } | undefined {
   const auth = headers.authorization;
   if (typeof auth === 'string') {
     const m = /^Bearer[ ]+([A-Za-z0-9._~+/=-]{1,512})\s*$/i.exec(auth);
     if (m) return { secret: m[1]!, from: 'bearer' };
   }
-  const cookie = readCookie(headers.cookie, SESSION_COOKIE);
+  // Over https only the __Host- cookie counts: a plain one may have been set by another host of the domain.
+  const cookie = secure ? readCookie(headers.cookie, SECURE_SESSION_COOKIE) : readCookie(headers.cookie, SESSION_COOKIE);
   if (cookie && cookie.length <= 512) return { secret: cookie, from: 'cookie' };
   return undefined;
 }
@@ -115,6 +122,15 @@ export class AccessControl {
     this.#store = deps.store;
     this.#projects = deps.projects;
     this.#auth = deps.config.auth === 'on';
+    // As the address users open says: TESSERA_PUBLIC_URL's scheme, else https when Tessera serves TLS itself.
+    this.#secure = deps.config.publicUrl ? deps.config.publicUrl.startsWith('https:') : deps.config.tls !== undefined;
+  }
+
+  /** Whether sessions are `__Host-` cookies: over https (TLS here, or TESSERA_PUBLIC_URL https behind a proxy). */
+  readonly #secure: boolean;
+
+  get secureSessions(): boolean {
+    return this.#secure;
   }
 
   get enabled(): boolean {
@@ -151,7 +167,7 @@ export class AccessControl {
   /** Who sent the request: from its bearer token or session cookie; undefined when anonymous or unknown. */
   async authenticate(headers: IncomingHttpHeaders): Promise<Principal | undefined> {
     if (!this.#auth) return AccessControl.LOCAL;
-    const presented = presentedSecret(headers);
+    const presented = presentedSecret(headers, this.#secure);
     if (!presented) return undefined;
     const now = Date.now();
     const cached = this.#cache.get(presented.secret);
@@ -304,9 +320,9 @@ export async function visibleNames(request: FastifyRequest, projects: ProjectSto
 
 /** The reply helper for a session cookie. */
 export function setSessionCookie(reply: FastifyReply, secret: string, maxAgeSeconds: number, secure: boolean): void {
-  reply.header('set-cookie', `${SESSION_COOKIE}=${secret}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${maxAgeSeconds}${secure ? '; Secure' : ''}`);
+  reply.header('set-cookie', `${secure ? SECURE_SESSION_COOKIE : SESSION_COOKIE}=${secret}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${maxAgeSeconds}${secure ? '; Secure' : ''}`);
 }
 
 export function clearSessionCookie(reply: FastifyReply, secure: boolean): void {
-  reply.header('set-cookie', `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0${secure ? '; Secure' : ''}`);
+  reply.header('set-cookie', `${secure ? SECURE_SESSION_COOKIE : SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0${secure ? '; Secure' : ''}`);
 }

@@ -65,7 +65,7 @@ export class AppGate {
     if (this.#perInstance) {
       for (const name of APP_COOKIES) out.push(...cookieValues(headers.cookie, name).filter((v) => v.length > 0 && v.length <= 512));
     } else {
-      const session = presentedSecret({ cookie: headers.cookie } as IncomingHttpHeaders);
+      const session = presentedSecret({ cookie: headers.cookie } as IncomingHttpHeaders, this.#access.secureSessions);
       if (session) out.push(session.secret);
     }
     return out;
@@ -113,7 +113,7 @@ export class AppGate {
     if (!this.#access.enabled) return 'ok';
     if (!this.#perInstance) {
       const { verdict } = await this.#checkPlatform(headers, project);
-      const presented = presentedSecret(headers);
+      const presented = presentedSecret(headers, this.#access.secureSessions);
       if (verdict === 'ok' && presented) this.#grant(presented.secret, project, instance);
       return verdict;
     }

@@ -169,6 +169,20 @@ describe('a server with TLS and access control on', () => {
     expect(runtime.url).toBe(s.url);
     expect(runtime.url).toMatch(/^https:/);
   }, 60_000);
+
+  it('signs in with a __Host- session cookie over https, and takes no plain one, which another host of the domain could have set', async () => {
+    const store = s.tessera.access.store;
+    await s.userToken('tls-user', {});
+    const { hashPassword } = await import('../auth/identity.ts');
+    await store.updateUser((await store.userByName('tls-user'))!.id, { password_hash: await hashPassword('tls-password-12') });
+    const signIn = await secure(`${s.url}/api/auth/sign-in`, { method: 'POST', headers: { 'content-type': 'application/json', origin: s.url }, body: JSON.stringify({ username: 'tls-user', password: 'tls-password-12' }) });
+    expect(signIn.status).toBe(200);
+    const setCookie = String((signIn.headers['set-cookie'] as string[])[0]);
+    expect(setCookie).toMatch(/^__Host-tessera_session=tss_[^;]+; Path=\/; HttpOnly; SameSite=Lax; Max-Age=\d+; Secure$/);
+    const secret = setCookie.split(';')[0]!.split('=')[1]!;
+    expect((await secure(`${s.url}/api/auth/me`, { headers: { cookie: `__Host-tessera_session=${secret}` } })).status).toBe(200);
+    expect((await secure(`${s.url}/api/auth/me`, { headers: { cookie: `tessera_session=${secret}` } })).status).toBe(401);
+  }, 30_000);
 });
 
 describe('TESSERA_TLS_CERT and TESSERA_TLS_KEY that cannot be served', () => {
