@@ -25,7 +25,7 @@ export const AppInstance = Obj(
     reason: Nullable(Type.String({ description: 'When `failed`, why (with the last lines of its log once it ran); when running again after a restart, `started again after a server restart`.' })),
     runner: Type.String({ description: '`process` (a local process) or `docker` (a container).' }),
     params: AnyObject('The parameter values it runs with.'),
-    url: Type.String({ description: "Where it is served: `/applications/project/<project>/release/<name>/` on the applications' own origin (`http://<host>:<TESSERA_APPS_PORT>`, an absolute URL; with access control on) or, with TESSERA_APPS_PORT=same, a path on the platform's port." }),
+    url: Type.String({ description: "Where it is served: `/applications/project/<project>/release/<name>/` on the instance's own host (`http://<name>--<project>.localhost:<TESSERA_APPS_PORT>` by default, or after TESSERA_APPS_PUBLIC_URL; an absolute URL, with access control on) or, with TESSERA_APPS_PORT=same, a path on the platform's port. A browser opens it best by its path on the platform's port, which signs it in to the instance's host." }),
     created_at: DateTime('When it was first launched.'),
     started_at: Nullable(DateTime('When it last became healthy; `null` before.')),
     task: Nullable(AppInstanceTask),

@@ -45,7 +45,7 @@ export async function main(): Promise<void> {
     lines.push(`  access:    sign-in required; users and roles: ${url}/admin`);
     const oidc = tessera.access.oidc;
     if (oidc && c.oidc) lines.push(`  oidc:      "${oidc.name}" at ${c.oidc.issuer} (client ${c.oidc.clientId}); the redirect URI to register there is ${oidc.redirectUri}`);
-    if (tessera.appsUrl) lines.push(`  apps:      application instances on their own origin, ${tessera.appsUrl} (TESSERA_APPS_PORT)`);
+    if (tessera.appsUrl) lines.push(`  apps:      application instances, each on a host of its own: ${tessera.appsUrl} (TESSERA_APPS_PORT, TESSERA_APPS_PUBLIC_URL)`);
     if (tessera.runtimeFile) lines.push(`  cli:       this machine's CLI finds the server and an admin token in ${tessera.runtimeFile}`);
     const link = await tessera.consoleSignInLink();
     if (link) {
