@@ -263,7 +263,7 @@ export async function createTessera(config: ServerConfig): Promise<Tessera> {
     access,
     dicom,
     results,
-    createEventsDomain({ config, bus: events, projects: projects.store, scheduler: workflows.scheduler, dicom: dicom.service, log }),
+    createEventsDomain({ config, bus: events, projects: projects.store, scheduler: workflows.scheduler, dicom: dicom.service, log, access: access.control }),
     extensions,
     applications,
     workflows,

@@ -17,6 +17,8 @@ export class AppOrigins {
   readonly mode: 'instance' | 'shared' | 'platform';
   /** The template (`instance`) or the one origin (`shared`); '' for `platform`. */
   readonly #base: string;
+  /** Each instance's expected Host, computed once: the proxy's fast path asks for every request. */
+  readonly #hosts = new Map<string, { protocol: string; host: string }>();
 
   private constructor(mode: AppOrigins['mode'], base: string) {
     this.mode = mode;
@@ -57,7 +59,15 @@ export class AppOrigins {
     if (this.mode !== 'instance') return true;
     // A host name and a port, nothing else (no path, no user info for URL parsing to take apart).
     if (!host || !/^[a-z0-9.-]+(:\d{1,5})?$/i.test(host)) return false;
-    const expected = new URL(this.originOf(project, instance));
+    const key = `${project}\n${instance}`;
+    let expected = this.#hosts.get(key);
+    if (expected === undefined) {
+      const u = new URL(this.originOf(project, instance));
+      expected = { protocol: u.protocol, host: u.host };
+      if (this.#hosts.size > 10_000) this.#hosts.clear();
+      this.#hosts.set(key, expected);
+    }
+    if (host === expected.host) return true; // the common case: as the browser wrote it
     try {
       // As a URL would write it: lower case, without the scheme's default port.
       return new URL(`${expected.protocol}//${host}`).host === expected.host;

@@ -150,9 +150,17 @@ export class AccessControl {
 
   readonly #invalidated: (() => void)[] = [];
 
-  /** Called at every `invalidate`: others who cache what access control decided (the application gate) forget it too. */
-  onInvalidate(listener: () => void): void {
+  /**
+   * Called at every `invalidate`: others who hold what access control decided (the
+   * application gate's grants, open event streams) forget it or check again. Answers the
+   * function that stops calling it.
+   */
+  onInvalidate(listener: () => void): () => void {
     this.#invalidated.push(listener);
+    return () => {
+      const i = this.#invalidated.indexOf(listener);
+      if (i >= 0) this.#invalidated.splice(i, 1);
+    };
   }
 
   /** The one principal of a server with TESSERA_AUTH=off: an admin. */

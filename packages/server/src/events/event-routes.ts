@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import { TesseraError } from '@tessera/model';
 import { platformRoutes } from '@tessera/api';
 import { serve } from '../http/serve-route.ts';
-import { visibleNames } from '../auth/access-control.ts';
+import { visibleNames, type AccessControl } from '../auth/access-control.ts';
+import { visibleProjects } from '../auth/principal.ts';
 import type { ProjectStore } from '../projects/project-store.ts';
 import { EVENT_TYPES, type Delivered, type EventBus, type EventType } from './event-bus.ts';
 
@@ -19,6 +20,8 @@ export interface EventRoutesOptions {
   drainMs: number;
   /** The open streams' end functions (the server ends them when it closes). */
   streams: Set<() => void>;
+  /** When access changes (a member removed, a sign-out, a token revoked), each open stream checks its caller again. */
+  access?: AccessControl;
 }
 
 /** The event stream: GET /api/events, server-sent events of every state change. */
@@ -29,8 +32,8 @@ export async function eventRoutes(app: FastifyInstance, opts: EventRoutesOptions
   serve(app, platformRoutes.events, async (request, reply) => {
     const q = request.query;
     const project = q.project !== undefined ? (await opts.projects.require(q.project)).name : undefined;
-    // Without a project: the events of the caller's projects (and those of none, such as extensions'), as of the stream's start.
-    const names = await visibleNames(request, opts.projects);
+    // Without a project: the events of the caller's projects (and those of none, such as extensions'); checked again when access changes.
+    let names = await visibleNames(request, opts.projects);
     let types: Set<EventType> | undefined;
     if (q.types !== undefined) {
       const asked = q.types.split(',').map((s) => s.trim()).filter(Boolean);
@@ -80,6 +83,28 @@ export async function eventRoutes(app: FastifyInstance, opts: EventRoutesOptions
       write(`id: ${seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
     };
     const unsubscribe = bus.subscribe(onEvent);
+    // Access changed somewhere: is this caller still who they were? A stream whose credential
+    // ended (signed out, revoked, user disabled), or whose project is no longer theirs, ends;
+    // otherwise it goes on with the projects the caller has now.
+    let checking = false;
+    const recheck = async (): Promise<void> => {
+      if (closed || checking || !opts.access) return;
+      checking = true;
+      try {
+        const principal = await opts.access.authenticate(request.headers);
+        if (closed) return;
+        if (!principal) return end();
+        const visible = visibleProjects(principal);
+        names = visible === 'all' ? undefined : new Set((await Promise.all([...visible].map((id) => opts.projects.findById(id)))).flatMap((p) => (p ? [p.name] : [])));
+        if (project !== undefined && names && !names.has(project)) end();
+      } catch (err) {
+        request.log.warn(`checking an event stream's caller again failed: ${(err as Error).message}; the stream ends`);
+        end();
+      } finally {
+        checking = false;
+      }
+    };
+    const stopWatching = opts.access?.enabled ? opts.access.onInvalidate(() => void recheck()) : () => undefined;
     const heartbeat = setInterval(() => write(': heartbeat\n\n'), opts.heartbeatMs);
     heartbeat.unref();
     const close = (): void => {
@@ -88,6 +113,7 @@ export async function eventRoutes(app: FastifyInstance, opts: EventRoutesOptions
       clearInterval(heartbeat);
       clearTimeout(slow);
       unsubscribe();
+      stopWatching();
       open.delete(end);
     };
     const end = (): void => {
