@@ -7,14 +7,17 @@ command -v jupyter-notebook >/dev/null || { echo "jupyter-notebook is not instal
 dir="${RESULTS_DIR:-$HOME}/notebooks"
 mkdir -p "$dir"
 export JUPYTER_RUNTIME_DIR="${TMPDIR:-/tmp}/tessera-jupyter-$TESSERA_APP_ID"
-# No token: the platform has no login yet and binds to loopback by default; anyone who
-# can reach the platform's port can use this notebook server (docs/guides/operations.md).
+# No Jupyter token or password: the platform's proxy admits the project's members, and
+# Jupyter answers only requests that carry the proxy's secret (jupyter_tessera_config.py),
+# so no other process of this machine can use it through its port on 127.0.0.1.
 # Cross-origin requests stay refused and XSRF checks stay on, so that a web page open in
 # the same browser cannot drive it. allow_remote_access: requests come through the proxy
 # with the platform's host name, whatever it is.
 root=""
 [ "$(id -u)" = 0 ] && root=--allow-root # containers and CI run as root
+here="$(cd "$(dirname "$0")" && pwd)"
 exec jupyter-notebook $root --no-browser --ip=127.0.0.1 --port="$PORT" --port-retries=0 \
+  --config="$here/jupyter_tessera_config.py" \
   --NotebookApp.base_url="$INGRESS_PATH/" --NotebookApp.token='' --NotebookApp.password='' \
   --NotebookApp.allow_remote_access=True \
   --notebook-dir="$dir"

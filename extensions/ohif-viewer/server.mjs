@@ -12,6 +12,7 @@
 // "/". This server rewrites those few places as it serves them, so the viewer runs under
 // any subpath; everything else is served as shipped. Node's standard library only.
 import { spawn } from 'node:child_process';
+import { timingSafeEqual } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { createServer, request as httpRequest } from 'node:http';
@@ -338,7 +339,19 @@ async function serve(req, res) {
   createReadStream(path).on('error', () => res.destroy()).pipe(res);
 }
 
+// This start's secret, which the platform's proxy sends with every request it forwards:
+// without it, a request came from some other process of this machine that found the port
+// on 127.0.0.1, and reading DICOMweb through this server (with the instance's token) is
+// not for it.
+const proxySecret = Buffer.from(process.env.TESSERA_PROXY_SECRET ?? '');
+function fromProxy(req) {
+  if (proxySecret.length === 0) return true;
+  const sent = Buffer.from(String(req.headers['x-tessera-proxy-secret'] ?? ''));
+  return sent.length === proxySecret.length && timingSafeEqual(sent, proxySecret);
+}
+
 const server = createServer((req, res) => {
+  if (!fromProxy(req)) return page(res, 403, 'Open the viewer from Tessera', 'This server answers requests that come through Tessera only.');
   serve(req, res).catch((e) => {
     console.error(`ohif-viewer: ${req.url}: ${e.stack ?? e}`);
     if (!res.headersSent) page(res, 500, 'Error', String(e.message ?? e));

@@ -55,7 +55,7 @@ describe('ohif-viewer server: the project\'s DICOMweb under the instance subpath
     });
     viewers.push(child);
     for (let i = 0; i < 200; i++) {
-      const ok = await send(port, `${BASE}/healthz`).then((r) => r.status === 200, () => false);
+      const ok = await send(port, `${BASE}/healthz`, env.TESSERA_PROXY_SECRET ? { 'x-tessera-proxy-secret': env.TESSERA_PROXY_SECRET } : {}).then((r) => r.status === 200, () => false);
       if (ok) return port;
       await new Promise((r) => setTimeout(r, 25));
     }
@@ -114,6 +114,21 @@ describe('ohif-viewer server: the project\'s DICOMweb under the instance subpath
     const head = await send(port, `${BASE}/dicom-web/studies`, {}, 'HEAD');
     expect(head.status).toBe(200);
     expect(asked.at(-1)!.method).toBe('HEAD');
+  });
+
+  it("answers only requests with the proxy's secret when it has one: another local process gets nothing through it", async () => {
+    const port = await viewer({ TESSERA_API_URL: `http://127.0.0.1:${platformPort}`, TESSERA_API_TOKEN: 'tsr_instance', TESSERA_PROXY_SECRET: 'the-secret-of-this-start' });
+    asked.length = 0;
+    for (const sent of [undefined, 'wrong', 'the-secret-of-this-star', 'the-secret-of-this-start-']) {
+      const refused = await send(port, `${BASE}/dicom-web/studies`, sent === undefined ? {} : { 'x-tessera-proxy-secret': sent });
+      expect(refused.status, String(sent)).toBe(403);
+      expect((await send(port, `${BASE}/`, sent === undefined ? {} : { 'x-tessera-proxy-secret': sent })).status).toBe(403);
+    }
+    expect(asked).toEqual([]);
+    const ok = await send(port, `${BASE}/dicom-web/studies`, { 'x-tessera-proxy-secret': 'the-secret-of-this-start' });
+    expect(ok.status).toBe(200);
+    expect(asked).toHaveLength(1);
+    expect(asked[0]!.headers['x-tessera-proxy-secret']).toBeUndefined();
   });
 
   it('sends no credential with access control off, and keeps a path of TESSERA_API_URL', async () => {

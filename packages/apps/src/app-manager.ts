@@ -6,7 +6,7 @@ import { paramsEnv, validateParams, type AppSpecT, type LoadedExtension } from '
 import { TesseraError } from '@tessera/model';
 import type { AppInstancesTable, AppState, AppTables } from './app-tables.ts';
 import { tailFile } from './log-tail.ts';
-import { APP_PREFIX, type ProxyTarget } from './proxy/app-paths.ts';
+import { APP_PREFIX, PROXY_SECRET_HEADER, type ProxyTarget } from './proxy/app-paths.ts';
 import type { AppHandle, AppRunner } from './runners/app-runner.ts';
 import { freePort } from './runners/free-port.ts';
 
@@ -405,6 +405,7 @@ export class AppManager {
     const logFile = this.logFile(live.row.id);
     try {
       const port = await freePort();
+      const secret = randomBytes(24).toString('base64url');
       // A fresh credential at each start; the instance's end revokes it.
       const credential = this.#o.credentials ? await this.#o.credentials.issue(live.row) : {};
       live.credentialed = Object.keys(credential).length > 0;
@@ -418,6 +419,8 @@ export class AppManager {
         TESSERA_PROJECT: project,
         TESSERA_APP_ID: live.row.id,
         EXTENSION_DIR: live.row.ext_dir,
+        // Every request the proxy forwards carries it (PROXY_SECRET_HEADER): the app can tell them from a local process's.
+        TESSERA_PROXY_SECRET: secret,
       };
       // The folders a runner mounts come from the platform, never from a manifest's or an
       // operator's env: an env naming `/` as RESULTS_DIR would otherwise get `/` mounted.
@@ -449,7 +452,7 @@ export class AppManager {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         if (exited || live.stopping || (await stoppedMeanwhile())) return;
-        const ok = await fetch(`http://127.0.0.1:${port}${healthPath}`, { redirect: 'manual', signal: AbortSignal.timeout(2000) })
+        const ok = await fetch(`http://127.0.0.1:${port}${healthPath}`, { redirect: 'manual', headers: { [PROXY_SECRET_HEADER]: secret }, signal: AbortSignal.timeout(2000) })
           .then((r) => {
             void r.body?.cancel();
             return r.status < 400;
@@ -463,6 +466,7 @@ export class AppManager {
         }
         await new Promise((r) => setTimeout(r, 50));
       }
+      live.target.secret = secret;
       live.target.port = port;
       await this.#set(live, 'running', note ?? null, { started_at: Date.now() });
       this.#o.log.info(`application ${project}/${live.row.name} (${live.row.extension}) is running at ${prefix}/`);

@@ -9,7 +9,16 @@ export interface ProxyTarget {
   ingress: 'subpath' | 'strip';
   /** Why it is not running (failed), for the page the proxy answers. */
   reason: string | null;
+  /**
+   * This start's secret, sent to the app with every request in {@link PROXY_SECRET_HEADER}:
+   * an app that checks it answers only the proxy, not another process of the machine that
+   * finds its port on 127.0.0.1 (a task, another project's notebook).
+   */
+  secret?: string | undefined;
 }
+
+/** The header the proxy proves itself with to an instance (`TESSERA_PROXY_SECRET` in the instance's env); a client's own is dropped. */
+export const PROXY_SECRET_HEADER = 'x-tessera-proxy-secret';
 
 export const APP_PREFIX = '/applications/project/';
 

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { AppProxyFastPath } from './app-proxy-fast-path.ts';
-import { APP_PREFIX, isPlatformAuthorization, pageHtml, parseAppPath, scrubCookie } from './app-paths.ts';
+import { APP_PREFIX, isPlatformAuthorization, pageHtml, parseAppPath, PROXY_SECRET_HEADER, scrubCookie } from './app-paths.ts';
 import { ChunkedFraming } from './chunked-framing.ts';
 import { DIGITS, HEAD_END, MAX_HEAD, parseHead, REQUEST_DROP } from './http-head.ts';
 import { ResponseRelay, RSt } from './response-relay.ts';
@@ -198,7 +198,9 @@ export class ClientConnection extends ResponseRelay {
       head += `${name}: ${value}\r\n`;
     }
     const remote = this.socket.remoteAddress ?? '';
-    head += `x-forwarded-for: ${xff ? `${xff}, ${remote}` : remote}\r\nx-forwarded-proto: ${this.proto}\r\nx-forwarded-host: ${host}\r\nx-forwarded-prefix: ${app.prefix}\r\n\r\n`;
+    head += `x-forwarded-for: ${xff ? `${xff}, ${remote}` : remote}\r\nx-forwarded-proto: ${this.proto}\r\nx-forwarded-host: ${host}\r\nx-forwarded-prefix: ${app.prefix}\r\n`;
+    if (target.secret) head += `${PROXY_SECRET_HEADER}: ${target.secret}\r\n`;
+    head += '\r\n';
 
     this.state = St.Exchange;
     this.method = method;

@@ -9,7 +9,7 @@ export const HEAD_END = Buffer.from('\r\n\r\n');
 
 /** Request headers that stay with this hop (the framing ones are checked and passed on as they are). */
 export const REQUEST_DROP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'upgrade', 'proxy-connection',
-  'forwarded', 'x-real-ip', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-prefix']);
+  'forwarded', 'x-real-ip', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-prefix', 'x-tessera-proxy-secret']);
 export const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'upgrade', 'proxy-connection']);
 
 /** A header field: its name as sent, in lower case, and its value without surrounding whitespace. */

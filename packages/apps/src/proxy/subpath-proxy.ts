@@ -3,16 +3,16 @@ import type { Socket } from 'node:net';
 import { Server as TlsServer } from 'node:tls';
 import { Pool, type Dispatcher } from 'undici';
 import type { Duplex } from 'node:stream';
-import { APP_COOKIES, APP_PREFIX, confineCookie, cookieValues, instanceLabel, isPlatformAuthorization, pageHtml, parseAppPath, scrubCookie, type ProxyTarget } from './app-paths.ts';
+import { APP_COOKIES, APP_PREFIX, confineCookie, cookieValues, instanceLabel, PROXY_SECRET_HEADER, isPlatformAuthorization, pageHtml, parseAppPath, scrubCookie, type ProxyTarget } from './app-paths.ts';
 import { AppProxyFastPath, type AdmitHeaders, type AppProxyFastPathTimeouts } from './app-proxy-fast-path.ts';
 
-export { APP_COOKIES, APP_PREFIX, confineCookie, cookieValues, instanceLabel, pageHtml, parseAppPath, type AdmitHeaders, type ProxyTarget };
+export { APP_COOKIES, APP_PREFIX, confineCookie, cookieValues, instanceLabel, PROXY_SECRET_HEADER, pageHtml, parseAppPath, type AdmitHeaders, type ProxyTarget };
 
 /** Not passed on from instances: an app may not widen a service worker's scope beyond its own path. */
 const APP_ONLY = 'service-worker-allowed';
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection']);
 /** Not passed on from clients: Node has answered `expect` (100 Continue) already, and the others only this hop may set. */
-const CLIENT_ONLY = new Set(['expect', 'forwarded', 'x-real-ip', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-prefix']);
+const CLIENT_ONLY = new Set(['expect', 'forwarded', 'x-real-ip', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-prefix', PROXY_SECRET_HEADER]);
 
 function page(res: ServerResponse, status: number, title: string, text: string, retry = false): void {
   res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', ...(retry ? { 'retry-after': '2' } : {}) });
@@ -92,7 +92,7 @@ export class SubpathProxy {
     // undici's dispatch: the lowest-overhead HTTP/1.1 client Node has (about 1.7x the
     // requests per second of http.request here); bodies stream with backpressure both ways.
     this.#pool(target.port!).dispatch(
-      { path, method: req.method as Dispatcher.HttpMethod, headers: this.#forwardRawHeaders(req, parsed.prefix), body: hasBody ? req : null },
+      { path, method: req.method as Dispatcher.HttpMethod, headers: this.#forwardRawHeaders(req, parsed.prefix, target.secret), body: hasBody ? req : null },
       {
         onConnect: (a: (err?: Error) => void) => {
           abort = a;
@@ -139,7 +139,7 @@ export class SubpathProxy {
   }
 
   /** The request's raw headers without hop-by-hop ones, and the X-Forwarded-* headers of this hop. */
-  #forwardRawHeaders(req: IncomingMessage, prefix: string): string[] {
+  #forwardRawHeaders(req: IncomingMessage, prefix: string, secret: string | undefined): string[] {
     const out: string[] = [];
     const raw = req.rawHeaders;
     let prior: string | undefined;
@@ -166,6 +166,7 @@ export class SubpathProxy {
       'x-forwarded-host', req.headers.host ?? '',
       'x-forwarded-prefix', prefix,
     );
+    if (secret) out.push(PROXY_SECRET_HEADER, secret);
     return out;
   }
 
@@ -188,7 +189,7 @@ export class SubpathProxy {
       refuse(target ? '503 Service Unavailable' : '404 Not Found');
       return true;
     }
-    const raw = this.#forwardRawHeaders(req, parsed.prefix);
+    const raw = this.#forwardRawHeaders(req, parsed.prefix, target.secret);
     raw.push('connection', 'Upgrade', 'upgrade', req.headers.upgrade ?? 'websocket');
     const upstream = httpRequest({ host: '127.0.0.1', port: target.port, method: req.method, path: target.ingress === 'strip' ? parsed.rest : req.url!, headers: raw });
     // A client that goes away during the handshake takes its upstream request along, and a

@@ -80,6 +80,20 @@ describe.skipIf(skip)('the jupyter-notebook application', () => {
     expect((await output).trim()).toBe('42 admin');
     ws.close();
 
+    // Straight to its port on 127.0.0.1, as any process of the machine could (a task, another
+    // project's kernel): without the proxy's secret, Jupyter answers nothing of its content.
+    const target = s.tessera.apps.target('admin', 'jupyter-notebook')!;
+    const direct = `http://127.0.0.1:${target.port}${new URL(base).pathname}`;
+    expect((await fetch(`${direct}api/contents`)).status).toBe(403);
+    expect((await fetch(`${direct}api/kernels`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":"python3"}' })).status).toBe(403);
+    const page = await fetch(`${direct}tree`, { redirect: 'manual' });
+    expect(page.status).toBe(302);
+    expect(page.headers.get('location')).toContain('/login');
+    expect((await fetch(`${direct}login`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'password=' })).status).toBe(403);
+    // A client cannot pass its own secret through the proxy either: the proxy drops it and sends the instance's.
+    expect((await fetch(`${base}api/contents`, { headers: { 'x-tessera-proxy-secret': 'guess' } })).status).toBe(200);
+    expect((await fetch(`${direct}api/contents`, { headers: { 'x-tessera-proxy-secret': target.secret! } })).status).toBe(200);
+
     // A notebook saved through the proxy lands in the project's result bucket.
     const put = await fetch(`${base}api/contents/hello.ipynb`, { method: 'PUT', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ type: 'notebook', content: { cells: [], metadata: {}, nbformat: 4, nbformat_minor: 5 } }) });
     expect(put.status).toBe(201);

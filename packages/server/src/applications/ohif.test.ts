@@ -207,16 +207,20 @@ describe.skipIf(skipBrowser)('the ohif-viewer application with access control on
     // Path tricks are refused, by the proxy and by the viewer's own server (on its port, behind the proxy).
     const tricks = ['dicom-web/%2e%2e/%2e%2e/%2e%2e/api/series', 'dicom-web/../../../api/series', 'dicom-web/studies%2f..%2f..%2fapi', 'dicom-web/..%5c..%5capi', 'dicom-web/./studies'];
     for (const trick of tricks) expect((await send(`${url}${trick}`, admin)).status, trick).toBe(400);
-    const port = s.tessera.apps.target('admin', 'ohif-viewer')?.port;
-    expect(port).toBeGreaterThan(0);
-    const direct = `http://127.0.0.1:${port}${new URL(url).pathname}`;
+    const target = s.tessera.apps.target('admin', 'ohif-viewer');
+    expect(target?.port).toBeGreaterThan(0);
+    const direct = `http://127.0.0.1:${target!.port}${new URL(url).pathname}`;
+    // Straight to the viewer's port, as any process of this machine could: without the proxy's secret it answers nothing.
+    const unproxied = await send(`${direct}dicom-web/studies`, { authorization: `Bearer ${outsider}`, accept: 'application/dicom+json' });
+    expect(unproxied.status).toBe(403);
+    const proxied = { 'x-tessera-proxy-secret': target!.secret! };
     for (const trick of tricks) {
-      const refused = await send(`${direct}${trick}`);
+      const refused = await send(`${direct}${trick}`, proxied);
       expect(refused.status, trick).toBe(400);
       expect(refused.body, trick).toContain('no encoded slash, backslash or dot segment');
     }
-    // Straight to the viewer, a caller's own credential counts for nothing: the instance's is used.
-    const viaApp = await send(`${direct}dicom-web/studies`, { authorization: `Bearer ${outsider}`, cookie: 'tessera_session=x', accept: 'application/dicom+json' });
+    // With it (the proxy's request), a caller's own credential counts for nothing: the instance's is used.
+    const viaApp = await send(`${direct}dicom-web/studies`, { ...proxied, authorization: `Bearer ${outsider}`, cookie: 'tessera_session=x', accept: 'application/dicom+json' });
     expect(viaApp.status).toBe(200);
 
     // In Chromium, as a scientist of the project: signed in on the platform, opened by its path
