@@ -42,7 +42,8 @@ const childrenOf = (pid: number): number[] =>
 const descendantsOf = (pid: number): number[] => childrenOf(pid).flatMap((c) => [c, ...descendantsOf(c)]);
 /** The app: the process under `server` that runs server.mjs. */
 function appProcessOf(server: number): number {
-  const pid = descendantsOf(server).find((p) => {
+  // The deepest: under the sandbox, bwrap's own processes name server.mjs in their arguments too.
+  const pid = descendantsOf(server).findLast((p) => {
     try {
       return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('server.mjs');
     } catch {

@@ -312,3 +312,50 @@ describe('the fast path\'s timeouts', () => {
     d.close();
   });
 });
+
+describe('the fast path and access control', () => {
+  let gated: Server;
+  let gatedProxy: SubpathProxy;
+  let gatedPort: number;
+  const granted = new Set<string>();
+  let asked = 0;
+  beforeAll(async () => {
+    gatedProxy = new SubpathProxy(() => ({ state: 'running', port: appPort, ingress: 'subpath', reason: null }));
+    // As the platform wires it: admit only callers granted a moment ago; ask access control about the others.
+    gatedProxy.admit = (_m, headers) => granted.has(headers.authorization ?? '');
+    gatedProxy.check = async (_m, headers) => {
+      asked++;
+      await new Promise((r) => setTimeout(r, 20)); // a database lookup
+      if (headers.authorization !== 'Bearer member') return false;
+      granted.add(headers.authorization);
+      return true;
+    };
+    // What the fast path hands off, the platform's HTTP server refuses here.
+    gated = createHttpServer((_req, res) => {
+      res.writeHead(404);
+      res.end('refused by the server');
+    });
+    gatedProxy.attach(gated);
+    gatedPort = await listen(gated);
+  });
+  afterAll(async () => {
+    gatedProxy.close();
+    await new Promise((r) => gated.close(r));
+  });
+
+  it("asks about a caller it has not seen and keeps the connection when they may pass; hands it off when not", async () => {
+    const before = gatedProxy.fastExchanges;
+    const c = new Client(gatedPort).send(get(`${P}/a/n/1`, 'Authorization: Bearer member\r\n') + get(`${P}/a/n/2`, 'Authorization: Bearer member\r\n'));
+    const answers = await c.answers(2);
+    expect(answers.map((a) => a.status)).toEqual([200, 200]);
+    expect(gatedProxy.fastExchanges - before).toBe(2);
+    expect(asked).toBe(1);
+    c.close();
+
+    const d = new Client(gatedPort).send(get(`${P}/a/n/3`, 'Authorization: Bearer outsider\r\n'));
+    const [refused] = await d.answers(1);
+    expect(refused).toMatchObject({ status: 404, body: 'refused by the server' });
+    expect(gatedProxy.fastExchanges - before).toBe(2);
+    d.close();
+  });
+});

@@ -68,6 +68,12 @@ export class AppProxyFastPath {
     timeouts: Partial<AppProxyFastPathTimeouts> = {},
     /** Whether the fast path may forward a request; one it may not goes to the HTTP server (which refuses it). */
     readonly admit: (method: string, headers: AdmitHeaders, project: string, instance: string) => boolean = () => true,
+    /**
+     * Asked when `admit` says no: whether the caller may pass after all (access control's
+     * own check, which grants `admit` for a few seconds). Unset: the HTTP server takes such
+     * a request, and the connection with it.
+     */
+    readonly check?: (method: string, headers: AdmitHeaders, project: string, instance: string) => Promise<boolean>,
   ) {
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...timeouts };
   }

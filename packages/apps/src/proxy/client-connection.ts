@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { AppProxyFastPath } from './app-proxy-fast-path.ts';
+import type { AdmitHeaders, AppProxyFastPath } from './app-proxy-fast-path.ts';
 import { APP_PREFIX, isPlatformAuthorization, pageHtml, parseAppPath, PROXY_SECRET_HEADER, scrubCookie } from './app-paths.ts';
 import { ChunkedFraming } from './chunked-framing.ts';
 import { DIGITS, HEAD_END, MAX_HEAD, parseHead, REQUEST_DROP } from './http-head.ts';
@@ -26,7 +26,8 @@ function appPath(url: string): ReturnType<typeof parseAppPath> {
 }
 
 /** Where a client connection is: reading a request head, in an exchange, or no longer the fast path's. */
-export const enum St { Head, Exchange, Gone }
+/** Checking: the head is read, and whether the caller may pass is being asked (the socket is paused meanwhile). */
+export const enum St { Head, Checking, Exchange, Gone }
 
 /**
  * One client connection on the application proxy's fast path: reads its request heads,
@@ -35,6 +36,8 @@ export const enum St { Head, Exchange, Gone }
  */
 export class ClientConnection extends ResponseRelay {
   state = St.Head;
+  /** The request in `buf` was checked already (AppProxyFastPath.check): not admitted again means the HTTP server answers it. */
+  checked = false;
   buf: Buffer | null = null;
   headSince = 0;
   clientEnded = false;
@@ -71,6 +74,9 @@ export class ClientConnection extends ResponseRelay {
     if (this.state === St.Head) {
       this.buf = this.buf ? Buffer.concat([this.buf, chunk]) : chunk;
       this.parse();
+    } else if (this.state === St.Checking) {
+      // A chunk that was on its way when the socket paused: kept for when the check answers.
+      this.buf = this.buf ? Buffer.concat([this.buf, chunk]) : chunk;
     } else if (this.state === St.Exchange) {
       if (!this.reqDone) {
         this.forwardBody(chunk);
@@ -182,7 +188,14 @@ export class ClientConnection extends ResponseRelay {
     if (!app || app === 'bad' || (app.rest === '/' && url === app.prefix)) return this.handOff();
     // A Host or Origin the platform refuses, or a caller it has not yet seen to be a member of
     // the project: its HTTP server answers (in the error format, or after checking access).
-    if (!this.fast.admit(method, { host, origin, 'sec-fetch-site': site, 'x-forwarded-proto': proto, cookie, authorization }, app.project, app.instance)) return this.handOff();
+    const admitHeaders = { host, origin, 'sec-fetch-site': site, 'x-forwarded-proto': proto, cookie, authorization };
+    if (!this.fast.admit(method, admitHeaders, app.project, app.instance)) {
+      // A caller not seen a moment ago (the first request of a connection, mostly): ask, and
+      // keep the connection on the fast path when they may pass; else the HTTP server answers.
+      if (this.fast.check && !this.checked) return this.check(method, admitHeaders, app.project, app.instance);
+      return this.handOff();
+    }
+    this.checked = false;
     const target = this.fast.lookup(app.project, app.instance);
     if (!target || target.state !== 'running' || !target.port) return this.handOff();
 
@@ -355,6 +368,21 @@ export class ClientConnection extends ResponseRelay {
     this.state = St.Gone;
     this.fast.conns.delete(this);
     this.dropUpstream();
+  }
+
+  /** Asks AppProxyFastPath.check about the request in `buf`, with the socket paused; then parses it again, or hands it off. */
+  check(method: string, headers: AdmitHeaders, project: string, instance: string): void {
+    this.state = St.Checking;
+    this.socket.pause();
+    const go = (ok: boolean): void => {
+      if (this.state !== St.Checking) return; // closed meanwhile
+      this.state = St.Head;
+      this.checked = true;
+      if (!ok) return this.handOff();
+      if (!this.pausedForUp && !this.pausedForPipeline) this.socket.resume();
+      this.parse();
+    };
+    this.fast.check!(method, headers, project, instance).then(go, () => go(false));
   }
 
   /** Node's HTTP server takes the connection from here, with what was read and not used. */

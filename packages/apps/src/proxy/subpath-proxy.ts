@@ -35,6 +35,8 @@ export class SubpathProxy {
    * checks); one it may not goes to the HTTP server, whose handler refuses it. Unset: all.
    */
   admit: ((method: string, headers: AdmitHeaders, project: string, instance: string) => boolean) | undefined;
+  /** Asked by the fast path when `admit` says no (AppProxyFastPath.check). */
+  check: ((method: string, headers: AdmitHeaders, project: string, instance: string) => Promise<boolean>) | undefined;
 
   constructor(lookup: (project: string, instance: string) => ProxyTarget | undefined) {
     this.#lookup = lookup;
@@ -54,7 +56,8 @@ export class SubpathProxy {
     server.removeAllListeners(event);
     const fast = new AppProxyFastPath(this.#lookup, (socket) => {
       for (const listener of listeners) listener.call(server, socket);
-    }, timeouts, (method, headers, project, instance) => this.admit?.(method, headers, project, instance) ?? true);
+    }, timeouts, (method, headers, project, instance) => this.admit?.(method, headers, project, instance) ?? true,
+    (method, headers, project, instance) => this.check?.(method, headers, project, instance) ?? Promise.resolve(false));
     this.#fast = fast;
     server.on(event, (socket: Socket) => fast.accept(socket));
   }

@@ -111,6 +111,8 @@ export class AppGate {
   /** Checks a request to an instance; grants the fast path on success. */
   async check(headers: IncomingHttpHeaders, project: string, instance: string): Promise<Verdict> {
     if (!this.#access.enabled) return 'ok';
+    // Seen a moment ago: no lookup (the slow path's requests of a connection that left the fast path).
+    if (this.admitted(project, instance, headers)) return 'ok';
     if (!this.#perInstance) {
       const { verdict } = await this.#checkPlatform(headers, project);
       const presented = presentedSecret(headers, this.#access.secureSessions);
