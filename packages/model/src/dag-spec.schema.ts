@@ -83,9 +83,8 @@ export const TaskSpecSchema = Type.Object(
     output_dir: DirName,
     keep_outputs: Type.Optional(
       Type.Boolean({
-        default: false,
         description:
-          "Keep what an earlier try left in the task's output dirs. By default (false) they are emptied before each try, so that a retry starts clean (Kaapana's delete_output_on_start).",
+          "Keep what an earlier try left in the task's output dirs. Unset or false: they are emptied before each try, so that a retry starts clean (Kaapana's delete_output_on_start).",
       }),
     ),
     container: Type.Optional(ContainerRunSchema),
