@@ -186,3 +186,16 @@ describe('workflows that need data', () => {
     expect(failed.reason).toMatch(/^no series selected/);
   });
 });
+
+describe('a process task\'s context', () => {
+  it('gets MODELS_DIR (its project\'s, made on demand), an empty CUDA_VISIBLE_DEVICES and KAAPANA_PROJECT_IDENTIFIER', async () => {
+    engine = await createTestEngine();
+    const sh = 'echo "models=$MODELS_DIR cuda=[${CUDA_VISIBLE_DEVICES-unset}] project=$KAAPANA_PROJECT_IDENTIFIER" > "$WORKFLOW_DIR/$OPERATOR_OUT_DIR/env.txt"; echo w > "$MODELS_DIR/w.bin"';
+    const { runs } = await engine.scheduler.trigger({ project: PROJECT, workflow: { spec: shellDag('ctx', [{ id: 'a', level: 'batch', sh }]) }, conf: {} });
+    const run = await engine.scheduler.waitForRun(runs[0]!.id);
+    expect(run.state, run.reason ?? '').toBe('success');
+    const models = join(engine.home, 'models', PROJECT.id);
+    expect(await readFile(join(run.workflow_dir, 'a', 'env.txt'), 'utf8')).toBe(`models=${models} cuda=[] project=${PROJECT.id}\n`);
+    expect(existsSync(join(models, 'w.bin'))).toBe(true);
+  });
+});
