@@ -14,6 +14,8 @@ const workflow = defineWorkflow({
   id: 'delete-series',
   title: 'Delete series',
   description: 'Deletes every selected series (files, index entries, dataset memberships). This cannot be undone.',
+  // No get-input, but nothing to do without series: a run without any fails, saying so.
+  needsData: true,
 });
 workflow.task(deleteSeries);
 

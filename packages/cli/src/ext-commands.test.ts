@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dockerProblem, dockerSocket, skipDocker } from '../../engine/src/__fixtures__/docker-env.ts';
 import { REPO_ROOT } from '../../server/src/__fixtures__/server-process.ts';
@@ -45,7 +45,7 @@ describe('tessera ext without a server', () => {
     expect(kind.stderr).toMatch(/kind/);
     await writeFile(manifest, good);
     const wf = join(work, 'broken', 'workflows', 'broken.ts');
-    await writeFile(wf, (await readFile(wf, 'utf8')).replace("level: 'batch',", "level: 'batch',,"));
+    await writeFile(wf, (await readFile(wf, 'utf8')).replace("level: 'batch_element',", "level: 'batch_element',,"));
     const syntax = await cli('ext', 'build', 'broken');
     expect(syntax.code).toBe(1);
     expect(syntax.stderr).toMatch(/workflows\/broken\.ts:\d+:\d+/);
@@ -113,11 +113,23 @@ describe.skipIf(skipDocker)('the extension development kit against a real server
     };
     expect((await summaryFile()).note).toBe('first');
 
+    // By default on a copy of the workflow dir: the run's own outputs stay as they were.
     const byHand = await cli('ext', 'run-operator', runId, 'summarize', '--env', 'NOTE=by hand');
     expect(byHand.code, byHand.stderr).toBe(0);
     expect(byHand.stdout).toMatch(/16 files, 64x64/);
     expect(byHand.stderr).toMatch(/summarize: success \(exit 0\)/);
-    expect((await summaryFile()).note).toBe('by hand');
+    const copied = /outputs: (\S+)\/batch\/\*\/summarize \(a copy;/.exec(byHand.stderr);
+    expect(copied, byHand.stderr).not.toBeNull();
+    expect(copied![1]).not.toBe(runJson.workflow_dir);
+    const [copiedSeries] = await readdir(join(copied![1]!, 'batch'));
+    expect(JSON.parse(await readFile(join(copied![1]!, 'batch', copiedSeries!, 'summarize', 'summary.json'), 'utf8'))).toMatchObject({ note: 'by hand' });
+    expect((await summaryFile()).note).toBe('first');
+    await rm(dirname(copied![1]!), { recursive: true, force: true }).catch(() => undefined);
+    // --in-place: into the run's own workflow dir.
+    const inPlace = await cli('ext', 'run-operator', runId, 'summarize', '--env', 'NOTE=in place', '--in-place');
+    expect(inPlace.code, inPlace.stderr).toBe(0);
+    expect(inPlace.stderr).toContain(`outputs: ${join(runJson.workflow_dir, 'batch', '*', 'summarize')}\n`);
+    expect((await summaryFile()).note).toBe('in place');
     const builtin = await cli('ext', 'run-operator', runId, 'get-input');
     expect(builtin.code).toBe(2);
     expect(builtin.stderr).toContain('is the built-in operator get-input');
@@ -158,7 +170,7 @@ describe.skipIf(skipDocker)('the extension development kit against a real server
       expect(await until(2)).toMatch(/workflows\/dev-loop\.ts changed: reinstalled dev-loop@0\.1\.0/);
       expect((await s.call('GET', '/api/workflows/dev-loop')).body.tasks.find((t: { id: string }) => t.id === 'summarize').title).toBe('Summarize every series');
 
-      await writeFile(wf, source.replace("level: 'batch',", "level: 'batch',,"));
+      await writeFile(wf, source.replace("level: 'batch_element',", "level: 'batch_element',,"));
       expect(await until(3)).toMatch(/error: .*workflows\/dev-loop\.ts:\d+:\d+/);
       await writeFile(join(work, 'dev-loop', 'processing', 'summarize.py'), `${await readFile(join(work, 'dev-loop', 'processing', 'summarize.py'), 'utf8')}\n# changed\n`);
       await writeFile(wf, source);

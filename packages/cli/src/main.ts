@@ -311,11 +311,12 @@ export function buildProgram(): Command {
     .option('--case <name>', 'only this case')
     .option('--keep', "keep the throwaway platform's home (workflow dirs, logs) for a look")
     .action(act(async (folder: string | undefined, o: { case?: string; keep?: boolean }) => (await import('./commands/ext-test.ts')).extTestCommand(folder ?? '.', o)));
-  ext.command('run-operator <run> <task>').description("run one task of a past run again by hand, on that run's workflow dir, with the same environment")
+  ext.command('run-operator <run> <task>').description("run one task of a past run again by hand, with the same environment, on a copy of that run's workflow dir (prints where the outputs went)")
     .addOption(new Option('--runner <runner>', 'where to run it (default: its container when a Docker engine answers, else its process)').choices(['docker', 'process']))
     .option('--image <image>', 'another image for the container (e.g. one you just built)')
     .option('-e, --env <key=value>', 'an extra environment variable (repeatable)', collect, [] as string[])
-    .action(act(async (run: string, task: string, o: { runner?: 'docker' | 'process'; image?: string; env: string[] }) => (await import('./commands/ext-run-operator.ts')).extRunOperatorCommand(api(), run, task, { ...o, project: project() })));
+    .option('--in-place', "write into the run's own workflow dir, replacing the task's outputs there (default: a copy)")
+    .action(act(async (run: string, task: string, o: { runner?: 'docker' | 'process'; image?: string; env: string[]; inPlace?: boolean }) => (await import('./commands/ext-run-operator.ts')).extRunOperatorCommand(api(), run, task, { ...o, project: project() })));
 
   // ------------------------------------------------------------------ applications
   const appCmd = program.command('app').description('application instances: launch, list, logs, stop (web apps served on the platform\'s port)');

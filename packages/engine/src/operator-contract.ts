@@ -1,7 +1,8 @@
-import { mkdirSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { BATCH_NAME, CONTRACT_ENV, pythonStr, seriesIdsOf, type TaskSpec } from '@tessera/model';
+import { randomBytes } from 'node:crypto';
+import { lstatSync, mkdirSync, realpathSync } from 'node:fs';
+import { mkdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, relative } from 'node:path';
+import { BATCH_NAME, CONTRACT_ENV, PLATFORM_ENV, kaapanaEnv, pythonStr, seriesIdsOf, type TaskSpec } from '@tessera/model';
 
 // The model is their home; re-exported for the engine's importers.
 export { BATCH_NAME, CONTAINER_DATA_ROOT } from '@tessera/model';
@@ -25,13 +26,16 @@ export interface ContractEnvInput {
   conf: RunConf;
   /** URLs and credentials of platform services a task may call. */
   services: Record<string, string>;
+  /** The project's models dir as the task sees it (MODELS_DIR); unset when the task has none. */
+  modelsDir?: string;
 }
 
 /**
  * The environment of the operator contract (see docs/guides/operator-contract.md):
  * WORKFLOW_DIR, BATCH_NAME, OPERATOR_IN_DIR, OPERATOR_OUT_DIR, BATCHES_INPUT_DIR,
  * RUN_ID, DAG_ID, TASK_ID, every workflow_form key UPPERCASED with Python's str()
- * of its value, then the platform services, then the operator's own env (which wins).
+ * of its value, then Kaapana's variables that have an equivalent here (kaapanaEnv) and
+ * MODELS_DIR, then the platform services, then the operator's own env (which wins).
  */
 export function contractEnv(input: ContractEnvInput): Record<string, string> {
   const env: Record<string, string> = {};
@@ -51,6 +55,8 @@ export function contractEnv(input: ContractEnvInput): Record<string, string> {
     [CONTRACT_ENV.operatorLevel]: input.task.level,
   };
   Object.assign(env, contract);
+  Object.assign(env, kaapanaEnv(input.services.TESSERA_API_URL, input.conf.project_form));
+  if (input.modelsDir !== undefined) env[PLATFORM_ENV.modelsDir] = input.modelsDir;
   Object.assign(env, input.services, input.task.env);
   return env;
 }
@@ -64,17 +70,60 @@ export async function prepareWorkflowDir(workflowDir: string, conf: RunConf): Pr
   }
 }
 
+/** The host paths of a task's own output dirs: `<output_dir>` of the run, or `batch/<series>/<output_dir>` of each series. */
+export function outputDirsOf(workflowDir: string, task: Pick<TaskSpec, 'level' | 'output_dir'>, identifiers: readonly string[]): string[] {
+  return task.level === 'batch' ? [join(workflowDir, task.output_dir)] : identifiers.map((uid) => join(workflowDir, BATCH_NAME, uid, task.output_dir));
+}
+
 /**
- * Creates the output dirs a task writes to, before it starts. Synchronous on
- * purpose: a few mkdir calls cost less than a hop through the thread pool, which
- * waits behind every other file operation of a busy server. `made` remembers the
- * dirs already there (a retry, or tasks sharing an output dir).
+ * Makes a task's output dirs ready before a try starts: created when missing and,
+ * unless the task has `keep_outputs`, emptied of what an earlier try (or an earlier
+ * attempt of the run) left there, as Kaapana's operators do (`delete_output_on_start`).
+ * Only the task's own output dirs are touched (outputDirsOf), never a symbolic link's
+ * target: a dir whose path inside the workflow dir goes through a symbolic link is
+ * refused (the try fails, saying so); a link in the output dir's place is removed, not
+ * followed; a dir is first renamed aside, then removed, and removal never follows links.
+ * Synchronous where nothing is to remove: a few mkdir calls cost less than a hop through
+ * the thread pool. `made` remembers the dirs made already (a retry, or tasks sharing an
+ * output dir), which keep_outputs need not make again.
  */
-export function prepareOutputDirs(workflowDir: string, task: TaskSpec, identifiers: readonly string[], made?: Set<string>): void {
-  const dirs = task.level === 'batch' ? [join(workflowDir, task.output_dir)] : identifiers.map((uid) => join(workflowDir, BATCH_NAME, uid, task.output_dir));
-  for (const dir of dirs) {
-    if (made?.has(dir)) continue;
+export async function prepareOutputDirs(workflowDir: string, task: TaskSpec, identifiers: readonly string[], made?: Set<string>): Promise<void> {
+  for (const dir of outputDirsOf(workflowDir, task, identifiers)) {
+    if (task.keep_outputs) {
+      if (made?.has(dir)) continue;
+    } else {
+      await clearOutputDir(workflowDir, dir);
+    }
     mkdirSync(dir, { recursive: true });
     made?.add(dir);
   }
+}
+
+/** Removes `dir` (inside `workflowDir`) if it exists; refuses when a symbolic link is on its way there. */
+async function clearOutputDir(workflowDir: string, dir: string): Promise<void> {
+  let stat;
+  try {
+    stat = lstatSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  // Every component between the workflow dir and the output dir must be a real dir: a
+  // link there (batch/<series> made a link by a task) would make us delete elsewhere.
+  const parent = dirname(dir);
+  const expected = join(realpathSync(workflowDir), relative(workflowDir, parent));
+  if (realpathSync(parent) !== expected) {
+    throw new Error(`will not empty the output dir ${dir}: a symbolic link is on its path inside the workflow dir`);
+  }
+  if (!stat.isDirectory()) {
+    // A link (or a file) in the output dir's place: remove the entry itself, never its target.
+    await unlink(dir);
+    return;
+  }
+  // Renamed aside first: what the name holds from now on is ours to make.
+  const aside = join(parent, `.${basename(dir)}.cleared-${randomBytes(6).toString('hex')}`);
+  await rename(dir, aside);
+  // Not fatal: the output dir's name is free already. What a container wrote as another
+  // user (root) may not be ours to remove; it goes with the workflow dir.
+  await rm(aside, { recursive: true, force: true }).catch(() => undefined);
 }

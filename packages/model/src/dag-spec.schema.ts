@@ -81,6 +81,12 @@ export const TaskSpecSchema = Type.Object(
     }),
     input_dir: Type.Optional(DirName),
     output_dir: DirName,
+    keep_outputs: Type.Optional(
+      Type.Boolean({
+        description:
+          "Keep what an earlier try left in the task's output dirs. Unset or false: they are emptied before each try, so that a retry starts clean (Kaapana's delete_output_on_start).",
+      }),
+    ),
     container: Type.Optional(ContainerRunSchema),
     process: Type.Optional(ProcessRunSchema),
     builtin: Type.Optional(Type.String({ minLength: 1, description: 'Name of a built-in platform operator.' })),
@@ -108,6 +114,12 @@ export const DagSpecSchema = Type.Object(
     description: Type.Optional(Type.String()),
     workflow_form: JsonSchemaObject,
     data_form: JsonSchemaObject,
+    needs_data: Type.Optional(
+      Type.Boolean({
+        description:
+          'A run without series fails ("no series selected") instead of running. Unset: true when a first task (one without upstream) is the built-in get-input.',
+      }),
+    ),
     clean_workflow_dir: Type.Boolean({
       default: false,
       description: 'Remove the workflow dir when the run succeeds (Kaapana LocalWorkflowCleanerOperator).',

@@ -59,3 +59,55 @@ export function seriesIdsOf(dataForm: unknown): string[] {
   const ids = (dataForm as { identifiers?: unknown } | null | undefined)?.identifiers;
   return Array.isArray(ids) ? ids.filter((x): x is string => typeof x === 'string') : [];
 }
+
+/** The reason of a run of a workflow that needs data, started without series (it begins with "no series selected"). */
+export function noSeriesReason(workflowId: string): string {
+  return `no series selected: workflow "${workflowId}" needs data (choose a dataset or series)`;
+}
+
+/**
+ * Whether runs of a workflow need series: `needs_data` when the spec says, else true
+ * when one of its first tasks (no upstream) is the built-in get-input, which reads them.
+ */
+export function workflowNeedsData(spec: { needs_data?: boolean; tasks: readonly { upstream?: readonly string[]; builtin?: string }[] }): boolean {
+  if (spec.needs_data !== undefined) return spec.needs_data;
+  return spec.tasks.some((t) => (t.upstream ?? []).length === 0 && t.builtin === PLATFORM_OPERATORS.getInput);
+}
+
+/** Where a container sees its project's models dir (Kaapana mounts its models volume there). */
+export const CONTAINER_MODELS_DIR = '/models';
+
+/**
+ * Variables the platform gives every task besides the contract's, for containers written
+ * for Kaapana (docs/guides/operator-contract.md, "Kaapana's variables"): a workflow_form
+ * key may not set them either.
+ */
+export const PLATFORM_ENV = {
+  modelsDir: 'MODELS_DIR',
+  cudaVisibleDevices: 'CUDA_VISIBLE_DEVICES',
+  backendUrl: 'KAAPANA_BACKEND_URL',
+  dicomWebFilterUrl: 'KAAPANA_DICOM_WEB_FILTER_URL',
+  legacyDicomWebFilterUrl: 'DICOM_WEB_FILTER_URL',
+  projectIdentifier: 'KAAPANA_PROJECT_IDENTIFIER',
+} as const;
+
+/**
+ * The variables of Kaapana's processing containers that have an equivalent here, for a
+ * task that reaches the platform at `apiUrl`, in `project`: the backend is Tessera's API,
+ * the DICOMweb filter the project's DICOMweb root, the project identifier its id. No GPU is ever assigned
+ * to a task, so `CUDA_VISIBLE_DEVICES` is empty (as Kaapana sets it without a GPU).
+ */
+export function kaapanaEnv(apiUrl: string | undefined, project: { id: string; name: string }): Record<string, string> {
+  const env: Record<string, string> = {
+    [PLATFORM_ENV.cudaVisibleDevices]: '',
+    [PLATFORM_ENV.projectIdentifier]: project.id,
+  };
+  if (apiUrl) {
+    const base = apiUrl.replace(/\/+$/, '');
+    const dicomWeb = `${base}/projects/${encodeURIComponent(project.name)}/dicom-web`;
+    env[PLATFORM_ENV.backendUrl] = base;
+    env[PLATFORM_ENV.dicomWebFilterUrl] = dicomWeb;
+    env[PLATFORM_ENV.legacyDicomWebFilterUrl] = dicomWeb;
+  }
+  return env;
+}

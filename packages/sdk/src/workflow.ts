@@ -1,6 +1,7 @@
 import {
   DAG_SPEC_VERSION,
   validateDagSpec,
+  workflowNeedsData,
   type DagSpec,
   type TaskSpec,
   type TriggerRule,
@@ -33,6 +34,14 @@ export interface OperatorDefinition {
   level?: 'batch_element' | 'batch';
   /** Output directory name (OPERATOR_OUT_DIR); defaults to the task id. */
   outputDir?: string;
+  /**
+   * Keep what an earlier try left in the output dirs. By default (false) the task's own
+   * output dirs are emptied before each try, so that a retry never sees the files of the
+   * try that failed (Kaapana's `delete_output_on_start`). Set it for an operator that
+   * resumes from its own earlier output (a checkpoint), or that shares its output dir with
+   * another task.
+   */
+  keepOutputs?: boolean;
   retries?: number;
   /** Seconds before the first retry. */
   retryDelay?: number;
@@ -86,6 +95,13 @@ export interface WorkflowOptions {
   dataForm?: Record<string, unknown>;
   /** Remove the workflow dir when a run succeeds. */
   cleanWorkflowDir?: boolean;
+  /**
+   * Whether a run needs series: one started without any fails with the reason "no series
+   * selected" instead of running. Default: true when one of the first tasks (those without
+   * upstream) is `getInput()`, false otherwise (hello-world runs without data). Set it for
+   * a workflow that works on the selected series without get-input (delete-series does).
+   */
+  needsData?: boolean;
 }
 
 /** The default data form: a dataset name or a list of series UIDs, as in Kaapana. */
@@ -132,6 +148,7 @@ export class Workflow {
       level: d.level ?? 'batch_element',
       ...(options.input ? { input_dir: options.input.outputDir } : options.inputDir ? { input_dir: options.inputDir } : {}),
       output_dir: outputDir,
+      ...(d.keepOutputs ? { keep_outputs: true } : {}),
       ...(d.container ? { container: { ...d.container } } : {}),
       ...(d.process ? { process: { ...d.process } } : {}),
       ...(d.builtin ? { builtin: d.builtin } : {}),
@@ -161,6 +178,8 @@ export class Workflow {
       ...(this.options.description ? { description: this.options.description } : {}),
       workflow_form: this.options.workflowForm ?? EMPTY_FORM,
       data_form: this.options.dataForm ?? DEFAULT_DATA_FORM,
+      // Written out, so that the spec says what the platform does.
+      needs_data: this.options.needsData ?? workflowNeedsData({ tasks: this.#tasks }),
       clean_workflow_dir: this.options.cleanWorkflowDir ?? false,
       tasks: this.#tasks,
     });

@@ -4,6 +4,7 @@ import { inspect } from 'node:util';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDockerHost, TesseraError } from '@tessera/model';
+import { DEFAULT_SHM_MB } from '@tessera/engine';
 
 /** The server's configuration, read once from the environment at start and validated. */
 export interface ServerConfig {
@@ -27,6 +28,8 @@ export interface ServerConfig {
   ramPoolMb: number;
   /** GPU memory pool in MB (TESSERA_GPU_POOL_MB, default 0: no GPU). */
   gpuPoolMb: number;
+  /** Size of /dev/shm in each task's container, in MB (TESSERA_SHM_MB, default 1024). */
+  shmMb: number;
   /** Days a workflow dir is kept after a successful or canceled run (TESSERA_RETENTION_DAYS, default 7). */
   retentionDays: number;
   /** Days a failed run's workflow dir is kept (TESSERA_FAILED_RETENTION_DAYS, default 30). */
@@ -374,6 +377,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     parallelism: int('TESSERA_PARALLELISM', 16, 1, 10_000),
     ramPoolMb: int('TESSERA_RAM_POOL_MB', Math.floor((totalmem() / 1024 / 1024) * 0.8), 1),
     gpuPoolMb: int('TESSERA_GPU_POOL_MB', 0, 0),
+    shmMb: int('TESSERA_SHM_MB', DEFAULT_SHM_MB, 1, 1024 * 1024),
     retentionDays: num('TESSERA_RETENTION_DAYS', 7),
     failedRetentionDays: num('TESSERA_FAILED_RETENTION_DAYS', 30),
     dbDurability: durability === 'full' ? 'full' : 'normal',

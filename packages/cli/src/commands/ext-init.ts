@@ -63,7 +63,11 @@ const IMAGE = '${image}';
 const summarize = defineOperator({
   name: 'summarize',
   title: 'Summarize each series',
-  level: 'batch', // one container for all series; 'batch_element' runs one per series
+  // One container runs for the task and handles every series of the batch, whatever the
+  // level: the level only decides which output dirs Tessera makes (and empties before each
+  // try): 'batch_element', one per series, batch/<series>/<out_dir>/ (where summarize.py
+  // writes); 'batch', one for the run, <out_dir>/.
+  level: 'batch_element',
   container: { image: IMAGE },
   timeout: 600,
   resources: { ramMb: 256 },

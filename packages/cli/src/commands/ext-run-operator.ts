@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { cp, mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DockerRunner, ProcessRunner, contractEnv, prepareOutputDirs, type Runner } from '@tessera/engine';
 import { dockerSocketPath } from '@tessera/extension-packages';
 import type { RunDetail } from '@tessera/api';
-import type { TaskSpec } from '@tessera/model';
+import { BATCH_NAME, type TaskSpec } from '@tessera/model';
 import { CliError, type ApiClient } from '../api-client.ts';
 import { parseParams } from './ext-command.ts';
 
@@ -14,13 +14,18 @@ export interface RunOperatorOptions {
   image?: string;
   env: string[];
   project: string;
+  /** Write into the run's own workflow dir; default: into a copy of it, made for this try. */
+  inPlace?: boolean;
 }
 
 /**
  * `tessera ext run-operator <run> <task>`: runs one task of a past run again, by hand,
- * on that run's workflow dir, with the environment the scheduler gives it (the
- * operator contract). Its output streams to the terminal; the run's state in the
- * platform does not change. For iterating on one container without the whole DAG.
+ * with the environment the scheduler gives it (the operator contract), on a copy of
+ * that run's workflow dir (`--in-place`: on the run's own, whose outputs it replaces).
+ * Its output dirs are emptied first, as before every try (unless the operator keeps
+ * its outputs). Its output streams to the terminal, and it says where the outputs went;
+ * the run's state in the platform does not change. For iterating on one container
+ * without the whole DAG.
  */
 export async function extRunOperatorCommand(api: ApiClient, runId: string, taskId: string, o: RunOperatorOptions): Promise<number> {
   const run = await api.get<RunDetail>(`/api/runs/${encodeURIComponent(runId)}`);
@@ -49,11 +54,12 @@ export async function extRunOperatorCommand(api: ApiClient, runId: string, taskI
     runner = new ProcessRunner({ homeId: 'run-operator' });
   }
   const identifiers = identifiersOf(run.conf);
-  prepareOutputDirs(run.workflow_dir, task, identifiers);
+  const workflowDir = o.inPlace ? run.workflow_dir : await copyOfWorkflowDir(run.workflow_dir, runId);
+  await prepareOutputDirs(workflowDir, task, identifiers);
   const logDir = await mkdtemp(join(tmpdir(), 'tessera-run-operator-'));
   const logFile = join(logDir, 'task.log');
   const conf = run.conf as unknown as Parameters<typeof contractEnv>[0]['conf'];
-  console.error(`running ${taskId} of ${runId} (${runner.name}${task.container ? `, image ${task.container.image}` : ''}) on ${run.workflow_dir}`);
+  console.error(`running ${taskId} of ${runId} (${runner.name}${task.container ? `, image ${task.container.image}` : ''}) on ${o.inPlace ? `the run's workflow dir ${workflowDir}` : `a copy of its workflow dir, ${workflowDir}`}`);
   const started = Date.now();
   try {
     const exec = await runner.start({
@@ -62,7 +68,7 @@ export async function extRunOperatorCommand(api: ApiClient, runId: string, taskI
       taskId,
       dagId: run.spec.id,
       task,
-      workflowDir: run.workflow_dir,
+      workflowDir,
       extensionDir: run.extension_dir ?? undefined,
       logFile,
       env: (workflowDir) => contractEnv({ workflowDir, runId, dagId: run.spec.id, task, conf, services: { TESSERA_API_URL: api.baseUrl } }),
@@ -96,11 +102,28 @@ export async function extRunOperatorCommand(api: ApiClient, runId: string, taskI
     await pump();
     const took = `${((Date.now() - started) / 1000).toFixed(1)} s`;
     console.error(`${taskId}: ${outcome.state}${outcome.exitCode !== undefined ? ` (exit ${outcome.exitCode})` : ''}${outcome.reason ? `: ${outcome.reason}` : ''} in ${took}`);
+    console.error(`outputs: ${outputsWhere(workflowDir, task)}${o.inPlace ? '' : ` (a copy; the run's own workflow dir ${run.workflow_dir} is unchanged)`}`);
     return outcome.state === 'failed' ? 1 : 0;
   } finally {
     await (runner as { close?: () => Promise<void> }).close?.();
     await rm(logDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A copy of a run's workflow dir for one try by hand, in a fresh temporary folder, as
+ * `<tmp>/tessera-run-operator-XXXXXX/<run id>`; kept after the try, for a look.
+ * Symbolic links are copied as links.
+ */
+async function copyOfWorkflowDir(workflowDir: string, runId: string): Promise<string> {
+  const copy = join(await mkdtemp(join(tmpdir(), 'tessera-run-operator-')), runId);
+  await cp(workflowDir, copy, { recursive: true, verbatimSymlinks: true, errorOnExist: true });
+  return copy;
+}
+
+/** Where a task's outputs are, as one path: `<dir>/<output_dir>` or `<dir>/batch/*\/<output_dir>`. */
+function outputsWhere(workflowDir: string, task: TaskSpec): string {
+  return task.level === 'batch' ? join(workflowDir, task.output_dir) : join(workflowDir, BATCH_NAME, '*', task.output_dir);
 }
 
 /**

@@ -88,7 +88,7 @@ export class OperatorImage {
       await mkdir(input, { recursive: true });
       for (const f of files) await copyFile(f, join(input, f.split('/').pop()!));
     }
-    prepareOutputDirs(wd, task, Object.keys(series));
+    await prepareOutputDirs(wd, task, Object.keys(series));
     await mkdir(join(this.dir, 'logs'), { recursive: true });
     const launch = (attempt: number): TaskLaunch => ({
       key: `${runId}/${task.id}/1.${attempt}`,

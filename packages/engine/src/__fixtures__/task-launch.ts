@@ -33,7 +33,7 @@ export async function makeTestLaunch(options: {
     project_form: { id: 'p1', name: 'admin' },
   };
   await prepareWorkflowDir(workflowDir, conf);
-  prepareOutputDirs(workflowDir, task, conf.data_form.identifiers ?? []);
+  await prepareOutputDirs(workflowDir, task, conf.data_form.identifiers ?? []);
   await mkdir(join(options.dir, 'logs'), { recursive: true });
   return {
     key: `${runId}/op/1.1`,

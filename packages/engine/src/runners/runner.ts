@@ -15,6 +15,11 @@ export interface TaskLaunch {
   extensionDir: string | undefined;
   /** Host path of the file that receives the task's stdout and stderr. */
   logFile: string;
+  /**
+   * Host path of the run's project's models dir (`<home>/models/<project id>`), made on
+   * demand by the runner: `/models` in a container, `MODELS_DIR` for every task. Unset: none.
+   */
+  modelsDir?: string;
   /** The operator-contract environment, for a task that sees the workflow dir at `workflowDir`. */
   env(workflowDir: string): Record<string, string>;
   /**

@@ -1,4 +1,4 @@
-import { TesseraError, isTerminalRunState } from '@tessera/model';
+import { TesseraError, isTerminalRunState, noSeriesReason, workflowNeedsData } from '@tessera/model';
 import type { Transition } from '../store/workflow-store.ts';
 import type { RunRow } from '../store/workflow-tables.ts';
 import { CANCELED_BY_USER, decideRunRetry } from './decisions/run-end.ts';
@@ -72,6 +72,9 @@ export async function retryRun(core: SchedulerCore, runId: string, by?: Starter)
       throw new TesseraError('TESSERA_CONFLICT', `run "${runId}" cannot be retried: its workflow dir was removed by the retention policy`);
     }
     const run = buildLiveRun(row, await core.o.store.getTasks(runId));
+    if (run.identifiers.length === 0 && workflowNeedsData(run.spec)) {
+      throw new TesseraError('TESSERA_CONFLICT', `run "${runId}" cannot be retried: ${noSeriesReason(run.spec.id)}; start the workflow again with series`);
+    }
     const retry = decideRunRetry(run);
     core.makeLogDir(runId);
     // One transition: the reset, the run running again, and the first decisions.

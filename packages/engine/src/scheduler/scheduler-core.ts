@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { appendFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isTerminalRunState, type RunState, type TaskSpec } from '@tessera/model';
+import { isTerminalRunState, noSeriesReason, workflowNeedsData, type RunState, type TaskSpec } from '@tessera/model';
 import { contractEnv, prepareOutputDirs, prepareWorkflowDir } from '../operator-contract.ts';
 import type { Runner, TaskExecution, TaskLaunch, TaskOutcome } from '../runners/runner.ts';
 import type { TaskPatch, Transition, WorkflowStore } from '../store/workflow-store.ts';
@@ -99,6 +99,11 @@ export class SchedulerCore {
     return join(this.o.home, 'workflows', runId);
   }
 
+  /** Host path of a project's models dir (`/models` in containers, MODELS_DIR), made on demand by the runners. */
+  modelsDir(projectId: string): string {
+    return join(this.o.home, 'models', projectId);
+  }
+
   /** Creates the folder of a run's logs (synchronous: it must exist before any try starts). */
   makeLogDir(runId: string): void {
     mkdirSync(join(this.o.home, 'logs', runId), { recursive: true });
@@ -115,6 +120,11 @@ export class SchedulerCore {
       return;
     }
     if (run.row.state !== 'queued' || this.closing) return; // canceled while its dir was prepared
+    // A workflow that reads series has nothing to do without any: the run fails, saying so, rather than skip every task.
+    if (run.identifiers.length === 0 && workflowNeedsData(run.spec)) {
+      await this.endRun(run, 'failed', noSeriesReason(run.spec.id));
+      return;
+    }
     const t: Transition = { runs: [{ runId: run.row.id, patch: { state: 'running', started_at: run.row.started_at ?? Date.now() } }] };
     Object.assign(run.row, t.runs![0]!.patch);
     // Every scheduled task, not only roots: after an interrupted retry, tasks whose upstreams succeeded long ago wait here.
@@ -283,7 +293,7 @@ export class SchedulerCore {
     }
     let exec: TaskExecution;
     try {
-      prepareOutputDirs(run.row.workflow_dir, run.specs.get(taskId)!, run.identifiers, run.madeDirs);
+      await prepareOutputDirs(run.row.workflow_dir, run.specs.get(taskId)!, run.identifiers, run.madeDirs);
       // A fresh credential per try, for tasks outside the server; built-in operators act through the server's own checks.
       const credential = runner.inProcess || !this.o.credentials ? {} : await this.o.credentials.issue(run.row, live.key);
       live.credentialed = Object.keys(credential).length > 0;
@@ -323,6 +333,7 @@ export class SchedulerCore {
   /** What a runner needs to start (or find again) a try; `credential`: the variables of its API credential, if it has one. */
   launchFor(run: LiveRun, row: TaskRow, credential: Record<string, string> = {}): TaskLaunch {
     const task = run.specs.get(row.task_id)!;
+    const modelsDir = this.modelsDir(run.row.project_id);
     return {
       key: tryKey(run, row),
       runId: run.row.id,
@@ -332,8 +343,9 @@ export class SchedulerCore {
       workflowDir: run.row.workflow_dir,
       extensionDir: run.row.extension_dir ?? undefined,
       logFile: this.logFile(run.row.id, row.task_id, row.attempt, row.try_number),
+      modelsDir,
       env: (workflowDir) =>
-        contractEnv({ workflowDir, runId: run.row.id, dagId: run.spec.id, task, conf: run.conf, services: { ...this.o.services, ...credential } }),
+        contractEnv({ workflowDir, runId: run.row.id, dagId: run.spec.id, task, conf: run.conf, services: { ...this.o.services, ...credential }, modelsDir }),
       conf: run.conf,
       startedBy: { projectId: run.row.project_id, userId: run.row.started_by, userName: run.row.started_by_name, role: run.row.started_role },
     };

@@ -1,4 +1,4 @@
-import { CONTRACT_ENV_NAMES, DICOM_UID_RULE, TesseraError, isDicomUid, validateForm, type DagSpec } from '@tessera/model';
+import { CONTRACT_ENV_NAMES, DICOM_UID_RULE, PLATFORM_ENV, TesseraError, isDicomUid, validateForm, type DagSpec } from '@tessera/model';
 import type { RunConf } from '../operator-contract.ts';
 import type { JobRow, RunRow, StarterColumns, TaskRow } from '../store/workflow-tables.ts';
 import { newId } from './ids.ts';
@@ -73,7 +73,8 @@ export function validateTriggerForms(spec: DagSpec, conf: TriggerInput['conf']):
   if (badKeys.length > 0) {
     throw new TesseraError('TESSERA_INVALID_FORM', `invalid workflow_form: ${badKeys.map((d) => `${d.where} ${d.message}`).join('; ')}`, { details: badKeys });
   }
-  if (singleRaw !== undefined) workflowForm.single_execution = singleRaw;
+  // Always written, as Kaapana's conf.json has it (and so SINGLE_EXECUTION in every task's env).
+  workflowForm.single_execution = singleRaw === true;
   const dataForm = validateForm(spec, 'data_form', conf?.data_form ?? {});
   return { workflowForm, dataForm, single: singleRaw === true };
 }
@@ -193,7 +194,7 @@ function newTaskRow(runId: string, taskId: string, position: number): TaskRow {
  * NODE_OPTIONS and the like, or the platform's own variables (the contract's among them).
  */
 const RESERVED_ENV = new RegExp(
-  `^(PATH|HOME|SHELL|ENV|BASH_ENV|IFS|CDPATH|PS4|LD_.*|DYLD_.*|NODE_.*|NPM_.*|PYTHON.*|PERL.*|RUBY.*|JAVA_TOOL_OPTIONS|_JAVA_OPTIONS|TESSERA_.*|OPERATOR_.*|EXTENSION_DIR|${CONTRACT_ENV_NAMES.join('|')})$`,
+  `^(PATH|HOME|SHELL|ENV|BASH_ENV|IFS|CDPATH|PS4|LD_.*|DYLD_.*|NODE_.*|NPM_.*|PYTHON.*|PERL.*|RUBY.*|JAVA_TOOL_OPTIONS|_JAVA_OPTIONS|TESSERA_.*|OPERATOR_.*|EXTENSION_DIR|KAAPANA_.*|${[...CONTRACT_ENV_NAMES, ...Object.values(PLATFORM_ENV)].join('|')})$`,
 );
 
 /** Why a workflow_form key cannot become an environment variable of the tasks, or undefined when it can. */

@@ -56,7 +56,7 @@ export async function findTaskRunners(config: ServerConfig, homeId: string, plat
     const docker = await detectDocker({ socketPath: config.dockerSocket });
     Object.assign(report, docker.available ? { available: true, version: docker.version, socket: docker.socketPath } : { reason: docker.reason });
     if (docker.available) {
-      runners.push(new DockerRunner({ homeId, socketPath: docker.socketPath, ...(platformAccess ? { platformAccess } : {}) }));
+      runners.push(new DockerRunner({ homeId, socketPath: docker.socketPath, shmMb: config.shmMb, ...(platformAccess ? { platformAccess } : {}) }));
       dockerSocket = docker.socketPath;
       reports.push({ name: 'docker', detail: `Docker ${docker.version} at unix://${docker.socketPath}` });
     } else if (config.runners !== 'auto') {

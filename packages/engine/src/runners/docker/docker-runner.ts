@@ -1,7 +1,7 @@
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { posix } from 'node:path';
 import Dockerode from 'dockerode';
-import type { TaskSpec } from '@tessera/model';
+import { CONTAINER_MODELS_DIR, PLATFORM_ENV, kaapanaEnv, type TaskSpec } from '@tessera/model';
 import { CONTAINER_DATA_ROOT } from '../../operator-contract.ts';
 import { outcomeFromExit } from '../exit-status.ts';
 import type { Runner, TaskExecution, TaskLaunch, TaskOutcome } from '../runner.ts';
@@ -19,7 +19,12 @@ export interface DockerRunnerOptions {
   killGraceSeconds?: number;
   /** How containers reach the platform's API, read at each start (see {@link ContainerAccess}). */
   platformAccess?: () => ContainerAccess;
+  /** Size of each container's /dev/shm in MB (TESSERA_SHM_MB); default {@link DEFAULT_SHM_MB}. */
+  shmMb?: number;
 }
+
+/** /dev/shm of a container, in MB, unless configured: Docker's own 64 MB is too small for PyTorch's data loaders. */
+export const DEFAULT_SHM_MB = 1024;
 
 /**
  * How a container reaches the platform: the variables that differ inside a container
@@ -67,6 +72,7 @@ export class DockerRunner implements Runner {
   readonly #grace: number;
   readonly #where: string;
   readonly #access: (() => ContainerAccess) | undefined;
+  readonly #shmMb: number;
   /** Containers that stop() is stopping, so that their outcome says so. */
   readonly #stopping = new Set<string>();
   /** Containers whose outcome this runner is collecting. */
@@ -76,6 +82,7 @@ export class DockerRunner implements Runner {
     this.#homeId = options.homeId;
     this.#grace = options.killGraceSeconds ?? 10;
     this.#access = options.platformAccess;
+    this.#shmMb = options.shmMb ?? DEFAULT_SHM_MB;
     if (options.docker) {
       this.#docker = options.docker;
       const modem = options.docker.modem as { socketPath?: unknown };
@@ -187,9 +194,12 @@ export class DockerRunner implements Runner {
     const dataDir = posix.join(CONTAINER_DATA_ROOT, launch.runId);
     const ramMb = launch.task.resources?.ram_mb;
     const millicores = launch.task.resources?.cpu_millicores;
+    const access = this.#access?.();
+    const extras = containerExtras(launch, access, this.#shmMb);
     const hostConfig: Dockerode.HostConfig = {
       // Mounts, not Binds: a host path containing ':' would break the Binds syntax.
-      Mounts: [{ Type: 'bind', Source: launch.workflowDir, Target: dataDir }],
+      Mounts: [{ Type: 'bind', Source: launch.workflowDir, Target: dataDir }, ...extras.mounts],
+      ShmSize: extras.shmBytes,
     };
     if (ramMb) {
       // Equal limits: no swap, so that over-use ends in an OOM kill we can report.
@@ -197,13 +207,12 @@ export class DockerRunner implements Runner {
       hostConfig.MemorySwap = ramMb * 1024 * 1024;
     }
     if (millicores) hostConfig.CpuShares = Math.max(2, Math.round((millicores * 1024) / 1000));
-    const access = this.#access?.();
     if (access && access.extraHosts.length > 0) hostConfig.ExtraHosts = access.extraHosts;
     return {
       Image: spec.image,
       ...(spec.command ? { Entrypoint: spec.command } : {}),
       ...(spec.args ? { Cmd: spec.args } : {}),
-      Env: Object.entries({ ...launch.env(dataDir), ...access?.env }).map(([k, v]) => `${k}=${v}`),
+      Env: Object.entries({ ...launch.env(dataDir), ...extras.env, ...access?.env }).map(([k, v]) => `${k}=${v}`),
       Labels: {
         [DOCKER_LABELS.home]: this.#homeId,
         [DOCKER_LABELS.key]: launch.key,
@@ -269,6 +278,27 @@ export class DockerRunner implements Runner {
       throw err;
     }
   }
+}
+
+/**
+ * What a task's container gets besides its workflow dir (docs/guides/operator-contract.md):
+ * the project's models dir, read-write at /models (made on demand; Kaapana's model
+ * download tasks write there), /dev/shm of `shmMb`, and the variables that differ inside a
+ * container: MODELS_DIR, and Kaapana's service URLs built on the container's own
+ * TESSERA_API_URL when it has one. The operator's own env still wins.
+ */
+function containerExtras(launch: TaskLaunch, access: ContainerAccess | undefined, shmMb: number): { mounts: Dockerode.MountSettings[]; shmBytes: number; env: Record<string, string> } {
+  const mounts: Dockerode.MountSettings[] = [];
+  const env: Record<string, string> = {};
+  if (launch.modelsDir) {
+    mkdirSync(launch.modelsDir, { recursive: true });
+    mounts.push({ Type: 'bind', Source: launch.modelsDir, Target: CONTAINER_MODELS_DIR });
+    env[PLATFORM_ENV.modelsDir] = CONTAINER_MODELS_DIR;
+  }
+  const apiUrl = access?.env.TESSERA_API_URL;
+  if (apiUrl) Object.assign(env, kaapanaEnv(apiUrl, launch.conf.project_form));
+  for (const key of Object.keys(launch.task.env)) delete env[key];
+  return { mounts, shmBytes: shmMb * 1024 * 1024, env };
 }
 
 function dockerMessage(err: DockerError): string {

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { availableParallelism } from 'node:os';
@@ -102,6 +103,7 @@ export class ProcessRunner implements Runner {
       if (v !== undefined) env[name] = v;
     }
     const { sandbox } = this.#options;
+    const models = modelsDirOf(launch);
     // The server's HOME and TMPDIR are not in the sandbox; its private /tmp is (and gone with the try).
     if (sandbox) Object.assign(env, { HOME: '/tmp', TMPDIR: '/tmp' });
     Object.assign(env, launch.env(launch.workflowDir), { [KEY_VAR]: launch.key, [HOME_VAR]: this.#options.homeId });
@@ -109,7 +111,7 @@ export class ProcessRunner implements Runner {
     const cwd = launch.extensionDir ?? launch.workflowDir;
     // The sandbox's monitor leads the try's process group: its pid is the handle, and its exit code is the task's.
     const command = sandbox
-      ? sandbox.wrap(task, { readWrite: [launch.workflowDir], readOnly: launch.extensionDir ? [launch.extensionDir, ...moduleFoldersAbove(launch.extensionDir)] : [], cwd })
+      ? sandbox.wrap(task, { readWrite: [launch.workflowDir, ...models], readOnly: launch.extensionDir ? [launch.extensionDir, ...moduleFoldersAbove(launch.extensionDir)] : [], cwd })
       : task;
 
     const id = ++this.#nextId;
@@ -324,4 +326,11 @@ function holdLoop(l: Launcher): void {
     if (hold) h?.ref?.();
     else h?.unref?.();
   }
+}
+
+/** The project's models dir of a try, made on demand, for the sandbox to show read-write (MODELS_DIR points there). */
+function modelsDirOf(launch: TaskLaunch): string[] {
+  if (!launch.modelsDir) return [];
+  mkdirSync(launch.modelsDir, { recursive: true });
+  return [launch.modelsDir];
 }
