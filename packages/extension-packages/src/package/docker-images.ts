@@ -2,7 +2,8 @@ import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { relative, resolve } from 'node:path';
 import Docker from 'dockerode';
-import { parseDockerHost, TesseraError } from '@tessera/model';
+import { ensureImage, registryCredentialsFromEnv, type EnsuredImage, type RegistryCredentials } from '@tessera/engine';
+import { parseDockerHost, TesseraError, type ImagePullPolicy } from '@tessera/model';
 
 /**
  * The Docker engine socket: DOCKER_HOST (unix://...) or /var/run/docker.sock. A DOCKER_HOST
@@ -19,9 +20,22 @@ export class ImageTool {
   readonly socketPath: string;
   readonly #docker: Docker;
 
-  constructor(socketPath = dockerSocketPath()) {
+  readonly #credentials: () => RegistryCredentials;
+
+  /** `credentials`: registry credentials for pulls, read at each pull (default TESSERA_REGISTRY_AUTH_FILE). */
+  constructor(socketPath = dockerSocketPath(), credentials: () => RegistryCredentials = () => registryCredentialsFromEnv()) {
     this.socketPath = socketPath;
     this.#docker = new Docker({ socketPath });
+    this.#credentials = credentials;
+  }
+
+  /**
+   * Makes sure the engine holds a registry image, per its pull policy (IfNotPresent,
+   * Always, Never), with the configured credentials; each line of the pull's progress
+   * goes to `onLine`. Throws a TESSERA_DOCKER error saying why a pull was refused.
+   */
+  async ensure(image: string, policy: ImagePullPolicy | undefined, onLine: (line: string) => void = () => {}): Promise<EnsuredImage> {
+    return ensureImage(this.#docker, image, { policy, credentials: this.#credentials(), onLine, where: `unix://${this.socketPath}` });
   }
 
   /** Throws a TESSERA_DOCKER error saying how to get an engine, when none answers. */

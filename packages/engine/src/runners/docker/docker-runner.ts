@@ -6,6 +6,7 @@ import { CONTAINER_DATA_ROOT } from '../../operator-contract.ts';
 import { outcomeFromExit } from '../exit-status.ts';
 import type { Runner, TaskExecution, TaskLaunch, TaskOutcome } from '../runner.ts';
 import { dockerSocketPath } from './docker-detect.ts';
+import { ensureImage, registryCredentialsFromEnv, type RegistryCredentials } from './image-pull.ts';
 
 /** Options of {@link DockerRunner}. */
 export interface DockerRunnerOptions {
@@ -19,6 +20,8 @@ export interface DockerRunnerOptions {
   killGraceSeconds?: number;
   /** How containers reach the platform's API, read at each start (see {@link ContainerAccess}). */
   platformAccess?: () => ContainerAccess;
+  /** Registry credentials for pulls, read at each start; default TESSERA_REGISTRY_AUTH_FILE. */
+  registryCredentials?: () => RegistryCredentials;
 }
 
 /**
@@ -67,6 +70,7 @@ export class DockerRunner implements Runner {
   readonly #grace: number;
   readonly #where: string;
   readonly #access: (() => ContainerAccess) | undefined;
+  readonly #credentials: () => RegistryCredentials;
   /** Containers that stop() is stopping, so that their outcome says so. */
   readonly #stopping = new Set<string>();
   /** Containers whose outcome this runner is collecting. */
@@ -76,6 +80,7 @@ export class DockerRunner implements Runner {
     this.#homeId = options.homeId;
     this.#grace = options.killGraceSeconds ?? 10;
     this.#access = options.platformAccess;
+    this.#credentials = options.registryCredentials ?? (() => registryCredentialsFromEnv());
     if (options.docker) {
       this.#docker = options.docker;
       const modem = options.docker.modem as { socketPath?: unknown };
@@ -102,14 +107,24 @@ export class DockerRunner implements Runner {
       return { handle: '', done: Promise.resolve({ state: 'failed', reason }) };
     };
 
+    try {
+      // Pulled per the task's image_pull_policy (default IfNotPresent), with the pull's progress in the task log.
+      await ensureImage(this.#docker, spec.image, {
+        policy: spec.image_pull_policy,
+        credentials: this.#credentials(),
+        where: this.#where,
+        onLine: (line) => writeLine(log, `tessera: ${line}`),
+      });
+    } catch (err) {
+      return failed((err as Error).message);
+    }
     let container: Dockerode.Container;
     try {
-      // No image inspect first: a 404 from create says the same, one round trip sooner.
       container = await this.#docker.createContainer(this.#createOptions(launch, spec));
     } catch (err) {
       const e = err as DockerError;
       if (e.statusCode === 404) {
-        return failed(`image "${spec.image}" is not on the Docker engine at ${this.#where}; build or load it there (Tessera does not pull images)`);
+        return failed(`image "${spec.image}" is not on the Docker engine at ${this.#where} (removed while the task started?); build, load or pull it there`);
       }
       return failed(`could not create a container of image "${spec.image}" on ${this.#where}: ${dockerMessage(e)}`);
     }
