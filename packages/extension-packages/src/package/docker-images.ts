@@ -2,8 +2,19 @@ import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { relative, resolve } from 'node:path';
 import Docker from 'dockerode';
-import { ensureImage, registryCredentialsFromEnv, type EnsuredImage, type RegistryCredentials } from '@tessera/engine';
 import { parseDockerHost, TesseraError, type ImagePullPolicy } from '@tessera/model';
+
+/** What a pull did: the engine pulled now; it did not hold the image before. */
+export interface EnsuredImage {
+  pulled: boolean;
+  wasAbsent: boolean;
+}
+
+/**
+ * Pulls a registry image per its policy, with the configured credentials: the engine's
+ * `ensureImage` (@tessera/engine), handed in by whoever may use the engine (the server).
+ */
+export type ImagePuller = (docker: Docker, image: string, options: { policy?: ImagePullPolicy; onLine?: (line: string) => void; where?: string }) => Promise<EnsuredImage>;
 
 /**
  * The Docker engine socket: DOCKER_HOST (unix://...) or /var/run/docker.sock. A DOCKER_HOST
@@ -20,22 +31,25 @@ export class ImageTool {
   readonly socketPath: string;
   readonly #docker: Docker;
 
-  readonly #credentials: () => RegistryCredentials;
+  readonly #pull: ImagePuller | undefined;
 
-  /** `credentials`: registry credentials for pulls, read at each pull (default TESSERA_REGISTRY_AUTH_FILE). */
-  constructor(socketPath = dockerSocketPath(), credentials: () => RegistryCredentials = () => registryCredentialsFromEnv()) {
+  /** `pull`: how registry images are pulled (the server passes the engine's ensureImage); without it only images the engine holds are used. */
+  constructor(socketPath = dockerSocketPath(), options: { pull?: ImagePuller } = {}) {
     this.socketPath = socketPath;
     this.#docker = new Docker({ socketPath });
-    this.#credentials = credentials;
+    this.#pull = options.pull;
   }
 
   /**
    * Makes sure the engine holds a registry image, per its pull policy (IfNotPresent,
-   * Always, Never), with the configured credentials; each line of the pull's progress
-   * goes to `onLine`. Throws a TESSERA_DOCKER error saying why a pull was refused.
+   * Always, Never); each line of the pull's progress goes to `onLine`. Throws a
+   * TESSERA_DOCKER error saying why a pull was refused.
    */
   async ensure(image: string, policy: ImagePullPolicy | undefined, onLine: (line: string) => void = () => {}): Promise<EnsuredImage> {
-    return ensureImage(this.#docker, image, { policy, credentials: this.#credentials(), onLine, where: `unix://${this.socketPath}` });
+    const where = `unix://${this.socketPath}`;
+    if (this.#pull) return this.#pull(this.#docker, image, { policy, onLine, where });
+    if (policy !== 'Always' && (await this.imageId(image))) return { pulled: false, wasAbsent: false };
+    throw new TesseraError('TESSERA_DOCKER', `image ${image} is not on the Docker engine at ${where}, and this command does not pull: pull it there first (docker pull ${image}), then try again`);
   }
 
   /** Throws a TESSERA_DOCKER error saying how to get an engine, when none answers. */
