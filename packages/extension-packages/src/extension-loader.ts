@@ -4,7 +4,7 @@ import { isAbsolute, join, relative, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import semver from 'semver';
-import { PLATFORM_VERSION, TesseraError, ajvErrorsToDetails, createAjv, validateDagSpec, type DagSpec } from '@tessera/model';
+import { PLATFORM_VERSION, TesseraError, ajvErrorsToDetails, createAjv, imageReferenceProblem, validateDagSpec, type DagSpec } from '@tessera/model';
 import { ExtensionManifestSchema, MANIFEST_FILE, type ExtensionManifest } from './extension-manifest.schema.ts';
 import { registerSdkResolution } from './sdk-resolve.ts';
 
@@ -76,7 +76,7 @@ export async function loadExtensionFolder(dir: string, options: { compiledOnly?:
         details: err instanceof TesseraError ? err.details : [],
       });
     });
-    workflows.push({ spec, file, extension: { name: manifest.name, version: manifest.version, dir } });
+    workflows.push({ spec: withPullPolicies(spec, manifest), file, extension: { name: manifest.name, version: manifest.version, dir } });
   }
   for (const [i, trigger] of (manifest.triggers ?? []).entries()) {
     if (!workflows.some((w) => w.spec.id === trigger.workflow)) {
@@ -84,6 +84,24 @@ export async function loadExtensionFolder(dir: string, options: { compiledOnly?:
     }
   }
   return { manifest, dir, workflows };
+}
+
+/**
+ * The spec with each container task's image_pull_policy filled in from the manifest: the
+ * operator's own, else its image's entry in `images`, else the manifest's `image_pull_policy`.
+ * Images the extension builds (with a context) are never pulled: "Never".
+ */
+export function withPullPolicies(spec: DagSpec, manifest: ExtensionManifest): DagSpec {
+  const entries = new Map((manifest.images ?? []).map((i) => [i.name, i]));
+  return {
+    ...spec,
+    tasks: spec.tasks.map((t) => {
+      if (!t.container || t.container.image_pull_policy) return t;
+      const entry = entries.get(t.container.image);
+      const policy = entry?.context !== undefined ? 'Never' : (entry?.image_pull_policy ?? manifest.image_pull_policy);
+      return policy ? { ...t, container: { ...t.container, image_pull_policy: policy } } : t;
+    }),
+  };
 }
 
 /** Environment variables of the operator contract (docs/guides/operator-contract.md). */
@@ -130,7 +148,20 @@ function checkManifest(m: ExtensionManifest, dir: string, manifestPath: string):
       : Array.isArray(p.default) && p.default.every((v) => p.options!.includes(v));
     if (!ok) throw refuse(manifestPath, `${where}.default`, `${JSON.stringify(p.default)} does not fit a ${p.type}${isList ? ` of ${p.options!.join(', ')}` : ''}`);
   }
+  const seenImages = new Map<string, number>();
   for (const [i, image] of (m.images ?? []).entries()) {
+    const problem = imageReferenceProblem(image.name);
+    if (problem) throw refuse(manifestPath, `images[${i}].name`, problem);
+    const twice = seenImages.get(image.name);
+    if (twice !== undefined) throw refuse(manifestPath, `images[${i}].name`, `"${image.name}" is listed twice (also images[${twice}])`);
+    seenImages.set(image.name, i);
+    if (image.context === undefined) {
+      if (image.dockerfile !== undefined) throw refuse(manifestPath, `images[${i}].dockerfile`, 'needs a "context" to build from; an image without one is pulled from its registry');
+      if (image.embed && image.image_pull_policy === 'Never') throw refuse(manifestPath, `images[${i}].embed`, 'needs a pull at build time, which image_pull_policy "Never" forbids');
+      continue;
+    }
+    if (image.embed !== undefined) throw refuse(manifestPath, `images[${i}].embed`, 'is only for registry images (without "context"); a built image is embedded unless the package is built with --no-images');
+    if (image.image_pull_policy !== undefined) throw refuse(manifestPath, `images[${i}].image_pull_policy`, 'is only for registry images (without "context"); a built image is never pulled');
     if (!inside(dir, image.context)) throw refuse(manifestPath, `images[${i}].context`, `"${image.context}" must stay inside the extension folder`);
     if (!existsSync(resolve(dir, image.context))) throw refuse(manifestPath, `images[${i}].context`, `"${image.context}" does not exist`);
     if (image.dockerfile !== undefined && !inside(resolve(dir, image.context), image.dockerfile)) {

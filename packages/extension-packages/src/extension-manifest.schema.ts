@@ -19,6 +19,10 @@ const Parameter = Type.Object(
   { additionalProperties: false },
 );
 
+const ImagePullPolicy = Type.Union([Type.Literal('IfNotPresent'), Type.Literal('Always'), Type.Literal('Never')], {
+  description: "When the engine pulls an image (Kubernetes' imagePullPolicy): IfNotPresent (default: only when the engine lacks it), Always (at each install and run), Never (only an image the engine holds).",
+});
+
 /** How an application extension runs: a web app served on a subpath of the platform. */
 export const AppSpec = Type.Object(
   {
@@ -105,15 +109,21 @@ export const ExtensionManifestSchema = Type.Object(
       Type.Array(
         Type.Object(
           {
-            name: Type.String({ pattern: '^[a-z0-9]([a-z0-9._/-]*[a-z0-9])?(:[A-Za-z0-9_.-]+)?$', description: 'Image name (and tag) the operators refer to.' }),
-            context: Type.String({ minLength: 1, description: 'Docker build context, relative to the folder.' }),
+            name: Type.String({
+              minLength: 1,
+              description: 'Image the operators refer to: "name:tag" for one built from `context`; a registry reference ("registry.example.org:5000/ns/name:tag", "name@sha256:<digest>") for one pulled from a registry.',
+            }),
+            context: Type.Optional(Type.String({ minLength: 1, description: 'Docker build context, relative to the folder: the image is built and shipped in the package. Without it the image is referenced: pulled from its registry.' })),
             dockerfile: Type.Optional(Type.String({ description: 'Dockerfile within the context (default Dockerfile).' })),
+            image_pull_policy: Type.Optional(ImagePullPolicy),
+            embed: Type.Optional(Type.Boolean({ description: 'A registry image (no context) that `tessera ext build` pulls and saves into the package, so that it installs with no network (air-gapped).' })),
           },
           { additionalProperties: false },
         ),
-        { description: 'Container images the extension builds and ships.' },
+        { description: 'Container images of the extension: built from a context and shipped, or referenced by registry name and pulled.' },
       ),
     ),
+    image_pull_policy: Type.Optional(ImagePullPolicy),
     app: Type.Optional(AppSpec),
     triggers: Type.Optional(
       Type.Array(

@@ -41,6 +41,11 @@ export const ContainerRunSchema = Type.Object(
     image: Type.String({ minLength: 1, description: 'Container image, e.g. "registry.example/seg:1.2".' }),
     command: Type.Optional(Type.Array(Type.String(), { description: 'Overrides the image ENTRYPOINT.' })),
     args: Type.Optional(Type.Array(Type.String(), { description: 'Overrides the image CMD.' })),
+    image_pull_policy: Type.Optional(
+      StringEnum(['IfNotPresent', 'Always', 'Never'] as const, {
+        description: "When the engine pulls the image (Kubernetes' imagePullPolicy): IfNotPresent (default: only when the engine lacks it), Always (at each run), Never (only a local image).",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -1,5 +1,6 @@
 import { DagSpecSchema, type DagSpec, type TaskSpec } from './dag-spec.schema.ts';
 import { TesseraError, type ErrorDetail } from './errors.ts';
+import { imageReferenceProblem } from './image-reference.ts';
 import { ajvErrorsToDetails, compileFormSchema, createAjv } from './json-validator.ts';
 
 const ajv = createAjv({ useDefaults: true });
@@ -49,6 +50,10 @@ function checkTasks(tasks: TaskSpec[]): ErrorDetail[] {
     }
     if (t.builtin === undefined && t.container === undefined && t.process === undefined) {
       details.push({ where, message: 'has no way to run: give it "container" (an image), "process" (a local command) or "builtin"' });
+    }
+    if (t.container !== undefined) {
+      const problem = imageReferenceProblem(t.container.image);
+      if (problem) details.push({ where: `${where}.container.image`, message: problem });
     }
     const ups = new Set<string>();
     for (const u of t.upstream) {

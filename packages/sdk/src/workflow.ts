@@ -23,7 +23,14 @@ export interface OperatorDefinition {
   name: string;
   title?: string;
   /** Run as a container (Docker engine, Kubernetes). */
-  container?: { image: string; command?: string[]; args?: string[] };
+  container?: {
+    /** A local image name, or a registry reference: `registry.example.org:5000/ns/name:tag`, `name@sha256:<digest>`. */
+    image: string;
+    command?: string[];
+    args?: string[];
+    /** When the engine pulls the image (Kubernetes' imagePullPolicy); default the manifest's `image_pull_policy`, else IfNotPresent. */
+    imagePullPolicy?: 'IfNotPresent' | 'Always' | 'Never';
+  };
   /** Run as a local process, with the extension folder as working directory. Used when no container runner is there. */
   process?: { command: string[]; files?: string[] };
   /** A built-in platform operator, by name. */
@@ -149,7 +156,7 @@ export class Workflow {
       ...(options.input ? { input_dir: options.input.outputDir } : options.inputDir ? { input_dir: options.inputDir } : {}),
       output_dir: outputDir,
       ...(d.keepOutputs ? { keep_outputs: true } : {}),
-      ...(d.container ? { container: { ...d.container } } : {}),
+      ...(d.container ? { container: containerSpec(d.container) } : {}),
       ...(d.process ? { process: { ...d.process } } : {}),
       ...(d.builtin ? { builtin: d.builtin } : {}),
       ...(d.builtinParams ? { builtin_params: { ...d.builtinParams } } : {}),
@@ -189,4 +196,9 @@ export class Workflow {
 /** Starts a workflow definition. */
 export function defineWorkflow(options: WorkflowOptions): Workflow {
   return new Workflow(options);
+}
+
+function containerSpec(c: NonNullable<OperatorDefinition['container']>): NonNullable<TaskSpec['container']> {
+  const { imagePullPolicy, ...rest } = c;
+  return { ...rest, ...(imagePullPolicy ? { image_pull_policy: imagePullPolicy } : {}) };
 }

@@ -173,7 +173,8 @@ export async function extDeleteCommand(api: ApiClient, target: string, o: { yes?
 export async function extBuildCommand(folder: string, o: { out?: string; images: boolean; json?: boolean }): Promise<number> {
   const built = await buildPackage(resolve(folder), { out: o.out, images: o.images ? 'embed' : 'reference', onProgress: (m) => console.error(m) });
   if (o.json) {
-    printJson({ file: built.file, bytes: built.bytes, sha256: built.sha256, name: built.meta.name, version: built.meta.version, workflows: built.workflows, images: built.meta.images });
+    printJson({ file: built.file, bytes: built.bytes, sha256: built.sha256, name: built.meta.name, version: built.meta.version, workflows: built.workflows, images: built.meta.images,
+      embedded: built.embedded, referenced: built.referenced });
     return 0;
   }
   console.log(`${built.file}  ${bytes(built.bytes)}  sha256 ${built.sha256}`);

@@ -31,7 +31,7 @@ export async function extDevCommand(api: ApiClient, folder: string, o: { signal?
     const started = Date.now();
     try {
       manifest = await readManifest(root);
-      const contexts = (manifest.images ?? []).map((i) => ({ name: i.name, context: relative(root, resolve(root, i.context)).split(sep).join('/') }));
+      const contexts = (manifest.images ?? []).flatMap((i) => (i.context === undefined ? [] : [{ name: i.name, context: relative(root, resolve(root, i.context)).split(sep).join('/') }]));
       const rebuilt = new Set(first || changed.includes('tessera-extension.json')
         ? contexts.map((c) => c.name)
         : contexts.filter((c) => changed.some((f) => c.context === '' || f === c.context || f.startsWith(`${c.context}/`))).map((c) => c.name));

@@ -6,6 +6,7 @@ import type { ExtensionManifest } from '../extension-manifest.schema.ts';
 import { loadExtensionFolder, readManifest } from '../extension-loader.ts';
 import { MANIFEST_FILE } from '../extension-manifest.schema.ts';
 import type { ImageTool } from '../package/docker-images.ts';
+import { imagePlan, type ReferencedImage } from '../package/image-plan.ts';
 import { PACKAGE_META_FILE, type PackageMeta } from '../package/package-format.ts';
 import type { WorkflowRegistry } from '../workflow-registry.ts';
 import type { Available, PreviousInstall } from './extension-catalog.ts';
@@ -91,14 +92,17 @@ export async function runInstall(
   const { store } = deps;
   const started = Date.now();
   const loadedImages: string[] = [];
+  /** Registry images this install pulled that the engine did not hold before: removed again when it fails. */
+  const pulledImages: string[] = [];
   const previousImages = previous ? (JSON.parse(previous.images_json) as string[]) : [];
   const recordImages = (): Promise<void> => store.updateInstall(name, { images_json: JSON.stringify(loadedImages) });
   try {
     const images = target.manifest.images ?? [];
+    let embedded = new Set<string>();
     if (images.length > 0) {
       const docker = deps.images!;
       if (target.source === 'builtin') {
-        for (const image of images) {
+        for (const image of imagePlan(target.manifest, []).built) {
           progress(`building image ${image.name}`);
           await docker.build(image.name, join(target.dir, image.context), image.dockerfile, (line) => {
             if (/^Step \d+\/\d+/.test(line)) progress(`building image ${image.name}: ${line}`);
@@ -108,6 +112,7 @@ export async function runInstall(
         }
       } else {
         const meta = JSON.parse(await readFile(join(target.packageDir!, PACKAGE_META_FILE), 'utf8')) as PackageMeta;
+        embedded = new Set(meta.images.map((i) => i.name));
         for (const image of meta.images) {
           if (image.file) {
             progress(`loading image ${image.name}`);
@@ -130,6 +135,7 @@ export async function runInstall(
       const owner = deps.registry.list().find((w) => w.spec.id === wf.spec.id && w.extension.name !== name);
       if (owner) throw new TesseraError('TESSERA_CONFLICT', `workflow "${wf.spec.id}" is already provided by extension "${owner.extension.name}"; workflow ids are unique across extensions: rename it, or uninstall ${owner.extension.name}`);
     }
+    await ensureReferencedImages(deps, name, imagePlan(target.manifest, extension.workflows.map((w) => w.spec)).referenced.filter((r) => !embedded.has(r.name)), progress, pulledImages);
     await store.transaction(async (trx) => {
       await trx.updateInstall(name, { state: 'installed', images_json: JSON.stringify(loadedImages.length ? loadedImages : sameImages(previous, target)), error: null, previous_json: null, updated_at: Date.now() });
       if (previous && (previous.dir !== target.dir || previousImages.some((i) => !loadedImages.includes(i)))) {
@@ -140,7 +146,7 @@ export async function runInstall(
     deps.log.info(`installed ${name}@${target.version} (${target.source}) in ${Date.now() - started} ms`);
   } catch (err) {
     const message = (err as Error).message;
-    const drop = loadedImages.filter((i) => !previousImages.includes(i));
+    const drop = [...loadedImages, ...pulledImages].filter((i) => !previousImages.includes(i));
     for (const image of drop) {
       const note = await deps.images?.remove(image);
       if (note) deps.log.warn(note);
@@ -154,6 +160,38 @@ export async function runInstall(
     }
     deps.log.warn(`installing ${name}@${target.version} failed: ${message}`);
     throw err;
+  }
+}
+
+/**
+ * Makes sure the engine holds every registry image the extension references, per its pull
+ * policy: pulls what is missing (IfNotPresent) or everything (Always), with the pull's
+ * progress as the install's; an image that is absent under Never, or that its registry
+ * refuses, fails the install. Without a Docker engine nothing is checked (tasks that also
+ * have a process run that way).
+ */
+async function ensureReferencedImages(
+  deps: InstallerDeps,
+  name: string,
+  referenced: ReferencedImage[],
+  progress: (p: string) => void,
+  pulled: string[],
+): Promise<void> {
+  if (referenced.length === 0) return;
+  if (!deps.images) {
+    deps.log.warn(`${name} references the registry images ${referenced.map((r) => r.name).join(', ')}; no Docker engine is reachable, so they were not checked`);
+    return;
+  }
+  for (const image of referenced) {
+    progress(`checking image ${image.name} (${image.image_pull_policy})`);
+    let result;
+    try {
+      result = await deps.images.ensure(image.name, image.image_pull_policy, (line) => progress(`image ${image.name}: ${line}`));
+    } catch (err) {
+      const e = err as TesseraError;
+      throw new TesseraError(e.code ?? 'TESSERA_DOCKER', `${name} uses image ${image.name} (${image.used_by.slice(0, 3).join(', ')}${image.used_by.length > 3 ? ', ...' : ''}): ${e.message}`, { cause: err });
+    }
+    if (result.pulled && result.wasAbsent) pulled.push(image.name);
   }
 }
 

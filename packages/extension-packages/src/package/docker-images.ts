@@ -2,7 +2,19 @@ import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { relative, resolve } from 'node:path';
 import Docker from 'dockerode';
-import { parseDockerHost, TesseraError } from '@tessera/model';
+import { parseDockerHost, TesseraError, type ImagePullPolicy } from '@tessera/model';
+
+/** What a pull did: the engine pulled now; it did not hold the image before. */
+export interface EnsuredImage {
+  pulled: boolean;
+  wasAbsent: boolean;
+}
+
+/**
+ * Pulls a registry image per its policy, with the configured credentials: the engine's
+ * `ensureImage` (@tessera/engine), handed in by whoever may use the engine (the server).
+ */
+export type ImagePuller = (docker: Docker, image: string, options: { policy?: ImagePullPolicy; onLine?: (line: string) => void; where?: string }) => Promise<EnsuredImage>;
 
 /**
  * The Docker engine socket: DOCKER_HOST (unix://...) or /var/run/docker.sock. A DOCKER_HOST
@@ -19,9 +31,25 @@ export class ImageTool {
   readonly socketPath: string;
   readonly #docker: Docker;
 
-  constructor(socketPath = dockerSocketPath()) {
+  readonly #pull: ImagePuller | undefined;
+
+  /** `pull`: how registry images are pulled (the server passes the engine's ensureImage); without it only images the engine holds are used. */
+  constructor(socketPath = dockerSocketPath(), options: { pull?: ImagePuller } = {}) {
     this.socketPath = socketPath;
     this.#docker = new Docker({ socketPath });
+    this.#pull = options.pull;
+  }
+
+  /**
+   * Makes sure the engine holds a registry image, per its pull policy (IfNotPresent,
+   * Always, Never); each line of the pull's progress goes to `onLine`. Throws a
+   * TESSERA_DOCKER error saying why a pull was refused.
+   */
+  async ensure(image: string, policy: ImagePullPolicy | undefined, onLine: (line: string) => void = () => {}): Promise<EnsuredImage> {
+    const where = `unix://${this.socketPath}`;
+    if (this.#pull) return this.#pull(this.#docker, image, { policy, onLine, where });
+    if (policy !== 'Always' && (await this.imageId(image))) return { pulled: false, wasAbsent: false };
+    throw new TesseraError('TESSERA_DOCKER', `image ${image} is not on the Docker engine at ${where}, and this command does not pull: pull it there first (docker pull ${image}), then try again`);
   }
 
   /** Throws a TESSERA_DOCKER error saying how to get an engine, when none answers. */

@@ -10,6 +10,7 @@ import { loadExtensionFolder } from '../extension-loader.ts';
 import { MANIFEST_FILE, type ExtensionManifest } from '../extension-manifest.schema.ts';
 import { registerSdkResolution } from '../sdk-resolve.ts';
 import { ImageTool } from './docker-images.ts';
+import { imagePlan, type ReferencedImage } from './image-plan.ts';
 import { COMPILED_DIR, PACKAGE_EXTENSION_DIR, PACKAGE_FORMAT, PACKAGE_IMAGES_DIR, PACKAGE_META_FILE, type PackageImage, type PackageMeta } from './package-format.ts';
 
 /** Folders of an extension that never go into its package. */
@@ -38,6 +39,10 @@ export interface BuiltPackage {
   workflows: string[];
   bytes: number;
   sha256: string;
+  /** Images saved inside the package. */
+  embedded: string[];
+  /** Registry images the package only names: pulled at install and run, per their policy. */
+  referenced: ReferencedImage[];
 }
 
 /**
@@ -71,10 +76,22 @@ export async function buildPackage(dir: string, options: BuildOptions = {}): Pro
     if (compiled.length > 0) progress(`compiled ${compiled.length} workflow${compiled.length === 1 ? '' : 's'}: ${loaded.workflows.map((w) => w.spec.id).join(', ')}`);
 
     const images: PackageImage[] = [];
-    if ((manifest.images ?? []).length > 0) {
+    const plan = imagePlan(manifest, loaded.workflows.map((w) => w.spec));
+    const embed = (options.images ?? 'embed') === 'embed';
+    const toEmbed = embed ? plan.referenced.filter((r) => r.embed) : [];
+    const referenced = plan.referenced.filter((r) => !toEmbed.includes(r));
+    if (plan.built.length > 0 || toEmbed.length > 0) {
       const docker = options.docker ?? new ImageTool();
-      await docker.ensureEngine(`extension ${manifest.name} has container images to build`);
-      for (const [i, image] of (manifest.images ?? []).entries()) {
+      await docker.ensureEngine(`extension ${manifest.name} has container images to ${plan.built.length > 0 ? 'build' : 'embed'}`);
+      const saveInto = async (name: string, id: string): Promise<void> => {
+        const file = `${PACKAGE_IMAGES_DIR}/${images.length}.tar`;
+        progress(`saving ${name} into the package`);
+        await mkdir(join(work, PACKAGE_IMAGES_DIR), { recursive: true });
+        await docker.save(name, join(work, file));
+        entries.set(file, { source: join(work, file) });
+        images.push({ name, id, file });
+      };
+      for (const image of plan.built) {
         let id = options.rebuild && !options.rebuild(image.name) ? await docker.imageId(image.name) : undefined;
         if (id) {
           progress(`image ${image.name} unchanged`);
@@ -86,18 +103,22 @@ export async function buildPackage(dir: string, options: BuildOptions = {}): Pro
           });
           progress(`built ${image.name} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
         }
-        if ((options.images ?? 'embed') === 'embed') {
-          const file = `${PACKAGE_IMAGES_DIR}/${i}.tar`;
-          progress(`saving ${image.name} into the package`);
-          await mkdir(join(work, PACKAGE_IMAGES_DIR), { recursive: true });
-          await docker.save(image.name, join(work, file));
-          entries.set(file, { source: join(work, file) });
-          images.push({ name: image.name, id, file });
-        } else {
-          images.push({ name: image.name, id });
-        }
+        if (embed) await saveInto(image.name, id);
+        else images.push({ name: image.name, id });
+      }
+      for (const image of toEmbed) {
+        // A registry image saved into the package: installs with no network.
+        await docker.ensure(image.name, image.image_pull_policy, (line) => progress(`  ${line}`));
+        const id = await docker.imageId(image.name);
+        if (!id) throw new TesseraError('TESSERA_DOCKER', `image ${image.name} was pulled, but the engine has no image of that name`);
+        await saveInto(image.name, id);
       }
     }
+    const embedded = images.filter((i) => i.file).map((i) => i.name);
+    progress(`embeds ${embedded.length} image${embedded.length === 1 ? '' : 's'}${embedded.length ? `: ${embedded.join(', ')}` : ''}`);
+    const byId = images.filter((i) => !i.file).map((i) => i.name);
+    if (byId.length > 0) progress(`references ${byId.length} image${byId.length === 1 ? '' : 's'} of this Docker engine by id (not embedded): ${byId.join(', ')}`);
+    progress(`references ${referenced.length} registry image${referenced.length === 1 ? '' : 's'}${referenced.length ? ` (pulled at install and run, not in the package): ${referenced.map((r) => `${r.name} (${r.image_pull_policy})`).join(', ')}` : ''}`);
 
     const files: PackageMeta['files'] = {};
     for (const [path, e] of [...entries].sort(([a], [b]) => a.localeCompare(b))) {
@@ -112,6 +133,7 @@ export async function buildPackage(dir: string, options: BuildOptions = {}): Pro
       tessera: PLATFORM_VERSION,
       files,
       images,
+      ...(referenced.length ? { references: referenced.map((r) => ({ name: r.name, image_pull_policy: r.image_pull_policy })) } : {}),
     };
     const tmp = join(work, 'package.tgz');
     const tar = tarPack();
@@ -125,7 +147,7 @@ export async function buildPackage(dir: string, options: BuildOptions = {}): Pro
     await written;
     await rename(tmp, out);
     const summary = await hashFile(out);
-    return { file: out, meta, manifest, workflows: loaded.workflows.map((w) => w.spec.id), bytes: summary.size, sha256: summary.sha256 };
+    return { file: out, meta, manifest, workflows: loaded.workflows.map((w) => w.spec.id), bytes: summary.size, sha256: summary.sha256, embedded, referenced };
   } finally {
     await rm(work, { recursive: true, force: true });
   }

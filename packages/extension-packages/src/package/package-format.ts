@@ -3,11 +3,12 @@
  *
  *   tessera-package.json          first entry: name, version, kind, checksums of every other entry, images
  *   extension/...                 the extension folder; its manifest names compiled DAG specs (.compiled/<id>.json)
- *   images/<n>.tar                `docker save` of each image the manifest lists (when embedded)
+ *   images/<n>.tar                `docker save` of each image the manifest builds (when embedded) or embeds from a registry
  *
  * Only files and folders with relative paths inside the archive are allowed; every
  * file's SHA-256 and size must match tessera-package.json, which must list them all.
  */
+import type { ImagePullPolicy } from '@tessera/model';
 import type { ExtensionManifest } from '../extension-manifest.schema.ts';
 
 export const PACKAGE_META_FILE = 'tessera-package.json';
@@ -38,4 +39,6 @@ export interface PackageMeta {
   /** Every other entry of the archive: path -> checksum and size. */
   files: Record<string, { sha256: string; size: number }>;
   images: PackageImage[];
+  /** Registry images the package does not hold: pulled at install and run, per their policy. For people reading the package; installs work it out from the workflows. */
+  references?: { name: string; image_pull_policy: ImagePullPolicy }[];
 }

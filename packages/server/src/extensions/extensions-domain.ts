@@ -1,4 +1,5 @@
 import { domainView, type Kysely } from '@tessera/db';
+import { ensureImage, registryCredentialsFromEnv } from '@tessera/engine';
 import { ExtensionManager, extensionMigrations, ImageTool, WorkflowRegistry, type ExtensionTables } from '@tessera/extension-packages';
 import type { ServerConfig } from '../config.ts';
 import type { Domain, DomainLog } from '../domain.ts';
@@ -32,7 +33,10 @@ export function createExtensionsDomain(deps: ExtensionsDomainDeps): ExtensionsDo
     home: config.home,
     builtinDir: config.builtinExtensionsDir,
     registry,
-    images: deps.dockerSocket ? new ImageTool(deps.dockerSocket) : undefined,
+    // Registry images are pulled with the credentials of TESSERA_REGISTRY_AUTH_FILE, read at each pull.
+    images: deps.dockerSocket
+      ? new ImageTool(deps.dockerSocket, { pull: (docker, image, o) => ensureImage(docker, image, { ...o, credentials: registryCredentialsFromEnv() }) })
+      : undefined,
     maxPackageBytes: config.extensionMaxPackageMb * 1024 * 1024,
     defaults: config.defaultExtensions,
     changed: (e) => deps.events.publish({ type: 'extension', ...e }),

@@ -108,7 +108,7 @@ describe.skipIf(skip)('docker runner', () => {
     });
 
     it('fails with a clear reason for an image the engine does not have, leaving no container', async () => {
-      const l = await launch({ container: { image: 'tessera-test/no-such-image:0' } });
+      const l = await launch({ container: { image: 'tessera-test/no-such-image:0', image_pull_policy: 'Never' } });
       const outcome = await (await runner.start(l)).done;
       expect(outcome.state).toBe('failed');
       expect(outcome.reason).toMatch(/image "tessera-test\/no-such-image:0" is not on the Docker engine at unix:\/\//);

@@ -6,6 +6,7 @@ import { CONTAINER_DATA_ROOT } from '../../operator-contract.ts';
 import { outcomeFromExit } from '../exit-status.ts';
 import type { Runner, TaskExecution, TaskLaunch, TaskOutcome } from '../runner.ts';
 import { dockerSocketPath } from './docker-detect.ts';
+import { ensureImage, registryCredentialsFromEnv, type RegistryCredentials } from './image-pull.ts';
 
 /** Options of {@link DockerRunner}. */
 export interface DockerRunnerOptions {
@@ -21,6 +22,8 @@ export interface DockerRunnerOptions {
   platformAccess?: () => ContainerAccess;
   /** Size of each container's /dev/shm in MB (TESSERA_SHM_MB); default {@link DEFAULT_SHM_MB}. */
   shmMb?: number;
+  /** Registry credentials for pulls, read at each start; default TESSERA_REGISTRY_AUTH_FILE. */
+  registryCredentials?: () => RegistryCredentials;
 }
 
 /** /dev/shm of a container, in MB, unless configured: Docker's own 64 MB is too small for PyTorch's data loaders. */
@@ -73,6 +76,7 @@ export class DockerRunner implements Runner {
   readonly #where: string;
   readonly #access: (() => ContainerAccess) | undefined;
   readonly #shmMb: number;
+  readonly #credentials: () => RegistryCredentials;
   /** Containers that stop() is stopping, so that their outcome says so. */
   readonly #stopping = new Set<string>();
   /** Containers whose outcome this runner is collecting. */
@@ -83,6 +87,7 @@ export class DockerRunner implements Runner {
     this.#grace = options.killGraceSeconds ?? 10;
     this.#access = options.platformAccess;
     this.#shmMb = options.shmMb ?? DEFAULT_SHM_MB;
+    this.#credentials = options.registryCredentials ?? (() => registryCredentialsFromEnv());
     if (options.docker) {
       this.#docker = options.docker;
       const modem = options.docker.modem as { socketPath?: unknown };
@@ -109,14 +114,24 @@ export class DockerRunner implements Runner {
       return { handle: '', done: Promise.resolve({ state: 'failed', reason }) };
     };
 
+    try {
+      // Pulled per the task's image_pull_policy (default IfNotPresent), with the pull's progress in the task log.
+      await ensureImage(this.#docker, spec.image, {
+        policy: spec.image_pull_policy,
+        credentials: this.#credentials(),
+        where: this.#where,
+        onLine: (line) => writeLine(log, `tessera: ${line}`),
+      });
+    } catch (err) {
+      return failed((err as Error).message);
+    }
     let container: Dockerode.Container;
     try {
-      // No image inspect first: a 404 from create says the same, one round trip sooner.
       container = await this.#docker.createContainer(this.#createOptions(launch, spec));
     } catch (err) {
       const e = err as DockerError;
       if (e.statusCode === 404) {
-        return failed(`image "${spec.image}" is not on the Docker engine at ${this.#where}; build or load it there (Tessera does not pull images)`);
+        return failed(`image "${spec.image}" is not on the Docker engine at ${this.#where} (removed while the task started?); build, load or pull it there`);
       }
       return failed(`could not create a container of image "${spec.image}" on ${this.#where}: ${dockerMessage(e)}`);
     }
