@@ -14,6 +14,8 @@ export interface RunConf {
   workflow_form: Record<string, unknown>;
   data_form: Record<string, unknown> & { identifiers?: string[] };
   project_form: { id: string; name: string };
+  /** Kaapana's per-task user input: `task_form.<task id>.env` = [{name, value}] (Task API tasks). */
+  task_form?: Record<string, { env?: { name: string; value: string }[] }>;
   [key: string]: unknown;
 }
 
@@ -52,6 +54,9 @@ export function contractEnv(input: ContractEnvInput): Record<string, string> {
   };
   Object.assign(env, contract);
   Object.assign(env, input.services, input.task.env);
+  // Kaapana's Task API precedence: template env < operator env (both in task.env) < conf.task_form.
+  const form = input.conf.task_form?.[input.task.id]?.env;
+  if (Array.isArray(form)) for (const e of form) env[e.name] = e.value;
   return env;
 }
 
@@ -72,6 +77,8 @@ export async function prepareWorkflowDir(workflowDir: string, conf: RunConf): Pr
  */
 export function prepareOutputDirs(workflowDir: string, task: TaskSpec, identifiers: readonly string[], made?: Set<string>): void {
   const dirs = task.level === 'batch' ? [join(workflowDir, task.output_dir)] : identifiers.map((uid) => join(workflowDir, BATCH_NAME, uid, task.output_dir));
+  // Folders mounted at paths of their own (Task API channels): inputs too, so that a bind never misses its source.
+  for (const m of task.container?.mounts ?? []) dirs.push(join(workflowDir, m.source));
   for (const dir of dirs) {
     if (made?.has(dir)) continue;
     mkdirSync(dir, { recursive: true });

@@ -9,3 +9,4 @@ export * from './platform-version.ts';
 export * from './operator-contract.ts';
 export * from './dicom-uid.ts';
 export * from './docker-host.ts';
+export * from './task-api.ts';

@@ -189,7 +189,11 @@ export class DockerRunner implements Runner {
     const millicores = launch.task.resources?.cpu_millicores;
     const hostConfig: Dockerode.HostConfig = {
       // Mounts, not Binds: a host path containing ':' would break the Binds syntax.
-      Mounts: [{ Type: 'bind', Source: launch.workflowDir, Target: dataDir }],
+      Mounts: [
+        { Type: 'bind', Source: launch.workflowDir, Target: dataDir },
+        // Task API channels: folders of the workflow dir at the template's mounted_paths.
+        ...(spec.mounts ?? []).map((m) => ({ Type: 'bind' as const, Source: posix.join(launch.workflowDir, m.source), Target: m.target, ReadOnly: m.read_only === true })),
+      ],
     };
     if (ramMb) {
       // Equal limits: no swap, so that over-use ends in an OOM kill we can report.
