@@ -16,3 +16,4 @@ export * from './store/workflow-tables.ts';
 export * from './store/workflow-migrations.ts';
 export * from './runners/docker/docker-runner.ts';
 export * from './runners/docker/docker-detect.ts';
+export { scaleTargetBytes, matchingFileSizes, withScaledRam } from './scheduler/ram-scale.ts';

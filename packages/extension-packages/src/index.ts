@@ -10,3 +10,4 @@ export * from './extension-params.ts';
 export * from './catalog/extension-catalog.ts';
 export * from './catalog/extension-manager.ts';
 export * from './catalog/extension-migrations.ts';
+export * from './task-api/processing-container-source.ts';

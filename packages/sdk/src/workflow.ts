@@ -215,7 +215,7 @@ export class Workflow {
     spec.container = { image: api.image, ...(api.command ? { args: [...api.command] } : {}), ...(mounts.length ? { mounts } : {}) };
     if (ramScale.length) spec.resources = { ...spec.resources, ram_scale: ramScale };
     const form = adjustableEnv(t, [...merged].map(([name, value]) => ({ name, value })));
-    if (Object.keys(form.properties as object).length > 0) this.#taskForms[spec.id] = { ...form, title: spec.title ?? spec.id };
+    if (Object.keys(form.properties as object).length > 0) this.#taskForms[spec.id] = { ...form, title: spec.id };
     this.#tasks.push(spec);
     return { id: spec.id, outputDir: spec.output_dir, channels };
   }

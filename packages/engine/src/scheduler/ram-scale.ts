@@ -22,7 +22,7 @@ function globRegExp(glob: string): RegExp {
 }
 
 /** Sizes of the files under `dir` (recursively) whose name matches `glob` and whose path relative to `dir` fully matches `regex`. */
-export function matchingFileSizes(dir: string, glob = '*', regex = '.*'): number[] {
+export function matchingFileSizes(dir: string, glob?: string | null, regex?: string | null): number[] {
   const g = globRegExp(glob || '*');
   const r = new RegExp(`^(?:${regex || '.*'})$`);
   const sizes: number[] = [];
@@ -44,7 +44,10 @@ export function matchingFileSizes(dir: string, glob = '*', regex = '.*'): number
 }
 
 /** The target size in bytes of a scale rule over a channel folder, by Kaapana's modes. */
-export function scaleTargetBytes(channelDir: string, rule: Pick<RamScale, 'mode' | 'target_dir' | 'target_glob' | 'target_regex'>): number {
+export function scaleTargetBytes(
+  channelDir: string,
+  rule: Pick<RamScale, 'mode'> & { target_dir?: string | null; target_glob?: string | null; target_regex?: string | null },
+): number {
   const sizesIn = (d: string): number[] => matchingFileSizes(join(d, rule.target_dir ?? ''), rule.target_glob, rule.target_regex);
   if (rule.mode === 'max_item_sum') {
     let items: string[] = [];
