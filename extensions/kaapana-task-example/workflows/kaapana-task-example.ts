@@ -1,8 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { defineTaskOperator, defineWorkflow } from '@tessera/sdk';
 
+// The image's /processing-container.json, from beside its build context (the Dockerfile copies it to the image root).
+const processingContainer = JSON.parse(readFileSync(new URL('../processing/processing-container.json', import.meta.url), 'utf8'));
+
 const IMAGE = 'tessera-ext/kaapana-task-example:0.1.0';
-// The image's /processing-container.json, read from beside its build context.
-const processingContainer = new URL('../processing/processing-container.json', import.meta.url);
 
 const generate = defineTaskOperator({ image: IMAGE, processingContainer, template: 'generate', timeout: 600 });
 const summarize = defineTaskOperator({ image: IMAGE, processingContainer, template: 'summarize', timeout: 600 });

@@ -1,10 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import {
   findTemplate,
   memoryBytes,
   mergeTaskEnv,
-  parseProcessingContainer,
   templateEnvForm,
   validateProcessingContainer,
   type ProcessingContainer,
@@ -20,11 +17,12 @@ export interface TaskOperatorDefinition {
   /** The processing container's image; its `/processing-container.json` declares the template. */
   image: string;
   /**
-   * That processing-container.json, as Tessera cannot open an image when it loads a workflow:
-   * the parsed object, or the path (string or file URL) of the file beside the image's build
-   * context, e.g. `new URL('../processing/processing-container.json', import.meta.url)`.
+   * That processing-container.json, as Tessera does not open images when it loads a workflow:
+   * the parsed file from beside the image's build context, e.g.
+   * `JSON.parse(readFileSync(new URL('../processing/processing-container.json', import.meta.url), 'utf8'))`.
+   * Validated here: a wrong one fails the workflow's load, naming the path at fault.
    */
-  processingContainer: ProcessingContainer | string | URL;
+  processingContainer: ProcessingContainer | object;
   /** The template's `identifier` (Kaapana's `taskTemplate`). */
   template: string;
   /** Overrides of the template's env (Kaapana's operator `env`); conf.task_form overrides these in turn. */
@@ -47,9 +45,8 @@ export interface TaskApiBinding {
 }
 
 function loadProcessingContainer(source: TaskOperatorDefinition['processingContainer']): { pc: ProcessingContainer; where: string } {
-  if (typeof source === 'object' && !(source instanceof URL)) return { pc: validateProcessingContainer(structuredClone(source)), where: `processing container "${source.name}"` };
-  const path = source instanceof URL ? fileURLToPath(source) : source;
-  return { pc: parseProcessingContainer(readFileSync(path, 'utf8'), path, process.env), where: path };
+  const pc = validateProcessingContainer(structuredClone(source), 'processingContainer');
+  return { pc, where: `processing container "${pc.name}"` };
 }
 
 /** Memory limit of a template's resources in MB (binary units, rounded up), if it has one. */
