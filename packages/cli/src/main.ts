@@ -123,13 +123,14 @@ export function buildProgram(): Command {
 
   program.command('run <workflow>').description('run a workflow and watch it; exits non-zero when a run fails')
     .option('-f, --form <key=value...>', 'a workflow_form parameter (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('-t, --task-form <task.VAR=value...>', 'a setting of a Task API task, e.g. summarize.STATISTIC=max (repeatable; `tessera workflows --json` lists them under task_form)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--dataset <name>', 'run on the series of a dataset')
     .option('--series <uids>', 'run on these SeriesInstanceUIDs (comma-separated)')
     .option('--limit <n>', 'at most n series of the dataset', positiveInt)
     .option('--single-execution', 'one run per series')
     .option('--no-wait', 'return once the job is created')
     .option('--json', 'print the job as JSON at the end')
-    .action(act(async (workflow: string, o: { form: string[]; dataset?: string; series?: string; limit?: number; singleExecution?: boolean; wait: boolean; json?: boolean }) =>
+    .action(act(async (workflow: string, o: { form: string[]; taskForm: string[]; dataset?: string; series?: string; limit?: number; singleExecution?: boolean; wait: boolean; json?: boolean }) =>
       runCommand(api(), workflow, { ...o, project: project() })));
 
   program.command('runs').description('list runs, newest first')
