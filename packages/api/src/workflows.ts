@@ -54,6 +54,7 @@ export const Workflow = Obj(
     extension: Obj({ name: Type.String(), version: Type.String() }, { description: 'The extension that provides it.' }),
     workflow_form: AnyObject('The JSON Schema of its parameters (`conf.workflow_form` of POST /api/jobs).'),
     data_form: AnyObject('The JSON Schema of the data it takes (`conf.data_form` of POST /api/jobs).'),
+    task_form: Type.Optional(AnyObject('The JSON Schema of the settings of its Task API tasks, one object per task id (`conf.task_form` of POST /api/jobs).')),
     tasks: Type.Array(WorkflowTask),
   },
   { $id: 'Workflow', description: 'A workflow of an installed or linked extension, with its forms and tasks.' },
@@ -178,7 +179,7 @@ export const Job = Obj(
     workflow: Type.String({ description: 'Workflow id.' }),
     state: OneOf(JOB_STATES, 'From its runs: running while one is queued or running; else failed, canceled or success, the first that one of them has.'),
     created_at: DateTime(),
-    conf: AnyObject('The forms it was triggered with, validated: `workflow_form`, `data_form`.'),
+    conf: AnyObject('The forms it was triggered with, validated: `workflow_form`, `data_form`, `task_form` (if any).'),
     ...starterProperties,
     runs: Type.Array(Run, { description: 'Oldest first.' }),
   },
@@ -195,6 +196,12 @@ export const TriggerJob = Type.Object(
         {
           workflow_form: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'Parameters; `single_execution: true` fans out one run per series.' })),
           data_form: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'Which data: `dataset_name`, `identifiers` (SeriesInstanceUIDs), `dataset_limit`.' })),
+          task_form: Type.Optional(
+            Type.Object({}, {
+              additionalProperties: true,
+              description: 'Settings of Task API tasks (the workflow\'s `task_form` schema): `<task id>: {VAR: value}` or Kaapana\'s `<task id>: {env: [{name, value}]}`.',
+            }),
+          ),
         },
         { additionalProperties: false },
       ),

@@ -123,13 +123,14 @@ export function buildProgram(): Command {
 
   program.command('run <workflow>').description('run a workflow and watch it; exits non-zero when a run fails')
     .option('-f, --form <key=value...>', 'a workflow_form parameter (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('-t, --task-form <task.VAR=value...>', 'a setting of a Task API task, e.g. summarize.STATISTIC=max (repeatable; `tessera workflows --json` lists them under task_form)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--dataset <name>', 'run on the series of a dataset')
     .option('--series <uids>', 'run on these SeriesInstanceUIDs (comma-separated)')
     .option('--limit <n>', 'at most n series of the dataset', positiveInt)
     .option('--single-execution', 'one run per series')
     .option('--no-wait', 'return once the job is created')
     .option('--json', 'print the job as JSON at the end')
-    .action(act(async (workflow: string, o: { form: string[]; dataset?: string; series?: string; limit?: number; singleExecution?: boolean; wait: boolean; json?: boolean }) =>
+    .action(act(async (workflow: string, o: { form: string[]; taskForm: string[]; dataset?: string; series?: string; limit?: number; singleExecution?: boolean; wait: boolean; json?: boolean }) =>
       runCommand(api(), workflow, { ...o, project: project() })));
 
   program.command('runs').description('list runs, newest first')
@@ -277,6 +278,21 @@ export function buildProgram(): Command {
     .action(act(async (o: Omit<ResultsOptions, 'project'>) => resultsCommand(api(), { ...o, project: project() })));
 
   // ------------------------------------------------------------------ extensions (EDK)
+  const task = program.command('task').description("Kaapana Task API without a server: validate processing-container.json or task.json, run a task.json on the local Docker engine")
+    .addHelpText('after', `
+A task.json names an image, a template of its /processing-container.json (or an inline
+one) and host folders for its channels:
+  {"name": "seg", "image": "my/seg:1", "taskTemplate": "segment",
+   "inputs":  [{"name": "images", "volume_source": {"host_path": "./in"}}],
+   "outputs": [{"name": "masks",  "volume_source": {"host_path": "./out"}}],
+   "env": [{"name": "THRESHOLD", "value": "0.5"}]}
+See docs/guides/operator-contract.md#the-kaapana-task-api.`);
+  task.command('validate <file>').description('check a processing-container.json or a task.json (which one: by --schema, else by its content); names each path at fault')
+    .option('--schema <kind>', '"pc" (processing-container.json) or "task" (task.json)')
+    .action(act(async (file: string, o: { schema?: string }) => (await import('./commands/task-command.ts')).taskValidateCommand(file, o)));
+  task.command('run <task.json>').description('run a task on the local Docker engine (DOCKER_HOST or the default socket), no server needed: inputs read-only and outputs read-write at their mounted paths, output streamed live; exits with the container\'s status (126: skipped)')
+    .action(act(async (file: string) => (await import('./commands/task-command.ts')).taskRunCommand(file)));
+
   const ext = program.command('ext').description('extensions: the catalog, installs, and the development kit (init, build, dev, test, run-operator)');
   const collect = (v: string, prev: string[]): string[] => [...prev, v];
   ext.command('list', { isDefault: true }).description('the catalog: every extension, its versions and state (the default of `tessera ext`)')

@@ -17,3 +17,4 @@ export * from './store/workflow-migrations.ts';
 export * from './runners/docker/docker-runner.ts';
 export * from './runners/docker/docker-detect.ts';
 export * from './runners/docker/image-pull.ts';
+export { scaleTargetBytes, matchingFileSizes, withScaledRam } from './scheduler/ram-scale.ts';

@@ -15,6 +15,8 @@ export interface RunConf {
   workflow_form: Record<string, unknown>;
   data_form: Record<string, unknown> & { identifiers?: string[] };
   project_form: { id: string; name: string };
+  /** Kaapana's per-task user input: `task_form.<task id>.env` = [{name, value}] (Task API tasks). */
+  task_form?: Record<string, { env?: { name: string; value: string }[] }>;
   [key: string]: unknown;
 }
 
@@ -58,6 +60,9 @@ export function contractEnv(input: ContractEnvInput): Record<string, string> {
   Object.assign(env, kaapanaEnv(input.services.TESSERA_API_URL, input.conf.project_form));
   if (input.modelsDir !== undefined) env[PLATFORM_ENV.modelsDir] = input.modelsDir;
   Object.assign(env, input.services, input.task.env);
+  // Kaapana's Task API precedence: template env < operator env (both in task.env) < conf.task_form.
+  const form = input.conf.task_form?.[input.task.id]?.env;
+  if (Array.isArray(form)) for (const e of form) env[e.name] = e.value;
   return env;
 }
 
@@ -88,7 +93,18 @@ export function outputDirsOf(workflowDir: string, task: Pick<TaskSpec, 'level' |
  * output dir), which keep_outputs need not make again.
  */
 export async function prepareOutputDirs(workflowDir: string, task: TaskSpec, identifiers: readonly string[], made?: Set<string>): Promise<void> {
-  for (const dir of outputDirsOf(workflowDir, task, identifiers)) {
+  // Task API channels (folders of the workflow dir mounted at paths of their own): the
+  // output channels are the task's outputs too; input channels are only made to exist,
+  // so that a bind never misses its source, and are never emptied (they are an upstream task's).
+  const mounts = task.container?.mounts ?? [];
+  const outputs = [...outputDirsOf(workflowDir, task, identifiers), ...mounts.filter((m) => m.read_only !== true).map((m) => join(workflowDir, m.source))];
+  for (const m of mounts.filter((x) => x.read_only === true)) {
+    const dir = join(workflowDir, m.source);
+    if (made?.has(dir)) continue;
+    mkdirSync(dir, { recursive: true });
+    made?.add(dir);
+  }
+  for (const dir of outputs) {
     if (task.keep_outputs) {
       if (made?.has(dir)) continue;
     } else {

@@ -36,6 +36,21 @@ const DirName = Type.String({
   description: 'a single directory name (no "/" and no "..")',
 });
 
+const RelPath = Type.String({
+  pattern: '^(?!/)(?!.*(^|/)\\.\\.(/|$))[A-Za-z0-9._/-]+$',
+  maxLength: 512,
+  description: 'a path relative to the workflow dir (no leading "/" and no "..")',
+});
+
+export const ContainerMountSchema = Type.Object(
+  {
+    source: RelPath,
+    target: Type.String({ pattern: '^/', minLength: 2, description: 'Absolute path in the container.' }),
+    read_only: Type.Optional(Type.Boolean({ default: false })),
+  },
+  { additionalProperties: false, description: 'A folder of the workflow dir bind-mounted at another path (a Task API channel at its mounted_path).' },
+);
+
 export const ContainerRunSchema = Type.Object(
   {
     image: Type.String({ minLength: 1, description: 'Container image, e.g. "registry.example/seg:1.2".' }),
@@ -46,6 +61,7 @@ export const ContainerRunSchema = Type.Object(
         description: "When the engine pulls the image (Kubernetes' imagePullPolicy): IfNotPresent (default: only when the engine lacks it), Always (at each run), Never (only a local image).",
       }),
     ),
+    mounts: Type.Optional(Type.Array(ContainerMountSchema, { description: 'Folders of the workflow dir mounted at paths of their own (created before the task starts).' })),
   },
   { additionalProperties: false },
 );
@@ -63,11 +79,27 @@ export const ProcessRunSchema = Type.Object(
   { additionalProperties: false },
 );
 
+export const RamScaleSchema = Type.Object(
+  {
+    source: RelPath,
+    factor: Type.Number({ minimum: 0, description: 'Bytes of RAM per byte of target size.' }),
+    power: Type.Optional(Type.Number({ minimum: 0, default: 1, description: 'RAM = factor * size ** power.' })),
+    mode: StringEnum(['sum', 'max_file_size', 'max_item_sum'] as const),
+    target_dir: Type.Optional(Type.String()),
+    target_regex: Type.Optional(Type.String()),
+    target_glob: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+
 export const ResourcesSchema = Type.Object(
   {
     ram_mb: Type.Optional(Type.Integer({ minimum: 0, description: 'RAM request in MB; a memory limit in containers.' })),
     cpu_millicores: Type.Optional(Type.Integer({ minimum: 0, description: 'CPU request in millicores (1000 = one core).' })),
     gpu_mem_mb: Type.Optional(Type.Integer({ minimum: 0, description: 'GPU memory request in MB.' })),
+    ram_scale: Type.Optional(
+      Type.Array(RamScaleSchema, { description: 'Raise ram_mb with the size of an input at start (a Task API scale rule of type "limit").' }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -125,6 +157,11 @@ export const DagSpecSchema = Type.Object(
           'A run without series fails ("no series selected") instead of running. Unset: true when a first task (one without upstream) is the built-in get-input.',
       }),
     ),
+    task_form: Type.Optional(
+      Type.Record(Type.String(), Type.Unknown(), {
+        description: 'JSON Schema of per-task settings (conf.task_form.<task id>): the adjustable env of Task API tasks.',
+      }),
+    ),
     clean_workflow_dir: Type.Boolean({
       default: false,
       description: 'Remove the workflow dir when the run succeeds (Kaapana LocalWorkflowCleanerOperator).',
@@ -134,6 +171,8 @@ export const DagSpecSchema = Type.Object(
   { additionalProperties: false, $id: 'https://tessera.dev/schemas/dag-spec-v1.json' },
 );
 
+export type ContainerMount = Static<typeof ContainerMountSchema>;
+export type RamScale = Static<typeof RamScaleSchema>;
 export type ContainerRun = Static<typeof ContainerRunSchema>;
 export type ProcessRun = Static<typeof ProcessRunSchema>;
 export type Resources = Static<typeof ResourcesSchema>;

@@ -10,3 +10,4 @@ export * from './operator-contract.ts';
 export * from './dicom-uid.ts';
 export * from './docker-host.ts';
 export * from './image-reference.ts';
+export * from './task-api.ts';

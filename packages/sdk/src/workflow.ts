@@ -6,6 +6,7 @@ import {
   type TaskSpec,
   type TriggerRule,
 } from '@tessera/model';
+import { adjustableEnv, type TaskApiBinding } from './task-operator.ts';
 
 /** Resource requests of an operator. Unset means "no request" (0). */
 export interface OperatorResources {
@@ -63,6 +64,8 @@ export interface OperatorDefinition {
 export interface Operator {
   readonly kind: 'tessera.operator';
   readonly definition: Readonly<OperatorDefinition>;
+  /** Set by defineTaskOperator: a Kaapana Task API template and its env. */
+  readonly taskApi?: Readonly<TaskApiBinding>;
 }
 
 /** Defines a reusable operator. */
@@ -74,6 +77,18 @@ export function defineOperator(definition: OperatorDefinition): Operator {
 export interface TaskRef {
   readonly id: string;
   readonly outputDir: string;
+  /** Task API tasks: each output channel's folder, relative to the workflow dir (`<task id>/<channel>`). */
+  readonly channels?: Readonly<Record<string, string>>;
+}
+
+/** Feeds an input channel of a Task API task from an output channel of an upstream one (Kaapana's IOMapping). */
+export interface IOChannelMap {
+  /** The upstream task (Kaapana's `upstream_operator`). */
+  from: TaskRef;
+  /** Its output channel (`upstream_output_channel`). */
+  output: string;
+  /** This task's input channel (`input_channel`). */
+  input: string;
 }
 
 export interface TaskOptions {
@@ -90,6 +105,8 @@ export interface TaskOptions {
   env?: Record<string, string>;
   /** Overrides of the operator's settings for this task. */
   overrides?: Partial<Omit<OperatorDefinition, 'name'>>;
+  /** Task API tasks: where each input channel comes from; makes those tasks upstreams. */
+  iochannels?: IOChannelMap[];
 }
 
 export interface WorkflowOptions {
@@ -133,6 +150,7 @@ export class Workflow {
   readonly kind = 'tessera.workflow';
   readonly options: WorkflowOptions;
   readonly #tasks: TaskSpec[] = [];
+  readonly #taskForms: Record<string, unknown> = {};
 
   constructor(options: WorkflowOptions) {
     this.options = options;
@@ -172,8 +190,58 @@ export class Workflow {
         ...(d.resources?.gpuMemMb !== undefined ? { gpu_mem_mb: d.resources.gpuMemMb } : {}),
       },
     };
+    if (operator.taskApi) return this.#bindTaskApi(spec, operator.taskApi, options);
+    if (options.iochannels?.length) throw new Error(`task "${id}": iochannels are for Task API operators (defineTaskOperator)`);
     this.#tasks.push(spec);
     return { id, outputDir };
+  }
+
+  /** Mounts a Task API task's channels, sets its env from the template and adds its form fields. */
+  #bindTaskApi(spec: TaskSpec, api: Readonly<TaskApiBinding>, options: TaskOptions): TaskRef {
+    const t = api.template;
+    const where = `task "${spec.id}" (template "${t.identifier}")`;
+    const mounts: NonNullable<NonNullable<TaskSpec['container']>['mounts']> = [];
+    const ramScale: NonNullable<NonNullable<TaskSpec['resources']>['ram_scale']> = [];
+    const channels: Record<string, string> = {};
+    for (const out of t.outputs) {
+      channels[out.name] = `${spec.id}/${out.name}`;
+      mounts.push({ source: channels[out.name]!, target: out.mounted_path, read_only: false });
+    }
+    for (const map of options.iochannels ?? []) {
+      const input = t.inputs.find((i) => i.name === map.input);
+      if (!input) throw new Error(`${where} has no input channel "${map.input}" (it has ${t.inputs.map((i) => i.name).join(', ') || 'none'})`);
+      const source = map.from.channels?.[map.output];
+      if (!source) {
+        const known = Object.keys(map.from.channels ?? {});
+        throw new Error(`${where}: upstream task "${map.from.id}" has no output channel "${map.output}"${known.length ? ` (it has ${known.join(', ')})` : ' (it is not a Task API task)'}`);
+      }
+      if (mounts.some((m) => m.target === input.mounted_path)) throw new Error(`${where}: input channel "${map.input}" is mapped twice`);
+      mounts.push({ source, target: input.mounted_path, read_only: true });
+      if (!spec.upstream.includes(map.from.id)) spec.upstream.push(map.from.id);
+      const rule = input.scale_rule;
+      if (rule && rule.type === 'limit') {
+        const m = /^([-+]?\d*(?:\.\d+)?)\*?n(?:\*\*(\d+))?$/.exec(rule.complexity ?? '');
+        const factor = rule.scale_factor ?? (m ? (m[1] === '' || m[1] === '+' ? 1 : Number(m[1])) : 0);
+        ramScale.push({
+          source,
+          factor: Math.max(0, factor),
+          ...(rule.scale_factor === undefined && m?.[2] ? { power: Number(m[2]) } : {}),
+          mode: rule.mode,
+          ...(rule.target_dir ? { target_dir: rule.target_dir } : {}),
+          ...(rule.target_regex ? { target_regex: rule.target_regex } : {}),
+          ...(rule.target_glob ? { target_glob: rule.target_glob } : {}),
+        });
+      }
+    }
+    const env = [...api.env, ...Object.entries(spec.env).map(([name, value]) => ({ name, value }))];
+    const merged = new Map(env.map((e) => [e.name, e.value]));
+    spec.env = Object.fromEntries(merged);
+    spec.container = { image: api.image, ...(api.command ? { args: [...api.command] } : {}), ...(mounts.length ? { mounts } : {}) };
+    if (ramScale.length) spec.resources = { ...spec.resources, ram_scale: ramScale };
+    const form = adjustableEnv(t, [...merged].map(([name, value]) => ({ name, value })));
+    if (Object.keys(form.properties as object).length > 0) this.#taskForms[spec.id] = { ...form, title: spec.id };
+    this.#tasks.push(spec);
+    return { id: spec.id, outputDir: spec.output_dir, channels };
   }
 
   /** Compiles to the DAG spec the engine runs; throws TESSERA_INVALID_SPEC naming the task at fault. */
@@ -187,6 +255,9 @@ export class Workflow {
       data_form: this.options.dataForm ?? DEFAULT_DATA_FORM,
       // Written out, so that the spec says what the platform does.
       needs_data: this.options.needsData ?? workflowNeedsData({ tasks: this.#tasks }),
+      ...(Object.keys(this.#taskForms).length > 0
+        ? { task_form: { type: 'object', properties: structuredClone(this.#taskForms), additionalProperties: false } }
+        : {}),
       clean_workflow_dir: this.options.cleanWorkflowDir ?? false,
       tasks: this.#tasks,
     });

@@ -6,6 +6,8 @@ import { duration, printJson } from '../output.ts';
 
 export interface RunOptions {
   form: string[];
+  /** `<task>.<VAR>=value`: settings of Task API tasks (conf.task_form). */
+  taskForm?: string[];
   dataset?: string;
   series?: string;
   limit?: number;
@@ -25,7 +27,12 @@ export async function runCommand(api: ApiClient, workflowId: string, o: RunOptio
   if (o.dataset) dataForm.dataset_name = o.dataset;
   if (o.series) dataForm.identifiers = o.series.split(',').map((s) => s.trim()).filter(Boolean);
   if (o.limit !== undefined) dataForm.dataset_limit = o.limit;
-  let job = await api.post<Job>('/api/jobs', { workflow: workflowId, project: o.project, conf: { workflow_form: workflowForm, data_form: dataForm } } satisfies TriggerJob);
+  const taskForm = parseTaskForm(o.taskForm ?? [], wf);
+  let job = await api.post<Job>('/api/jobs', {
+    workflow: workflowId,
+    project: o.project,
+    conf: { workflow_form: workflowForm, data_form: dataForm, ...(taskForm ? { task_form: taskForm } : {}) },
+  } satisfies TriggerJob);
   if (!o.wait) {
     if (o.json) printJson(job);
     else console.log(`job ${job.id}: ${job.runs.length} run(s): ${job.runs.map((r) => r.id).join(', ')}`);
@@ -103,4 +110,27 @@ function printSummary(job: Job): void {
     if (r.workflow_dir) console.log(`         outputs: ${r.workflow_dir}`);
     if (r.state !== 'success') console.log(`         logs:    tessera logs ${r.id}    retry: tessera retry ${r.id}`);
   }
+}
+
+/**
+ * `--task-form <task>.<VAR>=value` pairs as Kaapana's conf.task_form (`<task>: {env: [{name, value}]}`);
+ * the server types and checks each value against the workflow's task_form schema.
+ */
+export function parseTaskForm(pairs: string[], wf: Pick<Workflow, 'id' | 'task_form'>): Record<string, { env: { name: string; value: string }[] }> | undefined {
+  if (pairs.length === 0) return undefined;
+  const tasks = (wf.task_form?.properties ?? {}) as Record<string, { properties?: Record<string, unknown> }>;
+  const out: Record<string, { env: { name: string; value: string }[] }> = {};
+  for (const pair of pairs) {
+    const m = /^([^.=]+)\.([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s.exec(pair);
+    if (!m) throw new CliError(`--task-form "${pair}" must look like <task>.<VAR>=value`, { exitCode: 2 });
+    const [, task, name, value] = m as unknown as [string, string, string, string];
+    const fields = tasks[task]?.properties;
+    if (!fields) {
+      const known = Object.keys(tasks);
+      throw new CliError(`--task-form ${pair}: workflow "${wf.id}" has no settings for task "${task}"${known.length ? `; tasks with settings: ${known.join(', ')}` : ''}`, { exitCode: 2 });
+    }
+    if (!Object.hasOwn(fields, name)) throw new CliError(`--task-form ${pair}: task "${task}" has no setting "${name}"; its settings are ${Object.keys(fields).join(', ')}`, { exitCode: 2 });
+    (out[task] ??= { env: [] }).env.push({ name, value });
+  }
+  return out;
 }

@@ -10,6 +10,7 @@ import { decideOutcome, decideTryStart, retryDuePatch } from './decisions/task-o
 import { decideReadyTasks, noRunnerReason } from './decisions/task-readiness.ts';
 import { decideRunEnd, decideRunStop } from './decisions/run-end.ts';
 import { isTerminal, newLiveTask, taskKey, tryKey, type LiveRun, type LiveTask } from './live-run.ts';
+import { withScaledRam } from './ram-scale.ts';
 import { ResourcePool, type PoolLimits } from './resource-pool.ts';
 import type { DataResolverInput } from './trigger-input.ts';
 
@@ -254,7 +255,9 @@ export class SchedulerCore {
       const { run, taskId } = entry;
       const row = run.tasks.get(taskId)!;
       if (row.state !== 'queued') continue; // canceled while waiting
-      const spec = run.specs.get(taskId)!;
+      // Task API scale rules: ram_mb grows with the size of the inputs, now that they are there.
+      const spec = withScaledRam(run.row.workflow_dir, run.specs.get(taskId)!);
+      run.specs.set(taskId, spec);
       // Checked when the task was queued, but runners and pools may differ after a restart.
       const runner = this.#runnerFor(spec);
       const blocker = this.pool.neverFits(spec) ?? (runner ? undefined : noRunnerReason(spec));

@@ -34,7 +34,7 @@ export function starterColumns(starter: Starter | undefined): StarterColumns {
 export interface TriggerInput {
   project: { id: string; name: string };
   workflow: WorkflowSource;
-  conf?: { workflow_form?: unknown; data_form?: unknown };
+  conf?: { workflow_form?: unknown; data_form?: unknown; task_form?: unknown };
   /** Who triggers it; undefined when no user does (an arrival trigger: its tasks act as a scientist of the project). */
   startedBy?: Starter;
 }
@@ -45,6 +45,8 @@ export interface TriggerForms {
   dataForm: Record<string, unknown>;
   /** `workflow_form.single_execution`: one run per series. */
   single: boolean;
+  /** Kaapana's conf.task_form, as its code reads it: `<task id>: { env: [{name, value}] }`; absent when none is given or declared. */
+  taskForm?: Record<string, { env: { name: string; value: string }[] }>;
 }
 
 /**
@@ -76,7 +78,49 @@ export function validateTriggerForms(spec: DagSpec, conf: TriggerInput['conf']):
   // Always written, as Kaapana's conf.json has it (and so SINGLE_EXECUTION in every task's env).
   workflowForm.single_execution = singleRaw === true;
   const dataForm = validateForm(spec, 'data_form', conf?.data_form ?? {});
-  return { workflowForm, dataForm, single: singleRaw === true };
+  const taskForm = validateTaskForm(spec, conf?.task_form);
+  return { workflowForm, dataForm, single: singleRaw === true, ...(taskForm ? { taskForm } : {}) };
+}
+
+/**
+ * Validates conf.task_form against the workflow's task_form schema (the adjustable env of
+ * its Task API tasks), defaults filled. Takes both of Kaapana's shapes per task: its code's
+ * `{ env: [{name, value}] }` and its docs' `{ VAR: value }`; answers the code's, values as strings.
+ */
+export function validateTaskForm(spec: DagSpec, raw: unknown): TriggerForms['taskForm'] {
+  if (!spec.task_form && raw === undefined) return undefined;
+  const given = (raw ?? {}) as Record<string, unknown>;
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) {
+    throw new TesseraError('TESSERA_INVALID_FORM', 'conf.task_form must be a JSON object', { details: [{ where: 'task_form', message: 'must be an object' }] });
+  }
+  const flat: Record<string, Record<string, unknown>> = {};
+  for (const [taskId, value] of Object.entries(given)) {
+    const v = value as { env?: unknown } | null;
+    if (v && typeof v === 'object' && Array.isArray(v.env)) {
+      const vars: Record<string, unknown> = {};
+      const properties = ((spec.task_form?.properties as Record<string, { properties?: Record<string, { type?: string }> }> | undefined)?.[taskId]?.properties) ?? {};
+      v.env.forEach((e: unknown, i) => {
+        const entry = e as { name?: unknown; value?: unknown } | null;
+        if (!entry || typeof entry.name !== 'string' || typeof entry.value !== 'string') {
+          throw new TesseraError('TESSERA_INVALID_FORM', `task_form.${taskId}.env[${i}] must be {"name": "<VAR>", "value": "<text>"}`, {
+            details: [{ where: `task_form.${taskId}.env[${i}]`, message: 'must be {"name", "value"} with text values' }],
+          });
+        }
+        const type = properties[entry.name]?.type;
+        vars[entry.name] = type === 'integer' && /^[-+]?\d+$/.test(entry.value) ? Number(entry.value) : type === 'boolean' && /^(true|false)$/i.test(entry.value) ? /^true$/i.test(entry.value) : entry.value;
+      });
+      flat[taskId] = vars;
+    } else {
+      flat[taskId] = value as Record<string, unknown>;
+    }
+  }
+  const valid = validateForm(spec, 'task_form', flat) as Record<string, Record<string, unknown>>;
+  const out: NonNullable<TriggerForms['taskForm']> = {};
+  for (const [taskId, vars] of Object.entries(valid)) {
+    if (!vars || typeof vars !== 'object') continue;
+    out[taskId] = { env: Object.entries(vars).map(([name, value]) => ({ name, value: typeof value === 'string' ? value : String(value) })) };
+  }
+  return out;
 }
 
 /**
@@ -122,13 +166,13 @@ export function planJob(input: {
   startedBy?: Starter;
 }): { job: JobRow; runs: RunRow[]; tasks: TaskRow[] } {
   const { spec } = input.workflow;
-  const { workflowForm, dataForm, single } = input.forms;
+  const { workflowForm, dataForm, single, taskForm } = input.forms;
   const starter = starterColumns(input.startedBy);
   const job: JobRow = {
     id: newId('j'),
     project_id: input.project.id,
     workflow_id: spec.id,
-    conf: JSON.stringify({ workflow_form: workflowForm, data_form: dataForm }),
+    conf: JSON.stringify({ workflow_form: workflowForm, data_form: dataForm, ...(taskForm ? { task_form: taskForm } : {}) }),
     created_at: input.now,
     ...starter,
   };
@@ -142,6 +186,7 @@ export function planJob(input: {
       workflow_form: workflowForm,
       data_form: { ...dataForm, identifiers: ids },
       project_form: { id: input.project.id, name: input.project.name },
+      ...(taskForm ? { task_form: taskForm } : {}),
     };
     runs.push({
       id,

@@ -14,6 +14,7 @@ export function workflowJson(wf: LoadedWorkflow): Workflow {
     extension: { name: wf.extension.name, version: wf.extension.version },
     workflow_form: spec.workflow_form,
     data_form: spec.data_form,
+    ...(spec.task_form ? { task_form: spec.task_form } : {}),
     tasks: spec.tasks.map((t) => ({
       id: t.id,
       title: t.title ?? t.id,

@@ -213,7 +213,12 @@ export class DockerRunner implements Runner {
     const extras = containerExtras(launch, access, this.#shmMb);
     const hostConfig: Dockerode.HostConfig = {
       // Mounts, not Binds: a host path containing ':' would break the Binds syntax.
-      Mounts: [{ Type: 'bind', Source: launch.workflowDir, Target: dataDir }, ...extras.mounts],
+      Mounts: [
+        { Type: 'bind', Source: launch.workflowDir, Target: dataDir },
+        // Task API channels: folders of the workflow dir at the template's mounted_paths.
+        ...(spec.mounts ?? []).map((m) => ({ Type: 'bind' as const, Source: posix.join(launch.workflowDir, m.source), Target: m.target, ReadOnly: m.read_only === true })),
+        ...extras.mounts,
+      ],
       ShmSize: extras.shmBytes,
     };
     if (ramMb) {

@@ -1,0 +1,166 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTaskInstance, findTemplate, parseProcessingContainer, parseTaskFile, validateTaskFile } from '../../packages/model/src/index.ts';
+import { validateTaskForm } from '../../packages/engine/src/scheduler/trigger-input.ts';
+import { contractEnv } from '../../packages/engine/src/operator-contract.ts';
+import { docker, dockerProblem, dockerSocket, skipDocker } from '../../packages/engine/src/__fixtures__/docker-env.ts';
+import { startTestServer, waitFor, type TestServer } from '../../packages/server/src/__fixtures__/test-server.ts';
+import { readProcessingContainerFromImage } from '../../packages/extension-packages/src/index.ts';
+import workflow from './workflows/kaapana-task-example.ts';
+
+const EXT_DIR = dirname(fileURLToPath(import.meta.url));
+const REPO = resolve(EXT_DIR, '../..');
+const IMAGE = 'tessera-ext/kaapana-task-example:0.1.0';
+const run = promisify(execFile);
+
+describe('kaapana-task-example: the workflow and the Task API files', () => {
+  const spec = workflow.toDagSpec();
+
+  it('maps channels to folders of the workflow dir, mounted at the mounted paths; the iochannel makes an upstream', () => {
+    const [gen, sum] = spec.tasks;
+    expect(gen!.container).toEqual({
+      image: IMAGE,
+      args: ['python3', '-u', '/kaapana/app/tasks.py', 'generate'],
+      mounts: [{ source: 'generate/numbers', target: '/home/kaapana/numbers', read_only: false }],
+    });
+    expect(sum!.upstream).toEqual(['generate']);
+    expect(sum!.container!.mounts).toEqual([
+      { source: 'summarize/summary', target: '/home/kaapana/summary', read_only: false },
+      { source: 'generate/numbers', target: '/home/kaapana/numbers', read_only: true },
+    ]);
+    // The template's memory limit and scale rule feed the RAM pool.
+    expect(gen!.resources).toEqual({ ram_mb: 200 });
+    expect(sum!.resources).toEqual({ ram_mb: 100, ram_scale: [{ source: 'generate/numbers', factor: 50, power: 1, mode: 'max_item_sum', target_glob: '*.txt' }] });
+    expect(gen!.env).toEqual({ COUNT: '3', WORK_SECONDS: '0', SEED: '1' });
+  });
+
+  it('turns adjustable env into typed form fields with choices; not-adjustable ones stay out', () => {
+    const form = spec.task_form as { properties: Record<string, { properties: Record<string, unknown> }> };
+    expect(Object.keys(form.properties.generate!.properties)).toEqual(['COUNT', 'WORK_SECONDS']);
+    expect(form.properties.generate!.properties.COUNT).toMatchObject({ type: 'integer', default: 3 });
+    expect(form.properties.summarize!.properties.STATISTIC).toMatchObject({ type: 'string', enum: ['sum', 'mean', 'max'], default: 'sum' });
+  });
+
+  it('takes conf.task_form in both of Kaapana\'s shapes, typed, and gives it precedence over the operator env', () => {
+    const tf = validateTaskForm(spec, { generate: { COUNT: 5 }, summarize: { env: [{ name: 'STATISTIC', value: 'max' }] } })!;
+    expect(tf.generate!.env).toEqual(expect.arrayContaining([{ name: 'COUNT', value: '5' }]));
+    expect(tf.summarize!.env).toEqual([{ name: 'STATISTIC', value: 'max' }]);
+    expect(() => validateTaskForm(spec, { summarize: { STATISTIC: 'median' } })).toThrow(/task_form\.summarize\.STATISTIC must be one of \["sum","mean","max"\]/);
+    expect(() => validateTaskForm(spec, { generate: { env: [{ name: 'COUNT', value: 'x' }] } })).toThrow(/task_form\.generate\.COUNT must be integer/);
+    expect(() => validateTaskForm(spec, { generate: { SEED: '2' } })).toThrow(/task_form\.generate\.SEED is not a known property/);
+    const conf = { workflow_form: {}, data_form: {}, project_form: { id: 'p', name: 'admin' }, task_form: tf };
+    const env = contractEnv({ workflowDir: '/w', runId: 'r', dagId: spec.id, task: spec.tasks[0]!, conf, services: {} });
+    expect(env).toMatchObject({ COUNT: '5', WORK_SECONDS: '0', SEED: '1' });
+  });
+
+  it('validates processing-container.json and task.json with errors naming the path', async () => {
+    const pcText = await readFile(join(EXT_DIR, 'processing', 'processing-container.json'), 'utf8');
+    const pc = parseProcessingContainer(pcText);
+    expect(pc.templates.map((t) => t.identifier)).toEqual(['generate', 'summarize']);
+    const broken = JSON.parse(pcText);
+    broken.templates[1].inputs[0].scale_rule.mode = 'median';
+    delete broken.templates[0].outputs[0].mounted_path;
+    broken.templates[0].env[0].value = 3;
+    expect(() => parseProcessingContainer(JSON.stringify(broken))).toThrow(
+      /templates\[0\]\.outputs\[0\]\.mounted_path is required.*templates\[0\]\.env\[0\]\.value must be string.*templates\[1\]\.inputs\[0\]\.scale_rule\.mode must be one of/,
+    );
+    expect(() => validateTaskFile({ name: 't', image: 'i', taskTemplate: 'x', inputs: [{ name: 'a' }] })).toThrow(/inputs\[0\]\.volume_source is required/);
+    // The docs' `input.host_path` form, unknown keys ignored (as Kaapana's models do).
+    const task = parseTaskFile(JSON.stringify({ name: 't', image: 'i', taskTemplate: 'summarize', extra: 1, inputs: [{ name: 'numbers', input: { host_path: '/in' } }], env: [{ name: 'STATISTIC', value: 'mean' }, { name: 'NEW', value: '1' }] }));
+    const inst = createTaskInstance(task, findTemplate(pc, 'summarize'));
+    expect(inst.inputs).toEqual([{ name: 'numbers', hostPath: '/in', mountedPath: '/home/kaapana/numbers', scaleRule: pc.templates[1]!.inputs[0]!.scale_rule }]);
+    expect(inst.outputs).toEqual([]);
+    expect(inst.warnings).toEqual(['output channel "summary" has no host_path in the task; it is not mounted']);
+    expect(inst.env).toEqual([{ name: 'STATISTIC', value: 'mean' }, { name: 'NEW', value: '1' }]);
+    expect(() => findTemplate(pc, 'nope')).toThrow(/has no task template "nope" \(it has "generate", "summarize"\)/);
+  });
+});
+
+describe.skipIf(skipDocker)('kaapana-task-example in Docker', () => {
+  let work = '';
+  beforeAll(async () => {
+    expect(dockerProblem, 'a Docker engine with the test images (scripts/docker-test-env.sh)').toBeUndefined();
+    work = await mkdtemp(join(tmpdir(), 'tessera-ktask-'));
+    await run('/usr/bin/docker', ['build', '-q', '-t', IMAGE, join(EXT_DIR, 'processing')], { env: { ...process.env, DOCKER_HOST: `unix://${dockerSocket}` } });
+  }, 300_000);
+  afterAll(async () => {
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it('reads /processing-container.json from the image', async () => {
+    const pc = await readProcessingContainerFromImage(IMAGE, docker);
+    expect(pc.templates.map((t) => t.identifier)).toEqual(['generate', 'summarize']);
+    await expect(readProcessingContainerFromImage('tessera-test/python:bookworm', docker)).rejects.toThrow(/has no \/processing-container\.json/);
+  });
+
+  it('runs the workflow through a server: task A\'s output channel is task B\'s input, task_form sets the env', { timeout: 180_000 }, async () => {
+    const s: TestServer = await startTestServer({ runners: ['docker', 'process'], dockerSocket });
+    try {
+      // From the built-in collection (this folder), as a user installs it.
+      const installed = await s.call('POST', '/api/extensions/kaapana-task-example/install?wait=true', {});
+      expect(installed.status, JSON.stringify(installed.body)).toBe(200);
+      const wf = (await s.call('GET', '/api/workflows/kaapana-task-example')).body;
+      expect(wf.task_form.properties.summarize.properties.STATISTIC.enum).toEqual(['sum', 'mean', 'max']);
+      const job = await s.call('POST', '/api/jobs', { workflow: 'kaapana-task-example', conf: { task_form: { generate: { COUNT: 2 }, summarize: { env: [{ name: 'STATISTIC', value: 'max' }] } } } });
+      expect(job.status, JSON.stringify(job.body)).toBe(201);
+      const done = await waitFor(async () => {
+        const r = (await s.call('GET', `/api/runs/${job.body.runs[0].id}`)).body;
+        return ['success', 'failed'].includes(r.state) ? r : undefined;
+      }, 150_000, 'the run');
+      expect(done.tasks.map((t: { id: string; state: string; runner: string }) => [t.id, t.state, t.runner]), JSON.stringify(done)).toEqual([
+        ['generate', 'success', 'docker'],
+        ['summarize', 'success', 'docker'],
+      ]);
+      const wd = done.workflow_dir as string;
+      expect((await readdir(join(wd, 'generate', 'numbers'))).sort()).toEqual(['item-1', 'item-2']);
+      const summary = JSON.parse(await readFile(join(wd, 'summarize', 'summary', 'item-2', 'summary.json'), 'utf8'));
+      expect(summary).toMatchObject({ item: 'item-2', statistic: 'max', count: 6 });
+      const log = (await s.call('GET', `/api/runs/${done.id}/tasks/summarize/log`)).body as string;
+      expect(log).toContain('summarize: item-2: max =');
+    } finally {
+      await s.close();
+    }
+  });
+
+  const cli = (args: string[], cwd: string) =>
+    run(process.execPath, [join(REPO, 'bin', 'tessera.mjs'), ...args], { cwd, env: { ...process.env, DOCKER_HOST: `unix://${dockerSocket}` } }).then(
+      (r) => ({ code: 0, ...r }),
+      (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+    );
+
+  it('tessera task run: inputs read-only, outputs written, logs streamed, the exit status its own (126: skipped)', { timeout: 120_000 }, async () => {
+    const dir = join(work, 'cli');
+    await mkdir(join(dir, 'numbers', 'a'), { recursive: true });
+    await writeFile(join(dir, 'numbers', 'a', 'numbers.txt'), '4\n9\n2\n');
+    await cp(join(EXT_DIR, 'tasks', 'summarize-task.json'), join(dir, 'task.json'));
+    expect((await cli(['task', 'validate', 'task.json'], dir)).stdout).toContain('ok: task.json is a valid task: "summarize-example"');
+    const ok = await cli(['task', 'run', 'task.json'], dir);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain('summarize: a: max = 9');
+    expect(ok.stderr).toMatch(/input  numbers: .*numbers -> \/home\/kaapana\/numbers \(read-only\)/);
+    expect(ok.stderr).toMatch(/summarize-example: success in/);
+    expect(JSON.parse(await readFile(join(dir, 'summary', 'a', 'summary.json'), 'utf8'))).toMatchObject({ statistic: 'max', value: 9 });
+
+    // A task that writes into its read-only input fails with the container's own status.
+    await writeFile(join(dir, 'bad.json'), JSON.stringify({ name: 'bad', image: IMAGE, taskTemplate: 'summarize', command: ['sh', '-c', 'touch /home/kaapana/numbers/x || exit 3'], inputs: [{ name: 'numbers', volume_source: { host_path: './numbers' } }] }));
+    const bad = await cli(['task', 'run', 'bad.json'], dir);
+    expect(bad.code).toBe(3);
+    expect(bad.stderr).toContain('bad: failed with exit code 3');
+    expect(existsSync(join(dir, 'numbers', 'x'))).toBe(false);
+
+    await mkdir(join(dir, 'empty'));
+    await writeFile(join(dir, 'skip.json'), JSON.stringify({ name: 'skip', image: IMAGE, taskTemplate: 'summarize', inputs: [{ name: 'numbers', input: { host_path: './empty' } }], outputs: [{ name: 'summary', volume_source: { host_path: './s2' } }] }));
+    const skip = await cli(['task', 'run', 'skip.json'], dir);
+    expect(skip.code).toBe(126);
+    expect(skip.stderr).toContain('skip: skipped (exit code 126)');
+
+    const invalid = await cli(['task', 'validate', 'bad-pc.json'], dir);
+    expect(invalid.code).toBe(1);
+  });
+});
