@@ -100,11 +100,6 @@ export class SchedulerCore {
     return join(this.o.home, 'workflows', runId);
   }
 
-  /** Host path of a project's models dir (`/models` in containers, MODELS_DIR), made on demand by the runners. */
-  modelsDir(projectId: string): string {
-    return join(this.o.home, 'models', projectId);
-  }
-
   /** Creates the folder of a run's logs (synchronous: it must exist before any try starts). */
   makeLogDir(runId: string): void {
     mkdirSync(join(this.o.home, 'logs', runId), { recursive: true });
@@ -336,7 +331,8 @@ export class SchedulerCore {
   /** What a runner needs to start (or find again) a try; `credential`: the variables of its API credential, if it has one. */
   launchFor(run: LiveRun, row: TaskRow, credential: Record<string, string> = {}): TaskLaunch {
     const task = run.specs.get(row.task_id)!;
-    const modelsDir = this.modelsDir(run.row.project_id);
+    // The project's models dir (`/models` in containers, MODELS_DIR), made on demand by the runners.
+    const modelsDir = join(this.o.home, 'models', run.row.project_id);
     return {
       key: tryKey(run, row),
       runId: run.row.id,
