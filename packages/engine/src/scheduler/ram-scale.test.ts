@@ -30,8 +30,12 @@ function task(resources: TaskSpec['resources']): TaskSpec {
     trigger_rule: 'all_success',
     level: 'batch',
     output_dir: 'register',
+    env: {},
+    retries: 0,
+    retry_delay_s: 0,
+    retry_backoff: 'fixed',
     resources,
-  } as TaskSpec;
+  };
 }
 
 describe('matchingFileSizes', () => {
