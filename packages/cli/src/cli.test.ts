@@ -16,6 +16,24 @@ beforeAll(async () => {
       },
       tasks: [{ id: 'echo', sh: 'echo "$THRESHOLD $ENABLED $LABELS"' }],
     },
+    {
+      id: 'task-settings',
+      task_form: {
+        type: 'object',
+        properties: {
+          summarize: {
+            type: 'object',
+            title: 'summarize',
+            properties: {
+              STATISTIC: { title: 'STATISTIC', type: 'string', default: 'sum', enum: ['sum', 'mean', 'max'], description: 'What to compute.' },
+              COUNT: { title: 'COUNT', type: 'integer', default: 3 },
+            },
+            additionalProperties: false,
+          },
+        },
+      },
+      tasks: [{ id: 'summarize', sh: 'echo "$STATISTIC $COUNT"' }],
+    },
   ]);
   await server.call('POST', '/api/workflows/reload');
 });
@@ -62,7 +80,7 @@ describe('tessera CLI against a real server', () => {
     const ok = await tessera(['run', 'typed', '-f', 'threshold=0.25', '-f', 'enabled=yes', '-f', 'labels=lung,liver', '--json']);
     expect(ok.code, ok.stderr).toBe(0);
     const job = JSON.parse(ok.stdout);
-    expect(job.conf.workflow_form).toEqual({ threshold: 0.25, enabled: true, labels: ['lung', 'liver'] });
+    expect(job.conf.workflow_form).toEqual({ threshold: 0.25, enabled: true, labels: ['lung', 'liver'], single_execution: false });
     const logs = await tessera(['logs', job.runs[0].id, 'echo']);
     expect(logs.stdout.trim()).toBe("0.25 True ['lung', 'liver']");
     const bad = await tessera(['run', 'typed', '-f', 'threshold=high']);
@@ -86,6 +104,29 @@ describe('tessera CLI against a real server', () => {
     const cancel = await tessera(['cancel', 'r-does-not-exist']);
     expect(cancel.code).toBe(1);
     expect(cancel.stderr).toContain('run "r-does-not-exist" does not exist');
+  });
+
+  it('shows a workflow with the settings of its tasks, and runs with --task-form', async () => {
+    const r = await tessera(['workflows', 'task-settings']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('TASK SETTINGS (--task-form task.VAR=value)');
+    expect(r.stdout).toMatch(/^summarize\s+STATISTIC\s+string\s+sum, mean, max\s+sum\s+What to compute\.$/m);
+    expect(r.stdout).toMatch(/^summarize\s+COUNT\s+integer\s+-\s+3$/m);
+    const typed = await tessera(['workflows', 'typed']);
+    expect(typed.stdout).toMatch(/^threshold\s+number\s+-\s+-/m);
+    expect(typed.stdout).toMatch(/^labels\s+array of string/m);
+    expect(typed.stdout).not.toContain('TASK SETTINGS');
+    const json = JSON.parse((await tessera(['workflows', 'task-settings', '--json'])).stdout);
+    expect(json.task_form.properties.summarize.properties.STATISTIC.enum).toEqual(['sum', 'mean', 'max']);
+    const missing = await tessera(['workflows', 'no-such-workflow']);
+    expect(missing.code).toBe(1);
+    const run = await tessera(['run', 'task-settings', '--task-form', 'summarize.STATISTIC=max', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const job = JSON.parse(run.stdout);
+    // the server fills in the defaults of the settings not given
+    expect(job.conf.task_form).toEqual({ summarize: { env: [{ name: 'STATISTIC', value: 'max' }, { name: 'COUNT', value: '3' }] } });
+    const logs = await tessera(['logs', job.runs[0].id, 'summarize']);
+    expect(logs.stdout.trim()).toBe('max 3');
   });
 
   it('explains how to start the server when none answers', async () => {

@@ -107,8 +107,9 @@ export function buildProgram(): Command {
       return sendersCommand(api(), name, { ...o, refuseUnknown, json });
     }));
 
-  program.command('workflows').description('list the workflows you can run').option('--json', 'print JSON')
-    .action(act(async (o: { json?: boolean }) => {
+  program.command('workflows [workflow]').description('list the workflows you can run; with a workflow id, its tasks, parameters and task settings (types, choices, defaults)').option('--json', 'print JSON')
+    .action(act(async (id: string | undefined, o: { json?: boolean }) => {
+      if (id) return (await import('./commands/workflow-show.ts')).workflowShowCommand(api(), id, o);
       const { items, problems } = await api().get<AnswerOf<typeof workflowRoutes.list, 200>>('/api/workflows');
       if (o.json) return printJson(items);
       console.log(table(['WORKFLOW', 'EXTENSION', 'TASKS', 'PARAMETERS', 'TITLE'], items.map((w) => [
@@ -123,7 +124,7 @@ export function buildProgram(): Command {
 
   program.command('run <workflow>').description('run a workflow and watch it; exits non-zero when a run fails')
     .option('-f, --form <key=value...>', 'a workflow_form parameter (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
-    .option('-t, --task-form <task.VAR=value...>', 'a setting of a Task API task, e.g. summarize.STATISTIC=max (repeatable; `tessera workflows --json` lists them under task_form)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('-t, --task-form <task.VAR=value...>', 'a setting of a Task API task, e.g. summarize.STATISTIC=max (repeatable; `tessera workflows <workflow>` lists them)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--dataset <name>', 'run on the series of a dataset')
     .option('--series <uids>', 'run on these SeriesInstanceUIDs (comma-separated)')
     .option('--limit <n>', 'at most n series of the dataset', positiveInt)

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { layout } from './components/DagGraph.tsx';
 import { topicsOf } from './live.ts';
 import { ApiError, qs, toApiError } from './api.ts';
+import { taskFormConf, taskFormTasks } from './components/task-form.ts';
 
 describe('the DAG layout', () => {
   it('puts each task one layer right of its deepest upstream and keeps layers apart', () => {
@@ -54,5 +55,25 @@ describe('the API client', () => {
 
   it('leaves empty values out of query strings and repeats lists', () => {
     expect(qs({ project: 'admin', q: '', tag: ['A=1', 'B=2'], limit: 5, x: undefined })).toBe('?project=admin&tag=A%3D1&tag=B%3D2&limit=5');
+  });
+});
+
+describe('the task settings of a run (conf.task_form)', () => {
+  it('lists the tasks with settings and sends the values in Kaapana\'s list shape, as text', () => {
+    const schema = {
+      type: 'object',
+      properties: {
+        generate: { type: 'object', properties: { COUNT: { type: 'integer', default: 3 }, FAST: { type: 'boolean', default: false } } },
+        idle: { type: 'object', properties: {} },
+        summarize: { type: 'object', properties: { STATISTIC: { type: 'string', enum: ['sum', 'max'], default: 'sum' } } },
+      },
+    };
+    expect(taskFormTasks(schema)).toEqual(['generate', 'summarize']);
+    expect(taskFormTasks(undefined)).toEqual([]);
+    expect(taskFormConf({ generate: { COUNT: 5, FAST: true }, summarize: { STATISTIC: 'max' }, idle: {} })).toEqual({
+      generate: { env: [{ name: 'COUNT', value: '5' }, { name: 'FAST', value: 'true' }] },
+      summarize: { env: [{ name: 'STATISTIC', value: 'max' }] },
+    });
+    expect(taskFormConf({})).toBeUndefined();
   });
 });

@@ -1,13 +1,21 @@
 import { readdirSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import type { RamScale, TaskSpec } from '@tessera/model';
 
-/** A glob of one path segment (`*`, `?`, `[...]`) as a RegExp. */
+/**
+ * A glob as a RegExp over the tail of a relative path, like Python's `Path.rglob(glob)`:
+ * `*.dcm` matches a file name at any depth, `sub/*.dcm` a file in any folder named `sub`
+ * (`*`, `?` and `[...]` stay within one path segment).
+ */
 function globRegExp(glob: string): RegExp {
   let out = '';
   for (let i = 0; i < glob.length; i++) {
     const c = glob[i]!;
-    if (c === '*') out += '[^/]*';
+    if (c === '*' && glob[i + 1] === '*' && (i + 2 === glob.length || glob[i + 2] === '/') && (i === 0 || glob[i - 1] === '/')) {
+      // `**`: any number of folders
+      out += i + 2 === glob.length ? '.*' : '(?:[^/]+/)*';
+      i += 2;
+    } else if (c === '*') out += '[^/]*';
     else if (c === '?') out += '[^/]';
     else if (c === '[') {
       const end = glob.indexOf(']', i + 1);
@@ -18,10 +26,20 @@ function globRegExp(glob: string): RegExp {
       }
     } else out += c.replace(/[.+^${}()|\\]/g, '\\$&');
   }
-  return new RegExp(`^${out}$`);
+  return new RegExp(`(?:^|/)${out}$`);
 }
 
-/** Sizes of the files under `dir` (recursively) whose name matches `glob` and whose path relative to `dir` fully matches `regex`. */
+/** The largest of `values`, 0 when there are none (no spread: channels can hold many files). */
+function maxOf(values: readonly number[]): number {
+  let m = 0;
+  for (const v of values) if (v > m) m = v;
+  return m;
+}
+
+/**
+ * Sizes of the files under `dir` (recursively; symlinks to files count, as `Path.is_file()`
+ * follows them) whose path relative to `dir` ends with a match of `glob` and fully matches `regex`.
+ */
 export function matchingFileSizes(dir: string, glob?: string | null, regex?: string | null): number[] {
   const g = globRegExp(glob || '*');
   const r = new RegExp(`^(?:${regex || '.*'})$`);
@@ -35,8 +53,18 @@ export function matchingFileSizes(dir: string, glob?: string | null, regex?: str
     }
     for (const e of entries) {
       const p = join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.isFile() && g.test(e.name) && r.test(relative(dir, p))) sizes.push(statSync(p).size);
+      if (e.isDirectory()) {
+        walk(p);
+        continue;
+      }
+      let size: number | undefined;
+      if (e.isFile()) size = statSync(p).size;
+      else if (e.isSymbolicLink()) {
+        const st = statSync(p, { throwIfNoEntry: false });
+        if (st?.isFile()) size = st.size;
+      }
+      const rel = relative(dir, p).split(sep).join('/');
+      if (size !== undefined && g.test(rel) && r.test(rel)) sizes.push(size);
     }
   };
   walk(dir);
@@ -56,10 +84,10 @@ export function scaleTargetBytes(
     } catch {
       // no channel folder: no items
     }
-    return Math.max(0, ...items.map((item) => sizesIn(join(channelDir, item)).reduce((a, b) => a + b, 0)));
+    return maxOf(items.map((item) => sizesIn(join(channelDir, item)).reduce((a, b) => a + b, 0)));
   }
   const sizes = sizesIn(channelDir);
-  return rule.mode === 'max_file_size' ? Math.max(0, ...sizes) : sizes.reduce((a, b) => a + b, 0);
+  return rule.mode === 'max_file_size' ? maxOf(sizes) : sizes.reduce((a, b) => a + b, 0);
 }
 
 /**

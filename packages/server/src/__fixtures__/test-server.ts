@@ -94,7 +94,7 @@ export async function startTestServer(overrides: Partial<ServerConfig> = {}): Pr
 export async function writeShellExtension(
   root: string,
   name: string,
-  workflows: { id: string; tasks: (Record<string, unknown> & { id: string; sh?: string })[]; workflow_form?: Record<string, unknown> }[],
+  workflows: { id: string; tasks: (Record<string, unknown> & { id: string; sh?: string })[]; workflow_form?: Record<string, unknown>; task_form?: Record<string, unknown> }[],
 ): Promise<string> {
   const dir = join(root, name);
   await mkdir(dir, { recursive: true });
@@ -107,6 +107,7 @@ export async function writeShellExtension(
       id: wf.id,
       workflow_form: wf.workflow_form ?? { type: 'object' },
       data_form: { type: 'object' },
+      ...(wf.task_form ? { task_form: wf.task_form } : {}),
       tasks: wf.tasks.map(({ sh, ...t }) => ({
         operator: t.id,
         output_dir: t.id,

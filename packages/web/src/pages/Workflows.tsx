@@ -3,6 +3,7 @@ import { get, post, type Answer, type Dataset, type Job, type Workflow } from '.
 import { useApp } from '../context.ts';
 import { ErrorBox } from '../components/Dialog.tsx';
 import { defaultsOf, SchemaForm, type JsonSchema } from '../components/SchemaForm.tsx';
+import { taskFormConf, taskFormTasks } from '../components/task-form.ts';
 import { useAction, useLoad } from '../hooks.ts';
 import { navigate } from '../router.ts';
 
@@ -52,6 +53,10 @@ function WorkflowForm({ wf, datasets, selection, project }: { wf: Workflow; data
   const workflowSchema: JsonSchema = wf.workflow_form;
   const dataSchema: JsonSchema = wf.data_form;
   const [form, setForm] = useState<Record<string, unknown>>(() => defaultsOf(workflowSchema));
+  // The settings of its Task API tasks: one object schema per task id (conf.task_form).
+  const taskSchema: JsonSchema | undefined = wf.task_form;
+  const settingTasks = taskFormTasks(taskSchema);
+  const [taskValues, setTaskValues] = useState<Record<string, unknown>>(() => defaultsOf(taskSchema));
   const dataProps = dataSchema.properties ?? {};
   const takesData = 'dataset_name' in dataProps || 'identifiers' in dataProps;
   // Until a choice is made: the selection when there is one, else a dataset when there is one, else no data.
@@ -79,7 +84,8 @@ function WorkflowForm({ wf, datasets, selection, project }: { wf: Workflow; data
     } else if (choice === 'selection') data.identifiers = [...selection];
     return action.run(async () => {
       const workflowForm = single && choice !== 'none' ? { ...form, single_execution: true } : form;
-      const job = await post<Job>('/api/jobs', { workflow: wf.id, project, conf: { workflow_form: workflowForm, data_form: data } });
+      const taskForm = taskFormConf(taskValues);
+      const job = await post<Job>('/api/jobs', { workflow: wf.id, project, conf: { workflow_form: workflowForm, data_form: data, ...(taskForm ? { task_form: taskForm } : {}) } });
       // The first run's page; a job run once per series shows every series' progress there.
       navigate(job.runs[0] ? `/runs/${job.runs[0].id}` : `/runs?job=${job.id}`);
     });
@@ -105,6 +111,20 @@ function WorkflowForm({ wf, datasets, selection, project }: { wf: Workflow; data
         <fieldset>
           <legend>Parameters</legend>
           <SchemaForm schema={workflowSchema} value={form} onChange={setForm} errors={errors} path="workflow_form" />
+        </fieldset>
+      )}
+      {settingTasks.length > 0 && taskSchema && (
+        <fieldset aria-label="Task settings">
+          <legend>Task settings</legend>
+          <p className="small muted">Settings of the workflow's tasks, passed to each as environment variables.</p>
+          <SchemaForm
+            schema={{ ...taskSchema, properties: Object.fromEntries(settingTasks.map((id) => [id, { ...taskSchema.properties![id]!, title: `Task ${wf.tasks.find((t) => t.id === id)?.title ?? id}` }])) }}
+            value={taskValues}
+            onChange={setTaskValues}
+            errors={errors}
+            path="task_form"
+          />
+          {errors['task_form'] && <span className="field-error" role="alert">{errors['task_form']}</span>}
         </fieldset>
       )}
       {takesData && (
