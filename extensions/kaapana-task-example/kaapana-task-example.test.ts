@@ -6,13 +6,15 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTaskInstance, findTemplate, parseProcessingContainer, parseTaskFile, validateTaskFile } from '../../packages/model/src/index.ts';
+import { createTaskInstance, expandTaskTemplates, findTemplate, parseProcessingContainer, parseTaskFile, validateDagSpec, validateTaskFile } from '../../packages/model/src/index.ts';
+import { defineTaskOperator, defineWorkflow } from '../../packages/sdk/src/index.ts';
 import { validateTaskForm } from '../../packages/engine/src/scheduler/trigger-input.ts';
 import { contractEnv } from '../../packages/engine/src/operator-contract.ts';
 import { docker, dockerProblem, dockerSocket, skipDocker } from '../../packages/engine/src/__fixtures__/docker-env.ts';
 import { startTestServer, waitFor, type TestServer } from '../../packages/server/src/__fixtures__/test-server.ts';
 import { readProcessingContainerFromImage } from '../../packages/extension-packages/src/index.ts';
 import workflow from './workflows/kaapana-task-example.ts';
+import fromImage from './workflows/kaapana-task-from-image.ts';
 
 const EXT_DIR = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(EXT_DIR, '../..');
@@ -82,6 +84,39 @@ describe('kaapana-task-example: the workflow and the Task API files', () => {
   });
 });
 
+describe('kaapana-task-from-image: a template named without its processing-container.json', () => {
+  const spec = fromImage.toDagSpec();
+
+  it('names the template and the channel mapping; expanded, it is what defineTaskOperator makes with the file', async () => {
+    expect(spec.tasks[0]!.container).toEqual({ image: IMAGE, task_template: { identifier: 'generate' } });
+    expect(spec.tasks[1]!.container!.task_template).toEqual({ identifier: 'summarize', iochannels: [{ input: 'numbers', from: 'generate', output: 'numbers' }] });
+    expect(spec.tasks[1]!.upstream).toEqual(['generate']);
+    expect(spec.task_form).toBeUndefined();
+    const pc = parseProcessingContainer(await readFile(join(EXT_DIR, 'processing', 'processing-container.json'), 'utf8'));
+    const expanded = validateDagSpec(expandTaskTemplates(spec, new Map([[IMAGE, pc]]), { strict: true }));
+    const explicit = workflow.toDagSpec();
+    expect(expanded.tasks.map((t) => t.container)).toEqual(explicit.tasks.map((t) => t.container));
+    expect(expanded.tasks.map((t) => t.resources)).toEqual(explicit.tasks.map((t) => t.resources));
+    expect(expanded.tasks.map((t) => t.title)).toEqual(explicit.tasks.map((t) => t.title));
+    // Operator env over the template's; the form's default is the effective value.
+    expect(expanded.tasks[0]!.env).toEqual({ COUNT: '2', WORK_SECONDS: '0', SEED: '1' });
+    const form = expanded.task_form as { properties: Record<string, { properties: Record<string, { default?: unknown }> }> };
+    expect(form.properties.generate!.properties.COUNT!.default).toBe(2);
+    expect(form.properties.summarize).toEqual((explicit.task_form as typeof form).properties.summarize);
+  });
+
+  it('a missing template: strict (install) throws naming the image, the template and the ones it has; else the task keeps the reason', async () => {
+    const pc = parseProcessingContainer(await readFile(join(EXT_DIR, 'processing', 'processing-container.json'), 'utf8'));
+    const broken = { ...spec, tasks: spec.tasks.map((t) => (t.id === 'summarize' ? { ...t, container: { ...t.container!, task_template: { ...t.container!.task_template!, identifier: 'median' } } } : t)) };
+    expect(() => expandTaskTemplates(broken, new Map([[IMAGE, pc]]), { strict: true })).toThrow(
+      `workflow "kaapana-task-from-image", task "summarize": image "${IMAGE}" (processing container "kaapana-task-example") has no task template "median" (it has "generate", "summarize")`,
+    );
+    const lenient = expandTaskTemplates(broken, new Map([[IMAGE, new Error('image gone')]]), { strict: false });
+    expect(lenient.tasks[0]!.container!.task_template!.problem).toBe('image gone');
+    expect(lenient.tasks[1]!.container!.task_template!.problem).toBe('image gone');
+  });
+});
+
 describe.skipIf(skipDocker)('kaapana-task-example in Docker', () => {
   let work = '';
   beforeAll(async () => {
@@ -123,6 +158,46 @@ describe.skipIf(skipDocker)('kaapana-task-example in Docker', () => {
       expect(summary).toMatchObject({ item: 'item-2', statistic: 'max', count: 6 });
       const log = (await s.call('GET', `/api/runs/${done.id}/tasks/summarize/log`)).body as string;
       expect(log).toContain('summarize: item-2: max =');
+
+      // The workflow that names only the templates: expanded at install from the image's /processing-container.json.
+      const wf2 = (await s.call('GET', '/api/workflows/kaapana-task-from-image')).body;
+      expect(wf2.task_form.properties.summarize.properties.STATISTIC.enum).toEqual(['sum', 'mean', 'max']);
+      const job2 = await s.call('POST', '/api/jobs', { workflow: 'kaapana-task-from-image', conf: { task_form: { summarize: { STATISTIC: 'mean' } } } });
+      expect(job2.status, JSON.stringify(job2.body)).toBe(201);
+      const done2 = await waitFor(async () => {
+        const r = (await s.call('GET', `/api/runs/${job2.body.runs[0].id}`)).body;
+        return ['success', 'failed'].includes(r.state) ? r : undefined;
+      }, 150_000, 'the run');
+      expect(done2.tasks.map((t: { id: string; state: string }) => [t.id, t.state]), JSON.stringify(done2)).toEqual([['generate', 'success'], ['summarize', 'success']]);
+      // COUNT=2 from the operator's env over the template's 3; STATISTIC from task_form.
+      expect((await readdir(join(done2.workflow_dir, 'generate', 'numbers'))).sort()).toEqual(['item-1', 'item-2']);
+      const summary2 = JSON.parse(await readFile(join(done2.workflow_dir, 'summarize', 'summary', 'item-1', 'summary.json'), 'utf8'));
+      expect(summary2).toMatchObject({ item: 'item-1', statistic: 'mean' });
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('ext install: a template the image lacks fails the install with the reason, and nothing is installed', { timeout: 120_000 }, async () => {
+    const builtin = join(work, 'builtin');
+    const dir = join(builtin, 'kaapana-task-broken');
+    await mkdir(join(dir, 'workflows'), { recursive: true });
+    // The image as a registry image (no build context): the engine holds it, so it is not pulled.
+    await writeFile(join(dir, 'tessera-extension.json'), JSON.stringify({ name: 'kaapana-task-broken', version: '0.1.0', kind: 'workflow', title: 'broken', description: 'a template the image lacks', workflows: ['workflows/broken.json'], images: [{ name: IMAGE }] }));
+    const broken = defineWorkflow({ id: 'kaapana-task-broken' });
+    broken.task(defineTaskOperator({ image: IMAGE, template: 'median' }));
+    await writeFile(join(dir, 'workflows', 'broken.json'), JSON.stringify(broken.toDagSpec()));
+    const s = await startTestServer({ runners: ['docker', 'process'], dockerSocket, builtinExtensionsDir: builtin, defaultExtensions: [] });
+    try {
+      const res = await s.call('POST', '/api/extensions/kaapana-task-broken/install?wait=true', {});
+      expect(res.status).not.toBe(200);
+      expect(JSON.stringify(res.body).replace(/\\"/g, '"')).toContain(`task "median": image "${IMAGE}" (processing container "kaapana-task-example") has no task template "median" (it has "generate", "summarize")`);
+      expect((await s.call('GET', '/api/workflows/kaapana-task-broken')).status).toBe(404);
+      const ext = (await s.call('GET', '/api/extensions/kaapana-task-broken')).body;
+      expect(ext.state, JSON.stringify(ext)).toBe('error');
+      expect(ext.installed, JSON.stringify(ext)).toBeNull();
+      // The engine keeps the image: this install did not pull it.
+      expect((await docker!.getImage(IMAGE).inspect()).Id).toMatch(/^sha256:/);
     } finally {
       await s.close();
     }

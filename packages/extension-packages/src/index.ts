@@ -12,3 +12,4 @@ export * from './catalog/extension-manager.ts';
 export * from './catalog/extension-migrations.ts';
 export * from './package/image-plan.ts';
 export * from './task-api/processing-container-source.ts';
+export * from './task-api/resolve-templates.ts';

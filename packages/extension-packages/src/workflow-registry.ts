@@ -1,6 +1,7 @@
 import semver from 'semver';
 import { TesseraError, pythonStr } from '@tessera/model';
 import { findExtensionFolders, loadExtensionFolder, type LoadedExtension, type LoadedWorkflow } from './extension-loader.ts';
+import { resolveTaskTemplates, type ProcessingContainerReader } from './task-api/resolve-templates.ts';
 
 /** An extension that could not be loaded, and why. */
 export interface ExtensionProblem {
@@ -29,8 +30,21 @@ export class WorkflowRegistry {
   #extensions: LoadedExtension[] = [];
   #problems: ExtensionProblem[] = [];
 
-  constructor(options: { roots: string[] }) {
+  readonly #readProcessingContainer: ProcessingContainerReader | undefined;
+
+  /** `processingContainers`: reads a Task API image's /processing-container.json (none without a Docker engine). */
+  constructor(options: { roots: string[]; processingContainers?: ProcessingContainerReader }) {
     this.roots = options.roots;
+    this.#readProcessingContainer = options.processingContainers;
+  }
+
+  /**
+   * Expands the Task API tasks that name only their template, from their images'
+   * /processing-container.json. `strict` (install) throws at the first problem; otherwise
+   * a task that cannot be expanded keeps the reason, and a run of it fails with it.
+   */
+  resolveTaskTemplates(ext: LoadedExtension, options: { strict: boolean }): Promise<LoadedExtension> {
+    return resolveTaskTemplates(ext, this.#readProcessingContainer, options);
   }
 
   /** Loads the linked folders again (picks up new and changed workflows there). */
@@ -40,7 +54,8 @@ export class WorkflowRegistry {
     for (const root of this.roots) {
       for (const dir of await findExtensionFolders(root)) {
         try {
-          linked.push(await loadExtensionFolder(dir));
+          // Linked folders are not installed: their templates are read from images the engine already holds.
+          linked.push(await this.resolveTaskTemplates(await loadExtensionFolder(dir), { strict: false }));
         } catch (err) {
           problems.push({ dir, message: (err as Error).message });
         }

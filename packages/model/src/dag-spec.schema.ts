@@ -51,6 +51,31 @@ export const ContainerMountSchema = Type.Object(
   { additionalProperties: false, description: 'A folder of the workflow dir bind-mounted at another path (a Task API channel at its mounted_path).' },
 );
 
+export const TaskTemplateRefSchema = Type.Object(
+  {
+    identifier: Type.String({ minLength: 1, description: "The template's identifier in the image's /processing-container.json." }),
+    iochannels: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            input: Type.String({ minLength: 1, description: 'This task\'s input channel.' }),
+            from: Identifier,
+            output: Type.String({ minLength: 1, description: "The upstream task's output channel." }),
+          },
+          { additionalProperties: false },
+        ),
+        { description: 'Where each input channel comes from (Kaapana\'s IOMapping).' },
+      ),
+    ),
+    problem: Type.Optional(Type.String({ description: 'Why the template could not be read when the workflow was loaded (a run of the task fails with it).' })),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'A Task API template not yet expanded: the platform reads /processing-container.json from the image at install (or at load, when the engine holds the image) and replaces this with mounts, env, args, resources and task_form fields.',
+  },
+);
+
 export const ContainerRunSchema = Type.Object(
   {
     image: Type.String({ minLength: 1, description: 'Container image, e.g. "registry.example/seg:1.2".' }),
@@ -62,6 +87,7 @@ export const ContainerRunSchema = Type.Object(
       }),
     ),
     mounts: Type.Optional(Type.Array(ContainerMountSchema, { description: 'Folders of the workflow dir mounted at paths of their own (created before the task starts).' })),
+    task_template: Type.Optional(TaskTemplateRefSchema),
   },
   { additionalProperties: false },
 );
@@ -172,6 +198,7 @@ export const DagSpecSchema = Type.Object(
 );
 
 export type ContainerMount = Static<typeof ContainerMountSchema>;
+export type TaskTemplateRef = Static<typeof TaskTemplateRefSchema>;
 export type RamScale = Static<typeof RamScaleSchema>;
 export type ContainerRun = Static<typeof ContainerRunSchema>;
 export type ProcessRun = Static<typeof ProcessRunSchema>;

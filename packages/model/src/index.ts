@@ -11,3 +11,4 @@ export * from './dicom-uid.ts';
 export * from './docker-host.ts';
 export * from './image-reference.ts';
 export * from './task-api.ts';
+export * from './task-template-expand.ts';

@@ -1,8 +1,5 @@
 import {
   findTemplate,
-  memoryBytes,
-  mergeTaskEnv,
-  templateEnvForm,
   validateProcessingContainer,
   type ProcessingContainer,
   type TaskTemplate,
@@ -17,12 +14,15 @@ export interface TaskOperatorDefinition {
   /** The processing container's image; its `/processing-container.json` declares the template. */
   image: string;
   /**
-   * That processing-container.json, as Tessera does not open images when it loads a workflow:
-   * the parsed file from beside the image's build context, e.g.
+   * That processing-container.json, parsed, e.g. from beside the image's build context:
    * `JSON.parse(readFileSync(new URL('../processing/processing-container.json', import.meta.url), 'utf8'))`.
    * Validated here: a wrong one fails the workflow's load, naming the path at fault.
+   *
+   * Optional: without it the task spec names the template (`container.task_template`) and
+   * the platform reads `/processing-container.json` from the image when the extension is
+   * installed (after its images are built, loaded or pulled), and expands the task the same way.
    */
-  processingContainer: ProcessingContainer | object;
+  processingContainer?: ProcessingContainer | object;
   /** The template's `identifier` (Kaapana's `taskTemplate`). */
   template: string;
   /** Overrides of the template's env (Kaapana's operator `env`); conf.task_form overrides these in turn. */
@@ -36,23 +36,10 @@ export interface TaskOperatorDefinition {
   timeout?: number;
 }
 
-/** What a Task API operator carries into Workflow.task(). */
+/** What a Task API operator carries into Workflow.task(): the template, when it is known now (else the platform reads it from the image). */
 export interface TaskApiBinding {
-  image: string;
-  template: TaskTemplate;
-  env: { name: string; value: string }[];
-  command?: string[];
-}
-
-function loadProcessingContainer(source: TaskOperatorDefinition['processingContainer']): { pc: ProcessingContainer; where: string } {
-  const pc = validateProcessingContainer(structuredClone(source), 'processingContainer');
-  return { pc, where: `processing container "${pc.name}"` };
-}
-
-/** Memory limit of a template's resources in MB (binary units, rounded up), if it has one. */
-function templateRamMb(template: TaskTemplate): number | undefined {
-  const bytes = memoryBytes(template.resources?.limits?.memory);
-  return bytes === undefined || bytes < 10 ? undefined : Math.ceil(bytes / (1024 * 1024));
+  identifier: string;
+  template?: TaskTemplate;
 }
 
 /**
@@ -62,37 +49,25 @@ function templateRamMb(template: TaskTemplate): number | undefined {
  * chosen with `iochannels` in Workflow.task(), mounted read-only. The template's env is the
  * base of the task's env (template < `env` here < conf.task_form), its adjustable entries
  * become the task's form fields, and its memory limit and scale rules feed the RAM pool.
+ * Without `processingContainer`, that expansion happens when the extension is installed.
  */
 export function defineTaskOperator(definition: TaskOperatorDefinition): Operator {
-  const { pc, where } = loadProcessingContainer(definition.processingContainer);
-  const template = findTemplate(pc, definition.template, where);
-  const opEnv = Array.isArray(definition.env) ? definition.env : Object.entries(definition.env ?? {}).map(([name, value]) => ({ name, value }));
-  const ramMb = definition.resources?.ramMb ?? templateRamMb(template);
+  let template: TaskTemplate | undefined;
+  if (definition.processingContainer !== undefined) {
+    const pc = validateProcessingContainer(structuredClone(definition.processingContainer), 'processingContainer');
+    template = findTemplate(pc, definition.template, `processing container "${pc.name}"`);
+  }
+  const opEnv = Array.isArray(definition.env) ? Object.fromEntries(definition.env.map((e) => [e.name, e.value])) : { ...definition.env };
   const op: OperatorDefinition = {
-    name: definition.name ?? template.identifier,
-    title: definition.title ?? template.description,
-    container: { image: definition.image },
+    name: definition.name ?? definition.template,
+    ...((definition.title ?? template?.description) ? { title: definition.title ?? template!.description } : {}),
+    container: { image: definition.image, ...(definition.command ? { args: [...definition.command] } : {}) },
     level: 'batch',
-    resources: { ...definition.resources, ...(ramMb !== undefined ? { ramMb } : {}) },
+    env: opEnv,
+    ...(definition.resources ? { resources: { ...definition.resources } } : {}),
     ...(definition.retries !== undefined ? { retries: definition.retries } : {}),
     ...(definition.retryDelay !== undefined ? { retryDelay: definition.retryDelay } : {}),
     ...(definition.timeout !== undefined ? { timeout: definition.timeout } : {}),
   };
-  const binding: TaskApiBinding = {
-    image: definition.image,
-    template,
-    env: mergeTaskEnv(template.env, opEnv),
-    ...((definition.command ?? template.command) ? { command: definition.command ?? template.command! } : {}),
-  };
-  return { kind: 'tessera.operator', definition: op, taskApi: binding };
-}
-
-/** Which env entries of a template are form fields: the `adjustable: true` ones when the template marks any, else all (Kaapana's code lets task_form set every one). */
-export function adjustableEnv(template: TaskTemplate, effective: { name: string; value: string }[]): Record<string, unknown> {
-  const marked = template.env.some((e) => e.adjustable !== undefined && e.adjustable !== null);
-  const value = new Map(effective.map((e) => [e.name, e.value]));
-  const fields = template.env
-    .filter((e) => (marked ? e.adjustable === true : true))
-    .map((e) => ({ ...e, adjustable: true, value: value.get(e.name) ?? e.value }));
-  return templateEnvForm(fields);
+  return { kind: 'tessera.operator', definition: op, taskApi: { identifier: definition.template, ...(template ? { template } : {}) } };
 }

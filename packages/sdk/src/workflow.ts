@@ -1,12 +1,13 @@
 import {
   DAG_SPEC_VERSION,
+  expandTaskTemplate,
   validateDagSpec,
   workflowNeedsData,
   type DagSpec,
   type TaskSpec,
   type TriggerRule,
 } from '@tessera/model';
-import { adjustableEnv, type TaskApiBinding } from './task-operator.ts';
+import type { TaskApiBinding } from './task-operator.ts';
 
 /** Resource requests of an operator. Unset means "no request" (0). */
 export interface OperatorResources {
@@ -79,6 +80,8 @@ export interface TaskRef {
   readonly outputDir: string;
   /** Task API tasks: each output channel's folder, relative to the workflow dir (`<task id>/<channel>`). */
   readonly channels?: Readonly<Record<string, string>>;
+  /** Task API tasks whose template the platform reads from the image later: any channel name is taken now, and checked then. */
+  readonly channelsPending?: boolean;
 }
 
 /** Feeds an input channel of a Task API task from an output channel of an upstream one (Kaapana's IOMapping). */
@@ -196,52 +199,42 @@ export class Workflow {
     return { id, outputDir };
   }
 
-  /** Mounts a Task API task's channels, sets its env from the template and adds its form fields. */
+  /**
+   * A Task API task: names its template and input channels (`container.task_template`),
+   * and expands it (mounts, env, args, resources, form fields) when the template is known
+   * here; otherwise the platform expands it with the same function at install.
+   */
   #bindTaskApi(spec: TaskSpec, api: Readonly<TaskApiBinding>, options: TaskOptions): TaskRef {
-    const t = api.template;
-    const where = `task "${spec.id}" (template "${t.identifier}")`;
-    const mounts: NonNullable<NonNullable<TaskSpec['container']>['mounts']> = [];
-    const ramScale: NonNullable<NonNullable<TaskSpec['resources']>['ram_scale']> = [];
-    const channels: Record<string, string> = {};
-    for (const out of t.outputs) {
-      channels[out.name] = `${spec.id}/${out.name}`;
-      mounts.push({ source: channels[out.name]!, target: out.mounted_path, read_only: false });
-    }
     for (const map of options.iochannels ?? []) {
-      const input = t.inputs.find((i) => i.name === map.input);
-      if (!input) throw new Error(`${where} has no input channel "${map.input}" (it has ${t.inputs.map((i) => i.name).join(', ') || 'none'})`);
-      const source = map.from.channels?.[map.output];
-      if (!source) {
-        const known = Object.keys(map.from.channels ?? {});
-        throw new Error(`${where}: upstream task "${map.from.id}" has no output channel "${map.output}"${known.length ? ` (it has ${known.join(', ')})` : ' (it is not a Task API task)'}`);
-      }
-      if (mounts.some((m) => m.target === input.mounted_path)) throw new Error(`${where}: input channel "${map.input}" is mapped twice`);
-      mounts.push({ source, target: input.mounted_path, read_only: true });
       if (!spec.upstream.includes(map.from.id)) spec.upstream.push(map.from.id);
-      const rule = input.scale_rule;
-      if (rule && rule.type === 'limit') {
-        const m = /^([-+]?\d*(?:\.\d+)?)\*?n(?:\*\*(\d+))?$/.exec(rule.complexity ?? '');
-        const factor = rule.scale_factor ?? (m ? (m[1] === '' || m[1] === '+' ? 1 : Number(m[1])) : 0);
-        ramScale.push({
-          source,
-          factor: Math.max(0, factor),
-          ...(rule.scale_factor === undefined && m?.[2] ? { power: Number(m[2]) } : {}),
-          mode: rule.mode,
-          ...(rule.target_dir ? { target_dir: rule.target_dir } : {}),
-          ...(rule.target_regex ? { target_regex: rule.target_regex } : {}),
-          ...(rule.target_glob ? { target_glob: rule.target_glob } : {}),
-        });
-      }
     }
-    const env = [...api.env, ...Object.entries(spec.env).map(([name, value]) => ({ name, value }))];
-    const merged = new Map(env.map((e) => [e.name, e.value]));
-    spec.env = Object.fromEntries(merged);
-    spec.container = { image: api.image, ...(api.command ? { args: [...api.command] } : {}), ...(mounts.length ? { mounts } : {}) };
-    if (ramScale.length) spec.resources = { ...spec.resources, ram_scale: ramScale };
-    const form = adjustableEnv(t, [...merged].map(([name, value]) => ({ name, value })));
-    if (Object.keys(form.properties as object).length > 0) this.#taskForms[spec.id] = { ...form, title: spec.id };
-    this.#tasks.push(spec);
-    return { id: spec.id, outputDir: spec.output_dir, channels };
+    spec.container = {
+      ...spec.container!,
+      task_template: {
+        identifier: api.identifier,
+        ...(options.iochannels?.length ? { iochannels: options.iochannels.map((m) => ({ input: m.input, from: m.from.id, output: m.output })) } : {}),
+      },
+    };
+    const refs = new Map((options.iochannels ?? []).map((m) => [m.from.id, m.from]));
+    const upstream = (id: string): readonly string[] | 'pending' | undefined => {
+      const ref = refs.get(id);
+      return ref?.channelsPending ? 'pending' : ref?.channels ? Object.keys(ref.channels) : undefined;
+    };
+    if (!api.template) {
+      // Checked now as far as they can be: the upstream's channels, when it is expanded.
+      for (const map of options.iochannels ?? []) {
+        const known = upstream(map.from.id);
+        if (known !== 'pending' && !known?.includes(map.output)) {
+          throw new Error(`task "${spec.id}" (template "${api.identifier}"): upstream task "${map.from.id}" has no output channel "${map.output}"${known?.length ? ` (it has ${known.join(', ')})` : ' (it is not a Task API task)'}`);
+        }
+      }
+      this.#tasks.push(spec);
+      return { id: spec.id, outputDir: spec.output_dir, channelsPending: true };
+    }
+    const { task, form } = expandTaskTemplate(spec, api.template, upstream);
+    if (form) this.#taskForms[task.id] = form;
+    this.#tasks.push(task);
+    return { id: task.id, outputDir: task.output_dir, channels: Object.fromEntries(api.template.outputs.map((o) => [o.name, `${task.id}/${o.name}`])) };
   }
 
   /** Compiles to the DAG spec the engine runs; throws TESSERA_INVALID_SPEC naming the task at fault. */

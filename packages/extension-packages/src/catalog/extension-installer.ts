@@ -136,13 +136,15 @@ export async function runInstall(
       if (owner) throw new TesseraError('TESSERA_CONFLICT', `workflow "${wf.spec.id}" is already provided by extension "${owner.extension.name}"; workflow ids are unique across extensions: rename it, or uninstall ${owner.extension.name}`);
     }
     await ensureReferencedImages(deps, name, imagePlan(target.manifest, extension.workflows.map((w) => w.spec)).referenced.filter((r) => !embedded.has(r.name)), progress, pulledImages);
+    // Task API tasks that name only their template: read from the images, now on the engine.
+    const resolved = await deps.registry.resolveTaskTemplates(extension, { strict: true });
     await store.transaction(async (trx) => {
       await trx.updateInstall(name, { state: 'installed', images_json: JSON.stringify(loadedImages.length ? loadedImages : sameImages(previous, target)), error: null, previous_json: null, updated_at: Date.now() });
       if (previous && (previous.dir !== target.dir || previousImages.some((i) => !loadedImages.includes(i)))) {
         await trx.addGarbage({ dir: null, run_dir: previous.dir, images: previousImages.filter((i) => !loadedImages.includes(i)) });
       }
     });
-    deps.registry.install(name, { extension, params });
+    deps.registry.install(name, { extension: resolved, params });
     deps.log.info(`installed ${name}@${target.version} (${target.source}) in ${Date.now() - started} ms`);
   } catch (err) {
     const message = (err as Error).message;

@@ -90,7 +90,9 @@ export class ExtensionManager {
     await this.#recover();
     for (const row of await this.#store.installs({ states: ['installed'] })) {
       try {
-        const extension = await loadExtensionFolder(row.dir, { compiledOnly: row.source === 'package' });
+        const loaded = await loadExtensionFolder(row.dir, { compiledOnly: row.source === 'package' });
+        // Its Task API templates are read again from its images (the install put them on the engine).
+        const extension = await this.#o.registry.resolveTaskTemplates(loaded, { strict: false });
         this.#o.registry.install(row.name, { extension, params: JSON.parse(row.params_json) as Record<string, unknown> });
       } catch (err) {
         const message = `could not load installed ${row.name}@${row.version} from ${row.dir}: ${(err as Error).message}`;

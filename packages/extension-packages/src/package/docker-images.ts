@@ -2,7 +2,8 @@ import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { relative, resolve } from 'node:path';
 import Docker from 'dockerode';
-import { parseDockerHost, TesseraError, type ImagePullPolicy } from '@tessera/model';
+import { parseDockerHost, TesseraError, type ImagePullPolicy, type ProcessingContainer } from '@tessera/model';
+import { readProcessingContainerFromImage } from '../task-api/processing-container-source.ts';
 
 /** What a pull did: the engine pulled now; it did not hold the image before. */
 export interface EnsuredImage {
@@ -50,6 +51,11 @@ export class ImageTool {
     if (this.#pull) return this.#pull(this.#docker, image, { policy, onLine, where });
     if (policy !== 'Always' && (await this.imageId(image))) return { pulled: false, wasAbsent: false };
     throw new TesseraError('TESSERA_DOCKER', `image ${image} is not on the Docker engine at ${where}, and this command does not pull: pull it there first (docker pull ${image}), then try again`);
+  }
+
+  /** The image's `/processing-container.json` (Kaapana's Task API), validated; throws naming the image and what is wrong. */
+  processingContainer(image: string): Promise<ProcessingContainer> {
+    return readProcessingContainerFromImage(image, this.#docker, `the Docker engine at unix://${this.socketPath}`);
   }
 
   /** Throws a TESSERA_DOCKER error saying how to get an engine, when none answers. */

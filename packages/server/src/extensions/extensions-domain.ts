@@ -27,16 +27,17 @@ export interface ExtensionsDomainDeps {
 /** The extensions domain: the linked folders, the catalog (built-in and uploaded packages) and installs. */
 export function createExtensionsDomain(deps: ExtensionsDomainDeps): ExtensionsDomain {
   const { config } = deps;
-  const registry = new WorkflowRegistry({ roots: config.extensionRoots });
+  // Registry images are pulled with the credentials of TESSERA_REGISTRY_AUTH_FILE, read at each pull.
+  const images = deps.dockerSocket
+    ? new ImageTool(deps.dockerSocket, { pull: (docker, image, o) => ensureImage(docker, image, { ...o, credentials: registryCredentialsFromEnv() }) })
+    : undefined;
+  const registry = new WorkflowRegistry({ roots: config.extensionRoots, ...(images ? { processingContainers: (image: string) => images.processingContainer(image) } : {}) });
   const manager = new ExtensionManager({
     db: domainView<ExtensionTables>(deps.db),
     home: config.home,
     builtinDir: config.builtinExtensionsDir,
     registry,
-    // Registry images are pulled with the credentials of TESSERA_REGISTRY_AUTH_FILE, read at each pull.
-    images: deps.dockerSocket
-      ? new ImageTool(deps.dockerSocket, { pull: (docker, image, o) => ensureImage(docker, image, { ...o, credentials: registryCredentialsFromEnv() }) })
-      : undefined,
+    images,
     maxPackageBytes: config.extensionMaxPackageMb * 1024 * 1024,
     defaults: config.defaultExtensions,
     changed: (e) => deps.events.publish({ type: 'extension', ...e }),

@@ -1,8 +1,8 @@
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { appendFileSync, createWriteStream, mkdirSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import Docker from 'dockerode';
-import type { ContainerAccess } from '@tessera/engine';
+import { ensureImage, registryCredentialsFromEnv, type ContainerAccess, type RegistryCredentials } from '@tessera/engine';
 import type { AppSpecT } from '@tessera/extension-packages';
 import { BATCH_NAME, CONTAINER_DATA_ROOT } from '@tessera/model';
 import type { AppExit, AppHandle, AppLaunch, AppRunner } from '../app-runner.ts';
@@ -21,6 +21,8 @@ export interface DockerAppRunnerOptions {
   stopGraceSeconds?: number;
   /** How containers reach the platform's API (TESSERA_API_URL, extra hosts), read at each start. */
   platformAccess?: () => ContainerAccess;
+  /** Registry credentials, read at each pull (default: the file TESSERA_REGISTRY_AUTH_FILE names). */
+  credentials?: () => RegistryCredentials;
 }
 
 /** Docker's answers that mean "already so": not modified (stopped), no such container, removal already under way. */
@@ -40,9 +42,13 @@ export class DockerAppRunner implements AppRunner {
   readonly #docker: Docker;
   readonly #graceSeconds: number;
   readonly #access: (() => ContainerAccess) | undefined;
+  readonly #credentials: () => RegistryCredentials;
+  readonly #where: string;
 
   constructor(options: DockerAppRunnerOptions) {
     this.#docker = new Docker({ socketPath: options.socketPath });
+    this.#where = `unix://${options.socketPath}`;
+    this.#credentials = options.credentials ?? (() => registryCredentialsFromEnv());
     this.#graceSeconds = options.stopGraceSeconds ?? 5;
     this.#access = options.platformAccess;
   }
@@ -56,6 +62,15 @@ export class DockerAppRunner implements AppRunner {
     const { env, binds } = await containerEnv(o);
     const access = this.#access?.();
     await this.removeStale({ appId: o.appId });
+    mkdirSync(dirname(o.logFile), { recursive: true });
+    // A registry image is pulled when the engine lacks it (IfNotPresent, as tasks do), with the pull's progress in the app's log;
+    // a refused pull throws saying why, which becomes the instance's failure reason.
+    await ensureImage(this.#docker, c.image, {
+      policy: 'IfNotPresent',
+      credentials: this.#credentials(),
+      where: this.#where,
+      onLine: (line) => appendFileSync(o.logFile, `tessera: ${line}\n`),
+    });
     const container = await this.#docker.createContainer({
       Image: c.image,
       ...(c.command ? { Cmd: c.command } : {}),
@@ -71,7 +86,6 @@ export class DockerAppRunner implements AppRunner {
         ...(o.spec.resources?.cpu_millicores ? { NanoCpus: o.spec.resources.cpu_millicores * 1_000_000 } : {}),
       },
     });
-    mkdirSync(dirname(o.logFile), { recursive: true });
     await container.start();
     const logs = (await container.logs({ follow: true, stdout: true, stderr: true })) as unknown as NodeJS.ReadableStream;
     const file = createWriteStream(o.logFile, { flags: 'a' });

@@ -114,6 +114,12 @@ export class DockerRunner implements Runner {
       return { handle: '', done: Promise.resolve({ state: 'failed', reason }) };
     };
 
+    if (spec.task_template) {
+      // The platform expands a Task API template at install (or at load, when the engine holds the image).
+      const why = spec.task_template.problem ?? 'the workflow was loaded without reading the image';
+      return failed(`task template "${spec.task_template.identifier}" of image "${spec.image}" could not be read: ${why}. ` +
+        'Install the extension (tessera ext install), or, for a linked folder, build or pull the image and reload the extensions');
+    }
     try {
       // Pulled per the task's image_pull_policy (default IfNotPresent), with the pull's progress in the task log.
       await ensureImage(this.#docker, spec.image, {
