@@ -37,6 +37,6 @@ describe.skipIf(skipDocker)('the guide "Developing workflow extensions", followe
     const runs = (await s.call('GET', '/api/runs?workflow=lung-stats')).body as { items: { id: string; state: string }[] };
     expect(runs.items.map((r) => r.state)).toEqual(['success']);
     const detail = (await s.call('GET', `/api/runs/${runs.items[0]!.id}`)).body as { conf: { workflow_form: Record<string, unknown> } };
-    expect(detail.conf.workflow_form).toEqual({ min_slices: 8 });
+    expect(detail.conf.workflow_form).toEqual({ min_slices: 8, single_execution: false });
   });
 });
