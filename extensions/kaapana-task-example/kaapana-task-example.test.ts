@@ -11,6 +11,7 @@ import { defineTaskOperator, defineWorkflow } from '../../packages/sdk/src/index
 import { validateTaskForm } from '../../packages/engine/src/scheduler/trigger-input.ts';
 import { contractEnv } from '../../packages/engine/src/operator-contract.ts';
 import { docker, dockerProblem, dockerSocket, skipDocker } from '../../packages/engine/src/__fixtures__/docker-env.ts';
+import { forgetImage, pushImage, registryProblem, startRegistry } from '../../packages/engine/src/__fixtures__/test-registry.ts';
 import { startTestServer, waitFor, type TestServer } from '../../packages/server/src/__fixtures__/test-server.ts';
 import { readProcessingContainerFromImage } from '../../packages/extension-packages/src/index.ts';
 import workflow from './workflows/kaapana-task-example.ts';
@@ -200,6 +201,48 @@ describe.skipIf(skipDocker)('kaapana-task-example in Docker', () => {
       expect((await docker!.getImage(IMAGE).inspect()).Id).toMatch(/^sha256:/);
     } finally {
       await s.close();
+    }
+  });
+
+  it('a processing container from a registry, named only by its templates: pulled at install, read, run', { timeout: 180_000 }, async () => {
+    expect(registryProblem, 'docker-registry (apt-get install docker-registry)').toBeUndefined();
+    const registry = await startRegistry();
+    const ref = `${registry.host}/kaapana-task-example:1`;
+    const builtin = join(work, 'from-registry');
+    const dir = join(builtin, 'kaapana-task-pulled');
+    await mkdir(join(dir, 'workflows'), { recursive: true });
+    try {
+      // A third party's image in a registry; this engine does not have it under that name.
+      await pushImage(docker!, IMAGE, ref);
+      await forgetImage(docker!, ref);
+      await writeFile(join(dir, 'tessera-extension.json'), JSON.stringify({ name: 'kaapana-task-pulled', version: '0.1.0', kind: 'workflow', title: 'pulled', description: 'templates read from a pulled image', workflows: ['workflows/pulled.json'], images: [{ name: ref }] }));
+      const wf = defineWorkflow({ id: 'kaapana-task-pulled' });
+      const numbers = wf.task(defineTaskOperator({ image: ref, template: 'generate', env: { COUNT: '1' }, timeout: 600 }));
+      wf.task(defineTaskOperator({ image: ref, template: 'summarize', timeout: 600 }), { iochannels: [{ from: numbers, output: 'numbers', input: 'numbers' }] });
+      await writeFile(join(dir, 'workflows', 'pulled.json'), JSON.stringify(wf.toDagSpec()));
+      const s = await startTestServer({ runners: ['docker', 'process'], dockerSocket, builtinExtensionsDir: builtin, defaultExtensions: [] });
+      try {
+        const installed = await s.call('POST', '/api/extensions/kaapana-task-pulled/install?wait=true', {});
+        expect(installed.status, JSON.stringify(installed.body)).toBe(200);
+        // Pulled by the install, then its /processing-container.json read: the task form is the template's.
+        expect((await docker!.getImage(ref).inspect()).Id).toMatch(/^sha256:/);
+        const spec = (await s.call('GET', '/api/workflows/kaapana-task-pulled')).body;
+        expect(spec.task_form.properties.summarize.properties.STATISTIC.enum).toEqual(['sum', 'mean', 'max']);
+        const job = await s.call('POST', '/api/jobs', { workflow: 'kaapana-task-pulled', conf: { task_form: { summarize: { STATISTIC: 'max' } } } });
+        expect(job.status, JSON.stringify(job.body)).toBe(201);
+        const done = await waitFor(async () => {
+          const r = (await s.call('GET', `/api/runs/${job.body.runs[0].id}`)).body;
+          return ['success', 'failed'].includes(r.state) ? r : undefined;
+        }, 150_000, 'the run');
+        expect(done.tasks.map((t: { id: string; state: string }) => [t.id, t.state]), JSON.stringify(done)).toEqual([['generate', 'success'], ['summarize', 'success']]);
+        const summary = JSON.parse(await readFile(join(done.workflow_dir, 'summarize', 'summary', 'item-1', 'summary.json'), 'utf8'));
+        expect(summary).toMatchObject({ item: 'item-1', statistic: 'max' });
+      } finally {
+        await s.close();
+      }
+    } finally {
+      await forgetImage(docker!, ref).catch(() => undefined);
+      await registry.stop();
     }
   });
 
