@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { request, type IncomingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { writeSampleCt } from '@tessera/dicom';
 import { ensureWebBuilt } from '../../../web/build.ts';
 import { launchChromium, skipBrowser } from '../../../../tests/fixtures/browser.ts';
@@ -13,6 +13,25 @@ import { startTestServer, waitFor, type TestServer } from '../__fixtures__/test-
  * launch into ~/.cache/tessera, as a user's server does), served under its instance
  * subpath and reading the project's DICOMweb through that subpath, driven in headless Chromium.
  */
+/** Waits until a canvas of the page shows more than one grey level (an image drawn, not a blank); answers how many. */
+function drawnGreyLevels(page: Page, what: string): Promise<number> {
+  return waitFor(async () => {
+    const n = await page.evaluate(() => {
+      let best = 0;
+      for (const c of document.querySelectorAll('canvas')) {
+        const ctx = c.width && c.height ? c.getContext('2d') : null;
+        if (!ctx) continue;
+        const d = ctx.getImageData(0, 0, c.width, c.height).data;
+        const levels = new Set<number>();
+        for (let i = 0; i < d.length; i += 4) if (d[i] || d[i + 1] || d[i + 2]) levels.add(d[i]!);
+        best = Math.max(best, levels.size);
+      }
+      return best;
+    });
+    return n > 1 ? n : undefined;
+  }, 90_000, what);
+}
+
 describe.skipIf(skipBrowser)('the ohif-viewer application', () => {
   let s: TestServer;
   let browser: Browser;
@@ -67,21 +86,7 @@ describe.skipIf(skipBrowser)('the ohif-viewer application', () => {
 
     // The viewer opens it and draws pixels of the phantom on its canvas.
     await page.goto(`${base}viewer?StudyInstanceUIDs=${sample.study}`);
-    const drawn = await waitFor(async () => {
-      const n = await page.evaluate(() => {
-        let best = 0;
-        for (const c of document.querySelectorAll('canvas')) {
-          const ctx = c.width && c.height ? c.getContext('2d') : null;
-          if (!ctx) continue;
-          const d = ctx.getImageData(0, 0, c.width, c.height).data;
-          const levels = new Set<number>();
-          for (let i = 0; i < d.length; i += 4) if (d[i] || d[i + 1] || d[i + 2]) levels.add(d[i]!);
-          best = Math.max(best, levels.size);
-        }
-        return best;
-      });
-      return n > 1 ? n : undefined;
-    }, 90_000, 'an image on the viewer canvas');
+    const drawn = await drawnGreyLevels(page, 'an image on the viewer canvas');
     expect(drawn, 'grey levels drawn (the phantom has a body and an insert)').toBeGreaterThan(1);
     expect(dicomweb.some((p) => p.endsWith('/metadata')), 'the viewer read metadata from the project\'s DICOMweb').toBe(true);
     expect(dicomweb.some((p) => p.includes('/frames/')), 'the viewer read pixel data from the project\'s DICOMweb').toBe(true);
@@ -244,21 +249,7 @@ describe.skipIf(skipBrowser)('the ohif-viewer application with access control on
       });
       await page.goto(`${s.url}${new URL(url).pathname}viewer?StudyInstanceUIDs=${sample.study}`);
       await page.waitForURL((u) => u.href.startsWith(`${url}viewer`), { timeout: 30_000 });
-      const drawn = await waitFor(async () => {
-        const n = await page.evaluate(() => {
-          let best = 0;
-          for (const c of document.querySelectorAll('canvas')) {
-            const ctx = c.width && c.height ? c.getContext('2d') : null;
-            if (!ctx) continue;
-            const d = ctx.getImageData(0, 0, c.width, c.height).data;
-            const levels = new Set<number>();
-            for (let i = 0; i < d.length; i += 4) if (d[i] || d[i + 1] || d[i + 2]) levels.add(d[i]!);
-            best = Math.max(best, levels.size);
-          }
-          return best;
-        });
-        return n > 1 ? n : undefined;
-      }, 90_000, 'an image on the viewer canvas, with access control on');
+      const drawn = await drawnGreyLevels(page, 'an image on the viewer canvas, with access control on');
       expect(drawn).toBeGreaterThan(1);
       expect(dicomweb.some((p) => p.includes('/frames/'))).toBe(true);
       expect(broken).toEqual([]);
