@@ -1,39 +1,36 @@
-// The process launcher: a small helper process that starts the process runner's tasks.
+// The Node launcher: starts local processes on request when the native one
+// (native/tessera-launcher.c, ADR 17) cannot be built. Same protocol, same behaviour;
+// its starts cost a fork of a small Node process, which grows with the machine's fork cost.
+// Plain JavaScript on purpose: it runs with `node` alone, without the TypeScript loader.
 //
-// Why a separate process (ADR 5): fork() copies the parent's page tables, so a
-// spawn from the server (hundreds of MB mapped) costs ~3 ms on the server's only
-// thread; from this process (~40 MB, nothing else to do) it costs about what a shell
-// loop pays, and the server's thread stays free. Plain JavaScript on purpose: it
-// runs with `node` alone, without the TypeScript loader, to stay small.
-//
-// Protocol, one JSON object per line.
-//   stdin:  {"op":"spawn","id":1,"argv":[...],"cwd":"...","env":{...},"log":"/path","status":"/path"}
-//   stdout: {"ev":"started","id":1,"pid":123}
-//           {"ev":"error","id":1,"message":"...","code":"ENOENT"}
-//           {"ev":"exit","id":1,"code":0,"signal":null}
-// When a task ends, its exit status is also written to the file `status` (atomically:
-// a temporary file renamed), so that a server killed before it recorded the end finds
-// it at its next start. When stdin ends (the server stopped or died) the launcher stays
-// until its tasks have ended and their status is written, then exits.
+// stdin: requests, each a sequence of NUL-terminated fields:
+//   spawn, id, cwd, log file, status file ("" for none), argc, argv..., envc, env ("K=V")...
+// stdout: one line per event
+//   started <id> <pid> | error <id> <stage> <ERRNO> <message> | exit <id> <code|-> <signal number|->
+// Each process leads a new session, with stdout and stderr appended to its log file. When
+// it ends, what it left in its group is killed, its exit status is written to the status
+// file (a temporary file renamed) and then reported. When stdin ends the launcher stays
+// until its processes have ended and their status is written, then exits.
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, renameSync, writeFileSync, writeSync } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { closeSync, openSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { constants } from 'node:os';
 
 let inputClosed = false;
 let outputBroken = false;
 let running = 0;
-const send = (event) => {
-  if (!outputBroken) process.stdout.write(`${JSON.stringify(event)}\n`);
+const send = (line) => {
+  if (!outputBroken) process.stdout.write(`${line}\n`);
 };
-// The server decides when tasks stop: a Ctrl-C or hang-up meant for it must not end the
-// launcher, which would leave its tasks without anyone to record their end.
+// The server decides when tasks stop: a Ctrl-C or hang-up meant for it must not end the launcher.
 process.on('SIGINT', () => undefined);
 process.on('SIGHUP', () => undefined);
-// A dead server's end of the pipe: nothing more to tell it.
 process.stdout.on('error', () => {
   outputBroken = true;
 });
 process.stderr.on('error', () => undefined);
+
+const oneLine = (s) => String(s).replace(/[\r\n]+/g, ' ');
+const fail = (id, stage, err, what) => send(`error ${id} ${stage} ${err.code ?? 'EUNKNOWN'} ${oneLine(`${what}: ${err.message}`)}`);
 
 function writeStatus(path, code, signal) {
   try {
@@ -41,7 +38,7 @@ function writeStatus(path, code, signal) {
     writeFileSync(tmp, `${JSON.stringify({ code, signal })}\n`);
     renameSync(tmp, path);
   } catch (err) {
-    process.stderr.write(`tessera process launcher: could not record an exit status in ${path}: ${err.message}\n`);
+    process.stderr.write(`tessera launcher: could not record an exit status in ${path}: ${err.message}\n`);
   }
 }
 
@@ -50,55 +47,97 @@ function ended() {
   if (inputClosed && running === 0) process.exit(0);
 }
 
-function start(m) {
+function start(id, cwd, logPath, status, argv, env) {
+  try {
+    if (!statSync(cwd).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+  } catch (err) {
+    return fail(id, 'cwd', err, `the working directory ${cwd}`);
+  }
   let log;
   try {
-    log = openSync(m.log, 'a');
+    log = openSync(logPath, 'a');
   } catch (err) {
-    send({ ev: 'error', id: m.id, message: `cannot open the log file ${m.log}: ${err.message}`, code: err.code });
-    return;
+    return fail(id, 'log', err, `cannot open the log file ${logPath}`);
   }
   let child;
   try {
-    child = spawn(m.argv[0], m.argv.slice(1), { cwd: m.cwd, env: m.env, stdio: ['ignore', log, log], detached: true });
+    child = spawn(argv[0], argv.slice(1), { cwd, env, stdio: ['ignore', log, log], detached: true });
   } catch (err) {
-    writeSync(log, `tessera: could not start ${JSON.stringify(m.argv[0])}: ${err.message}\n`);
     closeSync(log);
-    send({ ev: 'error', id: m.id, message: err.message, code: err.code });
-    return;
+    return fail(id, 'exec', err, `could not start ${argv[0]}`);
   }
   closeSync(log);
   if (child.pid === undefined) {
-    child.once('error', (err) => send({ ev: 'error', id: m.id, message: err.message, code: err.code }));
+    child.once('error', (err) => fail(id, 'exec', err, `could not start ${argv[0]}`));
     return;
   }
   running++;
-  send({ ev: 'started', id: m.id, pid: child.pid });
+  send(`started ${id} ${child.pid}`);
   child.once('exit', (code, signal) => {
-    // Like a container, a task ends with its main process: stop what it left in its group.
+    // Like a container, a process ends with its main process: stop what it left in its group.
     try {
       process.kill(-child.pid, 'SIGKILL');
     } catch {
       // the group is already empty
     }
-    if (m.status) writeStatus(m.status, code, signal);
-    send({ ev: 'exit', id: m.id, code, signal });
+    if (status) writeStatus(status, code, signal);
+    send(`exit ${id} ${code ?? '-'} ${signal ? constants.signals[signal] : '-'}`);
     ended();
   });
 }
 
-createInterface({ input: process.stdin })
-  .on('line', (line) => {
-    let m;
-    try {
-      m = JSON.parse(line);
-    } catch {
-      process.stderr.write(`tessera process launcher: ignoring a malformed command: ${line.slice(0, 200)}\n`);
-      return;
+let buffered = Buffer.alloc(0);
+/** Takes whole requests off the front of the input; false when the protocol is out of step. */
+function takeRequests() {
+  for (;;) {
+    const fields = [];
+    let pos = 0;
+    const next = () => {
+      const nul = buffered.indexOf(0, pos);
+      if (nul < 0) return undefined;
+      const f = buffered.toString('utf8', pos, nul);
+      pos = nul + 1;
+      return f;
+    };
+    for (let i = 0; i < 6; i++) {
+      const f = next();
+      if (f === undefined) return true;
+      fields.push(f);
     }
-    if (m.op === 'spawn') start(m);
-  })
-  .on('close', () => {
+    const argc = Number(fields[5]);
+    if (fields[0] !== 'spawn' || !Number.isInteger(argc) || argc < 1) return false;
+    const argv = [];
+    for (let i = 0; i < argc; i++) {
+      const f = next();
+      if (f === undefined) return true;
+      argv.push(f);
+    }
+    const envcText = next();
+    if (envcText === undefined) return true;
+    const envc = Number(envcText);
+    if (!Number.isInteger(envc) || envc < 0) return false;
+    const env = {};
+    for (let i = 0; i < envc; i++) {
+      const f = next();
+      if (f === undefined) return true;
+      const eq = f.indexOf('=');
+      env[f.slice(0, eq)] = f.slice(eq + 1);
+    }
+    buffered = buffered.subarray(pos);
+    start(fields[1], fields[2], fields[3], fields[4], argv, env);
+  }
+}
+
+process.stdin.on('data', (chunk) => {
+  if (inputClosed) return;
+  buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+  if (!takeRequests()) {
+    process.stderr.write('tessera launcher: a malformed request: the protocol is out of step, taking no more\n');
     inputClosed = true;
     if (running === 0) process.exit(0);
-  });
+  }
+});
+process.stdin.on('end', () => {
+  inputClosed = true;
+  if (running === 0) process.exit(0);
+});

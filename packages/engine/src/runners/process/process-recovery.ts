@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { outcomeFromExit } from '../exit-status.ts';
 import type { TaskOutcome } from '../runner.ts';
+import { isLauncherCommand } from './launcher-pool.ts';
 import { commandLine, findProcessesByEnv, groupOf, isAlive, parentOf } from './proc-table.ts';
 
 /**
@@ -40,11 +41,11 @@ export interface TryRemains {
   watched: number | undefined;
 }
 
-export function findTryRemains(keyVar: string, key: string, launcherFile: string): TryRemains {
+export function findTryRemains(keyVar: string, key: string): TryRemains {
   const pids = findProcessesByEnv(keyVar).filter((p) => p.value === key && isAlive(p.pid)).map((p) => p.pid);
   const main = pids.find((pid) => groupOf(pid) === pid);
   const parent = main === undefined ? undefined : parentOf(main);
-  const watched = parent !== undefined && commandLine(parent).includes(launcherFile) ? main : undefined;
+  const watched = parent !== undefined && isLauncherCommand(commandLine(parent)) ? main : undefined;
   return { pids, watched };
 }
 

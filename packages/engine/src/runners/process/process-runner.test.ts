@@ -13,12 +13,16 @@ import { findProcessesByEnv, isAlive, parentOf, pollUntil } from './proc-table.t
 import { readExitStatus, statusFileOf } from './process-recovery.ts';
 
 const homeId = `test-${process.pid}`;
+const LAUNCHERS = ['native', 'node'] as const;
 
-runnerConformance('process', {
-  create: async () => new ProcessRunner({ homeId, killGraceSeconds: 1 }),
-  shellTask: (script) => ({ process: { command: ['sh', '-c', script] } }),
-  leftovers: async (key) => findProcessesByEnv('TESSERA_TASK_KEY').filter((p) => p.value === key).length,
-});
+// Both launchers (ADR 17): the native one must build here (CI has a compiler), the Node one is the fallback.
+for (const launcher of LAUNCHERS) {
+  runnerConformance(`process (${launcher} launcher)`, {
+    create: async () => new ProcessRunner({ homeId, killGraceSeconds: 1, launcher }),
+    shellTask: (script) => ({ process: { command: ['sh', '-c', script] } }),
+    leftovers: async (key) => findProcessesByEnv('TESSERA_TASK_KEY').filter((p) => p.value === key).length,
+  });
+}
 
 // The same behaviour in bubblewrap's sandbox: its monitor leads the group and gives the exit code.
 describe.skipIf(skipSandbox)('sandboxed', () => {
@@ -119,7 +123,7 @@ function isReady(out: string): boolean {
 
 // A dead server, as its launchers see it: their stdin closes (close() ends it) and nobody
 // reads their events. The tries' ends must still be known to the next server.
-for (const sandboxed of [false, true]) describe.skipIf(sandboxed && skipSandbox)(`process runner: tries that outlive the server${sandboxed ? ' (sandboxed)' : ''}`, () => {
+for (const [sandboxed, launcher] of [[false, 'native'], [false, 'node'], [true, 'native']] as const) describe.skipIf(sandboxed && skipSandbox)(`process runner: tries that outlive the server (${launcher} launcher${sandboxed ? ', sandboxed' : ''})`, () => {
   let dir: string;
   const runners: ProcessRunner[] = [];
   afterEach(async () => {
@@ -139,7 +143,7 @@ for (const sandboxed of [false, true]) describe.skipIf(sandboxed && skipSandbox)
   }
 
   function options(): ConstructorParameters<typeof ProcessRunner>[0] {
-    return { homeId, killGraceSeconds: 1, ...(sandboxed ? { sandbox: requireSandbox() } : {}) };
+    return { homeId, killGraceSeconds: 1, launcher, ...(sandboxed ? { sandbox: requireSandbox() } : {}) };
   }
 
   function restarted(): ProcessRunner {

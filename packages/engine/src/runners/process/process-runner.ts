@@ -1,14 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
 import { availableParallelism } from 'node:os';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import type { TaskSpec } from '@tessera/model';
 import { outcomeFromExit } from '../exit-status.ts';
 import type { Runner, TaskExecution, TaskLaunch, TaskOutcome } from '../runner.ts';
 import { findProcessesByEnv, groupMembers, isAlive, isZombie, killGroup, pollUntil } from './proc-table.ts';
+import { LaunchError, LauncherPool, type LauncherChoice } from './launcher-pool.ts';
 import { findTryRemains, readExitStatus, statusFileOf, watchReattached } from './process-recovery.ts';
 import { moduleFoldersAbove, terminateGroup, type BwrapSandbox } from './sandbox.ts';
 
@@ -21,6 +18,8 @@ export interface ProcessRunnerOptions {
   inheritEnv?: string[];
   /** Launcher processes that start tasks in parallel (default: 2, or 1 on a single core). */
   launchers?: number;
+  /** Which launcher program starts tasks (TESSERA_LAUNCHER; default auto: the native one when it can be built, ADR 17). */
+  launcher?: LauncherChoice;
   /**
    * Runs every task in this sandbox, seeing its workflow dir (read-write), its extension
    * folder and the node_modules above it (read-only) besides the system (sandbox.ts). Default: none.
@@ -35,54 +34,36 @@ export interface ProcessRunnerOptions {
 
 const KEY_VAR = 'TESSERA_TASK_KEY';
 const HOME_VAR = 'TESSERA_HOME_ID';
-const LAUNCHER = join(dirname(fileURLToPath(import.meta.url)), 'process-launcher.mjs');
-
-type LauncherEvent =
-  | { ev: 'started'; id: number; pid: number }
-  | { ev: 'error'; id: number; message: string; code?: string }
-  | { ev: 'exit'; id: number; code: number | null; signal: string | null };
-
-interface Launcher {
-  child: ChildProcess;
-  /** Tries this launcher started (or is starting) that have not ended. */
-  pending: Set<number>;
-}
-
-interface Pending {
-  launcher: Launcher;
-  command: string[];
-  logFile: string;
-  started: (pid: number | undefined, error?: string) => void;
-  done: (outcome: TaskOutcome) => void;
-  pid?: number;
-}
 
 /**
  * Runs tasks as local processes, each in its own process group, with the
  * extension folder as working directory and stdout/stderr written straight to
- * the task's log file. The processes are started by a small launcher process
- * (process-launcher.mjs, ADR 5) so that a start costs what a shell loop pays.
+ * the task's log file. The processes are started by launcher processes (ADR 5), native
+ * ones that use posix_spawn (ADR 17) so that a start costs what a shell loop pays.
  */
 export class ProcessRunner implements Runner {
   readonly name = 'process';
   readonly #options: Required<Omit<ProcessRunnerOptions, 'sandbox' | 'refuse'>> & Pick<ProcessRunnerOptions, 'sandbox' | 'refuse'>;
-  readonly #pending = new Map<number, Pending>();
-  /** pid (the handle) -> launcher id of the tries running now. */
-  readonly #running = new Map<number, number>();
-  readonly #launchers: (Launcher | undefined)[];
-  #nextId = 0;
-  #closed = false;
+  /** The pids (handles) of the tries this runner started that have not ended. */
+  readonly #running = new Set<number>();
+  readonly #launchers: LauncherPool;
 
   constructor(options: ProcessRunnerOptions) {
     this.#options = {
       killGraceSeconds: 3,
       inheritEnv: ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR'],
       launchers: Math.min(2, availableParallelism()),
+      launcher: 'auto',
       sandbox: undefined,
       refuse: undefined,
       ...options,
     };
-    this.#launchers = new Array<Launcher | undefined>(Math.max(1, this.#options.launchers)).fill(undefined);
+    this.#launchers = new LauncherPool({ size: this.#options.launchers, launcher: this.#options.launcher });
+  }
+
+  /** Which launcher starts the tasks, and why it is not the native one when it is not. */
+  get launcher(): { kind: 'native' | 'node'; fallback?: string } {
+    return { kind: this.#launchers.kind, ...(this.#launchers.fallback ? { fallback: this.#launchers.fallback } : {}) };
   }
 
   supports(task: TaskSpec): boolean {
@@ -114,39 +95,24 @@ export class ProcessRunner implements Runner {
       ? sandbox.wrap(task, { readWrite: [launch.workflowDir, ...models], readOnly: launch.extensionDir ? [launch.extensionDir, ...moduleFoldersAbove(launch.extensionDir)] : [], cwd })
       : task;
 
-    const id = ++this.#nextId;
-    let resolveDone!: (o: TaskOutcome) => void;
-    const done = new Promise<TaskOutcome>((r) => (resolveDone = r));
-    const pid = await new Promise<number | undefined>((resolveStarted, rejectStarted) => {
-      const launcher = this.#pickLauncher();
-      const pending: Pending = {
-        launcher,
-        command,
-        logFile: launch.logFile,
-        started: (p, error) => {
-          if (error === undefined) return resolveStarted(p);
-          // Only a failed exec means a missing program; a missing log dir or working directory is something else.
-          const hint = /^spawn .*ENOENT/.test(error) ? ` (is "${command[0]}" installed and on PATH, and does the working directory exist?)` : '';
-          const reason = `could not start ${JSON.stringify(command[0])}${sandbox ? ` (the sandbox of ${JSON.stringify(task[0])})` : ''}: ${error}${hint}`;
-          this.#forget(id);
-          void appendFile(launch.logFile, `tessera: ${reason}\n`)
-            .catch(() => undefined) // the log may be what could not be opened
-            .then(() => resolveDone({ state: 'failed', reason }));
-          resolveStarted(undefined);
-        },
-        done: resolveDone,
-      };
-      this.#pending.set(id, pending);
-      launcher.pending.add(id);
-      holdLoop(launcher);
-      try {
-        launcher.child.stdin!.write(`${JSON.stringify({ op: 'spawn', id, argv: command, cwd, env, log: launch.logFile, status: statusFileOf(launch.logFile) })}\n`);
-      } catch (err) {
-        this.#forget(id);
-        rejectStarted(err);
-      }
+    let launched;
+    try {
+      launched = await this.#launchers.launch({ argv: command, cwd, env, log: launch.logFile, status: statusFileOf(launch.logFile) });
+    } catch (err) {
+      if (!(err instanceof LaunchError) || err.stage === 'launcher') throw err;
+      // Only a failed exec means a missing program; a missing log dir or working directory is something else.
+      const hint = err.stage === 'exec' && err.code === 'ENOENT' ? ` (is "${command[0]}" installed and on PATH?)` : '';
+      const reason = `could not start ${JSON.stringify(command[0])}${sandbox ? ` (the sandbox of ${JSON.stringify(task[0])})` : ''}: ${err.message}${hint}`;
+      await note(launch.logFile, reason); // the log may be what could not be opened
+      return { handle: '', done: Promise.resolve({ state: 'failed', reason }) };
+    }
+    const { pid } = launched;
+    this.#running.add(pid);
+    const done = launched.exited.then((e): TaskOutcome => {
+      this.#running.delete(pid);
+      return e.lost !== undefined ? { state: 'failed', reason: e.lost } : outcomeFromExit(e.code, e.signal);
     });
-    return { handle: pid === undefined ? '' : String(pid), done };
+    return { handle: String(pid), done };
   }
 
   /**
@@ -175,11 +141,11 @@ export class ProcessRunner implements Runner {
    */
   async recover(launch: TaskLaunch, handle?: string): Promise<TaskExecution | undefined> {
     const statusFile = statusFileOf(launch.logFile);
-    const remains = findTryRemains(KEY_VAR, launch.key, LAUNCHER);
+    const remains = findTryRemains(KEY_VAR, launch.key);
     let status = readExitStatus(statusFile);
     if (!status && remains.watched !== undefined) {
       const pid = remains.watched;
-      this.#running.set(pid, 0);
+      this.#running.add(pid);
       await note(launch.logFile, `the server restarted while this try ran; it was re-attached (pid ${pid}) and runs on`);
       const done = watchReattached(pid, statusFile).then((outcome) => {
         this.#running.delete(pid);
@@ -235,97 +201,13 @@ export class ProcessRunner implements Runner {
    * it must): a launcher with tasks stays until they end, to record their exit status.
    */
   async close(): Promise<void> {
-    this.#closed = true;
-    await Promise.all(
-      this.#launchers.map(async (l, i) => {
-        this.#launchers[i] = undefined;
-        if (!l || l.child.exitCode !== null || l.child.signalCode !== null) return;
-        l.child.stdin!.end();
-        if (l.pending.size > 0) return;
-        l.child.ref(); // an idle launcher is unref'd; wait for it to be gone before the caller goes on
-        await new Promise((r) => l.child.once('exit', r));
-      }),
-    );
-  }
-
-  /** The launcher with the fewest tries in flight, started on first use. */
-  #pickLauncher(): Launcher {
-    if (this.#closed) throw new Error('the process runner is closed');
-    let best = 0;
-    for (let i = 0; i < this.#launchers.length; i++) {
-      const l = this.#launchers[i];
-      if (!l) {
-        best = i;
-        break;
-      }
-      if (l.pending.size < this.#launchers[best]!.pending.size) best = i;
-    }
-    return (this.#launchers[best] ??= this.#startLauncher(best));
-  }
-
-  #startLauncher(slot: number): Launcher {
-    const child = spawn(process.execPath, [LAUNCHER], { stdio: ['pipe', 'pipe', 'inherit'], env: { PATH: process.env.PATH ?? '' } });
-    const launcher: Launcher = { child, pending: new Set() };
-    createInterface({ input: child.stdout! }).on('line', (line) => this.#onEvent(JSON.parse(line) as LauncherEvent));
-    child.once('exit', (code, signal) => this.#onLauncherExit(slot, launcher, code, signal));
-    child.stdin!.on('error', () => undefined); // a dead launcher is handled by its exit event
-    return launcher;
-  }
-
-  #forget(id: number): void {
-    const p = this.#pending.get(id);
-    if (!p) return;
-    this.#pending.delete(id);
-    p.launcher.pending.delete(id);
-    if (p.pid !== undefined) this.#running.delete(p.pid);
-    holdLoop(p.launcher);
-  }
-
-  #onEvent(e: LauncherEvent): void {
-    const p = this.#pending.get(e.id);
-    if (!p) return;
-    if (e.ev === 'started') {
-      p.pid = e.pid;
-      this.#running.set(e.pid, e.id);
-      p.started(e.pid);
-    } else if (e.ev === 'error') {
-      p.started(undefined, e.message);
-    } else {
-      this.#forget(e.id);
-      p.done(outcomeFromExit(e.code, e.signal));
-    }
-  }
-
-  /** A launcher died while the server runs: its tries can no longer be watched, so stop them and fail them (retries apply). */
-  #onLauncherExit(slot: number, launcher: Launcher, code: number | null, signal: NodeJS.Signals | null): void {
-    if (this.#launchers[slot] === launcher) this.#launchers[slot] = undefined;
-    if (this.#closed) return;
-    const reason = `the process launcher exited unexpectedly (${signal ?? `code ${code}`}); the task was stopped`;
-    for (const id of [...launcher.pending]) {
-      const p = this.#pending.get(id)!;
-      this.#forget(id);
-      if (p.pid !== undefined) killGroup(p.pid, 'SIGKILL');
-      p.started(undefined, reason);
-      p.done({ state: 'failed', reason });
-    }
+    await this.#launchers.close();
   }
 }
 
 /** A line of the server's own in a try's log. */
 async function note(logFile: string, message: string): Promise<void> {
   await appendFile(logFile, `\ntessera: ${message}\n`).catch(() => undefined);
-}
-
-/**
- * A launcher keeps Node's event loop alive only while it runs tasks: a script
- * using the engine exits when its work is done; a server stays up anyway.
- */
-function holdLoop(l: Launcher): void {
-  const hold = l.pending.size > 0;
-  for (const h of [l.child, l.child.stdin, l.child.stdout] as ({ ref?: () => void; unref?: () => void } | null)[]) {
-    if (hold) h?.ref?.();
-    else h?.unref?.();
-  }
 }
 
 /** The project's models dir of a try, made on demand, for the sandbox to show read-write (MODELS_DIR points there). */
