@@ -1,6 +1,8 @@
 export * from './runners/runner.ts';
 export * from './runners/exit-status.ts';
 export * from './runners/process/process-runner.ts';
+// The launchers of local processes (ADR 17), shared by tasks and applications.
+export { LaunchError, LauncherPool, type LauncherChoice, type Launched, type LaunchExit } from './runners/process/launcher-pool.ts';
 // The one home of process-group kills, for every package that starts local process groups (tasks, applications).
 export { isAlive, killGroup, processStartTime } from './runners/process/proc-table.ts';
 // One sandbox for every local process the platform starts (tasks, applications).

@@ -119,6 +119,12 @@ export interface ServerConfig {
   sandbox: 'auto' | 'bwrap' | 'off';
   /** The admin's explicit permission to run process tasks and applications without a sandbox while access control is on (TESSERA_ALLOW_UNSANDBOXED=1). */
   allowUnsandboxed: boolean;
+  /**
+   * What starts local processes (TESSERA_LAUNCHER): `auto` (default) the native launcher,
+   * built with the system's C compiler, or the Node launcher when it cannot be built;
+   * `native` the native one or no start; `node` the Node one (ADR 17).
+   */
+  launcher: 'auto' | 'native' | 'node';
   /** Where a loopback server writes its runtime file `servers/<port>.json` (XDG_STATE_HOME/tessera, default ~/.local/state/tessera). */
   stateDir: string;
   /** Not from the environment (tests set them): the event stream's heartbeat (default 15 s) and unread-bytes limit per client (default 1 MiB). */
@@ -364,6 +370,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   if (!['auto', 'bwrap', 'off'].includes(sandbox)) problems.push(`TESSERA_SANDBOX="${env.TESSERA_SANDBOX}" must be auto, bwrap or off`);
   const allowRaw = (env.TESSERA_ALLOW_UNSANDBOXED || '0').toLowerCase();
   if (!['1', '0', 'true', 'false'].includes(allowRaw)) problems.push(`TESSERA_ALLOW_UNSANDBOXED="${env.TESSERA_ALLOW_UNSANDBOXED}" must be 1 or 0`);
+  const launcher = (env.TESSERA_LAUNCHER || 'auto') as ServerConfig['launcher'];
+  if (!['auto', 'native', 'node'].includes(launcher)) problems.push(`TESSERA_LAUNCHER="${env.TESSERA_LAUNCHER}" must be auto, native or node`);
   const logLevel = (env.TESSERA_LOG_LEVEL || 'info') as ServerConfig['logLevel'];
   if (!['info', 'warn', 'error', 'silent'].includes(logLevel)) problems.push(`TESSERA_LOG_LEVEL="${logLevel}" must be info, warn, error or silent`);
   const config: ServerConfig = {
@@ -411,6 +419,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     appsPublicUrl: env.TESSERA_APPS_PUBLIC_URL || undefined,
     sandbox,
     allowUnsandboxed: allowRaw === '1' || allowRaw === 'true',
+    launcher,
     stateDir: resolve(env.XDG_STATE_HOME || join(env.HOME || homedir(), '.local', 'state'), 'tessera'),
   };
   if (problems.length > 0) {

@@ -58,7 +58,7 @@ export function createApplicationsDomain(deps: ApplicationsDomainDeps): Applicat
     services: () => ({ TESSERA_API_URL: deps.publicUrl() }),
     origin: deps.appsOrigin,
     log: deps.log,
-    runners: [...(deps.dockerSocket ? [new DockerAppRunner({ socketPath: deps.dockerSocket, ...(deps.platformAccess ? { platformAccess: deps.platformAccess } : {}) })] : []), new ProcessAppRunner({ sandbox: deps.processSandbox.sandbox, refuse: deps.processSandbox.refusal })],
+    runners: [...(deps.dockerSocket ? [new DockerAppRunner({ socketPath: deps.dockerSocket, ...(deps.platformAccess ? { platformAccess: deps.platformAccess } : {}) })] : []), new ProcessAppRunner({ sandbox: deps.processSandbox.sandbox, refuse: deps.processSandbox.refusal, launcher: deps.config.launcher })],
     ...(deps.credentials ? { credentials: deps.credentials } : {}),
     // `proxy` is created below; an instance is released only after both exist.
     released: (port) => proxy.forget(port),

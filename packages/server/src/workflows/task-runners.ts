@@ -66,8 +66,10 @@ export async function findTaskRunners(config: ServerConfig, homeId: string, plat
     }
   }
   if (wanted.includes('process')) {
-    runners.push(new ProcessRunner({ homeId, sandbox: processSandbox.sandbox, refuse: processSandbox.refusal }));
-    reports.push({ name: 'process', detail: `local processes, ${processSandbox.detail}` });
+    const processRunner = new ProcessRunner({ homeId, sandbox: processSandbox.sandbox, refuse: processSandbox.refusal, launcher: config.launcher });
+    runners.push(processRunner);
+    reports.push({ name: 'process', detail: `local processes (${processRunner.launcher.kind} launcher), ${processSandbox.detail}` });
+    if (processRunner.launcher.fallback) warnings.push(processRunner.launcher.fallback);
   }
   // Applications run as local processes whatever TESSERA_RUNNERS says: the warning stands either way.
   notes.push(...warnings);

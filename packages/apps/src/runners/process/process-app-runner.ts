@@ -1,8 +1,7 @@
-import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { AppSpecT } from '@tessera/extension-packages';
-import { killGroup, moduleFoldersAbove, terminateGroup, type BwrapSandbox } from '@tessera/engine';
+import { killGroup, LauncherPool, moduleFoldersAbove, terminateGroup, type BwrapSandbox, type LauncherChoice } from '@tessera/engine';
 import type { AppExit, AppHandle, AppLaunch, AppRunner } from '../app-runner.ts';
 
 /** Options of the process runner. */
@@ -17,23 +16,29 @@ export interface ProcessAppRunnerOptions {
   sandbox?: BwrapSandbox;
   /** Set when apps must not run here (no sandbox, and running without one is not allowed): start() rejects with it. */
   refuse?: string;
+  /** Which launcher program starts the processes (TESSERA_LAUNCHER; default auto, ADR 17). */
+  launcher?: LauncherChoice;
 }
 
 /**
  * Runs application processes: each in its own process group (so that stop reaches
  * what it started), in its extension folder, with stdout and stderr appended to its log
  * file, and TESSERA_APP_ID in its environment so that a restarted server knows it.
+ * Started by a launcher process as tasks are (ADR 17), never by a fork of the server.
  */
 export class ProcessAppRunner implements AppRunner {
   readonly name = 'process';
   readonly #graceMs: number;
   readonly #sandbox: BwrapSandbox | undefined;
   readonly #refuse: string | undefined;
+  readonly #launcherChoice: LauncherChoice;
+  #launchers: LauncherPool | undefined;
 
   constructor(options: ProcessAppRunnerOptions = {}) {
     this.#graceMs = options.stopGraceMs ?? 5000;
     this.#sandbox = options.sandbox;
     this.#refuse = options.refuse;
+    this.#launcherChoice = options.launcher ?? 'auto';
   }
 
   canRun(spec: AppSpecT): boolean {
@@ -44,8 +49,8 @@ export class ProcessAppRunner implements AppRunner {
     return this.#refuse;
   }
 
-  start(o: AppLaunch): Promise<AppHandle> {
-    if (this.#refuse !== undefined) return Promise.reject(new Error(this.#refuse));
+  async start(o: AppLaunch): Promise<AppHandle> {
+    if (this.#refuse !== undefined) throw new Error(this.#refuse);
     const app = o.spec.process!.command;
     mkdirSync(dirname(o.logFile), { recursive: true });
     const sandbox = this.#sandbox;
@@ -66,23 +71,16 @@ export class ProcessAppRunner implements AppRunner {
       if (o.env.WORKFLOW_DIR && o.runId) readWrite.push(o.env.WORKFLOW_DIR);
       command = sandbox.wrap(app, { readWrite, readOnly: [o.extDir, ...moduleFoldersAbove(o.extDir)], cwd: o.extDir });
     }
-    const log = openSync(o.logFile, 'a');
-    return new Promise((resolve, reject) => {
-      const child = spawn(command[0]!, command.slice(1), {
-        cwd: o.extDir,
-        env: { ...env, ...o.env, TESSERA_APP_ID: o.appId },
-        detached: true,
-        stdio: ['ignore', log, log],
+    // One launcher, started with the first app: apps start seldom, and each start is one request.
+    this.#launchers ??= new LauncherPool({ size: 1, launcher: this.#launcherChoice });
+    const launched = await this.#launchers
+      .launch({ argv: command, cwd: o.extDir, env: { ...env, ...o.env, TESSERA_APP_ID: o.appId }, log: o.logFile })
+      .catch((err: Error) => {
+        throw new Error(`could not start ${command[0]}${sandbox ? ` (the sandbox of ${app[0]})` : ''}: ${err.message}`, { cause: err });
       });
-      closeSync(log);
-      const exited = new Promise<AppExit>((done) => child.once('exit', (code, signal) => {
-        // What the app started in its group goes with it.
-        killGroup(child.pid!, 'SIGKILL');
-        done({ code, signal });
-      }));
-      child.once('error', (err) => reject(new Error(`could not start ${command[0]}${sandbox ? ` (the sandbox of ${app[0]})` : ''}: ${err.message}`, { cause: err })));
-      child.once('spawn', () => resolve({ id: String(child.pid!), exited }));
-    });
+    // The launcher kills what the app left in its group when the app ends.
+    const exited = launched.exited.then((e): AppExit => (e.lost !== undefined ? { code: null, signal: 'lost' } : { code: e.code, signal: e.signal }));
+    return { id: String(launched.pid), exited };
   }
 
   /** SIGTERM to the group, SIGKILL after the grace time; resolves once the process is gone. */
@@ -111,7 +109,9 @@ export class ProcessAppRunner implements AppRunner {
     if (environ.split('\0').includes(`TESSERA_APP_ID=${o.appId}`)) killGroup(pid, 'SIGKILL');
   }
 
+  /** Ends the launcher's input; the processes are the manager's to stop (a launcher with apps stays until they end). */
   async close(): Promise<void> {
-    // Nothing held: the processes are the manager's to stop.
+    await this.#launchers?.close();
+    this.#launchers = undefined;
   }
 }
