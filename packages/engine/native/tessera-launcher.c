@@ -39,8 +39,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#if !defined(__GLIBC__) || (__GLIBC__ < 2) || (__GLIBC__ == 2 && __GLIBC_MINOR__ < 29)
-#error "tessera-launcher needs glibc 2.29 or newer (posix_spawn_file_actions_addchdir_np)"
+/* posix_spawn_file_actions_addchdir_np (2.29), strerrorname_np and sigabbrev_np (2.32),
+ * close_range (2.34): Debian 12, Ubuntu 22.04, RHEL 9 and newer. Elsewhere the build
+ * fails and the process runner uses its Node launcher (ADR 17). */
+#if !defined(__GLIBC__) || (__GLIBC__ < 2) || (__GLIBC__ == 2 && __GLIBC_MINOR__ < 34)
+#error "tessera-launcher needs glibc 2.34 or newer"
 #endif
 
 /* A request larger than this is refused (a command line of Linux is at most a few MB). */
