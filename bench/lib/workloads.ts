@@ -193,7 +193,8 @@ export function tesseraSpec(c: Case, paths: CasePaths): object {
       operator: 'noop',
       upstream: t.upstream,
       level: 'batch',
-      output_dir: 'out',
+      // Its own, as the SDK gives each task (a task's output dir is emptied before it starts).
+      output_dir: t.name,
       process: { command: argv(c, paths, `${paths.out}/${t.name}`) },
     })),
   };

@@ -150,6 +150,15 @@ describe('validateDagSpec: graph problems name the task at fault', () => {
     expect(withProcess.details[0]!.where).toBe('tasks[0] (id "a")');
   });
 
+  it('rejects two tasks of a level that share an output dir, unless both keep their outputs', () => {
+    const e = rejection(spec([task('a', { output_dir: 'out' }), task('b', { output_dir: 'out' })]));
+    expect(e.details).toEqual([{ where: 'tasks[1] (id "b").output_dir', message: expect.stringContaining('"out" is also the output dir of task "a" (tasks[0]): a task\'s output dir is emptied before it starts') }]);
+    expect(rejection(spec([task('a', { output_dir: 'out', keep_outputs: true }), task('b', { output_dir: 'out' })])).details).toHaveLength(1);
+    // Both keep them, or the levels differ (out of the run, batch/<series>/out): accepted.
+    expect(() => validateDagSpec(spec([task('a', { output_dir: 'out', keep_outputs: true }), task('b', { output_dir: 'out', keep_outputs: true })]))).not.toThrow();
+    expect(() => validateDagSpec(spec([task('a', { output_dir: 'out', level: 'batch' }), task('b', { output_dir: 'out', level: 'batch_element' })]))).not.toThrow();
+  });
+
   it('reports every graph problem at once', () => {
     const e = rejection(spec([task('a'), task('a'), task('b', { upstream: ['nope'] }), task('c', { process: undefined })]));
     const wheres = e.details.map((d) => d.where);

@@ -62,6 +62,21 @@ function checkTasks(tasks: TaskSpec[]): ErrorDetail[] {
       ups.add(u);
     }
   });
+  // Each task's output dir is emptied before it starts (unless keep_outputs): two tasks
+  // writing to the same one would delete each other's outputs.
+  const byDir = new Map<string, number>();
+  tasks.forEach((t, i) => {
+    if (seen.get(t.id) !== i) return; // a duplicate id, reported above
+    const key = `${t.level}\0${t.output_dir}`;
+    const first = byDir.get(key);
+    if (first === undefined) return void byDir.set(key, i);
+    const other = tasks[first]!;
+    if (other.keep_outputs && t.keep_outputs) return;
+    details.push({
+      where: `tasks[${i}] (id "${t.id}").output_dir`,
+      message: `"${t.output_dir}" is also the output dir of task "${other.id}" (tasks[${first}]): a task's output dir is emptied before it starts, so one would delete the other's outputs; give each task its own output_dir (the SDK uses the task's id), or set keep_outputs on both`,
+    });
+  });
   tasks.forEach((t, i) => {
     for (const u of t.upstream) {
       if (!seen.has(u)) details.push({ where: `tasks[${i}] (id "${t.id}")`, message: `unknown upstream task "${u}"` });
