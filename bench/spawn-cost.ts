@@ -9,15 +9,22 @@
  *     again after growing the heap by --grow MB;
  *   - a small Node helper process that spawns on request over a pipe;
  *   - a Python helper using os.posix_spawn (vfork-like: no page-table copy);
- *   - a /bin/sh loop (the floor).
+ *   - Tessera's native launcher (packages/engine/native), when it is built;
+ *   - a /bin/sh loop (the floor), free-running and as a helper answering requests.
+ *
+ * The helpers and the launcher's protocol are in lib/spawn-probe.ts, which
+ * bench/workflow-engine.ts also runs (a shorter probe) before its systems.
  *
  *   npx tsx bench/spawn-cost.ts [--n 300] [--grow 200]
  */
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { which, timed } from './lib/proc.ts';
+import { which } from './lib/proc.ts';
+import { NODE_HELPER, SHELL_HELPER, nativeLauncherPath, shellLoopMeanMs, timeLineHelper, timeNativeLauncher } from './lib/spawn-probe.ts';
 import { median, percentile } from './lib/stats.ts';
 
 const { values: args } = parseArgs({ options: { n: { type: 'string', default: '300' }, grow: { type: 'string', default: '200' } } });
@@ -45,25 +52,9 @@ async function inProcess(label: string): Promise<void> {
 
 /** A helper that reads one id per line, starts /bin/true, and answers "<id> <exit code>" when it exits. */
 async function viaHelper(label: string, command: string, argv: string[]): Promise<void> {
-  const helper = spawn(command, argv, { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: helper.stdout })[Symbol.asyncIterator]();
-  const cycle: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = performance.now();
-    helper.stdin.write(`${i}\n`);
-    const answer = await lines.next();
-    if (answer.done || !String(answer.value).startsWith(`${i} `)) throw new Error(`${label}: unexpected answer ${JSON.stringify(answer.value)}`);
-    cycle.push(performance.now() - t0);
-  }
-  helper.stdin.end();
-  report(`${label}: request to exit seen`, cycle);
+  const { ms } = await timeLineHelper(label, command, argv, n);
+  report(`${label}: request to exit seen`, ms);
 }
-
-const NODE_HELPER = `
-const { spawn } = require('node:child_process');
-require('node:readline').createInterface({ input: process.stdin }).on('line', (id) => {
-  spawn('/bin/true', [], { stdio: 'ignore', detached: true }).once('exit', (code) => process.stdout.write(id + ' ' + code + '\\n'));
-});`;
 
 // pidfds let one select() loop wait on requests and on any number of running children at once.
 const PYTHON_HELPER = `
@@ -91,12 +82,15 @@ while True:
 `;
 
 console.log(`${n} starts of /bin/true each, one after another, on ${process.platform} with Node ${process.version}\n`);
-const floor = await timed('/bin/sh', ['-c', `i=0; while [ $i -lt ${n} ]; do /bin/true; i=$((i+1)); done`]);
-console.log(`${'/bin/sh loop (the floor): per start, mean'.padEnd(58)} ${(floor.ms / n).toFixed(3)} ms`);
+console.log(`${'/bin/sh loop (the floor): per start, mean'.padEnd(58)} ${(await shellLoopMeanMs(n)).toFixed(3)} ms`);
+await viaHelper('/bin/sh helper (while read)', '/bin/sh', ['-c', SHELL_HELPER]);
 await inProcess('in this process');
 await viaHelper('Node helper process', process.execPath, ['-e', NODE_HELPER]);
 if (which('python3')) await viaHelper('Python helper, os.posix_spawn', 'python3', ['-c', PYTHON_HELPER]);
 else console.log('python3 not installed: Python helper skipped');
+const native = nativeLauncherPath(resolve(dirname(fileURLToPath(import.meta.url)), '..'));
+if (existsSync(native)) report('Tessera native launcher: request to exit seen', (await timeNativeLauncher(native, n)).ms);
+else console.log(`Tessera native launcher not built (${native}): skipped`);
 const ballast: Buffer[] = [];
 for (let i = 0; i < Number(args.grow); i++) ballast.push(Buffer.alloc(1024 * 1024, 1));
 await inProcess(`in this process, heap grown by ${args.grow} MB`);

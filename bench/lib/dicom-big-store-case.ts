@@ -3,7 +3,7 @@
  * --search-count instances, loaded once per system, then searched (QIDO-RS at
  * study level) and stored into, beside the same store into an empty one.
  */
-import { storeScu } from './dcmtk-peers.ts';
+import { storeScu, type StoreScuResult } from './dcmtk-peers.ts';
 import type { DicomCases } from './dicom-cases.ts';
 import { generateCtInstances, type GeneratedSet, type StudyInfo } from './dicom-gen.ts';
 import { LABEL, WARMUP, type SystemId } from './dicom-ingest-options.ts';
@@ -41,25 +41,53 @@ function searchShapes(big: GeneratedSet): QueryShape[] {
   ];
 }
 
-/** Loads the big set in pieces of 10,000 (20 chunk folders), giving up on a peer that would exceed its time budget. */
-async function loadBig(t: Target, big: GeneratedSet, budgetMs: number | undefined, loadAssociations: number): Promise<Load> {
-  const chunks = big.chunks();
-  const load: Load = { system: t.id, instances: 0, ms: 0, cpuMs: 0, pieces: [] };
-  const cpu0 = cpuMs(t.pid);
+/** The instances of the big stores: 1 study per 100 instances, 2 series each, 1 study in 5 MR; cached under `dataDir`. */
+export function bigStoreSet(dataDir: string, count: number): GeneratedSet {
+  return generateCtInstances({ dir: dataDir, count, studies: Math.max(1, Math.round(count / 100)), seriesPerStudy: 2, template: 'ct-small', modalities: ['CT', 'CT', 'CT', 'CT', 'MR'], label: 'search' });
+}
+
+export interface PiecesLoad {
+  instances: number;
+  /** Sum of the pieces' wall times. */
+  ms: number;
+  pieces: { instances: number; perSecond: number }[];
+}
+
+/**
+ * Sends a generated set with storescu in pieces of 10,000 instances (20 chunk
+ * folders), `associations` at once. After each piece, `onPiece` sees the load so far
+ * and the piece; returning false ends the load there.
+ */
+export async function loadInPieces(to: { port: number; aet: string }, set: GeneratedSet, associations: number, onPiece?: (sofar: PiecesLoad, piece: StoreScuResult) => boolean): Promise<PiecesLoad> {
+  const chunks = set.chunks();
+  const load: PiecesLoad = { instances: 0, ms: 0, pieces: [] };
   for (let i = 0; i < chunks.length; i += 20) {
-    const r = await storeScu({ host: '127.0.0.1', port: t.dicomPort, aet: t.aet, files: chunks.slice(i, i + 20), associations: loadAssociations, timeoutMs: 60 * 60_000 });
+    const r = await storeScu({ host: '127.0.0.1', port: to.port, aet: to.aet, files: chunks.slice(i, i + 20), associations, timeoutMs: 60 * 60_000 });
     load.instances += r.instances;
     load.ms += r.ms;
     load.pieces.push({ instances: r.instances, perSecond: r.perSecond });
-    const left = (big.count - load.instances) / r.perSecond;
-    log(`load     ${t.id.padEnd(9)} ${load.instances} of ${big.count}: ${r.perSecond.toFixed(0)} instances/s, ${(load.ms / 1000).toFixed(0)} s so far, ~${left.toFixed(0)} s to go`);
-    // Judged from the third piece on: the first ones run slow while the server and its index warm up.
-    const projected = load.ms + left * 1000;
-    if (budgetMs !== undefined && (load.ms > budgetMs || (i >= 40 && projected > budgetMs))) {
-      load.skipped = `loading ${num(big.count)} instances would take ~${(projected / 60_000).toFixed(0)} min (${r.perSecond.toFixed(0)} instances/s at ${num(load.instances)}), over the ${budgetMs / 60_000}-min budget (--orthanc-load-budget)`;
-      return load;
-    }
+    if (onPiece && !onPiece(load, r)) break;
   }
+  return load;
+}
+
+/** Loads the big set, giving up on a peer that would exceed its time budget. */
+async function loadBig(t: Target, big: GeneratedSet, budgetMs: number | undefined, loadAssociations: number): Promise<Load> {
+  const cpu0 = cpuMs(t.pid);
+  let skipped: string | undefined;
+  const r = await loadInPieces({ port: t.dicomPort, aet: t.aet }, big, loadAssociations, (sofar, piece) => {
+    const left = (big.count - sofar.instances) / piece.perSecond;
+    log(`load     ${t.id.padEnd(9)} ${sofar.instances} of ${big.count}: ${piece.perSecond.toFixed(0)} instances/s, ${(sofar.ms / 1000).toFixed(0)} s so far, ~${left.toFixed(0)} s to go`);
+    // Judged from the third piece on: the first ones run slow while the server and its index warm up.
+    const projected = sofar.ms + left * 1000;
+    if (budgetMs !== undefined && (sofar.ms > budgetMs || (sofar.pieces.length >= 3 && projected > budgetMs))) {
+      skipped = `loading ${num(big.count)} instances would take ~${(projected / 60_000).toFixed(0)} min (${piece.perSecond.toFixed(0)} instances/s at ${num(sofar.instances)}), over the ${budgetMs / 60_000}-min budget (--orthanc-load-budget)`;
+      return false;
+    }
+    return true;
+  });
+  const load: Load = { system: t.id, instances: r.instances, ms: r.ms, cpuMs: 0, pieces: r.pieces };
+  if (skipped) return { ...load, skipped };
   load.cpuMs = cpuMs(t.pid) - cpu0;
   const v0 = performance.now();
   const n = await countStudyInstances(t.web!, big.studies.map((s) => s.uid));
@@ -72,7 +100,7 @@ async function loadBig(t: Target, big: GeneratedSet, budgetMs: number | undefine
 export async function bigCase(run: DicomCases, systems: SystemId[], warm: GeneratedSet): Promise<void> {
   const { cases, count, dataDir, loadAssociations, orthancLoadBudgetMs, reps, searchCount, searchReps, template } = run.o;
   const { results } = run;
-  const big = generateCtInstances({ dir: dataDir, count: searchCount, studies: Math.max(1, Math.round(searchCount / 100)), seriesPerStudy: 2, template: 'ct-small', modalities: ['CT', 'CT', 'CT', 'CT', 'MR'], label: 'search' });
+  const big = bigStoreSet(dataDir, searchCount);
   log(`data: ${big.count} instances in ${big.studies.length} studies at ${big.dir}${big.generatedSeconds ? ` (written in ${big.generatedSeconds.toFixed(0)} s)` : ' (cached)'}`);
   const shapes = searchShapes(big);
   results.shapesOf.set('search', shapes);

@@ -1,4 +1,6 @@
-import { median, millis, percentile, ratio, seconds } from './stats.ts';
+import type { HeapReport } from './heap.ts';
+import { median, millis, num, percentile, ratio, seconds } from './stats.ts';
+import type { StoreLoad } from './store-load.ts';
 import type { Measurement, System } from './systems.ts';
 import { taskCount, type Case } from './workloads.ts';
 
@@ -157,4 +159,46 @@ function msText(v: number): string {
 
 function fmt(v: number, unit: string): string {
   return unit === 'x' ? `${v.toFixed(2)}x` : `${v.toFixed(2)} ${unit}`;
+}
+
+/** What the Tessera server held during the cases: its heap ballast, its store, its memory. */
+export interface ServerState {
+  /** --server-heap-mb (0: no ballast). */
+  heapMb: number;
+  /** --store-instances (0: an empty store). */
+  storeInstances: number;
+  /** Node's flags that loaded the ballast module. */
+  nodeArgs: string[];
+  /** The ballast module's report once the server answered (allocation and heap then). */
+  ballast?: HeapReport;
+  store?: StoreLoad;
+  storeError?: string;
+  before?: { rssMb: number; heap?: HeapReport };
+  after?: { rssMb: number; peakRssMb: number; heap?: HeapReport };
+}
+
+const mb = (v: number | undefined): string => (v !== undefined && Number.isFinite(v) ? `${num(v)} MB` : 'n/a');
+const heapText = (h: HeapReport | undefined): string =>
+  h ? `V8 heap used ${mb(h.heapUsedMb)} of ${mb(h.heapTotalMb)} allocated (limit ${mb(h.heapLimitMb)})` : 'V8 heap not reported';
+
+/** Lines of the report's "Tessera server during the cases" block. */
+export function serverStateLines(s: ServerState): string[] {
+  const lines: string[] = [];
+  const limit = s.nodeArgs.find((a) => a.startsWith('--max-old-space-size='));
+  if (s.heapMb > 0) {
+    const b = s.ballast;
+    lines.push(
+      `- Heap ballast (--server-heap-mb ${s.heapMb}): ${b ? `${num(b.objects)} small live objects, V8's used heap grown by ${mb(b.grownMb)} in ${(b.allocateMs / 1000).toFixed(1)} s as the server started` : 'not reported by the ballast module'}; ${limit ?? 'default heap limit'}`,
+    );
+  } else lines.push('- Heap ballast: none (--server-heap-mb 0)');
+  if (s.store) {
+    const t = s.store;
+    lines.push(
+      `- Store: ${num(t.instances)} instances (${num(t.studies)} studies, ${num(t.series)} series, synthetic instances of ${num(t.bytes / 1024)} KB, 1 study in 5 MR, the others CT) sent by C-STORE (storescu, ${t.associations} associations) in ${(t.loadMs / 1000).toFixed(1)} s (${num(t.perSecond)} instances/s, server CPU ${(t.serverCpuMs / 1000).toFixed(1)} s), counted back over QIDO-RS in ${(t.verifyMs / 1000).toFixed(1)} s; every series complete with its thumbnail ${(t.settleMs / 1000).toFixed(1)} s after the last store; data set ${t.generatedSeconds ? `written in ${t.generatedSeconds.toFixed(1)} s` : 'from the cache'}`,
+    );
+  } else if (s.storeError) lines.push(`- Store: could not be loaded: ${s.storeError.split('\n')[0]}`);
+  else lines.push(`- Store: empty (--store-instances ${s.storeInstances})`);
+  if (s.before) lines.push(`- Before the cases: RSS ${mb(s.before.rssMb)} (VmRSS), ${heapText(s.before.heap)}`);
+  if (s.after) lines.push(`- After the cases: RSS ${mb(s.after.rssMb)}, ${heapText(s.after.heap)}; peak RSS over the run ${mb(s.after.peakRssMb)} (VmHWM; when the server spawns tasks itself, libuv's fork() costs grow with it)`);
+  return lines;
 }

@@ -214,6 +214,8 @@ export interface TesseraOptions {
   port: number;
   parallelism: number;
   nodeArgs?: string[];
+  /** Extra environment of the server (e.g. DICOM_PORT, the heap ballast's). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export class Tessera implements System {
@@ -227,7 +229,11 @@ export class Tessera implements System {
   constructor(root: string, options: TesseraOptions) {
     this.#root = root;
     this.#o = options;
-    this.how = `process runner, TESSERA_PARALLELISM=${options.parallelism}, one server for all runs (node bin/tessera-server.mjs)`;
+    // Settings the server inherits from the benchmark's environment change what is measured (e.g. TESSERA_SANDBOX).
+    const controlled = new Set(['DICOM_PORT', 'TESSERA_AUTH', 'TESSERA_HOME', 'TESSERA_EXTENSIONS_DIRS', 'TESSERA_PARALLELISM', 'TESSERA_RUNNERS', 'TESSERA_LOG_LEVEL']);
+    const inherited = Object.entries(process.env).filter(([k]) => /^(TESSERA_|DICOM_)/.test(k) && !k.startsWith('TESSERA_BENCH_') && !controlled.has(k));
+    const env = inherited.length > 0 ? `; inherited from the environment: ${inherited.map(([k, v]) => `${k}=${v}`).join(', ')}` : '';
+    this.how = `process runner, TESSERA_PARALLELISM=${options.parallelism}, one server for all runs (node bin/tessera-server.mjs)${env}`;
   }
 
   async detect(): Promise<string | undefined> {
@@ -249,6 +255,7 @@ export class Tessera implements System {
       port: this.#o.port,
       parallelism: this.#o.parallelism,
       nodeArgs: this.#o.nodeArgs,
+      env: this.#o.env,
       logFile: join(this.#root, this.id, 'server.log'),
     });
     const problems = await this.#server.workflowProblems();
@@ -268,6 +275,11 @@ export class Tessera implements System {
     } catch (err) {
       return { ok: false, ms: Number.NaN, error: (err as Error).message };
     }
+  }
+
+  /** The running server, between prepare() and close(). */
+  get server(): TesseraServer | undefined {
+    return this.#server;
   }
 
   /** Read before close(): the server's peak RSS over the whole benchmark. */
