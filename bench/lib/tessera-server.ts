@@ -71,6 +71,9 @@ export class TesseraServer {
         DICOM_PORT: 'off',
         // These benchmarks measure the engine and the store; access control's own cost is bench/access-control.ts.
         TESSERA_AUTH: 'off',
+        // The peers (a shell, Snakemake, cwltool) run their tasks unsandboxed, and the bench's tasks
+        // write outside their run's folder; the sandbox's own cost is bench/sandbox-spawn.ts.
+        TESSERA_SANDBOX: 'off',
         ...o.env,
         PORT: String(o.port),
         HOST: '127.0.0.1',
