@@ -1,2 +1,2 @@
 export * from './database.ts';
-export { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
+export { CompiledQuery, sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';

@@ -117,13 +117,9 @@ export async function prepareOutputDirs(workflowDir: string, task: TaskSpec, ide
 
 /** Removes `dir` (inside `workflowDir`) if it exists; refuses when a symbolic link is on its way there. */
 async function clearOutputDir(workflowDir: string, dir: string): Promise<void> {
-  let stat;
-  try {
-    stat = lstatSync(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
+  // No exception for the common case (a first try: nothing there yet), which costs a stack trace.
+  const stat = lstatSync(dir, { throwIfNoEntry: false });
+  if (stat === undefined) return;
   // Every component between the workflow dir and the output dir must be a real dir: a
   // link there (batch/<series> made a link by a task) would make us delete elsewhere.
   const parent = dirname(dir);

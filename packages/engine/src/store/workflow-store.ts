@@ -1,4 +1,4 @@
-import type { Kysely } from '@tessera/db';
+import { CompiledQuery, type Kysely } from '@tessera/db';
 import type { RunState } from '@tessera/model';
 import type { JobRow, RunRow, TaskRow, WorkflowTables } from './workflow-tables.ts';
 
@@ -57,11 +57,35 @@ export class WorkflowStore {
 
   async #apply(db: Kysely<WorkflowTables>, t: Transition): Promise<void> {
     for (const { runId, taskId, patch } of t.tasks ?? []) {
-      await db.updateTable('tasks').set(patch).where('run_id', '=', runId).where('task_id', '=', taskId).execute();
+      // Kysely leaves out columns set to undefined; so does the cached SQL.
+      const keys = (Object.keys(patch) as (keyof TaskPatch)[]).filter((k) => patch[k] !== undefined);
+      const sql = this.#updateSql('tasks', keys, () => db.updateTable('tasks').set(patch).where('run_id', '=', runId).where('task_id', '=', taskId).compile());
+      await db.executeQuery(CompiledQuery.raw(sql, [...keys.map((k) => patch[k]), runId, taskId]));
     }
     for (const { runId, patch } of t.runs ?? []) {
-      await db.updateTable('runs').set(patch).where('id', '=', runId).execute();
+      const keys = (Object.keys(patch) as (keyof RunPatch)[]).filter((k) => patch[k] !== undefined);
+      const sql = this.#updateSql('runs', keys, () => db.updateTable('runs').set(patch).where('id', '=', runId).compile());
+      await db.executeQuery(CompiledQuery.raw(sql, [...keys.map((k) => patch[k]), runId]));
     }
+  }
+
+  /**
+   * The SQL of an update of these columns, built by Kysely once per table and set of
+   * columns (in the dialect of the database): a transition writes the same few shapes
+   * thousands of times, and building the query each time cost more than running it.
+   */
+  readonly #updates = new Map<string, string>();
+  #updateSql(table: string, keys: readonly string[], build: () => { sql: string; parameters: readonly unknown[] }): string {
+    const cacheKey = `${table}:${keys.join(',')}`;
+    let sql = this.#updates.get(cacheKey);
+    if (sql === undefined) {
+      const compiled = build();
+      // One parameter per column, in the patch's order, then the key(s): what the cached SQL is given.
+      if (compiled.parameters.length !== keys.length + (table === 'tasks' ? 2 : 1)) throw new Error(`unexpected parameters for an update of ${cacheKey}: ${compiled.sql}`);
+      sql = compiled.sql;
+      this.#updates.set(cacheKey, sql);
+    }
+    return sql;
   }
 
   async getRun(id: string): Promise<RunRow | undefined> {

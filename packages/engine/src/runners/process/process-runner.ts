@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import type { TaskSpec } from '@tessera/model';
@@ -213,6 +213,6 @@ async function note(logFile: string, message: string): Promise<void> {
 /** The project's models dir of a try, made on demand, for the sandbox to show read-write (MODELS_DIR points there). */
 function modelsDirOf(launch: TaskLaunch): string[] {
   if (!launch.modelsDir) return [];
-  mkdirSync(launch.modelsDir, { recursive: true });
+  if (!existsSync(launch.modelsDir)) mkdirSync(launch.modelsDir, { recursive: true });
   return [launch.modelsDir];
 }
