@@ -43,7 +43,7 @@ describe.skipIf(skipSandbox)('the sandbox of local processes, on a real server (
     const tokenFile = join(stateDir, 'servers', '1234.json');
     await writeFile(tokenFile, JSON.stringify({ pid: 1234, url: 'http://127.0.0.1:1234', token: 'tsr_not-for-tasks' }));
     s = await startTestServer({ sandbox: 'bwrap', stateDir });
-    expect(s.tessera.runners.find((r) => r.name === 'process')?.detail).toMatch(/^local processes, sandboxed with bubblewrap/);
+    expect(s.tessera.runners.find((r) => r.name === 'process')?.detail).toMatch(/^local processes \(native launcher\), sandboxed with bubblewrap/);
 
     // Another run, whose workflow dir holds its output, and another project, whose bucket holds a result.
     await writeShellExtension(s.extRoot, 'sandbox-probe', [
@@ -277,7 +277,7 @@ describe.skipIf(skipSandbox)('the sandbox with access control on, as a server ru
   it('a scientist\'s process task calls the API with its scoped token and cannot read the database or the server\'s runtime file', { timeout: 60_000 }, async () => {
     // The defaults of a server: access control on, nobody allowed unsandboxed processes.
     s = await startTestServer({ auth: 'on', sandbox: 'auto', allowUnsandboxed: false });
-    expect(s.tessera.runners.find((r) => r.name === 'process')?.detail).toMatch(/^local processes, sandboxed with bubblewrap/);
+    expect(s.tessera.runners.find((r) => r.name === 'process')?.detail).toMatch(/^local processes \(native launcher\), sandboxed with bubblewrap/);
     const runtimeFile = s.tessera.runtimeFile!;
     expect(existsSync(runtimeFile), 'the runtime file with the admin token').toBe(true);
     const admin = await adminOf(s);

@@ -64,7 +64,7 @@ describe('the server without a sandbox', () => {
 
   it('fails a run\'s process task with the refusal when access control is on and nobody allowed it', async () => {
     const found = await findTaskRunners({ ...loadConfig({}), runners: ['process'], sandbox: 'off', auth: 'on', allowUnsandboxed: false }, 'test-refusal');
-    expect(found.reports.find((r) => r.name === 'process')?.detail).toBe('local processes, refused: no sandbox');
+    expect(found.reports.find((r) => r.name === 'process')?.detail).toBe('local processes (native launcher), refused: no sandbox');
     expect(found.notes).toEqual(found.warnings);
     const runner = found.runners.find((r): r is ProcessRunner => r instanceof ProcessRunner)!;
     dir = await mkdtemp(join(tmpdir(), 'tessera-refusal-'));
@@ -83,7 +83,7 @@ describe('the server without a sandbox', () => {
   it('says so in GET /api/system (runner report and notes) when it runs them unsandboxed', async () => {
     s = await startTestServer({ sandbox: 'off', auth: 'off' });
     const system = (await s.call('GET', '/api/system')).body;
-    expect(system.runners).toContainEqual({ name: 'process', detail: 'local processes, NOT sandboxed (TESSERA_AUTH=off)' });
+    expect(system.runners).toContainEqual({ name: 'process', detail: 'local processes (native launcher), NOT sandboxed (TESSERA_AUTH=off)' });
     expect(system.runner_notes).toContainEqual(expect.stringMatching(/^process tasks and applications run WITHOUT a sandbox \(TESSERA_SANDBOX=off; allowed by TESSERA_AUTH=off\)/));
     expect(s.tessera.warnings).toEqual(system.runner_notes.filter((n: string) => n.includes('WITHOUT a sandbox')));
   });
