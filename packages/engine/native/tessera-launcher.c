@@ -11,7 +11,7 @@
  *   spawn, id, cwd, log file, status file ("" for none), argc, argv[0..argc-1], envc, env[0..envc-1]
  * stdout: one line per event
  *   started <id> <pid>
- *   error <id> <stage> <ERRNO> <message>      stage: log | cwd | exec | request
+ *   error <id> <stage> <ERRNO> <message>      stage: log | cwd | exec
  *   exit <id> <code|-> <signal number|->
  *
  * Each task is the leader of a new session (so of its own process group), with stdin

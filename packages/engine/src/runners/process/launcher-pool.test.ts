@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -133,14 +133,15 @@ describe('building the native launcher', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  const build = (cc: string): string =>
-    execFileSync(process.execPath, [join(dir, 'native', 'build.mjs')], { env: { PATH: process.env.PATH, CC: cc, XDG_CACHE_HOME: join(dir, 'cache') }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+  /** Runs the install script as npm would, with this compiler; its stdout and stderr apart. */
+  const runBuild = (cc: string): { stdout: string; stderr: string } =>
+    spawnSync(process.execPath, [join(dir, 'native', 'build.mjs')], { env: { PATH: process.env.PATH, CC: cc, XDG_CACHE_HOME: join(dir, 'cache') }, encoding: 'utf8' });
+  const build = (cc: string): string => runBuild(cc).stdout;
 
   it('without a compiler, the install goes on and says why the Node launcher will be used', () => {
-    const out = execFileSync(process.execPath, [join(dir, 'native', 'build.mjs')], { env: { PATH: process.env.PATH, CC: '/nonexistent/cc', XDG_CACHE_HOME: join(dir, 'cache') }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    expect(out).toBe('');
-    const err = execFileSync('sh', ['-c', `CC=/nonexistent/cc XDG_CACHE_HOME=${dir}/cache "${process.execPath}" ${dir}/native/build.mjs 2>&1`], { encoding: 'utf8' });
-    expect(err).toContain('the native task launcher is not available (it could not be built: no C compiler: "/nonexistent/cc" is not installed (on Debian or Ubuntu: apt-get install gcc))');
+    const r = runBuild('/nonexistent/cc');
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('the native task launcher is not available (it could not be built: no C compiler: "/nonexistent/cc" is not installed (on Debian or Ubuntu: apt-get install gcc))');
     expect(existsSync(join(dir, 'native', 'build', 'tessera-launcher'))).toBe(false);
   });
 
@@ -156,7 +157,6 @@ describe('building the native launcher', () => {
 
   it('a compiler error is shown, not hidden', () => {
     writeFileSync(join(dir, 'native', 'tessera-launcher.c'), 'this is not C\n');
-    const err = execFileSync('sh', ['-c', `CC=cc XDG_CACHE_HOME=${dir}/cache "${process.execPath}" ${dir}/native/build.mjs 2>&1`], { encoding: 'utf8' });
-    expect(err).toMatch(/could not be built: .*error/s);
+    expect(runBuild('cc').stderr).toMatch(/could not be built: .*error/s);
   });
 });
