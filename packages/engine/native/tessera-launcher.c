@@ -9,10 +9,20 @@
  *
  * Protocol. stdin: requests, each a sequence of NUL-terminated fields:
  *   spawn, id, cwd, log file, status file ("" for none), argc, argv[0..argc-1], envc, env[0..envc-1]
+ *   arm, id, after id, cwd, log file, status file, argc, argv..., envc, env...
+ *   disarm, id
  * stdout: one line per event
  *   started <id> <pid>
  *   error <id> <stage> <ERRNO> <message>      stage: log | cwd | exec
  *   exit <id> <code|-> <signal number|->
+ *   dropped <id> <reason>                     an armed request that will not start
+ *
+ * An armed request (ADR 18) starts the moment the process of request <after id> exits
+ * with code 0, before that exit is even reported: the next task of a chain starts without
+ * a round trip through the server. It is dropped (and `dropped` reported) when that
+ * process ends otherwise or is not running, when `disarm` asks for it, or when stdin ends
+ * (a server that is gone cannot take over what would start). Every arm request ends in
+ * exactly one of started, error and dropped.
  *
  * Each task is the leader of a new session (so of its own process group), with stdin
  * from /dev/null and stdout and stderr appended to its log file. When its main process
@@ -57,6 +67,18 @@ struct child {
 };
 
 static struct child *children;
+
+/* A request to start once another request's process exits with code 0: its own copy of
+ * the request's bytes, and pointers into that copy. */
+struct armed {
+  char *bytes;
+  char *id, *after, *cwd, *log, *status;
+  int argc, envc;
+  char **argv, **envp;
+  struct armed *next;
+};
+
+static struct armed *armed;
 static int running;
 static int input_closed;
 static int output_broken;
@@ -161,8 +183,7 @@ static int resolve_program(const char *argv0, char *const envp[], int envc, cons
   return found_noexec ? EACCES : ENOENT;
 }
 
-static void start(char **f, int argc, char **argv, int envc, char **envp) {
-  const char *id = f[1], *cwd = f[2], *log = f[3], *status = f[4];
+static void start(const char *id, const char *cwd, const char *log, const char *status, int argc, char **argv, int envc, char **envp) {
   struct stat st;
   int cwd_err = stat(cwd, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
   if (cwd_err != 0) {
@@ -178,6 +199,9 @@ static void start(char **f, int argc, char **argv, int envc, char **envp) {
     report_error(id, "log", errno, what);
     return;
   }
+  /* A status file left by an earlier start of the same try (one stopped before the server
+   * recorded it) must not be taken for this one's after a restart. */
+  if (status[0]) unlink(status);
   char program[PATH_MAX];
   int err = resolve_program(argv[0], envp, envc, cwd, program, sizeof program);
   pid_t pid = -1;
@@ -226,63 +250,159 @@ static void start(char **f, int argc, char **argv, int envc, char **envp) {
   emit("started %s %ld\n", id, (long)pid);
 }
 
-/* Parses one whole request at the start of the input buffer; returns its length, 0 if
- * more input is needed, or -1 (after reporting) if the request is malformed. */
+/* The next NUL-terminated field at *pos of the input, or NULL when it is not all there yet. */
+static char *field(size_t *pos) {
+  char *nul = memchr(inbuf + *pos, 0, inlen - *pos);
+  if (!nul) return NULL;
+  char *f = inbuf + *pos;
+  *pos = (size_t)(nul - inbuf) + 1;
+  return f;
+}
+
+static void drop_armed(struct armed *a, const char *reason) {
+  emit("dropped %s %s\n", a->id, reason);
+  free(a->bytes);
+  free(a->argv);
+  free(a->envp);
+  free(a);
+}
+
+/* Keeps an arm request (the bytes [from, to) of the input) until its process to follow ends. */
+static void arm(char **f, int argc, char **argv, int envc, char **envp, size_t from, size_t to) {
+  int following = 0;
+  for (struct child *c = children; c; c = c->next) following |= strcmp(c->id, f[2]) == 0;
+  if (!following) {
+    /* It has ended (its exit is on its way to the server) or was never started. */
+    emit("dropped %s gone\n", f[1]);
+    return;
+  }
+  struct armed *a = calloc(1, sizeof *a);
+  char *bytes = malloc(to - from);
+  char **av = malloc(((size_t)argc + 1) * sizeof *av);
+  char **ev = malloc(((size_t)envc + 1) * sizeof *ev);
+  if (!a || !bytes || !av || !ev) {
+    free(a);
+    free(bytes);
+    free(av);
+    free(ev);
+    emit("dropped %s no-memory\n", f[1]);
+    return;
+  }
+  memcpy(bytes, inbuf + from, to - from);
+#define REBASE(p) (bytes + ((p) - (inbuf + from)))
+  a->bytes = bytes;
+  a->id = REBASE(f[1]);
+  a->after = REBASE(f[2]);
+  a->cwd = REBASE(f[3]);
+  a->log = REBASE(f[4]);
+  a->status = REBASE(f[5]);
+  for (int i = 0; i < argc; i++) av[i] = REBASE(argv[i]);
+  for (int i = 0; i < envc; i++) ev[i] = REBASE(envp[i]);
+#undef REBASE
+  a->argc = argc;
+  a->envc = envc;
+  a->argv = av;
+  a->envp = ev;
+  a->next = armed;
+  armed = a;
+}
+
+static void disarm(const char *id) {
+  for (struct armed **pp = &armed; *pp; pp = &(*pp)->next) {
+    if (strcmp((*pp)->id, id) == 0) {
+      struct armed *a = *pp;
+      *pp = a->next;
+      drop_armed(a, "disarmed");
+      return;
+    }
+  }
+  /* Not armed (any more): it has started, or was dropped, and that was reported. */
+}
+
+/* Starts (code 0) or drops the requests armed to follow the request `id`, whose process ended. */
+static void follow(const char *id, int succeeded) {
+  struct armed **pp = &armed;
+  while (*pp) {
+    struct armed *a = *pp;
+    if (strcmp(a->after, id) != 0) {
+      pp = &a->next;
+      continue;
+    }
+    *pp = a->next;
+    if (succeeded) {
+      start(a->id, a->cwd, a->log, a->status, a->argc, a->argv, a->envc, a->envp);
+      free(a->bytes);
+      free(a->argv);
+      free(a->envp);
+      free(a);
+    } else {
+      drop_armed(a, "not-succeeded");
+    }
+  }
+}
+
+/* Parses one whole request at the start of the input buffer and acts on it; returns its
+ * length, 0 if more input is needed, or -1 (after reporting) if the request is malformed. */
 static long take_request(void) {
-  char *fields[6];
   size_t pos = 0;
-  for (int i = 0; i < 6; i++) {
-    char *nul = memchr(inbuf + pos, 0, inlen - pos);
-    if (!nul) return 0;
-    fields[i] = inbuf + pos;
-    pos = (size_t)(nul - inbuf) + 1;
+  char *op = field(&pos);
+  if (!op) return 0;
+  int is_arm = strcmp(op, "arm") == 0;
+  if (strcmp(op, "disarm") == 0) {
+    char *id = field(&pos);
+    if (!id) return 0;
+    disarm(id);
+    return (long)pos;
+  }
+  if (!is_arm && strcmp(op, "spawn") != 0) {
+    dprintf(2, "tessera launcher: a malformed request (op %.20s): the protocol is out of step, exiting\n", op);
+    return -1;
+  }
+  /* spawn: op, id, cwd, log, status, argc; arm: op, id, after, cwd, log, status, argc */
+  int nhead = is_arm ? 7 : 6;
+  char *fields[7] = {op};
+  for (int i = 1; i < nhead; i++) {
+    if (!(fields[i] = field(&pos))) return 0;
   }
   char *end;
-  long argc = strtol(fields[5], &end, 10);
-  int bad = strcmp(fields[0], "spawn") != 0 || *end != 0 || argc < 1 || argc > 1000000;
-  if (bad) {
-    dprintf(2, "tessera launcher: a malformed request (op %.20s, argc %.20s): the protocol is out of step, exiting\n", fields[0], fields[5]);
+  long argc = strtol(fields[nhead - 1], &end, 10);
+  if (*end != 0 || argc < 1 || argc > 1000000) {
+    dprintf(2, "tessera launcher: a malformed request (op %.20s, argc %.20s): the protocol is out of step, exiting\n", op, fields[nhead - 1]);
     return -1;
   }
   char **argv = malloc(((size_t)argc + 1) * sizeof *argv);
   if (!argv) return -1;
   for (long i = 0; i < argc; i++) {
-    char *nul = memchr(inbuf + pos, 0, inlen - pos);
-    if (!nul) {
+    if (!(argv[i] = field(&pos))) {
       free(argv);
       return 0;
     }
-    argv[i] = inbuf + pos;
-    pos = (size_t)(nul - inbuf) + 1;
   }
-  char *nul = memchr(inbuf + pos, 0, inlen - pos);
-  if (!nul) {
+  char *envc_text = field(&pos);
+  if (!envc_text) {
     free(argv);
     return 0;
   }
-  long envc = strtol(inbuf + pos, &end, 10);
+  long envc = strtol(envc_text, &end, 10);
   if (*end != 0 || envc < 0 || envc > 1000000) {
     free(argv);
     dprintf(2, "tessera launcher: a malformed request (envc): the protocol is out of step, exiting\n");
     return -1;
   }
-  pos = (size_t)(nul - inbuf) + 1;
   char **envp = malloc(((size_t)envc + 1) * sizeof *envp);
   if (!envp) {
     free(argv);
     return -1;
   }
   for (long i = 0; i < envc; i++) {
-    nul = memchr(inbuf + pos, 0, inlen - pos);
-    if (!nul) {
+    if (!(envp[i] = field(&pos))) {
       free(argv);
       free(envp);
       return 0;
     }
-    envp[i] = inbuf + pos;
-    pos = (size_t)(nul - inbuf) + 1;
   }
-  start(fields, (int)argc, argv, (int)envc, envp);
+  if (is_arm) arm(fields, (int)argc, argv, (int)envc, envp, 0, pos);
+  else start(fields[1], fields[2], fields[3], fields[4], (int)argc, argv, (int)envc, envp);
   free(argv);
   free(envp);
   return (long)pos;
@@ -334,6 +454,8 @@ static void reap(void) {
     running--;
     int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     int sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+    /* What follows it starts first: the status file and the report are not on the chain's path. */
+    if (armed) follow(c->id, code == 0);
     if (c->status_path[0]) write_status(c->status_path, code, sig);
     if (code >= 0) emit("exit %s %d -\n", c->id, code);
     else emit("exit %s - %d\n", c->id, sig);
@@ -373,18 +495,26 @@ int main(void) {
       dprintf(2, "tessera launcher: poll: %s\n", strerror(errno));
       return 1;
     }
+    /* Input first: a disarm, or the end of input (the server is gone), must be seen
+     * before a child's end starts what was armed to follow it. */
+    if (!input_closed && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+      int r = read_input();
+      if (r <= 0) {
+        /* End of input (or a protocol error): take no more requests, start nothing armed,
+         * see the running ones through. */
+        input_closed = 1;
+        while (armed) {
+          struct armed *a = armed;
+          armed = a->next;
+          drop_armed(a, "input-closed");
+        }
+      }
+    }
     if (p[0].revents) {
       struct signalfd_siginfo si;
       while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
       }
       reap();
-    }
-    if (!input_closed && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-      int r = read_input();
-      if (r <= 0) {
-        /* End of input (or a protocol error): take no more requests, see the running ones through. */
-        input_closed = 1;
-      }
     }
   }
 }

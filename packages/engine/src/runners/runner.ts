@@ -53,6 +53,21 @@ export interface TaskExecution {
 }
 
 /**
+ * A try the runner starts by itself the moment another try of it ends with exit code 0
+ * (ADR 18), so that the next task of a chain does not wait for the server.
+ */
+export interface ArmedStart {
+  /**
+   * Settles once the runner has decided: the started try, or undefined when it will not
+   * start it (the try it follows ended otherwise, it was disarmed, or the start failed).
+   * Never rejects.
+   */
+  readonly started: Promise<TaskExecution | undefined>;
+  /** Asks the runner not to start it; `started` then settles undefined unless it has started already. */
+  disarm(): void;
+}
+
+/**
  * One interface for every way of executing a task: local processes, the Docker
  * engine, built-in operators, Kubernetes pods. Every runner passes the shared
  * conformance suite in runner-conformance.ts.
@@ -75,6 +90,13 @@ export interface Runner {
   supports(task: TaskSpec): boolean;
   /** Starts a try. Rejects only if it could not be started at all. */
   start(launch: TaskLaunch): Promise<TaskExecution>;
+  /**
+   * Optional: arms a try to start the moment the running try `after` (a handle of this
+   * runner) exits with code 0. Undefined when the runner cannot arm it; the scheduler
+   * then starts it the usual way. The work start() does before the process (output dirs,
+   * credentials) is the caller's, done before arming.
+   */
+  arm?(launch: TaskLaunch, after: string): ArmedStart | undefined;
   /** Stops a running try (its `done` then settles). Idempotent; stopping an ended try is a no-op. */
   stop(handle: string): Promise<void>;
   /**

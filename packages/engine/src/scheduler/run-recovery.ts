@@ -101,6 +101,8 @@ async function noteRerun(core: SchedulerCore, oldLog: string, runId: string, tas
  */
 export async function closeScheduler(core: SchedulerCore): Promise<void> {
   core.closing = true;
+  // Nothing armed may start now: a task that ends well during the shutdown starts nothing more.
+  core.disarmAll('the server is stopping');
   for (const timer of core.retryTimers.values()) clearTimeout(timer);
   core.retryTimers.clear();
   // Tries being started must get their handle before they can be stopped.

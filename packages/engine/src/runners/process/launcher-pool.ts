@@ -38,6 +38,18 @@ export interface Launched {
   exited: Promise<LaunchExit>;
 }
 
+/** A start armed to follow another process (ADR 18). */
+export interface ArmedLaunch {
+  /**
+   * Settles once the launcher has decided: the started process when the one it follows
+   * exited with code 0, undefined when it will not start (that process ended otherwise or
+   * had ended already, it was disarmed, the start failed, or the launcher is gone).
+   */
+  started: Promise<Launched | undefined>;
+  /** Asks the launcher not to start it; `started` settles undefined unless it has started already. */
+  disarm(): void;
+}
+
 /** A start that did not happen; `stage` says what was wrong: the log file, the working directory, the program, or the launcher. */
 export class LaunchError extends Error {
   constructor(
@@ -60,6 +72,8 @@ interface PendingLaunch {
   slot: Slot;
   started: (pid: number) => void;
   failed: (err: LaunchError) => void;
+  /** Set for an armed start: the launcher will not start it. */
+  dropped?: () => void;
   exited?: (e: LaunchExit) => void;
   pid?: number;
 }
@@ -93,8 +107,9 @@ export function isLauncherCommand(commandLine: string): boolean {
 
 const SIGNAL_NAMES = new Map<number, string>(Object.entries(osConstants.signals).map(([name, n]) => [n, name]));
 
-function encode(id: number, r: LaunchRequest): string {
-  const fields = ['spawn', String(id), r.cwd, r.log, r.status ?? '', String(r.argv.length), ...r.argv, String(Object.keys(r.env).length)];
+function encode(id: number, r: LaunchRequest, after?: number): string {
+  const head = after === undefined ? ['spawn', String(id)] : ['arm', String(id), String(after)];
+  const fields = [...head, r.cwd, r.log, r.status ?? '', String(r.argv.length), ...r.argv, String(Object.keys(r.env).length)];
   for (const [k, v] of Object.entries(r.env)) fields.push(`${k}=${v}`);
   for (const f of fields) {
     // The protocol's separator; no command line or environment of Linux can hold it either.
@@ -158,6 +173,59 @@ export class LauncherPool {
       hold(slot);
       slot.child.stdin!.write(line);
     });
+  }
+
+  /**
+   * Arms a start to happen the moment the process `afterPid` (started by this pool, and
+   * running) exits with code 0: its launcher starts it before it even reports that exit,
+   * so a chain's next task does not wait for a round trip through the server (ADR 18).
+   * Undefined when `afterPid` is not a running process of this pool.
+   */
+  arm(request: LaunchRequest, afterPid: number): ArmedLaunch | undefined {
+    let afterId: number | undefined;
+    for (const [id, p] of this.#pending) {
+      if (p.pid === afterPid && p.exited !== undefined) afterId = id;
+    }
+    if (afterId === undefined) return undefined;
+    const slot = this.#pending.get(afterId)!.slot;
+    if (slot.child.exitCode !== null || slot.child.signalCode !== null || this.#closed) return undefined;
+    let line: string;
+    try {
+      line = encode(++this.#nextId, request, afterId);
+    } catch {
+      return undefined; // the start proper reports it
+    }
+    const id = this.#nextId;
+    let settle!: (l: Launched | undefined) => void;
+    const started = new Promise<Launched | undefined>((r) => (settle = r));
+    let resolveExit!: (e: LaunchExit) => void;
+    const exited = new Promise<LaunchExit>((r) => (resolveExit = r));
+    const p: PendingLaunch = {
+      slot,
+      started: (pid) => {
+        p.exited = resolveExit;
+        settle({ pid, exited });
+      },
+      // A start that failed is made again the usual way, which reports why.
+      failed: () => {
+        this.#forget(id);
+        settle(undefined);
+      },
+      dropped: () => {
+        this.#forget(id);
+        settle(undefined);
+      },
+    };
+    this.#pending.set(id, p);
+    slot.pending.add(id);
+    hold(slot);
+    slot.child.stdin!.write(line);
+    return {
+      started,
+      disarm: () => {
+        if (this.#pending.get(id) === p && p.pid === undefined && slot.child.exitCode === null) slot.child.stdin!.write(`disarm\0${id}\0`);
+      },
+    };
   }
 
   /**
@@ -230,6 +298,8 @@ export class LauncherPool {
     } else if (ev === 'error') {
       const stage = a === 'log' || a === 'cwd' ? a : 'exec';
       p.failed(new LaunchError(rest.join(' '), stage, b));
+    } else if (ev === 'dropped') {
+      p.dropped?.();
     } else if (ev === 'exit') {
       this.#forget(id);
       p.exited?.({ code: a === '-' ? null : Number(a), signal: b === '-' || b === undefined ? null : (SIGNAL_NAMES.get(Number(b)) ?? `signal ${b}`) });
@@ -246,7 +316,8 @@ export class LauncherPool {
       const p = this.#pending.get(id)!;
       this.#forget(id);
       if (p.pid === undefined) {
-        p.failed(new LaunchError(reason, 'launcher'));
+        if (p.dropped) p.dropped();
+        else p.failed(new LaunchError(reason, 'launcher'));
       } else {
         killGroup(p.pid, 'SIGKILL');
         p.exited?.({ code: null, signal: null, lost: reason });

@@ -5,19 +5,29 @@
 //
 // stdin: requests, each a sequence of NUL-terminated fields:
 //   spawn, id, cwd, log file, status file ("" for none), argc, argv..., envc, env ("K=V")...
+//   arm, id, after id, cwd, log file, status file, argc, argv..., envc, env...
+//   disarm, id
 // stdout: one line per event
 //   started <id> <pid> | error <id> <stage> <ERRNO> <message> | exit <id> <code|-> <signal number|->
+//   dropped <id> <reason>
+// An armed request starts when the process of <after id> exits with code 0, before that
+// exit is reported; it is dropped when that process ends otherwise or is not running, on
+// disarm, or when stdin ends (ADR 18).
 // Each process leads a new session, with stdout and stderr appended to its log file. When
 // it ends, what it left in its group is killed, its exit status is written to the status
 // file (a temporary file renamed) and then reported. When stdin ends the launcher stays
 // until its processes have ended and their status is written, then exits.
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
 
 let inputClosed = false;
 let outputBroken = false;
 let running = 0;
+/** Ids of the requests whose processes run. */
+const live = new Set();
+/** Armed requests by id: { after, start() }. */
+const armed = new Map();
 const send = (line) => {
   if (!outputBroken) process.stdout.write(`${line}\n`);
 };
@@ -47,12 +57,19 @@ function ended() {
   if (inputClosed && running === 0) process.exit(0);
 }
 
+function dropArmed(id, reason) {
+  armed.delete(id);
+  send(`dropped ${id} ${reason}`);
+}
+
 function start(id, cwd, logPath, status, argv, env) {
   try {
     if (!statSync(cwd).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
   } catch (err) {
     return fail(id, 'cwd', err, `the working directory ${cwd}`);
   }
+  // A status file of an earlier start of the same try must not be taken for this one's.
+  if (status) rmSync(status, { force: true });
   let log;
   try {
     log = openSync(logPath, 'a');
@@ -72,6 +89,7 @@ function start(id, cwd, logPath, status, argv, env) {
     return;
   }
   running++;
+  live.add(id);
   send(`started ${id} ${child.pid}`);
   child.once('exit', (code, signal) => {
     // Like a container, a process ends with its main process: stop what it left in its group.
@@ -79,6 +97,14 @@ function start(id, cwd, logPath, status, argv, env) {
       process.kill(-child.pid, 'SIGKILL');
     } catch {
       // the group is already empty
+    }
+    live.delete(id);
+    for (const [armedId, a] of armed) {
+      if (a.after !== id) continue;
+      if (code === 0) {
+        armed.delete(armedId);
+        a.start();
+      } else dropArmed(armedId, 'not-succeeded');
     }
     if (status) writeStatus(status, code, signal);
     send(`exit ${id} ${code ?? '-'} ${signal ? constants.signals[signal] : '-'}`);
@@ -99,13 +125,25 @@ function takeRequests() {
       pos = nul + 1;
       return f;
     };
-    for (let i = 0; i < 6; i++) {
+    const op = next();
+    if (op === undefined) return true;
+    if (op === 'disarm') {
+      const id = next();
+      if (id === undefined) return true;
+      buffered = buffered.subarray(pos);
+      if (armed.has(id)) dropArmed(id, 'disarmed');
+      continue;
+    }
+    if (op !== 'spawn' && op !== 'arm') return false;
+    fields.push(op);
+    for (let i = 1; i < (op === 'arm' ? 7 : 6); i++) {
       const f = next();
       if (f === undefined) return true;
       fields.push(f);
     }
+    if (op === 'arm') fields.splice(2, 1).forEach((after) => fields.push(after));
     const argc = Number(fields[5]);
-    if (fields[0] !== 'spawn' || !Number.isInteger(argc) || argc < 1) return false;
+    if (!Number.isInteger(argc) || argc < 1) return false;
     const argv = [];
     for (let i = 0; i < argc; i++) {
       const f = next();
@@ -124,7 +162,9 @@ function takeRequests() {
       env[f.slice(0, eq)] = f.slice(eq + 1);
     }
     buffered = buffered.subarray(pos);
-    start(fields[1], fields[2], fields[3], fields[4], argv, env);
+    if (op === 'spawn') start(fields[1], fields[2], fields[3], fields[4], argv, env);
+    else if (!live.has(fields[6])) send(`dropped ${fields[1]} gone`);
+    else armed.set(fields[1], { after: fields[6], start: () => start(fields[1], fields[2], fields[3], fields[4], argv, env) });
   }
 }
 
@@ -134,10 +174,13 @@ process.stdin.on('data', (chunk) => {
   if (!takeRequests()) {
     process.stderr.write('tessera launcher: a malformed request: the protocol is out of step, taking no more\n');
     inputClosed = true;
+    for (const id of [...armed.keys()]) dropArmed(id, 'input-closed');
     if (running === 0) process.exit(0);
   }
 });
 process.stdin.on('end', () => {
   inputClosed = true;
+  // The server is gone: it cannot take over what would start.
+  for (const id of [...armed.keys()]) dropArmed(id, 'input-closed');
   if (running === 0) process.exit(0);
 });

@@ -3,9 +3,9 @@ import { appendFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import type { TaskSpec } from '@tessera/model';
 import { outcomeFromExit } from '../exit-status.ts';
-import type { Runner, TaskExecution, TaskLaunch, TaskOutcome } from '../runner.ts';
+import type { ArmedStart, Runner, TaskExecution, TaskLaunch, TaskOutcome } from '../runner.ts';
 import { findProcessesByEnv, groupMembers, isAlive, isZombie, killGroup, pollUntil } from './proc-table.ts';
-import { LaunchError, LauncherPool, type LauncherChoice } from './launcher-pool.ts';
+import { LaunchError, LauncherPool, type Launched, type LauncherChoice, type LaunchRequest } from './launcher-pool.ts';
 import { findTryRemains, readExitStatus, statusFileOf, watchReattached } from './process-recovery.ts';
 import { moduleFoldersAbove, terminateGroup, type BwrapSandbox } from './sandbox.ts';
 
@@ -71,13 +71,53 @@ export class ProcessRunner implements Runner {
   }
 
   async start(launch: TaskLaunch): Promise<TaskExecution> {
-    const task = launch.task.process?.command;
-    if (!task || task.length === 0) throw new Error(`task "${launch.taskId}" has no process command`);
-    if (this.#options.refuse !== undefined) {
-      const reason = this.#options.refuse;
-      await note(launch.logFile, reason);
+    const request = this.#request(launch);
+    if (typeof request === 'string') {
+      await note(launch.logFile, request);
+      return { handle: '', done: Promise.resolve({ state: 'failed', reason: request }) };
+    }
+    let launched;
+    try {
+      launched = await this.#launchers.launch(request);
+    } catch (err) {
+      if (!(err instanceof LaunchError) || err.stage === 'launcher') throw err;
+      // Only a failed exec means a missing program; a missing log dir or working directory is something else.
+      const program = request.argv[0]!;
+      const hint = err.stage === 'exec' && err.code === 'ENOENT' ? ` (is "${program}" installed and on PATH?)` : '';
+      const task = launch.task.process!.command;
+      const reason = `could not start ${JSON.stringify(program)}${this.#options.sandbox ? ` (the sandbox of ${JSON.stringify(task[0])})` : ''}: ${err.message}${hint}`;
+      await note(launch.logFile, reason); // the log may be what could not be opened
       return { handle: '', done: Promise.resolve({ state: 'failed', reason }) };
     }
+    return this.#track(launched);
+  }
+
+  /** Arms a try to start when the try `after` of this runner exits with code 0 (ADR 18). */
+  arm(launch: TaskLaunch, after: string): ArmedStart | undefined {
+    const afterPid = Number(after);
+    if (!Number.isInteger(afterPid) || afterPid <= 0 || !this.#running.has(afterPid)) return undefined;
+    const request = this.#request(launch);
+    if (typeof request === 'string') return undefined;
+    const armed = this.#launchers.arm(request, afterPid);
+    if (!armed) return undefined;
+    return { started: armed.started.then((l) => (l ? this.#track(l) : undefined)), disarm: armed.disarm };
+  }
+
+  #track(launched: Launched): TaskExecution {
+    const { pid } = launched;
+    this.#running.add(pid);
+    const done = launched.exited.then((e): TaskOutcome => {
+      this.#running.delete(pid);
+      return e.lost !== undefined ? { state: 'failed', reason: e.lost } : outcomeFromExit(e.code, e.signal);
+    });
+    return { handle: String(pid), done };
+  }
+
+  /** What the launcher is to start for a try, or why it must not start (the runner refuses). */
+  #request(launch: TaskLaunch): LaunchRequest | string {
+    const task = launch.task.process?.command;
+    if (!task || task.length === 0) throw new Error(`task "${launch.taskId}" has no process command`);
+    if (this.#options.refuse !== undefined) return this.#options.refuse;
     const env: Record<string, string> = {};
     for (const name of this.#options.inheritEnv) {
       const v = process.env[name];
@@ -91,28 +131,10 @@ export class ProcessRunner implements Runner {
     if (launch.extensionDir) env.EXTENSION_DIR = launch.extensionDir;
     const cwd = launch.extensionDir ?? launch.workflowDir;
     // The sandbox's monitor leads the try's process group: its pid is the handle, and its exit code is the task's.
-    const command = sandbox
+    const argv = sandbox
       ? sandbox.wrap(task, { readWrite: [launch.workflowDir, ...models], readOnly: launch.extensionDir ? [launch.extensionDir, ...moduleFoldersAbove(launch.extensionDir)] : [], cwd })
       : task;
-
-    let launched;
-    try {
-      launched = await this.#launchers.launch({ argv: command, cwd, env, log: launch.logFile, status: statusFileOf(launch.logFile) });
-    } catch (err) {
-      if (!(err instanceof LaunchError) || err.stage === 'launcher') throw err;
-      // Only a failed exec means a missing program; a missing log dir or working directory is something else.
-      const hint = err.stage === 'exec' && err.code === 'ENOENT' ? ` (is "${command[0]}" installed and on PATH?)` : '';
-      const reason = `could not start ${JSON.stringify(command[0])}${sandbox ? ` (the sandbox of ${JSON.stringify(task[0])})` : ''}: ${err.message}${hint}`;
-      await note(launch.logFile, reason); // the log may be what could not be opened
-      return { handle: '', done: Promise.resolve({ state: 'failed', reason }) };
-    }
-    const { pid } = launched;
-    this.#running.add(pid);
-    const done = launched.exited.then((e): TaskOutcome => {
-      this.#running.delete(pid);
-      return e.lost !== undefined ? { state: 'failed', reason: e.lost } : outcomeFromExit(e.code, e.signal);
-    });
-    return { handle: String(pid), done };
+    return { argv, cwd, env, log: launch.logFile, status: statusFileOf(launch.logFile) };
   }
 
   /**

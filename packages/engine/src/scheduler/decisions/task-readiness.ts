@@ -4,7 +4,8 @@ import type { TaskRow } from '../../store/workflow-tables.ts';
 
 /** The shape of a run that readiness decisions read: task states, specs and edges. No I/O behind it. */
 export interface DagView {
-  tasks: ReadonlyMap<string, Pick<TaskRow, 'state'>>;
+  /** Only `get` is read: a view may answer some states differently from the rows (ADR 18 asks "what if this task succeeded?"). */
+  tasks: Pick<ReadonlyMap<string, Pick<TaskRow, 'state'>>, 'get'>;
   specs: ReadonlyMap<string, TaskSpec>;
   downstream: ReadonlyMap<string, readonly string[]>;
 }
