@@ -120,6 +120,9 @@ describe('crash safety (kill -9 of a real server process)', () => {
     await writeFile(release, '');
     await waitFor(async () => (await readdir(join(home, 'home', 'logs', runId))).includes('work.1.1.exit'), 10_000, 'the exit status of work');
     expect(await readFile(join(home, 'home', 'logs', runId, 'work.1.1.exit'), 'utf8')).toBe('{"code":0,"signal":null}\n');
+    // skipper was armed to start the moment work exited 0 (ADR 18); its launcher dropped that when the server died.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await lines(marks)).toEqual(['work']);
     const b = await startServerProcess(env);
     servers.push(b);
     await waitFor(async () => (await lines(marks)).includes('skipper'), 15_000, 'skipper started');

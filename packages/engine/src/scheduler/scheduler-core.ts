@@ -270,7 +270,10 @@ export class SchedulerCore {
    * a big one that waits) and patches them to `running` in `t`.
    */
   #claim(t: Transition): Claimed[] {
-    if (this.closing || this.recovering || this.queue.length === 0 || !this.pool.hasFreeSlot()) return [];
+    if (this.closing || this.recovering || this.queue.length === 0 || !this.pool.hasFreeSlot()) {
+      if (this.queue.length > 0) this.#disarmForQueue();
+      return [];
+    }
     const rest: QueueEntry[] = [];
     const claimed: Claimed[] = [];
     for (let i = 0; i < this.queue.length; i++) {
@@ -314,9 +317,13 @@ export class SchedulerCore {
       claimed.push({ live, runner, armed, adopted });
     }
     this.queue = rest;
-    // A task waits for room: what is armed would take a slot before it (the queue is FIFO).
-    if (rest.length > 0 && this.armed.size > 0) this.disarmAll('a task that was queued earlier waits for room');
+    if (rest.length > 0) this.#disarmForQueue();
     return claimed;
+  }
+
+  /** A task waits in the queue for room: what is armed would take a slot before it (the queue is first come, first served). */
+  #disarmForQueue(): void {
+    if (this.armed.size > 0) this.disarmAll('a task queued before it waits for room');
   }
 
   #startClaimed(claimed: Claimed[]): void {
@@ -459,12 +466,14 @@ export class SchedulerCore {
   }
 
   /** After a try's outcome was handled: what was armed to follow it and was not adopted is abandoned. */
-  #abandonFollowers(lead: LiveTask, outcome: TaskOutcome): void {
+  #abandonFollowers(lead: LiveTask): void {
     if (this.armed.size === 0) return;
+    // As the scheduler decided, not as the process ended: a try stopped for its timeout may exit 0.
+    const succeeded = lead.run.tasks.get(lead.taskId)?.state === 'success';
     for (const [k, entry] of this.armed) {
       if (entry.lead !== lead) continue;
       this.armed.delete(k);
-      this.#abandon(entry, outcome.state === 'success' ? 'the task was not the next to start' : `"${lead.taskId}" did not succeed`);
+      this.#abandon(entry, succeeded ? 'the task was not the next to start' : `"${lead.taskId}" did not succeed`);
     }
   }
 
@@ -518,7 +527,7 @@ export class SchedulerCore {
     try {
       await this.#handleOutcome(live, outcome);
     } finally {
-      this.#abandonFollowers(live, outcome);
+      this.#abandonFollowers(live);
       live.settle();
     }
   }

@@ -105,6 +105,71 @@ for (const launcher of ['native', 'node'] as const) {
       expect((await l.exited).code).toBe(big.reduce((n, a) => n + a.length, 0) % 251);
     });
 
+    // ADR 18: a start armed to follow another process.
+    describe('arming', () => {
+      /** A process that waits for `go` to exist, then exits with `code`. */
+      async function lead(name: string, code: number): Promise<{ pid: number; go: () => void; exited: Promise<{ code: number | null }> }> {
+        const go = join(dir, `${name}.go`);
+        const l = await pool.launch({ argv: ['sh', '-c', `while [ ! -f ${go} ]; do sleep 0.02; done; date +%s%N > ${join(dir, `${name}.end`)}; exit ${code}`], cwd: dir, env, log: join(dir, `${name}.log`), status: join(dir, `${name}.exit`) });
+        return { pid: l.pid, go: () => writeFileSync(go, ''), exited: l.exited };
+      }
+      const follower = (name: string) => ({ argv: ['sh', '-c', `date +%s%N > ${join(dir, `${name}.start`)}`], cwd: dir, env, log: join(dir, `${name}.log`), status: join(dir, `${name}.exit`) });
+      const nanos = (file: string): bigint => BigInt(readFileSync(file, 'utf8').trim());
+
+      it('starts the armed process when the one it follows exits with code 0, and still reports that exit and its status', async () => {
+        const a = await lead('ok-lead', 0);
+        const armed = pool.arm(follower('ok-next'), a.pid)!;
+        expect(armed).toBeDefined();
+        a.go();
+        const next = await armed.started;
+        expect(next).toBeDefined();
+        expect((await a.exited).code).toBe(0);
+        expect(readExitStatus(join(dir, 'ok-lead.exit'))).toEqual({ code: 0, signal: null });
+        expect((await next!.exited).code).toBe(0);
+        expect(nanos(join(dir, 'ok-next.start'))).toBeGreaterThan(nanos(join(dir, 'ok-lead.end')));
+        expect(readExitStatus(join(dir, 'ok-next.exit'))).toEqual({ code: 0, signal: null });
+      });
+
+      it('drops it, never starting it, when the process it follows fails, when it is disarmed, or when that process is not running', async () => {
+        const failing = await lead('bad-lead', 2);
+        const armed = pool.arm(follower('bad-next'), failing.pid)!;
+        failing.go();
+        expect(await armed.started).toBeUndefined();
+        expect((await failing.exited).code).toBe(2);
+
+        const running = await lead('dis-lead', 0);
+        const disarmed = pool.arm(follower('dis-next'), running.pid)!;
+        disarmed.disarm();
+        expect(await disarmed.started).toBeUndefined();
+        running.go();
+        expect((await running.exited).code).toBe(0);
+
+        expect(pool.arm(follower('none-next'), 999_999_999)).toBeUndefined();
+        await new Promise((r) => setTimeout(r, 200));
+        for (const name of ['bad-next', 'dis-next', 'none-next']) expect(existsSync(join(dir, `${name}.start`))).toBe(false);
+      });
+
+      it('drops what is armed when its input ends (the server is gone): the follower of a process that ends later never starts', async () => {
+        const own = new LauncherPool({ size: 1, launcher });
+        const go = join(dir, 'eof.go');
+        const l = await own.launch({ argv: ['sh', '-c', `while [ ! -f ${go} ]; do sleep 0.02; done`], cwd: dir, env, log: join(dir, 'eof.log'), status: join(dir, 'eof.exit') });
+        expect(own.arm(follower('eof-next'), l.pid)).toBeDefined();
+        await own.close();
+        writeFileSync(go, '');
+        expect(await pollUntil(() => readExitStatus(join(dir, 'eof.exit')) !== undefined, 5000)).toBe(true);
+        await new Promise((r) => setTimeout(r, 200));
+        expect(existsSync(join(dir, 'eof-next.start'))).toBe(false);
+      });
+
+      it('removes a status file left by an earlier start of the same try when it starts', async () => {
+        const status = join(dir, 'stale.exit');
+        writeFileSync(status, '{"code":9,"signal":null}\n');
+        const l = await pool.launch({ argv: ['sh', '-c', `test -e ${status} && exit 1; exit 0`], cwd: dir, env, log: join(dir, 'stale.log'), status });
+        expect((await l.exited).code).toBe(0);
+        expect(readExitStatus(status)).toEqual({ code: 0, signal: null });
+      });
+    });
+
     it('a launcher that dies takes its processes with it and says so', async () => {
       const own = new LauncherPool({ size: 1, launcher });
       try {
