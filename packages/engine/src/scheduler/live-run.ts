@@ -1,5 +1,7 @@
 import { seriesIdsOf, type DagSpec, type TaskSpec } from '@tessera/model';
-import type { RunConf } from '../operator-contract.ts';
+import { join } from 'node:path';
+import { contractEnv, type RunConf } from '../operator-contract.ts';
+import type { TaskLaunch } from '../runners/runner.ts';
 import type { StopReason } from './decisions/task-outcome.ts';
 import type { RunRow, TaskRow } from '../store/workflow-tables.ts';
 
@@ -53,6 +55,27 @@ export function buildLiveRun(row: RunRow, taskRows: TaskRow[]): LiveRun {
   let pending = 0;
   for (const t of taskRows) if (!isTerminal(t.state)) pending++;
   return { row, spec, conf, identifiers: seriesIdsOf(conf.data_form), tasks, specs, downstream, pending, madeDirs: new Set() };
+}
+
+/** What a runner needs to start (or find again) a try of a live run: `services` are the platform's, with the try's credential. */
+export function taskLaunch(o: { home: string; services: Record<string, string>; logFile: string }, run: LiveRun, row: TaskRow): TaskLaunch {
+  const task = run.specs.get(row.task_id)!;
+  // The project's models dir (`/models` in containers, MODELS_DIR), made on demand by the runners.
+  const modelsDir = join(o.home, 'models', run.row.project_id);
+  return {
+    key: tryKey(run, row),
+    runId: run.row.id,
+    taskId: row.task_id,
+    dagId: run.spec.id,
+    task,
+    workflowDir: run.row.workflow_dir,
+    extensionDir: run.row.extension_dir ?? undefined,
+    logFile: o.logFile,
+    modelsDir,
+    env: (workflowDir) => contractEnv({ workflowDir, runId: run.row.id, dagId: run.spec.id, task, conf: run.conf, services: o.services, modelsDir }),
+    conf: run.conf,
+    startedBy: { projectId: run.row.project_id, userId: run.row.started_by, userName: run.row.started_by_name, role: run.row.started_role },
+  };
 }
 
 export function taskKey(runId: string, taskId: string): string {

@@ -2,7 +2,8 @@ import { TesseraError, isTerminalRunState, noSeriesReason, workflowNeedsData } f
 import type { Transition } from '../store/workflow-store.ts';
 import type { RunRow } from '../store/workflow-tables.ts';
 import { CANCELED_BY_USER, decideRunRetry } from './decisions/run-end.ts';
-import { buildLiveRun, taskKey, type LiveTask } from './live-run.ts';
+import { buildLiveRun, taskKey, type LiveRun, type LiveTask } from './live-run.ts';
+import { retryDuePatch } from './decisions/task-outcome.ts';
 import type { SchedulerCore } from './scheduler-core.ts';
 import { starterColumns, type Starter } from './trigger-input.ts';
 
@@ -94,4 +95,24 @@ export async function retryRun(core: SchedulerCore, runId: string, by?: Starter)
   } finally {
     core.retrying.delete(runId);
   }
+}
+
+/** Arms the timer that queues a task in `up_for_retry` again once its delay is over. */
+export function scheduleRetry(core: SchedulerCore, run: LiveRun, taskId: string, delayMs: number): void {
+  const k = taskKey(run.row.id, taskId);
+  const timer = setTimeout(() => {
+    core.retryTimers.delete(k);
+    const row = run.tasks.get(taskId)!;
+    if (row.state !== 'up_for_retry' || core.closing) return;
+    const t: Transition = {};
+    core.patchTask(run, taskId, retryDuePatch(Date.now()), t);
+    void core.commit(t)
+      .then(() => {
+        core.emit('task', run.row.id, row);
+        core.queue.push({ run, taskId });
+        core.dispatch();
+      })
+      .catch((err) => core.fatal(err));
+  }, delayMs);
+  core.retryTimers.set(k, timer);
 }

@@ -6,6 +6,7 @@ import type { TaskRow } from '../store/workflow-tables.ts';
 import { notStartedPatch, rerunAfterRestartPatch } from './decisions/task-outcome.ts';
 import { buildLiveRun, newLiveTask, taskKey, type LiveRun, type LiveTask } from './live-run.ts';
 import type { SchedulerCore } from './scheduler-core.ts';
+import { scheduleRetry } from './run-control.ts';
 
 /** What recovery at start found. */
 export interface RecoveryReport {
@@ -71,7 +72,7 @@ export async function recoverRuns(core: SchedulerCore): Promise<RecoveryReport> 
     }
     for (const [id, task] of run.tasks) {
       if (task.state === 'queued') core.queue.push({ run, taskId: id });
-      if (task.state === 'up_for_retry') core.scheduleRetry(run, id, Math.max(0, (task.next_try_at ?? 0) - Date.now()));
+      if (task.state === 'up_for_retry') scheduleRetry(core, run, id, Math.max(0, (task.next_try_at ?? 0) - Date.now()));
     }
     // Tasks whose upstreams ended while decisions were not yet written.
     const t: Transition = {};
@@ -102,7 +103,7 @@ async function noteRerun(core: SchedulerCore, oldLog: string, runId: string, tas
 export async function closeScheduler(core: SchedulerCore): Promise<void> {
   core.closing = true;
   // Nothing armed may start now: a task that ends well during the shutdown starts nothing more.
-  core.disarmAll('the server is stopping');
+  core.arming.disarmAll('the server is stopping');
   for (const timer of core.retryTimers.values()) clearTimeout(timer);
   core.retryTimers.clear();
   // Tries being started must get their handle before they can be stopped.

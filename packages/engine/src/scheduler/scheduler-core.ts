@@ -2,15 +2,16 @@ import { mkdirSync } from 'node:fs';
 import { appendFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isTerminalRunState, noSeriesReason, workflowNeedsData, type RunState, type TaskSpec } from '@tessera/model';
-import { contractEnv, prepareOutputDirs, prepareWorkflowDir } from '../operator-contract.ts';
-import type { ArmedStart, Runner, TaskExecution, TaskLaunch, TaskOutcome } from '../runners/runner.ts';
+import { prepareOutputDirs, prepareWorkflowDir } from '../operator-contract.ts';
+import type { Runner, TaskExecution, TaskLaunch, TaskOutcome } from '../runners/runner.ts';
 import type { TaskPatch, Transition, WorkflowStore } from '../store/workflow-store.ts';
 import type { RunRow, TaskRow } from '../store/workflow-tables.ts';
-import { armable } from './decisions/arming.ts';
-import { decideOutcome, decideTryStart, retryDuePatch } from './decisions/task-outcome.ts';
+import { Arming, type Armed } from './arming.ts';
+import { decideOutcome, decideTryStart } from './decisions/task-outcome.ts';
 import { decideReadyTasks, noRunnerReason } from './decisions/task-readiness.ts';
 import { decideRunEnd, decideRunStop } from './decisions/run-end.ts';
-import { isTerminal, newLiveTask, taskKey, tryKey, type LiveRun, type LiveTask } from './live-run.ts';
+import { scheduleRetry } from './run-control.ts';
+import { isTerminal, newLiveTask, taskKey, taskLaunch, tryKey, type LiveRun, type LiveTask } from './live-run.ts';
 import { withScaledRam } from './ram-scale.ts';
 import { ResourcePool, type PoolLimits } from './resource-pool.ts';
 import type { DataResolverInput } from './trigger-input.ts';
@@ -65,33 +66,6 @@ interface Claimed {
 }
 
 /**
- * A try armed on its runner to start the moment the running try `lead` ends with exit
- * code 0 (ADR 18). Its output dirs are made and its credential issued before arming; the
- * claim that follows the lead's success adopts it when it asks for the same try.
- */
-interface Armed {
-  /** The try key it was armed with: a claim adopts it only under the same key. */
-  key: string;
-  lead: LiveTask;
-  /**
-   * The try as the scheduler will follow it once adopted. Made at arming, so that the
-   * task after it can be armed the moment it starts, before the lead's end is even written.
-   */
-  live: LiveTask;
-  runnerName: string;
-  logFile: string;
-  credential: Record<string, string>;
-  /** Settles once armed on the runner (undefined: the runner would not arm it). */
-  armed: Promise<ArmedStart | undefined>;
-  /** Set when it will not be adopted: a disarm is sent once it is armed. */
-  abandoned?: string;
-  /** Set once the runner has started it. */
-  exec?: TaskExecution;
-  /** Set once its output dirs are made (and emptied): a claim that starts it the usual way need not do it again. */
-  prepared?: boolean;
-}
-
-/**
  * The scheduler's state and the code that commits and acts on its decisions: it
  * applies what `decisions/` decide to the in-memory rows, writes each transition
  * in one DB transaction before acting, then starts tries on runners, arms timers and
@@ -112,8 +86,8 @@ export class SchedulerCore {
   /** Runs whose retry is being set up (a second retry request must fail, not run tasks twice). */
   readonly retrying = new Set<string>();
   readonly pending = new Set<Promise<void>>();
-  /** Tries armed to follow a running one, by the task key of the armed task (ADR 18). */
-  readonly armed = new Map<string, Armed>();
+  /** Tries armed to follow running ones (ADR 18). */
+  readonly arming: Arming;
   /** Writes that are not on the critical path (handles); they go with the next commit. */
   #deferred: NonNullable<Transition['tasks']> = [];
   #flushScheduled = false;
@@ -122,6 +96,7 @@ export class SchedulerCore {
     this.o = options;
     this.emit = emit;
     this.pool = new ResourcePool(options.limits);
+    this.arming = new Arming(this);
   }
 
   /** Host path of the log of one try of a task. */
@@ -170,7 +145,7 @@ export class SchedulerCore {
    * end, if they end it) to the in-memory rows and `t`; returns the tasks that became `queued`.
    */
   decide(run: LiveRun, ids: string[], t: Transition, from: 'self' | 'downstream'): string[] {
-    const decisions = decideReadyTasks(run, { ids, from, attempt: run.row.attempt, now: Date.now(), blocker: (spec) => this.#blocker(spec) });
+    const decisions = decideReadyTasks(run, { ids, from, attempt: run.row.attempt, now: Date.now(), blocker: (spec) => this.blocker(spec) });
     const queued: string[] = [];
     for (const d of decisions) {
       this.patchTask(run, d.taskId, d.patch, t);
@@ -184,11 +159,11 @@ export class SchedulerCore {
     return queued;
   }
 
-  #blocker(spec: TaskSpec): string | undefined {
-    return this.pool.neverFits(spec) ?? (this.#runnerFor(spec) ? undefined : noRunnerReason(spec));
+  blocker(spec: TaskSpec): string | undefined {
+    return this.pool.neverFits(spec) ?? (this.runnerFor(spec) ? undefined : noRunnerReason(spec));
   }
 
-  #runnerFor(spec: TaskSpec): Runner | undefined {
+  runnerFor(spec: TaskSpec): Runner | undefined {
     return this.o.runners.find((r) => r.supports(spec));
   }
 
@@ -271,7 +246,7 @@ export class SchedulerCore {
    */
   #claim(t: Transition): Claimed[] {
     if (this.closing || this.recovering || this.queue.length === 0 || !this.pool.hasFreeSlot()) {
-      if (this.queue.length > 0) this.#disarmForQueue();
+      if (this.queue.length > 0) this.arming.queueWaits();
       return [];
     }
     const rest: QueueEntry[] = [];
@@ -290,7 +265,7 @@ export class SchedulerCore {
       const spec = withScaledRam(run.row.workflow_dir, run.specs.get(taskId)!);
       run.specs.set(taskId, spec);
       // Checked when the task was queued, but runners and pools may differ after a restart.
-      const runner = this.#runnerFor(spec);
+      const runner = this.runnerFor(spec);
       const blocker = this.pool.neverFits(spec) ?? (runner ? undefined : noRunnerReason(spec));
       if (blocker) {
         this.patchTask(run, taskId, { state: 'failed', reason: blocker, ended_at: Date.now() }, t);
@@ -306,10 +281,9 @@ export class SchedulerCore {
       const patch = decideTryStart({ row, attempt: run.row.attempt, runner: runner.name, now: Date.now() });
       // What was armed for it is taken now (ADR 18): adopted when it is this try (one that
       // has started already has its handle written with this commit), else given up.
-      const armed = this.armed.get(k);
-      if (armed) this.armed.delete(k);
+      const armed = this.arming.take(k);
       const adopted = armed !== undefined && armed.runnerName === runner.name && armed.key === `${run.row.id}/${taskId}/${patch.attempt}.${patch.try_number}`;
-      if (armed && !adopted) this.#abandon(armed, 'the task was started again under another try');
+      if (armed && !adopted) this.arming.abandon(armed, 'the task was started again under another try');
       if (adopted && armed.exec) patch.handle = armed.exec.handle;
       this.patchTask(run, taskId, patch, t);
       const live = adopted ? armed.live : newLiveTask({ run, taskId, key: tryKey(run, row), runnerName: runner.name, handle: undefined });
@@ -317,13 +291,8 @@ export class SchedulerCore {
       claimed.push({ live, runner, armed, adopted });
     }
     this.queue = rest;
-    if (rest.length > 0) this.#disarmForQueue();
+    if (rest.length > 0) this.arming.queueWaits();
     return claimed;
-  }
-
-  /** A task waits in the queue for room: what is armed would take a slot before it (the queue is first come, first served). */
-  #disarmForQueue(): void {
-    if (this.armed.size > 0) this.disarmAll('a task queued before it waits for room');
   }
 
   #startClaimed(claimed: Claimed[]): void {
@@ -334,31 +303,15 @@ export class SchedulerCore {
   async #startTry(live: LiveTask, runner: Runner, armed?: Armed, mine = false): Promise<void> {
     const { run, taskId } = live;
     const row = run.tasks.get(taskId)!;
-    if (this.closing) {
-      if (mine) this.#abandon(armed!, 'the server is stopping');
-      return; // stays `running` in the DB: it runs at the next start
-    }
-    if (live.stopReason || row.state !== 'running') {
-      if (mine) this.#abandon(armed!, 'the task was stopped before it started');
+    if (this.closing || live.stopReason || row.state !== 'running') {
+      if (mine) this.arming.abandon(armed!, this.closing ? 'the server is stopping' : 'the task was stopped before it started');
+      if (this.closing) return; // stays `running` in the DB: it runs at the next start
       await this.#onTaskDone(live, { state: 'failed', reason: 'stopped before it started' });
       return;
     }
-    let exec: TaskExecution | undefined;
+    let exec: TaskExecution;
     try {
-      if (armed && !mine) await armed.armed; // its output dirs are being made: not twice at once
-      if (armed && mine) {
-        exec = await (await armed.armed)?.started;
-        live.credentialed = Object.keys(armed.credential).length > 0;
-      }
-      if (!exec) {
-        // Nothing ran in what the armed try prepared (it did not start).
-        if (!(mine && armed?.prepared)) await prepareOutputDirs(run.row.workflow_dir, run.specs.get(taskId)!, run.identifiers, run.madeDirs);
-        // A fresh credential per try, for tasks outside the server; built-in operators act through the server's own checks.
-        // An armed try that did not start keeps the credential issued for it (the same try key).
-        const credential = armed && mine ? armed.credential : runner.inProcess || !this.o.credentials ? {} : await this.o.credentials.issue(run.row, live.key);
-        live.credentialed = Object.keys(credential).length > 0;
-        exec = await runner.start(this.launchFor(run, row, credential));
-      }
+      exec = await this.arming.adopt(live, armed, mine) ?? await this.#start(live, runner, armed !== undefined && mine ? armed : undefined);
     } catch (err) {
       const reason = `${runner.name} runner could not start the task: ${(err as Error).message}`;
       await appendFile(this.logFile(run.row.id, taskId, row.attempt, row.try_number), `tessera: ${reason}\n`).catch(() => undefined);
@@ -367,113 +320,13 @@ export class SchedulerCore {
     }
     this.watch(live, exec, Date.now());
     if (exec.handle && row.handle === exec.handle) {
-      this.#armNext(live, runner); // an adopted try whose handle the claim wrote
+      this.arming.armNext(live, runner); // an adopted try whose handle the claim wrote
     } else if (exec.handle) {
       row.handle = exec.handle;
       // Not on the critical path: recovery also finds a try by its key, so the handle rides along with the next commit.
       this.#deferred.push({ runId: run.row.id, taskId, patch: { handle: exec.handle } });
       this.#scheduleDeferredFlush();
-      this.#armNext(live, runner);
-    }
-  }
-
-  // ---------------------------------------------------------------- arming (ADR 18)
-
-  /**
-   * Arms the task that the success of `lead` (running, with a handle) would queue, when
-   * exactly one would be queued and it can take the lead's place as it is: same runner,
-   * no more RAM or GPU memory, no scale rule, output dirs apart from the lead's, and no
-   * task waiting in the queue. Its output dirs are made and its credential issued now, so
-   * that the runner can start it the moment the lead exits with code 0.
-   */
-  #armNext(lead: LiveTask, runner: Runner): void {
-    if (!runner.arm || this.closing || this.recovering || this.queue.length > 0 || lead.stopReason || lead.handle === undefined) return;
-    const { run } = lead;
-    const next = armable(run, lead.taskId, (spec) => this.#blocker(spec));
-    if (next === undefined || this.#runnerFor(run.specs.get(next)!) !== runner) return;
-    const k = taskKey(run.row.id, next);
-    if (this.armed.has(k)) return;
-    const row = run.tasks.get(next)!;
-    // The row as the claim after the lead's success will make it: queued in this attempt, then started.
-    const queuedRow: TaskRow = { ...row, attempt: run.row.attempt };
-    const startedRow: TaskRow = { ...queuedRow, ...decideTryStart({ row: queuedRow, attempt: run.row.attempt, runner: runner.name, now: Date.now() }) } as TaskRow;
-    const key = tryKey(run, startedRow);
-    const entry: Armed = {
-      key,
-      lead,
-      live: newLiveTask({ run, taskId: next, key, runnerName: runner.name, handle: undefined }),
-      runnerName: runner.name,
-      logFile: this.logFile(run.row.id, next, startedRow.attempt, startedRow.try_number),
-      credential: {},
-      armed: Promise.resolve(undefined),
-    };
-    this.armed.set(k, entry);
-    entry.armed = (async (): Promise<ArmedStart | undefined> => {
-      await prepareOutputDirs(run.row.workflow_dir, run.specs.get(next)!, run.identifiers, run.madeDirs);
-      entry.prepared = true;
-      if (!runner.inProcess && this.o.credentials) entry.credential = await this.o.credentials.issue(run.row, entry.key);
-      // The lead may have ended meanwhile (the armed start is then dropped at once), or this may have been abandoned.
-      if (entry.abandoned !== undefined || lead.stopReason || lead.handle === undefined) return undefined;
-      const a = runner.arm!(this.launchFor(run, startedRow, entry.credential), lead.handle);
-      void a?.started.then((exec) => {
-        entry.exec = exec;
-        // It runs: what follows it is armed now, while the lead's end is being written.
-        if (!exec || entry.abandoned !== undefined) return;
-        entry.live.handle = exec.handle;
-        this.#armNext(entry.live, runner);
-      });
-      return a;
-    })().catch((err: Error) => {
-      // Not armed: the claim starts it the usual way, which reports what is wrong.
-      this.o.log?.(`could not arm task ${entry.key} to follow ${lead.key}: ${err.message}`);
-      return undefined;
-    });
-  }
-
-  /** Gives up what is armed: not started, or stopped if it started; its credential revoked, its log told why. */
-  #abandon(entry: Armed, why: string): void {
-    if (entry.abandoned !== undefined) return;
-    entry.abandoned = why;
-    // What was armed to follow it goes with it.
-    for (const [k, other] of this.armed) {
-      if (other.lead !== entry.live) continue;
-      this.armed.delete(k);
-      this.#abandon(other, `"${entry.live.taskId}", which it was to follow, was given up: ${why}`);
-    }
-    const work = entry.armed.then(async (a) => {
-      if (!a) return;
-      a.disarm();
-      const exec = await a.started;
-      if (exec) {
-        const runner = this.runnerByName(entry.runnerName)!;
-        await appendFile(entry.logFile, `\ntessera: this try was started the moment "${entry.lead.taskId}" ended, and stopped: ${why}\n`).catch(() => undefined);
-        await runner.stop(exec.handle);
-        await exec.done;
-      }
-    });
-    const revoked = work.then(async () => {
-      if (Object.keys(entry.credential).length > 0) await this.o.credentials!.revokeTry(entry.key);
-    });
-    this.background(revoked.catch((err: Error) => this.o.log?.(`could not give up the armed try ${entry.key}: ${err.message}`)));
-  }
-
-  /** Abandons everything armed (the server stops, or the queue is not empty). */
-  disarmAll(why: string): void {
-    for (const [k, entry] of this.armed) {
-      this.armed.delete(k);
-      this.#abandon(entry, why);
-    }
-  }
-
-  /** After a try's outcome was handled: what was armed to follow it and was not adopted is abandoned. */
-  #abandonFollowers(lead: LiveTask): void {
-    if (this.armed.size === 0) return;
-    // As the scheduler decided, not as the process ended: a try stopped for its timeout may exit 0.
-    const succeeded = lead.run.tasks.get(lead.taskId)?.state === 'success';
-    for (const [k, entry] of this.armed) {
-      if (entry.lead !== lead) continue;
-      this.armed.delete(k);
-      this.#abandon(entry, succeeded ? 'the task was not the next to start' : `"${lead.taskId}" did not succeed`);
+      this.arming.armNext(live, runner);
     }
   }
 
@@ -496,24 +349,18 @@ export class SchedulerCore {
 
   /** What a runner needs to start (or find again) a try; `credential`: the variables of its API credential, if it has one. */
   launchFor(run: LiveRun, row: TaskRow, credential: Record<string, string> = {}): TaskLaunch {
-    const task = run.specs.get(row.task_id)!;
-    // The project's models dir (`/models` in containers, MODELS_DIR), made on demand by the runners.
-    const modelsDir = join(this.o.home, 'models', run.row.project_id);
-    return {
-      key: tryKey(run, row),
-      runId: run.row.id,
-      taskId: row.task_id,
-      dagId: run.spec.id,
-      task,
-      workflowDir: run.row.workflow_dir,
-      extensionDir: run.row.extension_dir ?? undefined,
-      logFile: this.logFile(run.row.id, row.task_id, row.attempt, row.try_number),
-      modelsDir,
-      env: (workflowDir) =>
-        contractEnv({ workflowDir, runId: run.row.id, dagId: run.spec.id, task, conf: run.conf, services: { ...this.o.services, ...credential }, modelsDir }),
-      conf: run.conf,
-      startedBy: { projectId: run.row.project_id, userId: run.row.started_by, userName: run.row.started_by_name, role: run.row.started_role },
-    };
+    return taskLaunch({ home: this.o.home, services: { ...this.o.services, ...credential }, logFile: this.logFile(run.row.id, row.task_id, row.attempt, row.try_number) }, run, row);
+  }
+
+  /** Starts a claimed try on its runner: its output dirs, its credential, then the runner's start. */
+  async #start(live: LiveTask, runner: Runner, armed: Armed | undefined): Promise<TaskExecution> {
+    const { run, taskId } = live;
+    // What an armed try that did not start prepared is still as it was made, with the credential issued for the same try key.
+    if (!armed?.prepared) await prepareOutputDirs(run.row.workflow_dir, run.specs.get(taskId)!, run.identifiers, run.madeDirs);
+    // A fresh credential per try, for tasks outside the server; built-in operators act through the server's own checks.
+    const credential = armed ? armed.credential : runner.inProcess || !this.o.credentials ? {} : await this.o.credentials.issue(run.row, live.key);
+    live.credentialed = Object.keys(credential).length > 0;
+    return runner.start(this.launchFor(run, run.tasks.get(taskId)!, credential));
   }
 
   // ---------------------------------------------------------------- outcomes
@@ -527,7 +374,7 @@ export class SchedulerCore {
     try {
       await this.#handleOutcome(live, outcome);
     } finally {
-      this.#abandonFollowers(live);
+      this.arming.abandonFollowers(live);
       live.settle();
     }
   }
@@ -560,7 +407,7 @@ export class SchedulerCore {
     if (decision.retryInMs !== undefined) {
       await this.commit(t);
       this.emit('task', run.row.id, row);
-      this.scheduleRetry(run, taskId, decision.retryInMs);
+      scheduleRetry(this, run, taskId, decision.retryInMs);
       this.dispatch();
       return;
     }
@@ -568,26 +415,6 @@ export class SchedulerCore {
     const claimed = this.queueAndClaim(run, queued, t);
     await this.commit(t);
     this.afterCommit(run, t, claimed);
-  }
-
-  /** Arms the timer that queues a task in `up_for_retry` again once its delay is over. */
-  scheduleRetry(run: LiveRun, taskId: string, delayMs: number): void {
-    const k = taskKey(run.row.id, taskId);
-    const timer = setTimeout(() => {
-      this.retryTimers.delete(k);
-      const row = run.tasks.get(taskId)!;
-      if (row.state !== 'up_for_retry' || this.closing) return;
-      const t: Transition = {};
-      this.patchTask(run, taskId, retryDuePatch(Date.now()), t);
-      void this.commit(t)
-        .then(() => {
-          this.emit('task', run.row.id, row);
-          this.queue.push({ run, taskId });
-          this.dispatch();
-        })
-        .catch((err) => this.fatal(err));
-    }, delayMs);
-    this.retryTimers.set(k, timer);
   }
 
   // ---------------------------------------------------------------- end of runs
