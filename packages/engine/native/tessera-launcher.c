@@ -238,9 +238,11 @@ static void start(const char *id, const char *cwd, const char *log, const char *
   close(logfd);
   struct child *c = calloc(1, sizeof *c);
   if (!c || !(c->id = strdup(id)) || !(c->status_path = strdup(status))) {
-    /* Out of memory: the task runs, but without anyone to record its end; stop it. */
+    /* Out of memory: the task runs, but without anyone to record its end; stop it, and say
+     * so (its end is reaped unrecorded: no exit event would come). */
     kill(-pid, SIGKILL);
     emit("started %s %ld\n", id, (long)pid);
+    emit("exit %s - %d\n", id, SIGKILL);
     return;
   }
   c->pid = pid;

@@ -96,22 +96,51 @@ describe('arming: a chain\'s next task starts without a round trip through the s
     expect(existsSync(marks)).toBe(false);
   });
 
-  it('a task started the moment the one before exited 0, but which that one\'s timeout failed, is stopped and says why in its log', async () => {
+  it('a timeout disarms what follows before it stops the task: a task that exits 0 on SIGTERM starts nothing', async () => {
     engine = await createTestEngine();
     const marks = join(engine.home, 'marks');
-    // a ends with code 0 when its timeout's SIGTERM comes: the launcher starts b; the server then fails a (timed out).
     const runId = await trigger(shellDag('timed', [
       { id: 'a', sh: 'trap "exit 0" TERM; sleep 30 & wait', timeout_s: 1 },
       { id: 'b', upstream: ['a'], sh: `echo b >> ${marks}; sleep 30` },
     ]));
-    const run = await engine.scheduler.waitForRun(runId);
-    expect(run.state).toBe('failed');
+    expect((await engine.scheduler.waitForRun(runId)).state).toBe('failed');
     expect(await states(runId)).toEqual({ a: 'failed', b: 'upstream_failed' });
-    expect(await pollUntil(() => processesOf(runId, 'b').length === 0, 10_000)).toBe(true);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(existsSync(marks)).toBe(false);
+  });
+
+  it('a task the launcher started before the server saw the end before it is stopped when the run is canceled, and its log says why', async () => {
+    engine = await createTestEngine();
+    const marks = join(engine.home, 'marks');
+    const runId = await trigger(shellDag('late-cancel', [
+      { id: 'a', sh: 'sleep 1' },
+      { id: 'b', upstream: ['a'], sh: `echo b >> ${marks}; sleep 30` },
+    ]));
+    expect(await pollUntil(() => processesOf(runId, 'a').length > 0, 10_000)).toBe(true);
+    await new Promise((r) => setTimeout(r, 200));
+    // a ends, and b starts, while the scheduler's thread is blocked; the cancel comes before the scheduler reads that.
+    blockThread(2000);
+    const canceled = engine.scheduler.cancelRun(runId);
+    expect((await canceled).state).toBe('canceled');
     expect(await readFile(marks, 'utf8')).toBe('b\n');
+    expect(await pollUntil(() => processesOf(runId, 'b').length === 0, 10_000)).toBe(true);
     const log = join(engine.home, 'logs', runId, 'b.1.1.log');
     expect(await pollUntil(() => existsSync(log) && readFileSync(log, 'utf8').includes('stopped'), 5000)).toBe(true);
-    expect(readFileSync(log, 'utf8')).toContain('tessera: this try was started the moment "a" ended, and stopped: "a" did not succeed');
+    expect(readFileSync(log, 'utf8')).toContain('tessera: this try was started the moment "a" ended, and stopped: the run was canceled');
+    expect(await states(runId)).toEqual({ a: 'canceled', b: 'canceled' });
+  });
+
+  it('a one_success task is not armed to follow one upstream while another may queue it first', async () => {
+    engine = await createTestEngine();
+    const stamps = join(engine.home, 'stamps');
+    const runId = await trigger(shellDag('either', [
+      { id: 'slow', sh: `sleep 1.5; echo slow >> ${stamps}` },
+      { id: 'fast', sh: 'sleep 0.3' },
+      { id: 'c', upstream: ['slow', 'fast'], trigger_rule: 'one_success', sh: `echo c >> ${stamps}` },
+    ]));
+    expect((await engine.scheduler.waitForRun(runId)).state).toBe('success');
+    // c ran once fast had succeeded, not after slow.
+    expect((await readFile(stamps, 'utf8')).trim().split('\n')).toEqual(['c', 'slow']);
   });
 
   it('keeps the queue first come, first served: a task queued earlier for a slot starts before an armed one', async () => {

@@ -26,6 +26,8 @@ export interface Armed {
   credential: Record<string, string>;
   /** Settles once armed on the runner (undefined: the runner would not arm it). */
   armed: Promise<ArmedStart | undefined>;
+  /** The runner's armed start, once armed: a disarm goes out at once (before a stop of the lead). */
+  start?: ArmedStart;
   /** Set when it will not be adopted: a disarm is sent once it is armed. */
   abandoned?: string;
   /** Set once the runner has started it. */
@@ -42,6 +44,8 @@ export interface Armed {
 export class Arming {
   readonly #core: SchedulerCore;
   readonly #armed = new Map<string, Armed>();
+  /** Tries being given up (a start of the same task waits for them), by task key. */
+  readonly #givingUp = new Map<string, Promise<void>>();
 
   constructor(core: SchedulerCore) {
     this.#core = core;
@@ -60,12 +64,20 @@ export class Arming {
    * arming is over, so that its output dirs are never made twice at once.
    */
   async adopt(live: LiveTask, armed: Armed | undefined, mine: boolean): Promise<TaskExecution | undefined> {
-    if (!armed) return undefined;
-    const started = await armed.armed;
-    if (!mine) return undefined;
-    const exec = await started?.started;
+    if (!armed || !mine) return undefined;
+    const exec = await (await armed.armed)?.started;
     if (exec) live.credentialed = Object.keys(armed.credential).length > 0;
     return exec;
+  }
+
+  /**
+   * Settles once nothing armed for this task is being given up: a start of the task waits
+   * for it, so that an armed try being stopped never runs beside the try that replaces it
+   * (the same try key, log and status file, the same output dirs) and its credential is
+   * revoked before the new one is issued.
+   */
+  async givenUp(taskKey: string): Promise<void> {
+    for (let p = this.#givingUp.get(taskKey); p !== undefined; p = this.#givingUp.get(taskKey)) await p;
   }
 
   /** A task waits in the queue for room: what is armed would take a slot before it (the queue is first come, first served). */
@@ -109,6 +121,7 @@ export class Arming {
       // The lead may have ended meanwhile (the armed start is then dropped at once), or this may have been abandoned.
       if (entry.abandoned !== undefined || lead.stopReason || lead.handle === undefined) return undefined;
       const a = runner.arm!(this.#core.launchFor(run, startedRow, entry.credential), lead.handle);
+      entry.start = a;
       void a?.started.then((exec) => {
         entry.exec = exec;
         // It runs: what follows it is armed now, while the lead's end is being written.
@@ -128,6 +141,8 @@ export class Arming {
   abandon(entry: Armed, why: string): void {
     if (entry.abandoned !== undefined) return;
     entry.abandoned = why;
+    // At once, not a turn later: a stop of the lead may follow right after this.
+    entry.start?.disarm();
     // What was armed to follow it goes with it.
     for (const [k, other] of this.#armed) {
       if (other.lead !== entry.live) continue;
@@ -145,10 +160,17 @@ export class Arming {
         await exec.done;
       }
     });
-    const revoked = work.then(async () => {
-      if (Object.keys(entry.credential).length > 0) await this.#core.o.credentials!.revokeTry(entry.key);
-    });
-    this.#core.background(revoked.catch((err: Error) => this.#core.o.log?.(`could not give up the armed try ${entry.key}: ${err.message}`)));
+    const k = taskKey(entry.live.run.row.id, entry.live.taskId);
+    const done = work
+      .then(async () => {
+        if (Object.keys(entry.credential).length > 0) await this.#core.o.credentials!.revokeTry(entry.key);
+      })
+      .catch((err: Error) => this.#core.o.log?.(`could not give up the armed try ${entry.key}: ${err.message}`))
+      .finally(() => {
+        if (this.#givingUp.get(k) === done) this.#givingUp.delete(k);
+      });
+    this.#givingUp.set(k, done);
+    this.#core.background(done);
   }
 
   /** Abandons everything armed (the server stops, or the queue is not empty). */
@@ -159,15 +181,18 @@ export class Arming {
     }
   }
 
-  /** After a try's outcome was handled: what was armed to follow it and was not adopted is abandoned. */
-  abandonFollowers(lead: LiveTask): void {
+  /**
+   * Abandons what was armed to follow `lead`: once its outcome was handled (what a claim did
+   * not adopt), or before the scheduler stops it (cancel, timeout), with why.
+   */
+  abandonFollowers(lead: LiveTask, why?: string): void {
     if (this.#armed.size === 0) return;
     // As the scheduler decided, not as the process ended: a try stopped for its timeout may exit 0.
     const succeeded = lead.run.tasks.get(lead.taskId)?.state === 'success';
     for (const [k, entry] of this.#armed) {
       if (entry.lead !== lead) continue;
       this.#armed.delete(k);
-      this.abandon(entry, succeeded ? 'the task was not the next to start' : `"${lead.taskId}" did not succeed`);
+      this.abandon(entry, why ?? (succeeded ? 'the task was not the next to start' : `"${lead.taskId}" did not succeed`));
     }
   }
 }

@@ -22,6 +22,8 @@ export async function cancelRun(core: SchedulerCore, runId: string): Promise<Run
       const live = core.running.get(taskKey(runId, id));
       if (live) {
         live.stopReason = 'cancel';
+        // Before it is stopped: a task that exits 0 on SIGTERM must not start what was armed to follow it.
+        core.arming.abandonFollowers(live, 'the run was canceled');
         toStop.push(live);
       }
     }

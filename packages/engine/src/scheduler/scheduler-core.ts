@@ -282,8 +282,9 @@ export class SchedulerCore {
       // What was armed for it is taken now (ADR 18): adopted when it is this try (one that
       // has started already has its handle written with this commit), else given up.
       const armed = this.arming.take(k);
-      const adopted = armed !== undefined && armed.runnerName === runner.name && armed.key === `${run.row.id}/${taskId}/${patch.attempt}.${patch.try_number}`;
-      if (armed && !adopted) this.arming.abandon(armed, 'the task was started again under another try');
+      // Only once the lead has ended (its outcome is what queued this task): else it would wait for it.
+      const adopted = armed !== undefined && armed.runnerName === runner.name && armed.key === `${run.row.id}/${taskId}/${patch.attempt}.${patch.try_number}` && this.running.get(taskKey(run.row.id, armed.lead.taskId)) !== armed.lead;
+      if (armed && !adopted) this.arming.abandon(armed, armed.key === tryKey(run, { ...row, ...patch }) ? 'the task was started before the one it was to follow had ended' : 'the task was started again under another try');
       if (adopted && armed.exec) patch.handle = armed.exec.handle;
       this.patchTask(run, taskId, patch, t);
       const live = adopted ? armed.live : newLiveTask({ run, taskId, key: tryKey(run, row), runnerName: runner.name, handle: undefined });
@@ -341,6 +342,7 @@ export class SchedulerCore {
       const left = Math.max(0, spec.timeout_s * 1000 - (Date.now() - startedAt));
       live.timer = setTimeout(() => {
         live.stopReason = 'timeout';
+        this.arming.abandonFollowers(live, `"${live.taskId}" timed out`);
         void runner.stop(exec.handle).catch((err) => this.o.log?.(`could not stop timed-out task ${live.key}: ${(err as Error).message}`));
       }, left);
     }
@@ -355,10 +357,13 @@ export class SchedulerCore {
   /** Starts a claimed try on its runner: its output dirs, its credential, then the runner's start. */
   async #start(live: LiveTask, runner: Runner, armed: Armed | undefined): Promise<TaskExecution> {
     const { run, taskId } = live;
+    // An armed try of this task being given up is gone first (ADR 18).
+    await this.arming.givenUp(taskKey(run.row.id, taskId));
     // What an armed try that did not start prepared is still as it was made, with the credential issued for the same try key.
     if (!armed?.prepared) await prepareOutputDirs(run.row.workflow_dir, run.specs.get(taskId)!, run.identifiers, run.madeDirs);
     // A fresh credential per try, for tasks outside the server; built-in operators act through the server's own checks.
-    const credential = armed ? armed.credential : runner.inProcess || !this.o.credentials ? {} : await this.o.credentials.issue(run.row, live.key);
+    const reuse = armed !== undefined && Object.keys(armed.credential).length > 0;
+    const credential = reuse ? armed.credential : runner.inProcess || !this.o.credentials ? {} : await this.o.credentials.issue(run.row, live.key);
     live.credentialed = Object.keys(credential).length > 0;
     return runner.start(this.launchFor(run, run.tasks.get(taskId)!, credential));
   }

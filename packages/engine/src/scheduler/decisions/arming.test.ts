@@ -30,6 +30,9 @@ describe('armable: which task may start the moment a running one succeeds (ADR 1
 
   it('nothing while another upstream is still pending, when the lead success would not queue it, or when it can never run', () => {
     expect(armable(run([{ id: 'x', state: 'running' }, { id: 'a' }, { id: 'b', upstream: ['x', 'a'] }]), 'a', canRun)).toBeUndefined();
+    // one_success: the lead's success would queue it, but the other upstream's might first.
+    expect(armable(run([{ id: 'x', state: 'running' }, { id: 'a' }, { id: 'b', upstream: ['x', 'a'], trigger_rule: 'one_success' }]), 'a', canRun)).toBeUndefined();
+    expect(armable(run([{ id: 'x', state: 'failed' }, { id: 'a' }, { id: 'b', upstream: ['x', 'a'], trigger_rule: 'one_success' }]), 'a', canRun)).toBe('b');
     expect(armable(run([{ id: 'a' }, { id: 'b', upstream: ['a'], trigger_rule: 'all_failed' }]), 'a', canRun)).toBeUndefined();
     expect(armable(run([{ id: 'a' }]), 'a', canRun)).toBeUndefined();
     expect(armable(run([{ id: 'a' }, { id: 'b', upstream: ['a'] }]), 'a', () => 'no runner')).toBeUndefined();

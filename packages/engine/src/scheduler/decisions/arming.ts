@@ -10,6 +10,7 @@ export interface ArmingView extends DagView {
 }
 
 const SUCCESS = { state: 'success' } as const;
+const TERMINAL: ReadonlySet<string> = new Set(['success', 'failed', 'upstream_failed', 'skipped', 'canceled']);
 
 /**
  * Which task may be armed to start the moment `leadId` succeeds (ADR 18), or undefined.
@@ -34,6 +35,9 @@ export function armable(run: ArmingView, leadId: string, blocker: (spec: TaskSpe
   }
   if (next === undefined) return undefined;
   const spec = run.specs.get(next)!;
+  // Only the lead's end may decide it: with another upstream still to end (a one_success
+  // task, say), that one's end could queue it first, and it would wait for the lead.
+  if (spec.upstream.some((u) => u !== leadId && !TERMINAL.has(run.tasks.get(u)!.state))) return undefined;
   const lead = run.specs.get(leadId)!;
   if ((spec.resources?.ram_scale?.length ?? 0) > 0) return undefined;
   if ((spec.resources?.ram_mb ?? 0) > (lead.resources?.ram_mb ?? 0)) return undefined;
