@@ -153,8 +153,10 @@ for (const launcher of ['native', 'node'] as const) {
         const own = new LauncherPool({ size: 1, launcher });
         const go = join(dir, 'eof.go');
         const l = await own.launch({ argv: ['sh', '-c', `while [ ! -f ${go} ]; do sleep 0.02; done`], cwd: dir, env, log: join(dir, 'eof.log'), status: join(dir, 'eof.exit') });
-        expect(own.arm(follower('eof-next'), l.pid)).toBeDefined();
+        const armed = own.arm(follower('eof-next'), l.pid)!;
         await own.close();
+        // The launcher says it dropped it once it has seen its input end; only then does the lead end.
+        expect(await armed.started).toBeUndefined();
         writeFileSync(go, '');
         expect(await pollUntil(() => readExitStatus(join(dir, 'eof.exit')) !== undefined, 5000)).toBe(true);
         await new Promise((r) => setTimeout(r, 200));
