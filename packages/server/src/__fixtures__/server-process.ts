@@ -23,9 +23,27 @@ export interface ServerProcess {
   output: () => string;
 }
 
+/** Whether a port of 127.0.0.1 can be listened on now. */
+function isFree(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const s = createServer();
+    s.once('error', () => res(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
+  });
+}
+
+/** A free port whose next one is free too: with access control on, the server takes PORT+1 for its applications. */
+async function freePortPair(): Promise<number> {
+  for (let i = 0; i < 20; i++) {
+    const port = await freePort();
+    if (port < 65535 && (await isFree(port + 1))) return port;
+  }
+  return freePort();
+}
+
 /** Starts `npm start`'s entry point as a real separate process and waits until /api/health answers. */
 export async function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
-  const port = env.PORT ?? String(await freePort());
+  const port = env.PORT ?? String(await freePortPair());
   const child = spawn(process.execPath, [join(REPO_ROOT, 'bin/tessera-server.mjs')], {
     cwd: REPO_ROOT,
     // Access control is off unless the test says otherwise: these tests are about what the server does, not who may ask.
