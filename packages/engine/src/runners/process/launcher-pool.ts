@@ -168,10 +168,7 @@ export class LauncherPool {
           reject(err);
         },
       };
-      this.#pending.set(id, p);
-      slot.pending.add(id);
-      hold(slot);
-      slot.child.stdin!.write(line);
+      this.#send(id, p, line);
     });
   }
 
@@ -216,10 +213,7 @@ export class LauncherPool {
         settle(undefined);
       },
     };
-    this.#pending.set(id, p);
-    slot.pending.add(id);
-    hold(slot);
-    slot.child.stdin!.write(line);
+    this.#send(id, p, line);
     return {
       started,
       disarm: () => {
@@ -277,6 +271,14 @@ export class LauncherPool {
     child.once('exit', (code, signal) => this.#onSlotExit(index, slot, code, signal));
     child.stdin!.on('error', () => undefined); // a dead launcher is handled by its exit event
     return slot;
+  }
+
+  /** Registers a request as in flight on its launcher (which keeps Node's event loop alive), then sends it. */
+  #send(id: number, p: PendingLaunch, line: string): void {
+    this.#pending.set(id, p);
+    p.slot.pending.add(id);
+    hold(p.slot);
+    p.slot.child.stdin!.write(line);
   }
 
   #forget(id: number): void {
